@@ -1,0 +1,104 @@
+// util.c - see util.h.
+#include "autograd/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static uint64_t g_sys_allocs; // only touched outside parallel regions (allocation is not on hot paths)
+
+int xc_err(XcError *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return XC_ERR;
+}
+
+void xc_fatal_at(const char *file, int line, const char *fmt, ...) {
+    fflush(stdout);
+    fprintf(stderr, "xclip: fatal error at %s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
+void *xc_malloc_at(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) xc_fatal_at(file, line, "out of memory allocating %zu bytes", n);
+    __atomic_add_fetch(&g_sys_allocs, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
+void *xc_calloc_at(size_t count, size_t size, const char *file, int line) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) xc_fatal_at(file, line, "out of memory allocating %zu x %zu bytes", count, size);
+    __atomic_add_fetch(&g_sys_allocs, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
+void *xc_realloc_at(void *p, size_t n, const char *file, int line) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) xc_fatal_at(file, line, "out of memory reallocating to %zu bytes", n);
+    __atomic_add_fetch(&g_sys_allocs, 1, __ATOMIC_RELAXED);
+    return q;
+}
+
+void xc_free(void *p) { free(p); }
+
+uint64_t xc_sys_alloc_count(void) { return __atomic_load_n(&g_sys_allocs, __ATOMIC_RELAXED); }
+
+FILE *xc_fopen(const char *path, const char *mode, XcError *err) {
+    FILE *f = fopen(path, mode);
+    if (!f) xc_err(err, "%s: cannot open: %s", path, strerror(errno));
+    return f;
+}
+
+void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err) {
+    FILE *f = xc_fopen(path, "rb", err);
+    if (!f) return NULL;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        xc_err(err, "%s: not a regular file", path);
+        fclose(f);
+        return NULL;
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        xc_err(err, "%s: file is %lld bytes, more than the %zu allowed", path, (long long)st.st_size, max_bytes);
+        fclose(f);
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = xc_malloc(n + 1);
+    if (n && fread(buf, 1, n, f) != n) {
+        xc_err(err, "%s: read failed: %s", path, ferror(f) ? strerror(errno) : "file shrank while reading");
+        xc_free(buf);
+        fclose(f);
+        return NULL;
+    }
+    buf[n] = 0; // convenient for text files; not counted in *len
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+double xc_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+uint64_t xc_peak_rss(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_maxrss * 1024u; // Linux reports kilobytes
+}

@@ -1,0 +1,59 @@
+// util.h - errors, checked system calls and allocation accounting shared by the whole library.
+//
+// Two kinds of error (STYLE.md):
+//   - programmer errors (shape mismatch, op without backward, broken invariant): XC_CHECK / xc_fatal
+//     print file:line and abort, in release builds too;
+//   - recoverable failures (I/O, bad input files): functions return XC_OK / XC_ERR and put a message in
+//     an XcError that names the file and the problem, plus an optional HINT for the user.
+//
+//   XcError err = {0};
+//   FILE *f = xc_fopen(path, "rb", &err);
+//   if (!f) { fprintf(stderr, "%s\n", err.msg); return 1; }
+//
+// Every allocation the library makes goes through xc_malloc/xc_calloc/xc_realloc, which count calls
+// (xc_sys_alloc_count) so tests can prove that a training step allocates nothing after the first.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdbool.h>
+
+enum { XC_OK = 0, XC_ERR = -1 };
+
+typedef struct XcError {
+    char msg[1024]; // "path: what is wrong" (+ "\nHINT: ..." when there is advice)
+} XcError;
+
+// Fill err (if non-NULL) with a printf-style message; always returns XC_ERR.
+int xc_err(XcError *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Abort with file:line for programmer errors.
+_Noreturn void xc_fatal_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define xc_fatal(...) xc_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
+#define XC_CHECK(cond, ...) do { if (!(cond)) xc_fatal_at(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+
+// Checked allocation: out of memory is fatal (file:line and the size asked for).
+void *xc_malloc_at(size_t n, const char *file, int line);
+void *xc_calloc_at(size_t count, size_t size, const char *file, int line);
+void *xc_realloc_at(void *p, size_t n, const char *file, int line);
+#define xc_malloc(n) xc_malloc_at((n), __FILE__, __LINE__)
+#define xc_calloc(c, s) xc_calloc_at((c), (s), __FILE__, __LINE__)
+#define xc_realloc(p, n) xc_realloc_at((p), (n), __FILE__, __LINE__)
+void xc_free(void *p);
+// Number of malloc/calloc/realloc calls made through the functions above since start-up.
+uint64_t xc_sys_alloc_count(void);
+
+// 64-bit checked arithmetic for sizes read from untrusted files: return false on overflow.
+static inline bool xc_mul_u64(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_mul_overflow(a, b, out); }
+static inline bool xc_add_u64(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_add_overflow(a, b, out); }
+
+// fopen that reports "path: strerror" into err on failure.
+FILE *xc_fopen(const char *path, const char *mode, XcError *err);
+// Read a whole file (at most max_bytes) into a new buffer; *len gets its size. NULL + err on failure.
+void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err);
+
+// Monotonic wall clock in seconds.
+double xc_now(void);
+// Peak resident set size of this process in bytes (from getrusage).
+uint64_t xc_peak_rss(void);

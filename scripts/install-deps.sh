@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package xclip.c needs to build and test. Idempotent; run as root.
+#   scripts/install-deps.sh          build + C tests (compiler, CMake, OpenBLAS, HDF5, FFmpeg, zlib)
+#   scripts/install-deps.sh --torch  also the PyTorch reference used by the parity fixture scripts
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config
+      libopenblas-openmp-dev          # OpenMP build of OpenBLAS: one thread pool shared with our loops
+      libhdf5-dev zlib1g-dev
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
+if [ "${1:-}" = "--torch" ]; then pkgs+=(python3-torch python3-numpy python3-h5py); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then echo "install-deps: all ${#pkgs[@]} packages present"; exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "HINT: run as root (or: sudo apt-get install ${missing[*]})" >&2; exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

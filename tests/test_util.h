@@ -1,0 +1,65 @@
+// test_util.h - helpers shared by the test programs. Every check feeds the exit status.
+//
+//   int main(void) {
+//       XC_EXPECT(x == 3, "x was %d", x);
+//       xc_expect_close("logits", got, ref, n, 1e-5, 1e-4);
+//       return xc_test_summary("test_name");   // prints "N passed, M failed", returns 0 or 1
+//   }
+#pragma once
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int xc_tests_passed, xc_tests_failed;
+
+#define XC_EXPECT(cond, ...)                                                    \
+    do {                                                                        \
+        if (cond) { xc_tests_passed++; }                                        \
+        else {                                                                  \
+            xc_tests_failed++;                                                  \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fputc('\n', stderr);                                                \
+        }                                                                       \
+    } while (0)
+
+// |got-ref| <= atol + rtol*|ref| elementwise; prints the first mismatches and the max difference.
+// Returns the max abs difference; counts one pass or one fail.
+static inline double xc_expect_close(const char *what, const float *got, const float *ref, long n,
+                                     double atol, double rtol) {
+    double maxdiff = 0, maxrel = 0;
+    long bad = 0;
+    for (long i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)ref[i]);
+        if (!(d <= atol + rtol * fabs((double)ref[i]))) { // also catches NaN
+            if (bad < 5) fprintf(stderr, "  %s[%ld]: got %.8g want %.8g (diff %.3g)\n", what, i, got[i], ref[i], d);
+            bad++;
+        }
+        if (d > maxdiff || d != d) maxdiff = d;
+        double r = d / (fabs((double)ref[i]) + 1e-12);
+        if (fabs((double)ref[i]) > atol && r > maxrel) maxrel = r;
+    }
+    if (bad) {
+        xc_tests_failed++;
+        fprintf(stderr, "FAIL %s: %ld/%ld elements off (max abs diff %.3g, max rel %.3g; atol %.1g rtol %.1g)\n",
+                what, bad, n, maxdiff, maxrel, atol, rtol);
+    } else {
+        xc_tests_passed++;
+    }
+    return maxdiff;
+}
+
+// Path to a file under $XCLIP_FIXTURES or $XCLIP_SHARED (set by CTest); falls back to the source layout.
+static inline const char *xc_test_path(const char *env, const char *fallback, const char *rel, char *buf, size_t n) {
+    const char *root = getenv(env);
+    snprintf(buf, n, "%s/%s", root ? root : fallback, rel);
+    return buf;
+}
+#define XC_FIXTURE(rel, buf) xc_test_path("XCLIP_FIXTURES", "tests/fixtures", (rel), (buf), sizeof(buf))
+#define XC_SHARED(rel, buf) xc_test_path("XCLIP_SHARED", "../shared", (rel), (buf), sizeof(buf))
+
+static inline int xc_test_summary(const char *name) {
+    printf("%s: %d passed, %d failed\n", name, xc_tests_passed, xc_tests_failed);
+    return xc_tests_failed ? 1 : 0;
+}
