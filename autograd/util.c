@@ -53,6 +53,14 @@ void *xc_realloc_at(void *p, size_t n, const char *file, int line) {
     return q;
 }
 
+void *xc_aligned_alloc_at(size_t align, size_t n, const char *file, int line) {
+    void *p = NULL;
+    if (posix_memalign(&p, align, n ? n : align) != 0)
+        xc_fatal_at(file, line, "out of memory allocating %zu bytes (aligned to %zu)", n, align);
+    __atomic_add_fetch(&g_sys_allocs, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
 void xc_free(void *p) { free(p); }
 
 uint64_t xc_sys_alloc_count(void) { return __atomic_load_n(&g_sys_allocs, __ATOMIC_RELAXED); }

@@ -40,6 +40,9 @@ void *xc_realloc_at(void *p, size_t n, const char *file, int line);
 #define xc_malloc(n) xc_malloc_at((n), __FILE__, __LINE__)
 #define xc_calloc(c, s) xc_calloc_at((c), (s), __FILE__, __LINE__)
 #define xc_realloc(p, n) xc_realloc_at((p), (n), __FILE__, __LINE__)
+// Aligned allocation (align a power of two >= sizeof(void*)); release with xc_free.
+void *xc_aligned_alloc_at(size_t align, size_t n, const char *file, int line);
+#define xc_aligned_alloc(a, n) xc_aligned_alloc_at((a), (n), __FILE__, __LINE__)
 void xc_free(void *p);
 // Number of malloc/calloc/realloc calls made through the functions above since start-up.
 uint64_t xc_sys_alloc_count(void);

@@ -1,0 +1,33 @@
+// kernels.h - raw compute kernels shared by the ops: GEMM through OpenBLAS and the naive reference
+// versions that tests compare the fast ones against.
+//
+// Threading: OpenBLAS here is the OpenMP build, sharing libgomp's pool with our loops. A GEMM called
+// outside a parallel region uses all threads; inside one it runs on the calling thread.
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+// C (M, N) = alpha * op(A) op(B) + beta * C, row-major; op(A) is (M, K), op(B) is (K, N).
+void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+             const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+// The same in plain loops (double accumulation), for tests.
+void xc_gemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+// Attention core for one (batch, head): q (Lq, dh) row stride ldq, k/v (Lk, dh) strides ldk/ldv,
+// mask (Lq, Lk) or NULL, p (Lq, Lk) out: probabilities, o (Lq, dh) row stride ldo.
+void xc_attention_head(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                       const float *mask, float scale, int64_t Lq, int64_t Lk, int64_t dh,
+                       float *p, float *o, int64_t ldo);
+void xc_attention_head_naive(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
+                             int64_t ldv, const float *mask, float scale, int64_t Lq, int64_t Lk, int64_t dh,
+                             float *p, float *o, int64_t ldo);
+
+// Row-wise softmax of x (rows, n) with optional additive mask row m (n) into y; fully masked rows -> 0.
+void xc_softmax_row(const float *x, const float *m, float *y, int64_t n);
+
+// LayerNorm of rows: x (R, C) -> y, mean (R), rstd (R).
+void xc_layernorm_fwd(const float *x, const float *w, const float *b, float eps, int64_t R, int64_t C,
+                      float *y, float *mean, float *rstd);
+void xc_layernorm_fwd_naive(const float *x, const float *w, const float *b, float eps, int64_t R, int64_t C,
+                            float *y, float *mean, float *rstd);

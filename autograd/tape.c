@@ -1,0 +1,183 @@
+// tape.c - step tensors, the tape (record + reverse walk) and the parameter store.
+#include "autograd/tensor.h"
+
+#include <string.h>
+
+int64_t shape_numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    return n;
+}
+
+bool tensor_same_shape(const Tensor *a, const Tensor *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+const char *tensor_shape_str(const Tensor *t, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < t->ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+static void tensor_set_shape(Tensor *t, int ndim, const int64_t *shape) {
+    XC_CHECK(ndim >= 0 && ndim <= XT_MAX_DIMS, "tensor rank %d outside 0..%d", ndim, XT_MAX_DIMS);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        XC_CHECK(shape[i] >= 0, "negative dimension %lld", (long long)shape[i]);
+        t->shape[i] = shape[i];
+    }
+    for (int i = ndim; i < XT_MAX_DIMS; i++) t->shape[i] = 1;
+    t->numel = shape_numel(ndim, shape);
+}
+
+// ---- graph ------------------------------------------------------------------------------------
+
+void graph_init(Graph *g, size_t step_arena_bytes) {
+    memset(g, 0, sizeof *g);
+    arena_init(&g->step, "step", step_arena_bytes);
+    g->grad_enabled = true;
+}
+
+void graph_free(Graph *g) { arena_free(&g->step); }
+
+void graph_reset(Graph *g) {
+    arena_reset(&g->step);
+    g->last = NULL;
+    g->n_nodes = 0;
+}
+
+bool graph_set_grad(Graph *g, bool enabled) {
+    bool prev = g->grad_enabled;
+    g->grad_enabled = enabled;
+    return prev;
+}
+
+Tensor *tensor_new(Graph *g, int ndim, const int64_t *shape) {
+    Tensor *t = arena_calloc(&g->step, sizeof *t);
+    tensor_set_shape(t, ndim, shape);
+    t->data = arena_alloc(&g->step, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+Tensor *tensor_zeros(Graph *g, int ndim, const int64_t *shape) {
+    Tensor *t = tensor_new(g, ndim, shape);
+    memset(t->data, 0, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+Tensor *tensor_from(Graph *g, int ndim, const int64_t *shape, const float *src) {
+    Tensor *t = tensor_new(g, ndim, shape);
+    memcpy(t->data, src, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+float *tensor_grad(Graph *g, Tensor *t) {
+    if (!t->grad) {
+        XC_CHECK(!t->is_param, "parameter %s has no gradient buffer (frozen?)", t->name ? t->name : "?");
+        t->grad = arena_calloc(&g->step, (size_t)t->numel * sizeof(float));
+    }
+    return t->grad;
+}
+
+bool graph_needs_grad(const Graph *g, Tensor *const *in, int n_in) {
+    if (!g->grad_enabled) return false;
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->requires_grad) return true;
+    return false;
+}
+
+TapeNode *graph_record(Graph *g, const OpDef *op, Tensor *out, Tensor *const *in, int n_in) {
+    XC_CHECK(op->backward, "op %s has no backward but one of its inputs requires grad", op->name);
+    XC_CHECK(n_in <= XT_MAX_INPUTS, "op %s: %d inputs, at most %d", op->name, n_in, XT_MAX_INPUTS);
+    TapeNode *node = arena_calloc(&g->step, sizeof *node);
+    node->op = op;
+    node->out = out;
+    node->n_in = n_in;
+    for (int i = 0; i < n_in; i++) node->in[i] = in[i];
+    node->prev = g->last;
+    g->last = node;
+    g->n_nodes++;
+    out->requires_grad = true;
+    return node;
+}
+
+void graph_backward_from(Graph *g, Tensor *out, const float *dout) {
+    XC_CHECK(out->requires_grad, "backward from a tensor that does not require grad");
+    float *go = tensor_grad(g, out);
+    for (int64_t i = 0; i < out->numel; i++) go[i] += dout[i];
+    bool prev = graph_set_grad(g, false); // backward kernels record nothing
+    for (TapeNode *n = g->last; n; n = n->prev) {
+        if (!n->out->grad) continue; // nothing flowed into this node's output
+        n->op->backward(g, n);
+    }
+    graph_set_grad(g, prev);
+}
+
+void graph_backward(Graph *g, Tensor *loss) {
+    XC_CHECK(loss->numel == 1, "graph_backward needs a scalar loss, got %lld elements", (long long)loss->numel);
+    const float one = 1.0f;
+    graph_backward_from(g, loss, &one);
+}
+
+// ---- parameter store --------------------------------------------------------------------------
+
+void param_store_init(ParamStore *ps, const char *name) {
+    memset(ps, 0, sizeof *ps);
+    arena_init(&ps->mem, name, 0);
+}
+
+void param_store_free(ParamStore *ps) {
+    arena_free(&ps->mem);
+    xc_free(ps->p);
+    memset(ps, 0, sizeof *ps);
+}
+
+static Tensor *param_alloc(ParamStore *ps, const char *name, int ndim, const int64_t *shape, bool trainable) {
+    XC_CHECK(!param_find(ps, name), "parameter %s defined twice", name);
+    Tensor *t = arena_calloc(&ps->mem, sizeof *t);
+    tensor_set_shape(t, ndim, shape);
+    size_t len = strlen(name) + 1;
+    char *nm = arena_alloc(&ps->mem, len);
+    memcpy(nm, name, len);
+    t->name = nm;
+    t->is_param = true;
+    t->data = arena_calloc(&ps->mem, (size_t)t->numel * sizeof(float));
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? 2 * ps->cap : 64;
+        ps->p = xc_realloc(ps->p, (size_t)ps->cap * sizeof *ps->p);
+    }
+    ps->p[ps->n++] = t;
+    ps->total += t->numel;
+    param_set_trainable(ps, t, trainable);
+    return t;
+}
+
+Tensor *param_new(ParamStore *ps, const char *name, int ndim, const int64_t *shape) {
+    return param_alloc(ps, name, ndim, shape, true);
+}
+
+Tensor *param_new_frozen(ParamStore *ps, const char *name, int ndim, const int64_t *shape) {
+    return param_alloc(ps, name, ndim, shape, false);
+}
+
+Tensor *param_find(const ParamStore *ps, const char *name) {
+    for (int i = 0; i < ps->n; i++)
+        if (strcmp(ps->p[i]->name, name) == 0) return ps->p[i];
+    return NULL;
+}
+
+void param_store_zero_grad(ParamStore *ps) {
+    for (int i = 0; i < ps->n; i++)
+        if (ps->p[i]->grad) memset(ps->p[i]->grad, 0, (size_t)ps->p[i]->numel * sizeof(float));
+}
+
+void param_set_trainable(ParamStore *ps, Tensor *p, bool trainable) {
+    XC_CHECK(p->is_param, "param_set_trainable on a non-parameter");
+    if (trainable && !p->grad) p->grad = arena_calloc(&ps->mem, (size_t)p->numel * sizeof(float));
+    p->requires_grad = trainable;
+}

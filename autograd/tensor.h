@@ -1,0 +1,134 @@
+// tensor.h - float32 tensors, memory arenas, the tape and the parameter store.
+//
+// Letters (SPEC.md): B videos, T frames, N patches, L tokens, W vision width, E embed dim, D text
+// width, K classes, S text context. Layout is PyTorch's: contiguous row-major, same dimension order.
+//
+// Lifetimes. Parameters, their gradients and optimiser state live in a ParamStore (persistent arena).
+// Everything a step creates - activations, tape nodes, activation gradients, saved buffers - comes
+// from the Graph's step arena and disappears with graph_reset(). Gradients are owned by those arenas,
+// never by the tensor: Tensor.grad is a borrowed pointer that is NULL until backward needs it.
+//
+//   ParamStore ps; param_store_init(&ps, "params");
+//   Tensor *w = param_new(&ps, "fc.weight", 2, (int64_t[]){10, 64});
+//   Graph g; graph_init(&g, 64 << 20);
+//   for (int step = 0; step < n; step++) {
+//       Tensor *x = tensor_new(&g, 2, (int64_t[]){32, 64});   // fill x->data
+//       Tensor *loss = op_soft_cross_entropy(&g, op_linear(&g, x, w, NULL), targets);
+//       graph_backward(&g, loss);   // accumulates into w->grad
+//       ...optimiser step, param_store_zero_grad(&ps)...
+//       graph_reset(&g);            // frees the step's memory; no malloc once sizes are known
+//   }
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include "autograd/util.h"
+
+#define XT_MAX_DIMS 5
+#define XT_MAX_INPUTS 4
+
+// ---- arenas -----------------------------------------------------------------------------------
+// A bump allocator. When a step needs more than the arena holds, the excess comes from overflow
+// blocks; arena_reset() then grows the main block to the peak, so from the next step on the same
+// work allocates nothing from the system.
+typedef struct ArenaBlock ArenaBlock;
+typedef struct Arena {
+    const char *name;
+    char *base;         // main block, cap bytes
+    size_t cap, used;
+    size_t peak;        // largest total use seen (main + overflow)
+    size_t overflow;    // bytes in overflow blocks this cycle
+    ArenaBlock *extra;  // overflow blocks, freed at reset
+} Arena;
+
+void arena_init(Arena *a, const char *name, size_t initial_bytes);
+void *arena_alloc(Arena *a, size_t bytes);     // 64-byte aligned, uninitialised
+void *arena_calloc(Arena *a, size_t bytes);    // zeroed
+void arena_reset(Arena *a);
+void arena_free(Arena *a);
+
+// ---- tensors ----------------------------------------------------------------------------------
+typedef struct Tensor {
+    float *data;                   // numel floats, contiguous row-major
+    float *grad;                   // numel floats or NULL; owned by an arena (see above)
+    int64_t shape[XT_MAX_DIMS];
+    int64_t numel;
+    int ndim;
+    bool requires_grad;            // gradients flow into this tensor in backward
+    bool is_param;                 // grad is persistent (ParamStore), not per step
+    const char *name;              // official state-dict name for parameters, else NULL
+} Tensor;
+
+// ---- tape -------------------------------------------------------------------------------------
+struct Graph;
+struct TapeNode;
+typedef void (*BackwardFn)(struct Graph *g, struct TapeNode *node);
+
+typedef struct OpDef {
+    const char *name;
+    BackwardFn backward;           // NULL: the op has no backward (recording it with grad is an error)
+} OpDef;
+
+typedef struct TapeNode {
+    const OpDef *op;
+    Tensor *out;
+    Tensor *in[XT_MAX_INPUTS];     // inputs (NULL for unused slots)
+    int n_in;
+    void *ctx;                     // op-specific saved state, in the step arena
+    struct TapeNode *prev;         // tape order is execution order; backward walks prev links
+} TapeNode;
+
+typedef struct Graph {
+    Arena step;                    // activations, tape, activation grads: reset every step
+    TapeNode *last;                // newest node
+    int64_t n_nodes;
+    bool grad_enabled;             // false: nothing is recorded (no-grad mode)
+} Graph;
+
+void graph_init(Graph *g, size_t step_arena_bytes);
+void graph_free(Graph *g);
+void graph_reset(Graph *g);        // drop the tape and every step tensor
+// Seeds d(loss)/d(loss) = 1 (loss must have one element) and runs the tape backwards.
+void graph_backward(Graph *g, Tensor *loss);
+// Same, with an explicit upstream gradient for a non-scalar output (numel floats).
+void graph_backward_from(Graph *g, Tensor *out, const float *dout);
+// No-grad scope: bool prev = graph_set_grad(g, false); ... graph_set_grad(g, prev);
+bool graph_set_grad(Graph *g, bool enabled);
+
+// New step tensor (uninitialised / zeroed). shape has ndim entries.
+Tensor *tensor_new(Graph *g, int ndim, const int64_t *shape);
+Tensor *tensor_zeros(Graph *g, int ndim, const int64_t *shape);
+// New step tensor with data copied from src (numel floats).
+Tensor *tensor_from(Graph *g, int ndim, const int64_t *shape, const float *src);
+// Gradient buffer of t, zero-allocated from the step arena on first use.
+float *tensor_grad(Graph *g, Tensor *t);
+int64_t shape_numel(int ndim, const int64_t *shape);
+bool tensor_same_shape(const Tensor *a, const Tensor *b);
+// "[2, 3, 4]" into buf, for messages.
+const char *tensor_shape_str(const Tensor *t, char *buf, size_t n);
+
+// Called by ops: should an op with these inputs be recorded? (grad mode on and an input needs grad)
+bool graph_needs_grad(const Graph *g, Tensor *const *in, int n_in);
+// Records a node (only call when graph_needs_grad said yes); sets out->requires_grad. Dies if the
+// op has no backward. Returns the node so the op can attach ctx.
+TapeNode *graph_record(Graph *g, const OpDef *op, Tensor *out, Tensor *const *in, int n_in);
+
+// ---- parameters -------------------------------------------------------------------------------
+typedef struct ParamStore {
+    Arena mem;          // tensor structs, data and grads
+    Tensor **p;         // n parameters in creation order
+    int n, cap;
+    int64_t total;      // total number of floats
+} ParamStore;
+
+void param_store_init(ParamStore *ps, const char *name);
+void param_store_free(ParamStore *ps);
+// A zero-initialised parameter that requires grad (its zeroed grad buffer is allocated with it).
+// The name is copied.
+Tensor *param_new(ParamStore *ps, const char *name, int ndim, const int64_t *shape);
+// Same, frozen: no gradient buffer is allocated until param_set_trainable(ps, p, true).
+Tensor *param_new_frozen(ParamStore *ps, const char *name, int ndim, const int64_t *shape);
+Tensor *param_find(const ParamStore *ps, const char *name);
+void param_store_zero_grad(ParamStore *ps);
+// Freeze or unfreeze a parameter (frozen: no grad is computed for it, backward skips its producers).
+void param_set_trainable(ParamStore *ps, Tensor *p, bool trainable);
