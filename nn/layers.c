@@ -1,0 +1,78 @@
+// layers.c - see layers.h.
+#include "nn/layers.h"
+
+#include <math.h>
+#include <stdio.h>
+
+static Tensor *reg(ParamStore *ps, const char *prefix, const char *suffix, int ndim, const int64_t *shape) {
+    char name[256];
+    int n = snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "." : "", suffix);
+    XC_CHECK(n > 0 && (size_t)n < sizeof name, "parameter name too long: %s.%s", prefix, suffix);
+    return param_new(ps, name, ndim, shape);
+}
+
+void linear_init(Linear *l, ParamStore *ps, const char *prefix, int64_t in, int64_t out, bool bias) {
+    l->w = reg(ps, prefix, "weight", 2, (int64_t[]){out, in});
+    l->b = bias ? reg(ps, prefix, "bias", 1, (int64_t[]){out}) : NULL;
+}
+
+void layernorm_init(LayerNorm *ln, ParamStore *ps, const char *prefix, int64_t width) {
+    ln->w = reg(ps, prefix, "weight", 1, (int64_t[]){width});
+    ln->b = reg(ps, prefix, "bias", 1, (int64_t[]){width});
+    init_constant(ln->w, 1.0f);
+}
+
+void mha_init(MultiheadAttention *a, ParamStore *ps, const char *prefix, int64_t width, int heads) {
+    XC_CHECK(heads > 0 && width % heads == 0, "%s: width %lld not divisible by %d heads", prefix, (long long)width, heads);
+    a->in_w = reg(ps, prefix, "in_proj_weight", 2, (int64_t[]){3 * width, width});
+    a->in_b = reg(ps, prefix, "in_proj_bias", 1, (int64_t[]){3 * width});
+    a->out_w = reg(ps, prefix, "out_proj.weight", 2, (int64_t[]){width, width});
+    a->out_b = reg(ps, prefix, "out_proj.bias", 1, (int64_t[]){width});
+    a->heads = heads;
+}
+
+void resblock_init(ResBlock *b, ParamStore *ps, const char *prefix, int64_t width, int heads) {
+    char p[256];
+    snprintf(p, sizeof p, "%s.ln_1", prefix);
+    layernorm_init(&b->ln_1, ps, p, width);
+    snprintf(p, sizeof p, "%s.attn", prefix);
+    mha_init(&b->attn, ps, p, width, heads);
+    snprintf(p, sizeof p, "%s.ln_2", prefix);
+    layernorm_init(&b->ln_2, ps, p, width);
+    snprintf(p, sizeof p, "%s.mlp.c_fc", prefix);
+    linear_init(&b->c_fc, ps, p, width, 4 * width, true);
+    snprintf(p, sizeof p, "%s.mlp.c_proj", prefix);
+    linear_init(&b->c_proj, ps, p, 4 * width, width, true);
+}
+
+Tensor *linear_forward(Graph *g, const Linear *l, Tensor *x) { return op_linear(g, x, l->w, l->b); }
+
+Tensor *layernorm_forward(Graph *g, const LayerNorm *ln, Tensor *x) { return op_layernorm(g, x, ln->w, ln->b, 1e-5f); }
+
+Tensor *mha_forward(Graph *g, const MultiheadAttention *a, Tensor *x, Tensor *mask) {
+    return op_mha(g, x, a->in_w, a->in_b, a->out_w, a->out_b, a->heads, mask);
+}
+
+Tensor *resblock_forward(Graph *g, const ResBlock *b, Tensor *x, Tensor *mask) {
+    x = op_add(g, x, mha_forward(g, &b->attn, layernorm_forward(g, &b->ln_1, x), mask));
+    Tensor *h = linear_forward(g, &b->c_proj, op_quick_gelu(g, linear_forward(g, &b->c_fc, layernorm_forward(g, &b->ln_2, x))));
+    return op_add(g, x, h);
+}
+
+void init_trunc_normal(Tensor *t, Rng *r, float std) { rng_fill_trunc_normal(r, t->data, t->numel, 0.0f, std, -2.0f, 2.0f); }
+
+void init_xavier_uniform(Tensor *t, Rng *r) {
+    XC_CHECK(t->ndim == 2, "xavier_uniform on a %d-D tensor", t->ndim);
+    float a = sqrtf(6.0f / (float)(t->shape[0] + t->shape[1]));
+    rng_fill_uniform(r, t->data, t->numel, -a, a);
+}
+
+void init_linear_default(Linear *l, Rng *r) {
+    float bound = 1.0f / sqrtf((float)l->w->shape[1]);
+    rng_fill_uniform(r, l->w->data, l->w->numel, -bound, bound);
+    if (l->b) rng_fill_uniform(r, l->b->data, l->b->numel, -bound, bound);
+}
+
+void init_constant(Tensor *t, float v) {
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = v;
+}

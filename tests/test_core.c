@@ -1,0 +1,150 @@
+// test_core.c - arenas, tape mechanics (no-grad mode, requires-grad propagation, frozen parameters,
+// fan-out accumulation, recording an op without backward), RNG streams and state, AdamW by hand.
+#include "test_util.h"
+#include "autograd/ops.h"
+#include "train/adamw.h"
+
+static void test_arena(void) {
+    Arena a;
+    arena_init(&a, "t", 256);
+    char *p = arena_alloc(&a, 100), *q = arena_alloc(&a, 100);
+    XC_EXPECT(((uintptr_t)p % 64) == 0 && ((uintptr_t)q % 64) == 0, "arena allocations are 64-byte aligned");
+    XC_EXPECT(q >= p + 100, "allocations do not overlap");
+    char *big = arena_alloc(&a, 10000); // overflow block
+    big[9999] = 1;
+    XC_EXPECT(a.peak >= 10000 + 200, "peak counts overflow (%zu)", a.peak);
+    arena_reset(&a);
+    XC_EXPECT(a.cap >= a.peak, "reset grows the main block to the peak (%zu < %zu)", a.cap, a.peak);
+    uint64_t before = xc_sys_alloc_count();
+    arena_alloc(&a, 100);
+    arena_alloc(&a, 100);
+    arena_alloc(&a, 10000);
+    arena_reset(&a);
+    XC_EXPECT(xc_sys_alloc_count() == before, "the same work after a reset allocates nothing");
+    arena_free(&a);
+}
+
+static void test_tape(void) {
+    Graph g;
+    graph_init(&g, 1 << 16);
+    ParamStore ps;
+    param_store_init(&ps, "params");
+    Tensor *w = param_new(&ps, "w", 1, (int64_t[]){3});
+    Tensor *frozen = param_new_frozen(&ps, "frozen", 1, (int64_t[]){3});
+    for (int i = 0; i < 3; i++) { w->data[i] = (float)(i + 1); frozen->data[i] = 2.0f; }
+    XC_EXPECT(frozen->grad == NULL, "a frozen parameter has no gradient buffer");
+
+    // no-grad: nothing recorded
+    bool prev = graph_set_grad(&g, false);
+    Tensor *y = op_mul(&g, w, w);
+    XC_EXPECT(g.n_nodes == 0 && !y->requires_grad, "no-grad mode records nothing");
+    graph_set_grad(&g, prev);
+
+    // frozen-only inputs: nothing recorded either (frozen parts cost nothing in backward)
+    y = op_exp(&g, frozen);
+    XC_EXPECT(g.n_nodes == 0 && !y->requires_grad, "ops on frozen tensors are not recorded");
+
+    // fan-out: loss = sum(w * w + w * frozen) -> dw = 2w + frozen, accumulated over both uses
+    Tensor *l = op_sum(&g, op_add(&g, op_mul(&g, w, w), op_mul(&g, w, frozen)), 0);
+    graph_backward(&g, l);
+    for (int i = 0; i < 3; i++)
+        XC_EXPECT(fabsf(w->grad[i] - (2.0f * w->data[i] + 2.0f)) < 1e-6f, "dw[%d] = %g", i, w->grad[i]);
+    XC_EXPECT(frozen->grad == NULL, "no gradient flows into a frozen parameter");
+
+    // gradients accumulate across backward passes until zeroed (gradient accumulation)
+    graph_reset(&g);
+    l = op_sum(&g, op_mul(&g, w, w), 0);
+    graph_backward(&g, l);
+    XC_EXPECT(fabsf(w->grad[0] - (2.0f + 2.0f + 2.0f)) < 1e-6f, "second backward adds: %g", w->grad[0]);
+    param_store_zero_grad(&ps);
+    XC_EXPECT(w->grad[0] == 0.0f, "zero_grad clears");
+
+    // unfreezing allocates the gradient and lets it flow
+    param_set_trainable(&ps, frozen, true);
+    graph_reset(&g);
+    graph_backward(&g, op_sum(&g, op_mul(&g, w, frozen), 0));
+    XC_EXPECT(frozen->grad && fabsf(frozen->grad[2] - 3.0f) < 1e-6f, "unfrozen parameter gets its gradient");
+    param_store_free(&ps);
+    graph_free(&g);
+}
+
+static void test_rng(void) {
+    Rng a = rng_stream(1024, RNG_STREAM_INIT), b = rng_stream(1024, RNG_STREAM_INIT);
+    Rng c = rng_stream(1024, RNG_STREAM_DATA), d = rng_stream(1025, RNG_STREAM_INIT);
+    int same_ab = 1, same_ac = 0, same_ad = 0;
+    for (int i = 0; i < 100; i++) {
+        uint32_t x = rng_u32(&a), y = rng_u32(&b), z = rng_u32(&c), w = rng_u32(&d);
+        same_ab &= x == y;
+        same_ac += x == z;
+        same_ad += x == w;
+    }
+    XC_EXPECT(same_ab, "same seed and stream give the same numbers");
+    XC_EXPECT(same_ac < 3 && same_ad < 3, "other streams and seeds differ");
+    // save / restore mid-block and mid-Box-Muller pair
+    Rng r = rng_stream(7, RNG_STREAM_TEST);
+    rng_u32(&r);
+    rng_normal(&r);
+    RngState st = rng_get_state(&r);
+    float want[9];
+    for (int i = 0; i < 9; i++) want[i] = i % 3 ? rng_uniform(&r) : rng_normal(&r);
+    Rng r2 = rng_stream(1, 1);
+    rng_set_state(&r2, st);
+    int ok = 1;
+    for (int i = 0; i < 9; i++) ok &= want[i] == (i % 3 ? rng_uniform(&r2) : rng_normal(&r2));
+    XC_EXPECT(ok, "a restored state continues the exact sequence");
+    // moments of the normal and uniform generators
+    double s = 0, s2 = 0, u = 0;
+    const int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double x = rng_normal(&r);
+        s += x;
+        s2 += x * x;
+        u += rng_uniform(&r);
+    }
+    XC_EXPECT(fabs(s / n) < 0.01 && fabs(s2 / n - 1) < 0.01 && fabs(u / n - 0.5) < 0.005,
+              "moments: normal mean %.4f var %.4f, uniform mean %.4f", s / n, s2 / n, u / n);
+    // rng_below is unbiased over a small range, permutation is a permutation
+    int hist[3] = {0};
+    for (int i = 0; i < 30000; i++) hist[rng_below(&r, 3)]++;
+    XC_EXPECT(abs(hist[0] - 10000) < 400 && abs(hist[1] - 10000) < 400, "rng_below(3): %d %d %d", hist[0], hist[1], hist[2]);
+    int64_t perm[50];
+    int seen[50] = {0};
+    rng_permutation(&r, perm, 50);
+    int perm_ok = 1;
+    for (int i = 0; i < 50; i++) perm_ok &= perm[i] >= 0 && perm[i] < 50 && !seen[perm[i]]++;
+    XC_EXPECT(perm_ok, "rng_permutation gives each index once");
+    float t[1000];
+    rng_fill_trunc_normal(&r, t, 1000, 0.0f, 1.0f, -2.0f, 2.0f);
+    int in_range = 1;
+    for (int i = 0; i < 1000; i++) in_range &= t[i] >= -2.0f && t[i] <= 2.0f;
+    XC_EXPECT(in_range, "truncated normal stays in [a, b]");
+}
+
+// AdamW with lr = 1, beta1 = beta2 = 0: m = g, v = g^2, so p <- p (1 - wd) - g / (|g| + eps).
+static void test_adamw_by_hand(void) {
+    ParamStore ps;
+    param_store_init(&ps, "params");
+    Tensor *a = param_new(&ps, "a", 1, (int64_t[]){2});
+    Tensor *b = param_new(&ps, "b.bias", 1, (int64_t[]){2});
+    a->data[0] = 1.0f; a->data[1] = -2.0f; a->grad[0] = 0.5f; a->grad[1] = -4.0f;
+    b->data[0] = 3.0f; b->data[1] = 0.0f; b->grad[0] = -1.0f; b->grad[1] = 0.0f;
+    AdamW opt;
+    adamw_init(&opt, &ps, (AdamWConfig){0.0f, 0.0f, 1e-8f, 0.1f});
+    adamw_set_group(&opt, 1, 0.5f, false); // b: half lr, no decay
+    adamw_step(&opt, 1.0f);
+    const float eps = 1e-8f;
+    XC_EXPECT(fabsf(a->data[0] - (1.0f * 0.9f - 0.5f / (0.5f + eps))) < 1e-6f, "a0 = %g", a->data[0]);
+    XC_EXPECT(fabsf(a->data[1] - (-2.0f * 0.9f + 4.0f / (4.0f + eps))) < 1e-6f, "a1 = %g", a->data[1]);
+    XC_EXPECT(fabsf(b->data[0] - (3.0f + 0.5f)) < 1e-6f, "b0 = %g (lr 0.5, no decay)", b->data[0]);
+    XC_EXPECT(b->data[1] == 0.0f, "zero gradient, zero moment: no move (%g)", b->data[1]);
+    adamw_free(&opt);
+    param_store_free(&ps);
+}
+
+int main(void) {
+    test_arena();
+    test_tape();
+    test_rng();
+    test_adamw_by_hand();
+    return xc_test_summary("test_core");
+}

@@ -1,0 +1,69 @@
+// test_kernels.c - the fast kernels against their naive twins kept beside them: GEMM (OpenBLAS, all
+// transpose combinations, odd sizes, padded leading dimensions, beta != 0), the attention head, and
+// LayerNorm. Tolerance |fast - naive| <= 1e-5 + 1e-4 |naive| (naive accumulates in double).
+#include "test_util.h"
+#include "autograd/kernels.h"
+#include "autograd/rng.h"
+
+static float *rnd(Rng *r, int64_t n) {
+    float *x = malloc((size_t)n * sizeof(float));
+    rng_fill_uniform(r, x, n, -1.0f, 1.0f);
+    return x;
+}
+
+static void test_gemm(void) {
+    Rng r = rng_stream(3, RNG_STREAM_TEST);
+    const int64_t sizes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {64, 50, 64}, {50, 64, 50}, {3, 129, 2}};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int64_t M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+                int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2; // padded rows
+                float *A = rnd(&r, (ta ? K : M) * lda), *B = rnd(&r, (tb ? N : K) * ldb);
+                float *C1 = rnd(&r, M * ldc), *C2 = malloc((size_t)(M * ldc) * sizeof(float));
+                memcpy(C2, C1, (size_t)(M * ldc) * sizeof(float));
+                xc_gemm(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, 0.5f, C1, ldc);
+                xc_gemm_naive(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, 0.5f, C2, ldc);
+                char what[64];
+                snprintf(what, sizeof what, "gemm %lldx%lldx%lld ta=%d tb=%d", (long long)M, (long long)N, (long long)K, ta, tb);
+                xc_expect_close(what, C1, C2, M * ldc, 1e-5, 1e-4);
+                free(A); free(B); free(C1); free(C2);
+            }
+}
+
+static void test_attention_head(void) {
+    Rng r = rng_stream(4, RNG_STREAM_TEST);
+    const int64_t Lq = 9, Lk = 13, dh = 16, ld = 48; // q/k/v read with a row stride, as in packed qkv
+    float *q = rnd(&r, Lq * ld), *k = rnd(&r, Lk * ld), *v = rnd(&r, Lk * ld), *mask = rnd(&r, Lq * Lk);
+    for (int64_t j = 0; j < Lk; j++) mask[2 * Lk + j] = -INFINITY; // a fully masked row
+    mask[0] = -INFINITY;
+    float *p1 = malloc(Lq * Lk * sizeof(float)), *p2 = malloc(Lq * Lk * sizeof(float));
+    float *o1 = calloc(Lq * ld, sizeof(float)), *o2 = calloc(Lq * ld, sizeof(float));
+    xc_attention_head(q, ld, k, ld, v, ld, mask, 0.25f, Lq, Lk, dh, p1, o1, ld);
+    xc_attention_head_naive(q, ld, k, ld, v, ld, mask, 0.25f, Lq, Lk, dh, p2, o2, ld);
+    xc_expect_close("attention probabilities", p1, p2, Lq * Lk, 1e-6, 1e-5);
+    xc_expect_close("attention output", o1, o2, Lq * ld, 1e-5, 1e-4);
+    free(q); free(k); free(v); free(mask); free(p1); free(p2); free(o1); free(o2);
+}
+
+static void test_layernorm(void) {
+    Rng r = rng_stream(5, RNG_STREAM_TEST);
+    const int64_t R = 37, C = 768;
+    float *x = rnd(&r, R * C), *w = rnd(&r, C), *b = rnd(&r, C);
+    for (int64_t i = 0; i < R * C; i++) x[i] = 3.0f + 2.0f * x[i]; // offset mean: stresses the variance
+    float *y1 = malloc(R * C * sizeof(float)), *y2 = malloc(R * C * sizeof(float));
+    float m1[37], m2[37], s1[37], s2[37];
+    xc_layernorm_fwd(x, w, b, 1e-5f, R, C, y1, m1, s1);
+    xc_layernorm_fwd_naive(x, w, b, 1e-5f, R, C, y2, m2, s2);
+    xc_expect_close("layernorm y", y1, y2, R * C, 1e-5, 1e-4);
+    xc_expect_close("layernorm mean", m1, m2, R, 1e-6, 1e-5);
+    xc_expect_close("layernorm rstd", s1, s2, R, 1e-6, 1e-5);
+    free(x); free(w); free(b); free(y1); free(y2);
+}
+
+int main(void) {
+    test_gemm();
+    test_attention_head();
+    test_layernorm();
+    return xc_test_summary("test_kernels");
+}

@@ -1,0 +1,65 @@
+// adamw.c - see adamw.h. Per element, as torch.optim.AdamW (foreach=False) computes it:
+//   p *= 1 - lr wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+//   p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+#include "train/adamw.h"
+
+#include <math.h>
+#include <string.h>
+
+void adamw_init(AdamW *opt, ParamStore *ps, AdamWConfig cfg) {
+    memset(opt, 0, sizeof *opt);
+    opt->cfg = cfg;
+    opt->ps = ps;
+    opt->m = xc_calloc((size_t)(ps->total ? ps->total : 1), sizeof(float));
+    opt->v = xc_calloc((size_t)(ps->total ? ps->total : 1), sizeof(float));
+    opt->offset = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(int64_t));
+    opt->lr_scale = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(float));
+    opt->decay = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(bool));
+    int64_t off = 0;
+    for (int i = 0; i < ps->n; i++) {
+        opt->offset[i] = off;
+        off += ps->p[i]->numel;
+        opt->lr_scale[i] = 1.0f;
+        opt->decay[i] = true;
+    }
+}
+
+void adamw_free(AdamW *opt) {
+    xc_free(opt->m);
+    xc_free(opt->v);
+    xc_free(opt->offset);
+    xc_free(opt->lr_scale);
+    xc_free(opt->decay);
+    memset(opt, 0, sizeof *opt);
+}
+
+void adamw_set_group(AdamW *opt, int i, float lr_scale, bool decay) {
+    XC_CHECK(i >= 0 && i < opt->ps->n, "adamw_set_group: no parameter %d", i);
+    opt->lr_scale[i] = lr_scale;
+    opt->decay[i] = decay;
+}
+
+void adamw_step(AdamW *opt, float base_lr) {
+    opt->step++;
+    const float b1 = opt->cfg.beta1, b2 = opt->cfg.beta2, eps = opt->cfg.eps;
+    // scalars in double, as torch computes them in Python before the float32 tensor ops
+    const double bc1 = 1.0 - pow((double)b1, (double)opt->step);
+    const float bc2_sqrt = (float)sqrt(1.0 - pow((double)b2, (double)opt->step));
+    for (int i = 0; i < opt->ps->n; i++) {
+        Tensor *p = opt->ps->p[i];
+        if (!p->requires_grad || !p->grad) continue; // frozen
+        const double lr = (double)base_lr * opt->lr_scale[i];
+        const float decay = opt->decay[i] ? (float)(1.0 - lr * opt->cfg.weight_decay) : 1.0f;
+        const float step_size = (float)(lr / bc1);
+        float *w = p->data, *m = opt->m + opt->offset[i], *v = opt->v + opt->offset[i];
+        const float *gr = p->grad;
+#pragma omp parallel for schedule(static)
+        for (int64_t j = 0; j < p->numel; j++) {
+            float g = gr[j];
+            w[j] *= decay;
+            m[j] = b1 * m[j] + (1.0f - b1) * g;
+            v[j] = b2 * v[j] + (1.0f - b2) * g * g;
+            w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
+        }
+    }
+}

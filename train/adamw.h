@@ -1,0 +1,33 @@
+// adamw.h - AdamW exactly as torch.optim.AdamW (decoupled weight decay, bias-corrected moments),
+// with per-parameter learning-rate scale and weight-decay switch (parameter groups, SPEC.md §9).
+//
+//   AdamW opt;
+//   adamw_init(&opt, &params, (AdamWConfig){.beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-8f, .weight_decay = 0.001f});
+//   adamw_set_group(&opt, i, 10.0f, false);      // parameter i: 10x lr, no weight decay
+//   ... backward ...
+//   adamw_step(&opt, lr);                         // one update of every trainable parameter
+//   param_store_zero_grad(&params);
+//
+// Moments live in one allocation made at init (no allocation per step). Updates are elementwise,
+// so the result does not depend on the thread count.
+#pragma once
+#include "autograd/tensor.h"
+
+typedef struct AdamWConfig {
+    float beta1, beta2, eps, weight_decay;
+} AdamWConfig;
+
+typedef struct AdamW {
+    AdamWConfig cfg;
+    ParamStore *ps;
+    float *m, *v;          // first and second moments, ps->total floats each, in parameter order
+    int64_t *offset;       // (n params) offset of each parameter in m and v
+    float *lr_scale;       // (n params) multiplier of the base learning rate
+    bool *decay;           // (n params) apply weight decay?
+    int64_t step;          // number of updates done (torch's per-parameter 'step', shared here)
+} AdamW;
+
+void adamw_init(AdamW *opt, ParamStore *ps, AdamWConfig cfg);
+void adamw_free(AdamW *opt);
+void adamw_set_group(AdamW *opt, int param_index, float lr_scale, bool decay);
+void adamw_step(AdamW *opt, float lr);
