@@ -168,6 +168,7 @@ static int push_global(Vm *vm, const char *module, const char *name) {
         if (strcmp(name, "_rebuild_tensor_v2") == 0) o->kind = PKG_REBUILD_TENSOR;
         if (strcmp(name, "_rebuild_parameter") == 0 || strcmp(name, "_rebuild_parameter_with_state") == 0) o->kind = PKG_REBUILD_PARAM;
     }
+    if (strcmp(module, "torch._tensor") == 0 && strcmp(name, "_rebuild_from_type_v2") == 0) o->kind = PKG_REBUILD_FROM_TYPE;
     if (strcmp(module, "torch") == 0)
         for (size_t i = 0; i < sizeof storage_types / sizeof storage_types[0]; i++)
             if (strcmp(name, storage_types[i].name) == 0) {
@@ -246,7 +247,7 @@ static PkObj *rebuild_tensor(Vm *vm, PkObj *args) {
     return t;
 }
 
-static int do_reduce(Vm *vm, PkObj *fn, PkObj *args, bool newobj) {
+static int do_reduce(Vm *vm, PkObj *fn, PkObj *args, bool newobj, int depth) {
     if (fn->type != PK_GLOBAL) return vm_fail(vm, "call of a %s, not a global", pk_type_name(fn));
     if (args->type != PK_TUPLE) return vm_fail(vm, "call arguments are a %s, not a tuple", pk_type_name(args));
     PkObj *r = NULL;
@@ -259,6 +260,10 @@ static int do_reduce(Vm *vm, PkObj *fn, PkObj *args, bool newobj) {
         if (newobj) return vm_fail(vm, "NEWOBJ on _rebuild_tensor_v2", NULL);
         r = rebuild_tensor(vm, args);
         break;
+    case PKG_REBUILD_FROM_TYPE: // (func, subclass, args, state): rebuild with func(*args), drop the subclass
+        if (newobj || depth > 0 || args->n != 4 || args->items[0]->type != PK_GLOBAL || args->items[0]->kind != PKG_REBUILD_TENSOR)
+            return vm_fail(vm, "unsupported _rebuild_from_type_v2 arguments", NULL);
+        return do_reduce(vm, args->items[0], args->items[2], false, depth + 1);
     case PKG_REBUILD_PARAM:
         if (args->n < 1 || args->items[0]->type != PK_TENSOR) return vm_fail(vm, "_rebuild_parameter without a tensor", NULL);
         r = args->items[0];
@@ -413,13 +418,13 @@ static int step(Vm *vm, PkObj **root) {
         return push_global(vm, a->s, b->s);
     case 'R':                                                                     // REDUCE
         if (!(b = pop(vm)) || !(a = pop(vm))) return XC_ERR;
-        return do_reduce(vm, a, b, false);
+        return do_reduce(vm, a, b, false, 0);
     case 0x81:                                                                    // NEWOBJ
         if (!(b = pop(vm)) || !(a = pop(vm))) return XC_ERR;
-        return do_reduce(vm, a, b, true);
+        return do_reduce(vm, a, b, true, 0);
     case 0x92:                                                                    // NEWOBJ_EX (kwargs ignored)
         if (!pop(vm) || !(b = pop(vm)) || !(a = pop(vm))) return XC_ERR;
-        return do_reduce(vm, a, b, true);
+        return do_reduce(vm, a, b, true, 0);
     case 'b':                                                                     // BUILD
         if (!(b = pop(vm)) || !(a = top(vm))) return XC_ERR;
         if (a->type == PK_OBJECT) { if (!a->state) a->state = b; return XC_OK; }

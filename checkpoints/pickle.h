@@ -4,7 +4,8 @@
 // (GLOBAL posix system + REDUCE runs a shell command). This reader never imports or calls anything:
 //   - a small allow-list of globals is understood: collections.OrderedDict (-> dict),
 //     torch._utils._rebuild_tensor_v2 (-> tensor view of a storage), torch._utils._rebuild_parameter
-//     (-> the tensor), torch.{Float,Half,BFloat16,Double,Long,...}Storage (storage types);
+//     (-> the tensor), torch._tensor._rebuild_from_type_v2 (tensor subclasses: the inner rebuild),
+//     torch.{Float,Half,BFloat16,Double,Long,...}Storage (storage types);
 //   - every other global (a yacs config class, __torch__.* TorchScript module classes, os.system...)
 //     becomes an inert object that records its class name, constructor arguments and BUILD state;
 //   - persistent ids ('storage', <storage type>, key, location, numel) become storage references,
@@ -38,7 +39,9 @@ typedef enum {
     PK_TENSOR,  // a view of a storage
 } PkType;
 
-typedef enum { PKG_OTHER, PKG_ORDEREDDICT, PKG_REBUILD_TENSOR, PKG_REBUILD_PARAM, PKG_STORAGE_TYPE } PkGlobalKind;
+typedef enum {
+    PKG_OTHER, PKG_ORDEREDDICT, PKG_REBUILD_TENSOR, PKG_REBUILD_PARAM, PKG_REBUILD_FROM_TYPE, PKG_STORAGE_TYPE
+} PkGlobalKind;
 
 typedef struct PkObj {
     PkType type;

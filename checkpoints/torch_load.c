@@ -5,7 +5,8 @@
 //                       torch._utils._rebuild_tensor_v2(persistent ('storage', torch.HalfStorage, '0', 'cpu', numel),
 //                                                      offset, size, stride, requires_grad, hooks)
 //   <a>/data/<key>      raw little-endian storage bytes, stored (not deflated), 64-byte aligned
-//   <a>/version         format version; TorchScript archives add:
+//   <a>/version         format version; <a>/byteorder "little" (torch >= 2.1; "big" is refused)
+//   TorchScript archives add:
 //   <a>/constants.pkl   tensors used as constants by the code (not part of the state dict)
 //   <a>/code/__torch__/...py  the compiled modules' source; each class lists its state as
 //                       __parameters__ = ["weight", "bias", ] and __buffers__ = [...]
@@ -304,6 +305,16 @@ int weights_parse_torch(WeightSet *ws, const uint8_t *buf, size_t len, const cha
     int rc = XC_ERR;
     if (zip_open(&L.zip, buf, len, path, err) != XC_OK) return XC_ERR;
     if (find_prefix(&L) != XC_OK) goto done;
+    char bo_name[600];
+    snprintf(bo_name, sizeof bo_name, "%sbyteorder", L.prefix); // written by torch >= 2.1
+    const ZipEntry *bo = zip_find(&L.zip, bo_name);
+    if (bo) {
+        const uint8_t *bo_data; uint8_t *bo_owned;
+        if (zip_read(&L.zip, bo, &bo_data, &bo_owned, err) != XC_OK) goto done;
+        bool little = bo->size == 6 && memcmp(bo_data, "little", 6) == 0;
+        xc_free(bo_owned);
+        if (!little) { xc_err(err, "%s: storages are not little-endian (%s), which is not supported", path, bo_name); goto done; }
+    }
     char pkl_name[600], where[1200];
     snprintf(pkl_name, sizeof pkl_name, "%sdata.pkl", L.prefix);
     snprintf(where, sizeof where, "%s: %s", path, pkl_name);

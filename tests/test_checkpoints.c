@@ -186,6 +186,25 @@ static void test_nested_raw(void) {
     weights_free(&ws);
 }
 
+// Integer buffers that are not weights (HF position_ids) are skipped; F64 is converted.
+static void test_skipped_and_f64(const char *tmpdir) {
+    const char *json = "{\"text_model.embeddings.position_ids\":{\"dtype\":\"I64\",\"shape\":[1,2],\"data_offsets\":[0,16]},"
+                       "\"logit_scale\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[16,24]}}";
+    char path[1024];
+    snprintf(path, sizeof path, "%s/posids.safetensors", tmpdir);
+    FILE *f = fopen(path, "wb");
+    uint64_t hlen = strlen(json), ids[2] = {0, 1};
+    double scale = 4.6052;
+    fwrite(&hlen, 8, 1, f); fwrite(json, 1, hlen, f); fwrite(ids, 8, 2, f); fwrite(&scale, 8, 1, f);
+    fclose(f);
+    WeightSet ws = {0};
+    XcError err = {0};
+    XC_EXPECT(weights_load(&ws, path, &err) == XC_OK, "position_ids file: %s", err.msg);
+    XC_EXPECT(ws.n == 1 && strcmp(ws.t[0].name, "logit_scale") == 0 && ws.t[0].ndim == 0 && ws.t[0].data[0] == (float)scale,
+              "only logit_scale (F64 -> float32) is kept");
+    weights_free(&ws);
+}
+
 static void test_export_tool(const WeightSet *ref, const char *tmpdir) {
     const char *build = getenv("XCLIP_BUILD");
     if (!build) { fprintf(stderr, "XCLIP_BUILD not set: skipping the xclip-export checks\n"); return; }
@@ -233,6 +252,7 @@ int main(void) {
     test_nested_raw();
     test_round_trips(&ref, tmpdir);
     test_hf_mapping(&ref);
+    test_skipped_and_f64(tmpdir);
     test_export_tool(&ref, tmpdir);
 
     weights_free(&ref);

@@ -288,6 +288,10 @@ static void pickle_cases(void) {
     expect_reject("non-storage global in persistent id", torch_file("pidglobal.pth", &b, 1, &sz16), "unknown storage type posix.system");
     b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_global(&b, "torch._utils", "_rebuild_tensor_v2"); pk_int(&b, 1); pk_int(&b, 2); put8(&b, 0x86); put8(&b, 'R'); pk_end_dict(&b);
     expect_reject("malformed rebuild args", torch_file("rebuild.pth", &b, 0, NULL), "malformed _rebuild_tensor_v2");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_global(&b, "torch._tensor", "_rebuild_from_type_v2");
+    put8(&b, '('); pk_global(&b, "posix", "system"); pk_global(&b, "__main__", "Sub"); put8(&b, ')'); put8(&b, '}'); put8(&b, 't');
+    put8(&b, 'R'); pk_end_dict(&b);
+    expect_reject("rebuild_from_type with os.system", torch_file("fromtype.pth", &b, 0, NULL), "unsupported _rebuild_from_type_v2");
     b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 4, 0, 1, (int[]){4}, (int[]){1});
     pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 4, 0, 1, (int[]){4}, (int[]){1}); pk_end_dict(&b);
     expect_reject("duplicate tensor names", torch_file("dupname.pth", &b, 1, &sz16), "duplicate tensor name \"w\"");
@@ -363,6 +367,22 @@ static void zip_cases(void) {
     expect_reject("zip entry name with ..", zip_file("dots.pth", dots, 2), "contains \"..\"");
     ZEntry twice[2] = {{"a/data.pkl", zeros, 4, false, 0}, {"a/data.pkl", zeros, 4, false, 0}};
     expect_reject("duplicate zip entries", zip_file("twice.pth", twice, 2), "appears twice");
+    // a torch >= 2.1 archive that says its storages are big-endian
+    Buf pk = {0};
+    pk_begin_dict(&pk); pk_str(&pk, "w"); pk_tensor(&pk, "FloatStorage", "0", 1, 0, 1, (int[]){1}, (int[]){1}); pk_end_dict(&pk);
+    ZEntry big[3] = {{"a/data.pkl", pk.p, pk.n, false, 0}, {"a/byteorder", (const uint8_t *)"big", 3, false, 0},
+                     {"a/data/0", zeros, 4, false, 0}};
+    expect_reject("big-endian byteorder", zip_file("bigendian.pth", big, 3), "not little-endian");
+    // a deflated data.pkl whose deflate stream is cut short
+    big[0].deflate = true; big[1].data = (const uint8_t *)"little"; big[1].len = 6;
+    const char *defl = zip_file("deflated.pth", big, 3);
+    {
+        WeightSet ws = {0};
+        XcError err = {0};
+        XC_EXPECT(weights_load(&ws, defl, &err) == XC_OK && ws.n == 1, "deflated data.pkl loads: %s", err.msg);
+        weights_free(&ws);
+    }
+    free(pk.p);
     ZEntry nopkl[1] = {{"a/weights.bin", zeros, 4, false, 0}};
     expect_reject("zip without data.pkl", zip_file("nopkl.pth", nopkl, 1), "without <name>/data.pkl");
     expect_reject("empty zip", write_file("empty.zip", "PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 22), "empty zip");
