@@ -132,11 +132,12 @@ int weights_load_raw(WeightSet *ws, const char *path, XcError *err) {
         xc_free(buf);
         buf = NULL;
         rc = weights_load_hdf5(&tmp, path, err);
+    } else if (ends_with(path, ".safetensors") || (len >= 9 && buf[8] == '{')) {
+        // (before the legacy test: a header length of 0x2?80 also starts with the bytes 0x80 0x02)
+        rc = weights_parse_safetensors(&tmp, buf, len, path, err);
     } else if (len >= 2 && buf[0] == 0x80 && buf[1] <= 5) {
         rc = xc_err(err, "%s: a legacy (pre-1.6, non-zip) torch.save file, which is not supported\n"
                     "HINT: re-save it with torch 1.6+: torch.save(torch.load(f), out) writes the zip format", path);
-    } else if (ends_with(path, ".safetensors") || (len >= 9 && buf[8] == '{')) {
-        rc = weights_parse_safetensors(&tmp, buf, len, path, err);
     } else {
         rc = xc_err(err, "%s: not a recognised weights file (accepted: safetensors, PyTorch zip checkpoints "
                     ".pth/.pt incl. TorchScript archives, HDF5)", path);

@@ -161,6 +161,7 @@ typedef struct ZEntry {
     const uint8_t *data; size_t len;
     bool deflate;
     uint64_t fake_size; // declared uncompressed size when non-zero
+    int zip64;          // 1: sizes and offset in a zip64 extra field; 2: the same with the field cut short
 } ZEntry;
 
 static const char *zip_file(const char *fname, const ZEntry *es, int n) {
@@ -186,10 +187,16 @@ static const char *zip_file(const char *fname, const ZEntry *es, int n) {
         put32(&b, crc); put32(&b, (uint32_t)clen); put32(&b, size); put16(&b, (uint16_t)strlen(e->name)); put16(&b, 0);
         puts_(&b, e->name);
         put(&b, comp, clen);
-        puts_(&cd, "PK\x01\x02"); put16(&cd, 20); put16(&cd, 20); put16(&cd, 0); put16(&cd, e->deflate ? 8 : 0); put32(&cd, 0);
-        put32(&cd, crc); put32(&cd, (uint32_t)clen); put32(&cd, size); put16(&cd, (uint16_t)strlen(e->name));
-        put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put32(&cd, 0); put32(&cd, (uint32_t)local);
+        puts_(&cd, "PK\x01\x02"); put16(&cd, 45); put16(&cd, 45); put16(&cd, 0); put16(&cd, e->deflate ? 8 : 0); put32(&cd, 0);
+        uint32_t m = e->zip64 ? 0xFFFFFFFFu : 0;
+        put32(&cd, crc); put32(&cd, m | (uint32_t)clen); put32(&cd, m | size); put16(&cd, (uint16_t)strlen(e->name));
+        put16(&cd, e->zip64 ? 28 : 0); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put32(&cd, 0); put32(&cd, m | (uint32_t)local);
         puts_(&cd, e->name);
+        if (e->zip64) { // id 1: size, compressed size, local header offset (the order the spec fixes)
+            put16(&cd, 1); put16(&cd, e->zip64 == 2 ? 16 : 24); put64(&cd, size); put64(&cd, clen);
+            if (e->zip64 == 2) { put16(&cd, 0xCAFE); put16(&cd, 4); put32(&cd, 0); } // offset missing
+            else put64(&cd, local);
+        }
         if (comp != e->data) free(comp);
     }
     size_t cd_off = b.n;
@@ -227,10 +234,10 @@ static const char *torch_file(const char *fname, const Buf *pkl, int nstorages, 
     ZEntry es[8];
     static uint8_t zeros[4096];
     static char names[8][32];
-    es[0] = (ZEntry){"a/data.pkl", pkl->p, pkl->n, false, 0};
+    es[0] = (ZEntry){"a/data.pkl", pkl->p, pkl->n, false, 0, 0};
     for (int i = 0; i < nstorages; i++) {
         snprintf(names[i], sizeof names[i], "a/data/%d", i);
-        es[1 + i] = (ZEntry){names[i], zeros, bytes[i], false, 0};
+        es[1 + i] = (ZEntry){names[i], zeros, bytes[i], false, 0, 0};
     }
     return zip_file(fname, es, 1 + nstorages);
 }
@@ -359,19 +366,19 @@ static void zip_cases(void) {
     free(good);
 
     static uint8_t zeros[1 << 20];
-    ZEntry bomb[1] = {{"a/data.pkl", zeros, sizeof zeros, true, (uint64_t)1 << 31}};
+    ZEntry bomb[1] = {{"a/data.pkl", zeros, sizeof zeros, true, (uint64_t)1 << 31, 0}};
     expect_reject("zip bomb (declared 2 GB)", zip_file("bomb1.pth", bomb, 1), "zip bomb");
     bomb[0].fake_size = 100;
     expect_reject("zip bomb (inflates past size)", zip_file("bomb2.pth", bomb, 1), "inflates to more than its declared");
-    ZEntry dots[2] = {{"a/../../etc/data.pkl", zeros, 4, false, 0}, {"a/data.pkl", zeros, 4, false, 0}};
+    ZEntry dots[2] = {{"a/../../etc/data.pkl", zeros, 4, false, 0, 0}, {"a/data.pkl", zeros, 4, false, 0, 0}};
     expect_reject("zip entry name with ..", zip_file("dots.pth", dots, 2), "contains \"..\"");
-    ZEntry twice[2] = {{"a/data.pkl", zeros, 4, false, 0}, {"a/data.pkl", zeros, 4, false, 0}};
+    ZEntry twice[2] = {{"a/data.pkl", zeros, 4, false, 0, 0}, {"a/data.pkl", zeros, 4, false, 0, 0}};
     expect_reject("duplicate zip entries", zip_file("twice.pth", twice, 2), "appears twice");
     // a torch >= 2.1 archive that says its storages are big-endian
     Buf pk = {0};
     pk_begin_dict(&pk); pk_str(&pk, "w"); pk_tensor(&pk, "FloatStorage", "0", 1, 0, 1, (int[]){1}, (int[]){1}); pk_end_dict(&pk);
-    ZEntry big[3] = {{"a/data.pkl", pk.p, pk.n, false, 0}, {"a/byteorder", (const uint8_t *)"big", 3, false, 0},
-                     {"a/data/0", zeros, 4, false, 0}};
+    ZEntry big[3] = {{"a/data.pkl", pk.p, pk.n, false, 0, 0}, {"a/byteorder", (const uint8_t *)"big", 3, false, 0, 0},
+                     {"a/data/0", zeros, 4, false, 0, 0}};
     expect_reject("big-endian byteorder", zip_file("bigendian.pth", big, 3), "not little-endian");
     // a deflated data.pkl whose deflate stream is cut short
     big[0].deflate = true; big[1].data = (const uint8_t *)"little"; big[1].len = 6;
@@ -382,8 +389,18 @@ static void zip_cases(void) {
         XC_EXPECT(weights_load(&ws, defl, &err) == XC_OK && ws.n == 1, "deflated data.pkl loads: %s", err.msg);
         weights_free(&ws);
     }
+    // zip64 extra fields (what torch writes for entries past 4 GB), then the same with the field cut short
+    big[0].zip64 = big[1].zip64 = big[2].zip64 = 1;
+    {
+        WeightSet ws = {0};
+        XcError err = {0};
+        XC_EXPECT(weights_load(&ws, zip_file("zip64.pth", big, 3), &err) == XC_OK && ws.n == 1, "zip64 extra fields: %s", err.msg);
+        weights_free(&ws);
+    }
+    big[2].zip64 = 2;
+    expect_reject("truncated zip64 extra field", zip_file("zip64bad.pth", big, 3), "truncated zip64 extra field");
     free(pk.p);
-    ZEntry nopkl[1] = {{"a/weights.bin", zeros, 4, false, 0}};
+    ZEntry nopkl[1] = {{"a/weights.bin", zeros, 4, false, 0, 0}};
     expect_reject("zip without data.pkl", zip_file("nopkl.pth", nopkl, 1), "without <name>/data.pkl");
     expect_reject("empty zip", write_file("empty.zip", "PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 22), "empty zip");
 }
