@@ -23,6 +23,9 @@
 //   - safetensors (8-byte little-endian header length, then JSON): F32, F16, BF16.
 // After reading, names are normalised: a leading "module." (DataParallel) is stripped from every name,
 // and a Hugging Face CLIP layout (vision_model.*, text_model.*) is mapped onto the official names.
+// Untrusted files: the safetensors, zip and pickle readers are our own, validate every number before use
+// and are fuzzed under ASan (tests/test_fuzz_weights.c). HDF5 files are parsed by libhdf5, which is not
+// hardened against hostile files: load HDF5 weights only from sources you trust.
 // Integer buffers that are not weights ("position_ids", "num_batches_tracked") are skipped; any other
 // non-float tensor is refused with its name.
 #pragma once
