@@ -10,7 +10,9 @@ so that the fixtures stay under 2 MB: width 64 (one head), image 24, patch 8, 2 
 1 text block, vocabulary 32, context 8, embed dim 32. To save space the MLP hidden width is W/2 instead
 of 4W (the loaders do not care about the ratio; the names are the official ones), and the TorchScript
 archives are rewritten without their *.debug_pkl entries (source-range debug info, optional for
-torch.jit.load; the self-check at the end loads the stripped archive with torch).
+torch.jit.load; the self-check at the end loads the stripped archive with torch). The rewritten archives
+are plain zip files as Python's zipfile writes them (code deflated); the .pth files keep torch's own
+layout (zip64 end records, data descriptors, 64-byte aligned stored data), so both kinds are covered.
 
 Files written:
   ref.bin               expected float32 values of every tensor (see read_ref in test_checkpoints.c):
