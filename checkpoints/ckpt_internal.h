@@ -1,0 +1,57 @@
+// ckpt_internal.h - helpers shared by the checkpoint readers and writers (not a public API).
+#pragma once
+#include <stdint.h>
+#include <string.h>
+#include "checkpoints/weights.h"
+
+// Limits for untrusted files.
+#define CKPT_MAX_FILE_BYTES ((size_t)1 << 36)        // 64 GiB: larger files are refused before reading
+#define CKPT_MAX_NAME_BYTES 4096                     // a tensor name
+#define CKPT_MAX_SAFETENSORS_HEADER ((uint64_t)100 << 20) // 100 MB, as the safetensors reference
+
+// IEEE half / bfloat16 -> float32, exact (subnormals, infinities and NaNs included).
+static inline float ckpt_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0x1F) bits = sign | 0x7F800000u | (man << 13);            // inf / nan
+    else if (exp != 0) bits = sign | ((exp + 112) << 23) | (man << 13);  // normal: rebias 15 -> 127
+    else if (man == 0) bits = sign;                                      // +-0
+    else {                                                               // subnormal: normalise
+        int e = -1;
+        do { man <<= 1; e++; } while (!(man & 0x400));
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3FF) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+static inline float ckpt_bf16_to_float(uint16_t b) {
+    uint32_t bits = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+static inline uint16_t ckpt_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t ckpt_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t ckpt_le64(const uint8_t *p) { return (uint64_t)ckpt_le32(p) | ((uint64_t)ckpt_le32(p + 4) << 32); }
+
+// Element types found in weight files.
+typedef enum { CKPT_F32, CKPT_F16, CKPT_BF16, CKPT_F64, CKPT_INT_OTHER } CkptDtype;
+// Convert n little-endian elements of a float dtype to float32 (src may be unaligned).
+void ckpt_convert(float *dst, const uint8_t *src, int64_t n, CkptDtype dt);
+
+// Integer buffers that are not weights and are skipped by every reader ("position_ids", ...).
+bool ckpt_skippable_int_tensor(const char *name);
+
+#define CKPT_MAX_TENSORS (1 << 20)
+
+// Append a tensor taking ownership of data (numel floats from xc_malloc). Fatal on a duplicate name.
+WeightTensor *weights_add_owned(WeightSet *ws, const char *name, int ndim, const int64_t *shape, float *data);
+// The same without the (linear) duplicate check: for loaders that checked all names at once.
+WeightTensor *ckpt_append_owned(WeightSet *ws, const char *name, int ndim, const int64_t *shape, float *data);
+// First duplicate among n names (sorted copy, O(n log n)), or NULL.
+const char *ckpt_find_duplicate(const char *const *names, int64_t n);
+
+// Read a whole weights file (regular file, at most CKPT_MAX_FILE_BYTES). NULL + err on failure.
+uint8_t *ckpt_read_file(const char *path, size_t *len, XcError *err);

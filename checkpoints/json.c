@@ -1,0 +1,304 @@
+// json.c - see json.h. A recursive-descent parser over a byte range; every read is bounds-checked
+// against the end of the input and the recursion depth is capped, so hostile input cannot run past
+// the buffer or the C stack.
+#include "checkpoints/json.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Parser {
+    const unsigned char *p, *end, *start;
+    const char *where;
+    XcError *err;
+    bool failed;
+} Parser;
+
+static int parse_value(Parser *ps, JsonValue *out, int depth);
+
+static int fail(Parser *ps, const char *what) {
+    if (!ps->failed) {
+        xc_err(ps->err, "%s: invalid JSON: %s at byte %lld", ps->where, what, (long long)(ps->p - ps->start));
+        ps->failed = true;
+    }
+    return XC_ERR;
+}
+
+static void skip_ws(Parser *ps) {
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r')) ps->p++;
+}
+
+static bool match_word(Parser *ps, const char *w) {
+    size_t n = strlen(w);
+    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, w, n) != 0) return false;
+    ps->p += n;
+    return true;
+}
+
+// Append one UTF-8 encoded code point to buf (which has room: callers reserve 4 bytes).
+static size_t put_utf8(char *buf, uint32_t c) {
+    if (c < 0x80) { buf[0] = (char)c; return 1; }
+    if (c < 0x800) { buf[0] = (char)(0xC0 | (c >> 6)); buf[1] = (char)(0x80 | (c & 0x3F)); return 2; }
+    if (c < 0x10000) {
+        buf[0] = (char)(0xE0 | (c >> 12)); buf[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        buf[2] = (char)(0x80 | (c & 0x3F)); return 3;
+    }
+    buf[0] = (char)(0xF0 | (c >> 18)); buf[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    buf[2] = (char)(0x80 | ((c >> 6) & 0x3F)); buf[3] = (char)(0x80 | (c & 0x3F)); return 4;
+}
+
+static int hex4(Parser *ps, uint32_t *out) {
+    if (ps->end - ps->p < 4) return fail(ps, "truncated \\u escape");
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = ps->p[i];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (d < 0) return fail(ps, "bad hex digit in \\u escape");
+        v = v * 16 + (uint32_t)d;
+    }
+    ps->p += 4;
+    *out = v;
+    return XC_OK;
+}
+
+// Length of a valid UTF-8 sequence starting at p (p < end), or 0 if invalid (overlong, surrogate,
+// beyond U+10FFFF, truncated).
+static int utf8_len(const unsigned char *p, const unsigned char *end) {
+    unsigned char c = p[0];
+    int n; uint32_t cp, min;
+    if (c < 0x80) return 1;
+    else if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; min = 0x80; }
+    else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; min = 0x800; }
+    else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; min = 0x10000; }
+    else return 0;
+    if (end - p < n) return 0;
+    for (int i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+static int parse_string(Parser *ps, char **out) {
+    // ps->p is at the opening quote. First pass finds the end and an upper bound on the length.
+    ps->p++;
+    const unsigned char *s = ps->p;
+    size_t cap = 1;
+    while (ps->p < ps->end && *ps->p != '"') {
+        if (*ps->p == '\\') {
+            if (ps->end - ps->p < 2) { ps->p = ps->end; break; }
+            ps->p += 2; cap += 4; continue;
+        }
+        ps->p++; cap++;
+    }
+    if (ps->p >= ps->end) return fail(ps, "unterminated string");
+    const unsigned char *e = ps->p;
+    ps->p = s;
+    char *buf = xc_malloc(cap);
+    size_t n = 0;
+    while (ps->p < e) {
+        unsigned char c = *ps->p;
+        if (c < 0x20) { xc_free(buf); return fail(ps, "control character in string"); }
+        if (c != '\\') {
+            int len = utf8_len(ps->p, e);
+            if (!len) { xc_free(buf); return fail(ps, "invalid UTF-8 in string"); }
+            memcpy(buf + n, ps->p, (size_t)len); n += (size_t)len; ps->p += len;
+            continue;
+        }
+        ps->p++;
+        char esc = (char)*ps->p++;
+        switch (esc) {
+        case '"': buf[n++] = '"'; break;
+        case '\\': buf[n++] = '\\'; break;
+        case '/': buf[n++] = '/'; break;
+        case 'b': buf[n++] = '\b'; break;
+        case 'f': buf[n++] = '\f'; break;
+        case 'n': buf[n++] = '\n'; break;
+        case 'r': buf[n++] = '\r'; break;
+        case 't': buf[n++] = '\t'; break;
+        case 'u': {
+            uint32_t cp;
+            if (hex4(ps, &cp) != XC_OK) { xc_free(buf); return XC_ERR; }
+            if (cp >= 0xD800 && cp <= 0xDBFF) { // high surrogate: a low one must follow
+                uint32_t lo;
+                if (e - ps->p < 6 || ps->p[0] != '\\' || ps->p[1] != 'u') { xc_free(buf); return fail(ps, "unpaired surrogate"); }
+                ps->p += 2;
+                if (hex4(ps, &lo) != XC_OK) { xc_free(buf); return XC_ERR; }
+                if (lo < 0xDC00 || lo > 0xDFFF) { xc_free(buf); return fail(ps, "unpaired surrogate"); }
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                xc_free(buf); return fail(ps, "unpaired surrogate");
+            } else if (cp == 0) {
+                xc_free(buf); return fail(ps, "\\u0000 in string");
+            }
+            n += put_utf8(buf + n, cp);
+            break;
+        }
+        default: xc_free(buf); ps->p--; return fail(ps, "bad escape in string");
+        }
+    }
+    buf[n] = 0;
+    ps->p = e + 1;
+    *out = buf;
+    return XC_OK;
+}
+
+static int parse_number(Parser *ps, JsonValue *out) {
+    const unsigned char *s = ps->p;
+    bool neg = false, integer = true;
+    if (*ps->p == '-') { neg = true; ps->p++; }
+    if (ps->p >= ps->end || !(*ps->p >= '0' && *ps->p <= '9')) return fail(ps, "bad number");
+    if (*ps->p == '0' && ps->p + 1 < ps->end && ps->p[1] >= '0' && ps->p[1] <= '9') return fail(ps, "leading zero in number");
+    while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') ps->p++;
+    if (ps->p < ps->end && *ps->p == '.') {
+        integer = false; ps->p++;
+        if (ps->p >= ps->end || !(*ps->p >= '0' && *ps->p <= '9')) return fail(ps, "bad fraction in number");
+        while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') ps->p++;
+    }
+    if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
+        integer = false; ps->p++;
+        if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-')) ps->p++;
+        if (ps->p >= ps->end || !(*ps->p >= '0' && *ps->p <= '9')) return fail(ps, "bad exponent in number");
+        while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') ps->p++;
+    }
+    size_t len = (size_t)(ps->p - s);
+    char tmp[64];
+    if (len >= sizeof tmp) { integer = false; }
+    out->type = JSON_NUMBER;
+    if (integer) { // exact int64 with overflow detection
+        uint64_t v = 0;
+        bool ok = true;
+        for (const unsigned char *q = s + neg; q < ps->p; q++) {
+            if (!xc_mul_u64(v, 10, &v) || !xc_add_u64(v, (uint64_t)(*q - '0'), &v)) { ok = false; break; }
+        }
+        if (ok && (neg ? v <= (uint64_t)INT64_MAX + 1 : v <= (uint64_t)INT64_MAX)) {
+            out->is_int = true;
+            out->i = neg ? (int64_t)(0 - v) : (int64_t)v;
+            out->d = (double)out->i;
+            return XC_OK;
+        }
+    }
+    if (len < sizeof tmp) {
+        memcpy(tmp, s, len); tmp[len] = 0;
+        out->d = strtod(tmp, NULL);
+    } else {
+        out->d = neg ? -HUGE_VAL : HUGE_VAL; // absurdly long literal
+    }
+    return XC_OK;
+}
+
+static int cmp_keys(const void *a, const void *b) { return strcmp(**(char *const *const *)a, **(char *const *const *)b); }
+
+static int parse_container(Parser *ps, JsonValue *out, int depth, bool object) {
+    if (depth >= JSON_MAX_DEPTH) return fail(ps, "nesting too deep");
+    out->type = object ? JSON_OBJECT : JSON_ARRAY;
+    char close = object ? '}' : ']';
+    ps->p++;
+    int64_t cap = 0;
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == close) { ps->p++; return XC_OK; }
+    for (;;) {
+        if (out->n == cap) {
+            cap = cap ? 2 * cap : 8;
+            out->items = xc_realloc(out->items, (size_t)cap * sizeof *out->items);
+            if (object) out->keys = xc_realloc(out->keys, (size_t)cap * sizeof *out->keys);
+        }
+        JsonValue *item = &out->items[out->n];
+        memset(item, 0, sizeof *item);
+        skip_ws(ps);
+        if (object) {
+            if (ps->p >= ps->end || *ps->p != '"') return fail(ps, "expected a string key");
+            char *key;
+            if (parse_string(ps, &key) != XC_OK) return XC_ERR;
+            out->keys[out->n] = key;
+            out->n++; // counted now so json_free releases the key on a later failure
+            skip_ws(ps);
+            if (ps->p >= ps->end || *ps->p != ':') return fail(ps, "expected ':'");
+            ps->p++;
+            skip_ws(ps);
+            if (parse_value(ps, item, depth + 1) != XC_OK) return XC_ERR;
+        } else {
+            out->n++;
+            if (parse_value(ps, item, depth + 1) != XC_OK) return XC_ERR;
+        }
+        skip_ws(ps);
+        if (ps->p >= ps->end) return fail(ps, object ? "unterminated object" : "unterminated array");
+        if (*ps->p == ',') { ps->p++; skip_ws(ps); if (ps->p < ps->end && *ps->p == close) return fail(ps, "trailing comma"); continue; }
+        if (*ps->p == close) { ps->p++; break; }
+        return fail(ps, object ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+    if (object && out->n > 1) { // duplicate keys: sort pointers to the keys, compare neighbours
+        char ***idx = xc_malloc((size_t)out->n * sizeof *idx);
+        for (int64_t i = 0; i < out->n; i++) idx[i] = &out->keys[i];
+        qsort(idx, (size_t)out->n, sizeof *idx, cmp_keys);
+        for (int64_t i = 1; i < out->n; i++) {
+            if (strcmp(*idx[i - 1], *idx[i]) == 0) {
+                if (!ps->failed) {
+                    xc_err(ps->err, "%s: duplicate key \"%.200s\" in JSON object", ps->where, *idx[i]);
+                    ps->failed = true;
+                }
+                xc_free(idx);
+                return XC_ERR;
+            }
+        }
+        xc_free(idx);
+    }
+    return XC_OK;
+}
+
+static int parse_value(Parser *ps, JsonValue *out, int depth) {
+    skip_ws(ps);
+    if (ps->p >= ps->end) return fail(ps, "unexpected end of input");
+    switch (*ps->p) {
+    case '{': return parse_container(ps, out, depth, true);
+    case '[': return parse_container(ps, out, depth, false);
+    case '"': out->type = JSON_STRING; return parse_string(ps, &out->s);
+    case 't': if (match_word(ps, "true")) { out->type = JSON_BOOL; out->b = true; return XC_OK; } break;
+    case 'f': if (match_word(ps, "false")) { out->type = JSON_BOOL; out->b = false; return XC_OK; } break;
+    case 'n': if (match_word(ps, "null")) { out->type = JSON_NULL; return XC_OK; } break;
+    default:
+        if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9')) return parse_number(ps, out);
+    }
+    return fail(ps, "unexpected character");
+}
+
+int json_parse(JsonValue *out, const char *text, size_t len, const char *where, XcError *err) {
+    memset(out, 0, sizeof *out);
+    Parser ps = {(const unsigned char *)text, (const unsigned char *)text + len, (const unsigned char *)text,
+                 where, err, false};
+    if (parse_value(&ps, out, 0) == XC_OK) {
+        skip_ws(&ps);
+        if (ps.p == ps.end) return XC_OK;
+        fail(&ps, "trailing characters after the value");
+    }
+    json_free(out);
+    return XC_ERR;
+}
+
+void json_free(JsonValue *v) {
+    if (!v) return;
+    if (v->type == JSON_ARRAY || v->type == JSON_OBJECT) {
+        for (int64_t i = 0; i < v->n; i++) {
+            json_free(&v->items[i]);
+            if (v->keys) xc_free(v->keys[i]);
+        }
+        xc_free(v->items);
+        xc_free(v->keys);
+    }
+    if (v->type == JSON_STRING) xc_free(v->s);
+    memset(v, 0, sizeof *v);
+}
+
+const JsonValue *json_get(const JsonValue *obj, const char *key) {
+    if (!obj || obj->type != JSON_OBJECT) return NULL;
+    for (int64_t i = 0; i < obj->n; i++)
+        if (strcmp(obj->keys[i], key) == 0) return &obj->items[i];
+    return NULL;
+}
+
+const char *json_type_name(JsonType t) {
+    static const char *names[] = {"null", "boolean", "number", "string", "array", "object"};
+    return (unsigned)t < 6 ? names[t] : "?";
+}

@@ -1,0 +1,78 @@
+// pickle.h - a restricted unpickler for PyTorch checkpoints: it builds inert objects and executes nothing.
+//
+// Python's pickle is a little stack machine whose REDUCE opcode calls any importable function
+// (GLOBAL posix system + REDUCE runs a shell command). This reader never imports or calls anything:
+//   - a small allow-list of globals is understood: collections.OrderedDict (-> dict),
+//     torch._utils._rebuild_tensor_v2 (-> tensor view of a storage), torch._utils._rebuild_parameter
+//     (-> the tensor), torch._tensor._rebuild_from_type_v2 (tensor subclasses: the inner rebuild),
+//     torch.{Float,Half,BFloat16,Double,Long,...}Storage (storage types);
+//   - every other global (a yacs config class, __torch__.* TorchScript module classes, os.system...)
+//     becomes an inert object that records its class name, constructor arguments and BUILD state;
+//   - persistent ids ('storage', <storage type>, key, location, numel) become storage references,
+//     checked by a callback (the torch loader checks the zip entry exists and has numel elements);
+//   - SETITEM(S) only on dicts, APPEND(S) only on lists, BUILD only on inert objects (items given to an
+//     inert dict/list subclass are dropped; BUILD state on a dict or tensor is ignored); anything else
+//     is an error. Memo indices, stack size, MARK nesting, string sizes and object count are capped.
+// Tensors are validated when built: dims and strides non-negative, the view inside its storage.
+//
+//   PkMachine m;
+//   PkObj *root = NULL;
+//   if (pk_load(&m, bytes, len, "ckpt.pth: data.pkl", check_storage, ctx, &root, &err) != XC_OK) ...;
+//   if (root->type == PK_DICT) for (int64_t i = 0; i < root->n; i += 2) key = root->items[i], val = root->items[i+1];
+//   pk_free(&m);  // frees every object
+#pragma once
+#include <stdint.h>
+#include "autograd/util.h"
+#include "checkpoints/ckpt_internal.h"
+
+#define PK_MAX_STACK   (1 << 20)
+#define PK_MAX_MARKS   (1 << 12)   // MARK nesting
+#define PK_MAX_MEMO    (1 << 20)   // memo indices
+#define PK_MAX_OBJECTS (1 << 22)
+#define PK_MAX_STRING  ((uint64_t)64 << 20)
+
+typedef enum {
+    PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_BYTES, PK_TUPLE, PK_LIST, PK_DICT,
+    PK_GLOBAL,  // a class or function reference (never called)
+    PK_OBJECT,  // an inert instance / call result: cls, args, state
+    PK_STORAGE, // a persistent storage reference
+    PK_TENSOR,  // a view of a storage
+} PkType;
+
+typedef enum {
+    PKG_OTHER, PKG_ORDEREDDICT, PKG_REBUILD_TENSOR, PKG_REBUILD_PARAM, PKG_REBUILD_FROM_TYPE, PKG_STORAGE_TYPE
+} PkGlobalKind;
+
+typedef struct PkObj {
+    PkType type;
+    int kind;            // PK_GLOBAL: PkGlobalKind; PK_GLOBAL storage type and PK_STORAGE: CkptDtype
+    int elem_size;       // storage types and storages: bytes per element
+    int ndim;            // PK_TENSOR
+    int64_t i;           // PK_INT / PK_BOOL value; PK_STORAGE numel; PK_TENSOR storage offset (elements)
+    double f;            // PK_FLOAT
+    char *s;             // PK_STR / PK_BYTES (NUL-terminated copy); PK_GLOBAL "module.name"; PK_STORAGE key
+    size_t slen;
+    struct PkObj **items; // PK_TUPLE / PK_LIST items; PK_DICT key, value, key, value, ...
+    int64_t n, cap;
+    struct PkObj *cls, *args, *state; // PK_OBJECT (cls is a PK_GLOBAL); PK_TENSOR: cls = its PK_STORAGE
+    int64_t *dims;       // PK_TENSOR: shape[ndim] then stride[ndim]
+    const uint8_t *bytes; // PK_STORAGE: its data once the loader has read it
+    uint8_t *owned;       //   and the buffer to free with the machine
+} PkObj;
+
+// Checks a storage reference; returns XC_OK or fills err.
+typedef int (*PkStorageCheck)(void *ctx, const char *key, int dtype, int elem_size, int64_t numel, XcError *err);
+
+typedef struct PkMachine {
+    PkObj **blocks; int64_t nblocks, nobj; // object arena
+    PkObj **stack; int64_t sp, stack_cap;
+    int64_t *marks; int64_t nmarks, marks_cap;
+    PkObj **memo; int64_t memo_cap, memo_count;
+} PkMachine;
+
+int pk_load(PkMachine *m, const uint8_t *buf, size_t len, const char *where, PkStorageCheck check, void *ctx,
+            PkObj **root, XcError *err);
+void pk_free(PkMachine *m);
+const char *pk_type_name(const PkObj *o);
+// dict lookup by string key (linear), NULL if absent or not a dict
+PkObj *pk_dict_get(const PkObj *dict, const char *key);

@@ -1,0 +1,452 @@
+// test_malformed_weights.c - a corpus of broken and hostile weights files, made here at run time in a
+// temporary folder (from the good fixtures and by hand). Each must be refused by weights_load with a
+// message naming the problem (checked by substring), leave the WeightSet empty, and not crash (run
+// under ASan+UBSan too). Peak memory stays bounded although several files claim gigabytes.
+#include <hdf5.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "checkpoints/weights.h"
+#include "tests/test_util.h"
+
+static char g_dir[64] = "/tmp/xclip_bad_XXXXXX";
+static int g_cases;
+
+// ---- byte buffers ---------------------------------------------------------------------------------
+typedef struct Buf { uint8_t *p; size_t n, cap; } Buf;
+static void put(Buf *b, const void *s, size_t n) {
+    if (b->n + n > b->cap) { b->cap = (b->n + n) * 2 + 64; b->p = realloc(b->p, b->cap); }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+static void put8(Buf *b, uint8_t v) { put(b, &v, 1); }
+static void put16(Buf *b, uint16_t v) { put8(b, (uint8_t)v); put8(b, (uint8_t)(v >> 8)); }
+static void put32(Buf *b, uint32_t v) { put16(b, (uint16_t)v); put16(b, (uint16_t)(v >> 16)); }
+static void put64(Buf *b, uint64_t v) { put32(b, (uint32_t)v); put32(b, (uint32_t)(v >> 32)); }
+static void puts_(Buf *b, const char *s) { put(b, s, strlen(s)); }
+
+static const char *tmp_path(const char *name) {
+    static char path[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(path[k], sizeof path[k], "%s/%s", g_dir, name);
+    return path[k];
+}
+static const char *write_file(const char *name, const void *data, size_t n) {
+    const char *path = tmp_path(name);
+    FILE *f = fopen(path, "wb");
+    if (!f || (n && fwrite(data, 1, n, f) != n)) { perror(path); exit(1); }
+    fclose(f);
+    return path;
+}
+static uint8_t *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); exit(1); }
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc(*n + 1);
+    if (fread(p, 1, *n, f) != *n) { perror(path); exit(1); }
+    fclose(f);
+    return p;
+}
+
+// The check every case ends with.
+static void expect_reject(const char *what, const char *path, const char *needle) {
+    WeightSet ws = {0};
+    XcError err = {0};
+    g_cases++;
+    int rc = weights_load(&ws, path, &err);
+    XC_EXPECT(rc == XC_ERR, "%s: accepted (%d tensors)", what, ws.n);
+    XC_EXPECT(ws.n == 0 && ws.t == NULL, "%s: WeightSet not left empty", what);
+    XC_EXPECT(strstr(err.msg, needle) != NULL, "%s: message \"%s\" lacks \"%s\"", what, err.msg, needle);
+    if (getenv("XCLIP_VERBOSE")) printf("%-28s -> %s\n", what, err.msg);
+    weights_free(&ws);
+}
+
+// ---- safetensors by hand --------------------------------------------------------------------------
+static const char *st_file(const char *name, const char *json, size_t data_len) {
+    Buf b = {0};
+    put64(&b, strlen(json));
+    puts_(&b, json);
+    for (size_t i = 0; i < data_len; i++) put8(&b, 0);
+    const char *p = write_file(name, b.p, b.n);
+    free(b.p);
+    return p;
+}
+
+static void safetensors_cases(void) {
+    expect_reject("empty file", write_file("empty.safetensors", "", 0), "file is empty");
+    expect_reject("5-byte file", write_file("short.safetensors", "\x10\0\0\0\0", 5), "truncated safetensors");
+    Buf b = {0};
+    put64(&b, (uint64_t)200 << 20); puts_(&b, "{}");
+    expect_reject("header length > 100 MB", write_file("hugehdr.safetensors", b.p, b.n), "larger than the");
+    b.n = 0; put64(&b, 5000); puts_(&b, "{\"a\":{}}");
+    expect_reject("header length > file", write_file("pasthdr.safetensors", b.p, b.n), "runs past the end of the file");
+    b.n = 0; put64(&b, 0xFFFFFFFFFFFFFFF0ull); puts_(&b, "{}");
+    expect_reject("header length ~2^64", write_file("wraphdr.safetensors", b.p, b.n), "larger than the");
+    free(b.p);
+    expect_reject("non-JSON header", st_file("nonjson.safetensors", "this is not json", 0), "invalid JSON");
+    expect_reject("header is an array", st_file("array.safetensors", "[1,2]", 0), "not an object");
+    expect_reject("trailing comma", st_file("comma.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},}", 4), "trailing comma");
+    expect_reject("duplicate names", st_file("dup.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8),
+        "duplicate key \"a\"");
+    expect_reject("overlapping offsets", st_file("overlap.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12),
+        "overlap");
+    expect_reject("gap between tensors", st_file("gap.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12),
+        "gap of 4 bytes");
+    expect_reject("bytes after the last tensor", st_file("tail.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12), "not covered");
+    expect_reject("offsets out of range", st_file("range.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8), "out of range");
+    expect_reject("end before begin", st_file("backwards.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 8), "before begin");
+    expect_reject("huge shape (overflow)", st_file("overflow.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]}}", 4), "overflows");
+    expect_reject("huge shape (2^61 floats)", st_file("huge.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2305843009213693952],\"data_offsets\":[0,4]}}", 4),
+        "= 9223372036854775808 bytes but data_offsets span 4");
+    expect_reject("huge shape (bytes overflow)", st_file("huge2.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904],\"data_offsets\":[0,4]}}", 4), "byte size overflows");
+    expect_reject("negative dimension", st_file("negdim.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4), "negative dimension");
+    expect_reject("fractional offset", st_file("fracoff.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4.0]}}", 4), "non-negative integers");
+    expect_reject("unknown dtype", st_file("dtype.safetensors",
+        "{\"a\":{\"dtype\":\"F31\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4), "unknown dtype \"F31\"");
+    expect_reject("unsupported dtype I32", st_file("i32.safetensors",
+        "{\"visual.conv1.weight\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4),
+        "\"visual.conv1.weight\": unsupported dtype I32");
+    expect_reject("dtype x shape != length", st_file("len.safetensors",
+        "{\"a\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8), "= 6 bytes but data_offsets span 8");
+    expect_reject("unknown tensor field", st_file("field.safetensors",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4), "unknown field \"x\"");
+    expect_reject("metadata not strings", st_file("meta.safetensors", "{\"__metadata__\":{\"k\":1}}", 0), "__metadata__ value");
+    expect_reject("invalid UTF-8 name", st_file("utf8.safetensors",
+        "{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4), "invalid UTF-8");
+    expect_reject("empty tensor name", st_file("noname.safetensors",
+        "{\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4), "empty name");
+    char deep[2100];
+    memset(deep, '[', 1000); memset(deep + 1000, ']', 1000); deep[2000] = 0;
+    char deep_obj[2200];
+    snprintf(deep_obj, sizeof deep_obj, "{\"a\":%s}", deep);
+    expect_reject("JSON nested 1000 deep", st_file("deep.safetensors", deep_obj, 0), "nesting too deep");
+    expect_reject("no tensors at all", st_file("none.safetensors", "{\"__metadata__\":{}}", 0), "contains no float tensors");
+    expect_reject("unknown HF CLIP name", st_file("hf.safetensors",
+        "{\"vision_model.encoder.layers.0.foo.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4),
+        "unknown Hugging Face CLIP name");
+
+    // cuts of the good fixture: inside the header and inside the data
+    char fix[1024];
+    size_t n;
+    uint8_t *good = read_all(XC_FIXTURE("ckpt/clip.safetensors", fix), &n);
+    expect_reject("safetensors cut in header", write_file("cut1.safetensors", good, 100), "runs past the end of the file");
+    expect_reject("safetensors cut in data", write_file("cut2.safetensors", good, n / 2), "out of range");
+    expect_reject("safetensors cut 1 byte short", write_file("cut3.safetensors", good, n - 1), "out of range");
+    free(good);
+}
+
+// ---- zip archives by hand ---------------------------------------------------------------------------
+typedef struct ZEntry {
+    const char *name;
+    const uint8_t *data; size_t len;
+    bool deflate;
+    uint64_t fake_size; // declared uncompressed size when non-zero
+    int zip64;          // 1: sizes and offset in a zip64 extra field; 2: the same with the field cut short
+} ZEntry;
+
+static const char *zip_file(const char *fname, const ZEntry *es, int n) {
+    Buf b = {0}, cd = {0};
+    for (int i = 0; i < n; i++) {
+        const ZEntry *e = &es[i];
+        uint8_t *comp = (uint8_t *)e->data;
+        size_t clen = e->len;
+        if (e->deflate) {
+            comp = malloc(e->len + 1024);
+            z_stream s = {0};
+            deflateInit2(&s, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+            s.next_in = (Bytef *)e->data; s.avail_in = (uInt)e->len;
+            s.next_out = comp; s.avail_out = (uInt)(e->len + 1024);
+            deflate(&s, Z_FINISH);
+            clen = s.total_out;
+            deflateEnd(&s);
+        }
+        uint32_t crc = (uint32_t)crc32(0, e->data, (uInt)e->len);
+        uint32_t size = e->fake_size ? (uint32_t)e->fake_size : (uint32_t)e->len;
+        size_t local = b.n;
+        puts_(&b, "PK\x03\x04"); put16(&b, 20); put16(&b, 0); put16(&b, e->deflate ? 8 : 0); put32(&b, 0);
+        put32(&b, crc); put32(&b, (uint32_t)clen); put32(&b, size); put16(&b, (uint16_t)strlen(e->name)); put16(&b, 0);
+        puts_(&b, e->name);
+        put(&b, comp, clen);
+        puts_(&cd, "PK\x01\x02"); put16(&cd, 45); put16(&cd, 45); put16(&cd, 0); put16(&cd, e->deflate ? 8 : 0); put32(&cd, 0);
+        uint32_t m = e->zip64 ? 0xFFFFFFFFu : 0;
+        put32(&cd, crc); put32(&cd, m | (uint32_t)clen); put32(&cd, m | size); put16(&cd, (uint16_t)strlen(e->name));
+        put16(&cd, e->zip64 ? 28 : 0); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put32(&cd, 0); put32(&cd, m | (uint32_t)local);
+        puts_(&cd, e->name);
+        if (e->zip64) { // id 1: size, compressed size, local header offset (the order the spec fixes)
+            put16(&cd, 1); put16(&cd, e->zip64 == 2 ? 16 : 24); put64(&cd, size); put64(&cd, clen);
+            if (e->zip64 == 2) { put16(&cd, 0xCAFE); put16(&cd, 4); put32(&cd, 0); } // offset missing
+            else put64(&cd, local);
+        }
+        if (comp != e->data) free(comp);
+    }
+    size_t cd_off = b.n;
+    put(&b, cd.p, cd.n);
+    puts_(&b, "PK\x05\x06"); put16(&b, 0); put16(&b, 0); put16(&b, (uint16_t)n); put16(&b, (uint16_t)n);
+    put32(&b, (uint32_t)cd.n); put32(&b, (uint32_t)cd_off); put16(&b, 0);
+    const char *p = write_file(fname, b.p, b.n);
+    free(b.p); free(cd.p);
+    return p;
+}
+
+// ---- pickles by hand ----------------------------------------------------------------------------------
+static void pk_global(Buf *b, const char *mod, const char *name) { put8(b, 'c'); puts_(b, mod); put8(b, '\n'); puts_(b, name); put8(b, '\n'); }
+static void pk_str(Buf *b, const char *s) { put8(b, 'X'); put32(b, (uint32_t)strlen(s)); puts_(b, s); }
+static void pk_int(Buf *b, int32_t v) { put8(b, 'J'); put32(b, (uint32_t)v); }
+// _rebuild_tensor_v2((('storage', torch.<st>, key, 'cpu', numel)), offset, size, stride, False, OrderedDict())
+static void pk_tensor(Buf *b, const char *st, const char *key, int numel, int offset, int nd, const int *size, const int *stride) {
+    pk_global(b, "torch._utils", "_rebuild_tensor_v2");
+    put8(b, '(');
+    put8(b, '('); pk_str(b, "storage"); pk_global(b, "torch", st); pk_str(b, key); pk_str(b, "cpu"); pk_int(b, numel); put8(b, 't');
+    put8(b, 'Q');
+    pk_int(b, offset);
+    put8(b, '('); for (int i = 0; i < nd; i++) pk_int(b, size[i]); put8(b, 't');
+    put8(b, '('); for (int i = 0; i < nd; i++) pk_int(b, stride[i]); put8(b, 't');
+    put8(b, 0x89);
+    pk_global(b, "collections", "OrderedDict"); put8(b, ')'); put8(b, 'R');
+    put8(b, 't');
+    put8(b, 'R');
+}
+static void pk_begin_dict(Buf *b) { put8(b, 0x80); put8(b, 2); put8(b, '}'); put8(b, '('); }
+static void pk_end_dict(Buf *b) { put8(b, 'u'); put8(b, '.'); }
+
+// A torch-style archive: a/data.pkl plus storages a/data/<i> of the given byte sizes.
+static const char *torch_file(const char *fname, const Buf *pkl, int nstorages, const size_t *bytes) {
+    ZEntry es[8];
+    static uint8_t zeros[4096];
+    static char names[8][32];
+    es[0] = (ZEntry){"a/data.pkl", pkl->p, pkl->n, false, 0, 0};
+    for (int i = 0; i < nstorages; i++) {
+        snprintf(names[i], sizeof names[i], "a/data/%d", i);
+        es[1 + i] = (ZEntry){names[i], zeros, bytes[i], false, 0, 0};
+    }
+    return zip_file(fname, es, 1 + nstorages);
+}
+
+static void pickle_cases(void) {
+    Buf b = {0};
+    size_t sz16 = 16, sz24 = 24;
+    // sanity: the builder makes a loadable file (so the rejections below are about the one defect)
+    pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 4, 0, 1, (int[]){4}, (int[]){1}); pk_end_dict(&b);
+    {
+        WeightSet ws = {0};
+        XcError err = {0};
+        int rc = weights_load(&ws, torch_file("ok.pth", &b, 1, &sz16), &err);
+        XC_EXPECT(rc == XC_OK && ws.n == 1 && ws.t[0].numel == 4, "hand-made good pickle: %s", err.msg);
+        weights_free(&ws);
+    }
+
+    // os.system: GLOBAL posix system + REDUCE must never run; the result is an inert object
+    const char *marker = tmp_path("PWNED");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "touch %s", marker);
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); pk_global(&b, "posix", "system"); pk_str(&b, cmd); put8(&b, 0x85); put8(&b, 'R'); put8(&b, '.');
+    expect_reject("pickle calls os.system", torch_file("system.pth", &b, 0, NULL), "posix.system, not a state dict");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_global(&b, "posix", "system"); pk_str(&b, cmd); put8(&b, 0x85); put8(&b, 'R'); pk_end_dict(&b);
+    expect_reject("os.system inside a dict", torch_file("system2.pth", &b, 0, NULL), "no tensors found");
+    struct stat st;
+    XC_EXPECT(stat(marker, &st) != 0, "os.system was executed: %s exists", marker);
+
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "cfg"); pk_global(&b, "__main__", "Evil"); put8(&b, ')'); put8(&b, 0x81); pk_end_dict(&b);
+    expect_reject("only non-tensor globals", torch_file("evil.pth", &b, 0, NULL), "no tensors found");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 2, 0, 1, (int[]){10}, (int[]){1}); pk_end_dict(&b);
+    expect_reject("storage smaller than view", torch_file("small.pth", &b, 1, (size_t[]){8}), "outside its storage");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 6, 0, 2, (int[]){2, 3}, (int[]){3, 2}); pk_end_dict(&b);
+    expect_reject("strides outside storage", torch_file("stride.pth", &b, 1, &sz24), "outside its storage");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 4, 3, 1, (int[]){2}, (int[]){1}); pk_end_dict(&b);
+    expect_reject("offset past storage end", torch_file("offset.pth", &b, 1, &sz16), "outside its storage");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 10, 0, 1, (int[]){4}, (int[]){1}); pk_end_dict(&b);
+    expect_reject("storage size != entry size", torch_file("stsize.pth", &b, 1, &sz16), "holds 16 bytes but its header says 10 elements");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "7", 4, 0, 1, (int[]){4}, (int[]){1}); pk_end_dict(&b);
+    expect_reject("missing storage entry", torch_file("nostorage.pth", &b, 1, &sz16), "a/data/7 is missing");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "../x", 4, 0, 1, (int[]){4}, (int[]){1}); pk_end_dict(&b);
+    expect_reject("storage key with a path", torch_file("key.pth", &b, 1, &sz16), "bad storage key");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 4, 0, 1, (int[]){-4}, (int[]){1}); pk_end_dict(&b);
+    expect_reject("negative tensor dim", torch_file("negdim.pth", &b, 1, &sz16), "negative tensor dimension");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w");
+    pk_tensor(&b, "FloatStorage", "0", 4, 0, 9, (int[]){1, 1, 1, 1, 1, 1, 1, 1, 1}, (int[]){1, 1, 1, 1, 1, 1, 1, 1, 1}); pk_end_dict(&b);
+    expect_reject("tensor with 9 dims", torch_file("ninedims.pth", &b, 1, &sz16), "more than 8 dimensions");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 4, 0, 2, (int[]){65536, 65536}, (int[]){1 << 30, 1 << 30}); pk_end_dict(&b);
+    expect_reject("view span beyond storage", torch_file("span.pth", &b, 1, &sz16), "outside its storage");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "visual.conv1.weight"); pk_tensor(&b, "LongStorage", "0", 2, 0, 1, (int[]){2}, (int[]){1}); pk_end_dict(&b);
+    expect_reject("int64 weight", torch_file("long.pth", &b, 1, &sz16), "not a floating-point tensor");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w");
+    put8(&b, '('); pk_str(&b, "storage"); pk_global(&b, "posix", "system"); pk_str(&b, "0"); pk_str(&b, "cpu"); pk_int(&b, 4); put8(&b, 't'); put8(&b, 'Q');
+    pk_end_dict(&b);
+    expect_reject("non-storage global in persistent id", torch_file("pidglobal.pth", &b, 1, &sz16), "unknown storage type posix.system");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_global(&b, "torch._utils", "_rebuild_tensor_v2"); pk_int(&b, 1); pk_int(&b, 2); put8(&b, 0x86); put8(&b, 'R'); pk_end_dict(&b);
+    expect_reject("malformed rebuild args", torch_file("rebuild.pth", &b, 0, NULL), "malformed _rebuild_tensor_v2");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_global(&b, "torch._tensor", "_rebuild_from_type_v2");
+    put8(&b, '('); pk_global(&b, "posix", "system"); pk_global(&b, "__main__", "Sub"); put8(&b, ')'); put8(&b, '}'); put8(&b, 't');
+    put8(&b, 'R'); pk_end_dict(&b);
+    expect_reject("rebuild_from_type with os.system", torch_file("fromtype.pth", &b, 0, NULL), "unsupported _rebuild_from_type_v2");
+    b.n = 0; pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 4, 0, 1, (int[]){4}, (int[]){1});
+    pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 4, 0, 1, (int[]){4}, (int[]){1}); pk_end_dict(&b);
+    expect_reject("duplicate tensor names", torch_file("dupname.pth", &b, 1, &sz16), "duplicate tensor name \"w\"");
+
+    // the machine itself
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); for (int i = 0; i < 5000; i++) put8(&b, '('); put8(&b, '.');
+    expect_reject("MARK nesting 5000 deep", torch_file("marks.pth", &b, 0, NULL), "MARK nesting deeper");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); put8(&b, '}'); put8(&b, 'r'); put32(&b, 0xFFFFFFF0u); put8(&b, '.');
+    expect_reject("huge memo index", torch_file("memo.pth", &b, 0, NULL), "memo index 4294967280 too large");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); put8(&b, 'j'); put32(&b, 77); put8(&b, '.');
+    expect_reject("memo get of unset index", torch_file("memoget.pth", &b, 0, NULL), "memo index 77 is not set");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); for (int i = 0; i < 100000; i++) put8(&b, ']'); for (int i = 0; i < 99999; i++) put8(&b, 'a'); put8(&b, '.');
+    expect_reject("lists nested 100000 deep", torch_file("deeplist.pth", &b, 0, NULL), "not a state dict");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); put8(&b, ']'); pk_str(&b, "k"); pk_str(&b, "v"); put8(&b, 's'); put8(&b, '.');
+    expect_reject("SETITEM on a list", torch_file("setitem.pth", &b, 0, NULL), "SETITEM on a list");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); put8(&b, ')'); pk_int(&b, 1); put8(&b, 'a'); put8(&b, '.');
+    expect_reject("APPEND on a tuple", torch_file("append.pth", &b, 0, NULL), "APPEND on a tuple");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); pk_int(&b, 1); put8(&b, '}'); put8(&b, 'b'); put8(&b, '.');
+    expect_reject("BUILD on an int", torch_file("build.pth", &b, 0, NULL), "BUILD on a int");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); put8(&b, 'i'); puts_(&b, "os\nsystem\n"); put8(&b, '.');
+    expect_reject("INST opcode", torch_file("inst.pth", &b, 0, NULL), "unsupported opcode 0x69");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); put8(&b, '}');
+    expect_reject("pickle without STOP", torch_file("nostop.pth", &b, 0, NULL), "no STOP");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); put8(&b, 'R'); put8(&b, '.');
+    expect_reject("stack underflow", torch_file("underflow.pth", &b, 0, NULL), "stack underflow");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); put8(&b, 'X'); put32(&b, 0x7FFFFFFF); puts_(&b, "abc");
+    expect_reject("2 GB string", torch_file("bigstr.pth", &b, 0, NULL), "64 MB limit");
+    b.n = 0; put8(&b, 0x80); put8(&b, 2); put8(&b, 'X'); put32(&b, 1000); puts_(&b, "abc");
+    expect_reject("string past the end", torch_file("shortstr.pth", &b, 0, NULL), "truncated pickle");
+    free(b.p);
+}
+
+static void zip_cases(void) {
+    char fix[1024];
+    size_t n;
+    uint8_t *good = read_all(XC_FIXTURE("ckpt/clip_state.pth", fix), &n);
+    size_t cuts[4] = {n / 10, n / 2, n - 30, n - 10};
+    for (int i = 0; i < 4; i++) {
+        char name[64], what[64];
+        snprintf(name, sizeof name, "cut%d.pth", i);
+        snprintf(what, sizeof what, ".pth truncated to %zu of %zu", cuts[i], n);
+        expect_reject(what, write_file(name, good, cuts[i]), i < 3 ? "end of central directory not found" : "end of central directory");
+    }
+    uint8_t *bad = malloc(n);
+    memcpy(bad, good, n);
+    uint8_t *cd = NULL;
+    for (size_t i = 0; i + 4 <= n; i++) if (memcmp(bad + i, "PK\x01\x02", 4) == 0) { cd = bad + i; break; }
+    XC_EXPECT(cd != NULL, "fixture has a central directory");
+    if (cd) {
+        cd[2] = 9;
+        expect_reject("bad central directory signature", write_file("badcd.pth", bad, n), "bad zip central directory");
+        cd[2] = 1;
+        memcpy(cd + 42, "\xff\xff\xff\x7f", 4); // local header offset far outside the file
+        expect_reject("entry offset outside file", write_file("badlocal.pth", bad, n), "local header missing");
+    }
+    memcpy(bad, good, n);
+    // flip one byte inside the first storage's data (after the 64-byte-aligned local header of a/data/0)
+    const char *stname = "clip_state/data/0";
+    uint8_t *loc = memmem(bad, n, stname, strlen(stname));
+    if (loc) {
+        loc[strlen(stname) + 64] ^= 0x40;
+        expect_reject("storage byte flipped (CRC)", write_file("crc.pth", bad, n), "CRC-32 mismatch");
+    }
+    free(bad);
+    free(good);
+
+    static uint8_t zeros[1 << 20];
+    ZEntry bomb[1] = {{"a/data.pkl", zeros, sizeof zeros, true, (uint64_t)1 << 31, 0}};
+    expect_reject("zip bomb (declared 2 GB)", zip_file("bomb1.pth", bomb, 1), "zip bomb");
+    bomb[0].fake_size = 100;
+    expect_reject("zip bomb (inflates past size)", zip_file("bomb2.pth", bomb, 1), "inflates to more than its declared");
+    ZEntry dots[2] = {{"a/../../etc/data.pkl", zeros, 4, false, 0, 0}, {"a/data.pkl", zeros, 4, false, 0, 0}};
+    expect_reject("zip entry name with ..", zip_file("dots.pth", dots, 2), "contains \"..\"");
+    ZEntry twice[2] = {{"a/data.pkl", zeros, 4, false, 0, 0}, {"a/data.pkl", zeros, 4, false, 0, 0}};
+    expect_reject("duplicate zip entries", zip_file("twice.pth", twice, 2), "appears twice");
+    // a torch >= 2.1 archive that says its storages are big-endian
+    Buf pk = {0};
+    pk_begin_dict(&pk); pk_str(&pk, "w"); pk_tensor(&pk, "FloatStorage", "0", 1, 0, 1, (int[]){1}, (int[]){1}); pk_end_dict(&pk);
+    ZEntry big[3] = {{"a/data.pkl", pk.p, pk.n, false, 0, 0}, {"a/byteorder", (const uint8_t *)"big", 3, false, 0, 0},
+                     {"a/data/0", zeros, 4, false, 0, 0}};
+    expect_reject("big-endian byteorder", zip_file("bigendian.pth", big, 3), "not little-endian");
+    // a deflated data.pkl whose deflate stream is cut short
+    big[0].deflate = true; big[1].data = (const uint8_t *)"little"; big[1].len = 6;
+    const char *defl = zip_file("deflated.pth", big, 3);
+    {
+        WeightSet ws = {0};
+        XcError err = {0};
+        XC_EXPECT(weights_load(&ws, defl, &err) == XC_OK && ws.n == 1, "deflated data.pkl loads: %s", err.msg);
+        weights_free(&ws);
+    }
+    // zip64 extra fields (what torch writes for entries past 4 GB), then the same with the field cut short
+    big[0].zip64 = big[1].zip64 = big[2].zip64 = 1;
+    {
+        WeightSet ws = {0};
+        XcError err = {0};
+        XC_EXPECT(weights_load(&ws, zip_file("zip64.pth", big, 3), &err) == XC_OK && ws.n == 1, "zip64 extra fields: %s", err.msg);
+        weights_free(&ws);
+    }
+    big[2].zip64 = 2;
+    expect_reject("truncated zip64 extra field", zip_file("zip64bad.pth", big, 3), "truncated zip64 extra field");
+    free(pk.p);
+    ZEntry nopkl[1] = {{"a/weights.bin", zeros, 4, false, 0, 0}};
+    expect_reject("zip without data.pkl", zip_file("nopkl.pth", nopkl, 1), "without <name>/data.pkl");
+    expect_reject("empty zip", write_file("empty.zip", "PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 22), "empty zip");
+}
+
+static void misc_cases(void) {
+    expect_reject("missing file", tmp_path("does-not-exist.pt"), "No such file");
+    expect_reject("directory path", g_dir, "is a directory");
+    const char *text = "hello, this is not a weights file at all\n";
+    expect_reject("unknown format", write_file("notes.bin", text, strlen(text)), "not a recognised weights file");
+    const uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+    expect_reject("legacy torch.save", write_file("legacy.pt", legacy, sizeof legacy), "legacy");
+
+    // HDF5: truncated file, and an integer dataset where a weight should be
+    WeightSet ws = {0};
+    XcError err = {0};
+    float v[64] = {0};
+    weights_add(&ws, "w", 1, (int64_t[]){64}, v);
+    const char *h5 = tmp_path("good.h5");
+    XC_EXPECT(weights_save_hdf5(&ws, h5, &err) == XC_OK, "save h5: %s", err.msg);
+    weights_free(&ws);
+    size_t n;
+    uint8_t *data = read_all(h5, &n);
+    expect_reject("HDF5 truncated", write_file("cut.h5", data, n / 2), "HDF5");
+    free(data);
+    hid_t f = H5Fcreate(tmp_path("int.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[1] = {4};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t d = H5Dcreate2(f, "visual.conv1.weight", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int iv[4] = {1, 2, 3, 4};
+    H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, iv);
+    H5Dclose(d); H5Sclose(sp); H5Fclose(f);
+    expect_reject("HDF5 integer weight", tmp_path("int.h5"), "not a floating-point dataset");
+}
+
+int main(void) {
+    if (!mkdtemp(g_dir)) { perror("mkdtemp"); return 1; }
+    safetensors_cases();
+    pickle_cases();
+    zip_cases();
+    misc_cases();
+    printf("%d malformed files rejected as expected (of %d)\n", g_cases - xc_tests_failed, g_cases);
+    XC_EXPECT(g_cases >= 30, "only %d cases", g_cases);
+    uint64_t rss = xc_peak_rss();
+    XC_EXPECT(rss < ((uint64_t)1 << 30), "peak RSS %llu MB", (unsigned long long)(rss >> 20));
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    return xc_test_summary("test_malformed_weights");
+}
