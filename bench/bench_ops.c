@@ -1,0 +1,180 @@
+// bench_ops - GFLOP/s of the GEMM path (linear forward and forward+backward at the ViT-B/32 block
+// shapes: 16 frames x 50 tokens, width 768) and of fused attention forward and forward+backward
+// (12 heads), against a 2048^3 OpenBLAS sgemm (the machine's practical peak) and against the same
+// ops in PyTorch on the same machine in the same run (bench/bench_ops_ref.py with /usr/bin/python3).
+//
+//   bench_ops [--threads N] [--repeats R] [--no-torch]
+// Times are the best of R repeats (after one warm-up), so other load on the machine shows less.
+#include "autograd/ops.h"
+#include "autograd/kernels.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define T 16
+#define L 50
+#define W 768
+#define HEADS 12
+
+typedef struct Row {
+    char name[32];
+    double flops, ms, torch_ms;
+} Row;
+
+static int repeats = 5;
+
+static double best_ms(void (*fn)(void *), void *arg) {
+    fn(arg);
+    double best = 1e30;
+    for (int r = 0; r < repeats; r++) {
+        double t = xc_now();
+        fn(arg);
+        double dt = xc_now() - t;
+        if (dt < best) best = dt;
+    }
+    return best * 1e3;
+}
+
+typedef struct OpArgs {
+    Graph *g;
+    Tensor *in[3]; // linear: x, w, b; attention: qkv
+    float *dy;
+    bool attention, backward;
+} OpArgs;
+
+static void run_op(void *p) {
+    OpArgs *a = p;
+    graph_reset(a->g);
+    for (int i = 0; i < 3; i++)
+        if (a->in[i]) a->in[i]->grad = NULL; // fresh zeroed grads from the step arena
+    Tensor *y = a->attention ? op_attention(a->g, a->in[0], HEADS, NULL) : op_linear(a->g, a->in[0], a->in[1], a->in[2]);
+    if (a->backward) graph_backward_from(a->g, y, a->dy);
+}
+
+typedef struct GemmArgs {
+    float *a, *b, *c;
+} GemmArgs;
+
+static void run_sgemm(void *p) {
+    GemmArgs *g = p;
+    xc_gemm(false, false, 2048, 2048, 2048, 1.0f, g->a, 2048, g->b, 2048, 0.0f, g->c, 2048);
+}
+
+static float *rnd(Rng *r, int64_t n) {
+    float *x = xc_malloc((size_t)n * sizeof(float));
+    rng_fill_uniform(r, x, n, -1.0f, 1.0f);
+    return x;
+}
+
+// A leaf tensor that requires grad, with random data owned by the caller.
+static Tensor leaf(Rng *r, int ndim, const int64_t *shape) {
+    Tensor t = {0};
+    t.ndim = ndim;
+    t.numel = 1;
+    for (int i = 0; i < ndim; i++) { t.shape[i] = shape[i]; t.numel *= shape[i]; }
+    t.data = rnd(r, t.numel);
+    t.requires_grad = true;
+    return t;
+}
+
+static double torch_ms(const char *key, const char *out) {
+    if (!out) return 0;
+    size_t k = strlen(key);
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, key, k) && p[k] == ' ') return atof(p + k + 1);
+    return 0;
+}
+
+static char *run_torch(int threads) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_ops_ref.py %d %d 2>/dev/null", XCLIP_BENCH_DIR, threads, repeats);
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    size_t cap = 1 << 16;
+    char *out = xc_calloc(cap, 1);
+    size_t n = fread(out, 1, cap - 1, p);
+    if (pclose(p) != 0 || n == 0) { xc_free(out); return NULL; }
+    return out;
+}
+
+int main(int argc, char **argv) {
+    int threads = 2;
+    bool with_torch = true;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-torch")) with_torch = false;
+        else { fprintf(stderr, "usage: bench_ops [--threads N] [--repeats R] [--no-torch]\n"); return 2; }
+    }
+    if (threads < 1 || repeats < 1) { fprintf(stderr, "bench_ops: --threads and --repeats must be >= 1\n"); return 2; }
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    openblas_set_num_threads(threads);
+
+    char *tout = with_torch ? run_torch(threads) : NULL; // PyTorch runs first, alone on the machine
+    if (with_torch && !tout) fprintf(stderr, "bench_ops: the PyTorch reference did not run (python3-torch missing?): xclip.c figures only\n");
+
+    Rng r = rng_stream(1, RNG_STREAM_TEST);
+    Graph g;
+    graph_init(&g, 256u << 20);
+    Row rows[16];
+    int nr = 0;
+    const struct { const char *name; int in, out; } lin[] = {
+        {"qkv", W, 3 * W}, {"out_proj", W, W}, {"c_fc", W, 4 * W}, {"c_proj", 4 * W, W}};
+    for (int i = 0; i < 4; i++) {
+        Tensor x = leaf(&r, 2, (int64_t[]){T * L, lin[i].in}), w = leaf(&r, 2, (int64_t[]){lin[i].out, lin[i].in});
+        Tensor b = leaf(&r, 1, (int64_t[]){lin[i].out});
+        float *dy = rnd(&r, (int64_t)T * L * lin[i].out);
+        double f = 2.0 * T * L * lin[i].in * lin[i].out;
+        char key[64];
+        for (int bwd = 0; bwd < 2; bwd++) {
+            OpArgs a = {&g, {&x, &w, &b}, dy, false, bwd};
+            Row *row = &rows[nr++];
+            snprintf(row->name, sizeof row->name, "linear %s %s", lin[i].name, bwd ? "fwd+bwd" : "fwd");
+            snprintf(key, sizeof key, "%s_%s", lin[i].name, bwd ? "fwdbwd" : "fwd");
+            row->flops = bwd ? 3 * f : f;
+            row->ms = best_ms(run_op, &a);
+            row->torch_ms = torch_ms(key, tout);
+        }
+        xc_free(x.data); xc_free(w.data); xc_free(b.data); xc_free(dy);
+    }
+    Tensor qkv = leaf(&r, 3, (int64_t[]){T, L, 3 * W});
+    float *dy = rnd(&r, (int64_t)T * L * W);
+    double f = 4.0 * T * L * L * W; // Q K^T and P V, 2 flops per multiply-add
+    for (int bwd = 0; bwd < 2; bwd++) {
+        OpArgs a = {&g, {&qkv, NULL, NULL}, dy, true, bwd};
+        Row *row = &rows[nr++];
+        snprintf(row->name, sizeof row->name, "attention %s", bwd ? "fwd+bwd" : "fwd");
+        row->flops = bwd ? 3 * f : f;
+        row->ms = best_ms(run_op, &a);
+        row->torch_ms = torch_ms(bwd ? "attention_fwdbwd" : "attention_fwd", tout);
+    }
+    xc_free(qkv.data); xc_free(dy);
+    GemmArgs ga = {rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048)};
+    Row *peak = &rows[nr++];
+    snprintf(peak->name, sizeof peak->name, "sgemm 2048^3 (peak)");
+    peak->flops = 2.0 * 2048 * 2048 * 2048;
+    peak->ms = best_ms(run_sgemm, &ga);
+    peak->torch_ms = torch_ms("sgemm2048", tout);
+    double peak_gf = peak->flops / peak->ms / 1e6;
+
+    printf("bench_ops: %d threads, best of %d; ViT-B/32 shapes: %d frames x %d tokens, width %d, %d heads\n", threads,
+           repeats, T, L, W, HEADS);
+    printf("%-24s %10s %9s %7s %10s %9s %8s\n", "op", "xclip ms", "GFLOP/s", "%peak", "torch ms", "GFLOP/s", "speedup");
+    for (int i = 0; i < nr; i++) {
+        double gf = rows[i].flops / rows[i].ms / 1e6, tg = rows[i].torch_ms > 0 ? rows[i].flops / rows[i].torch_ms / 1e6 : 0;
+        printf("%-24s %10.3f %9.1f %6.0f%% ", rows[i].name, rows[i].ms, gf, 100.0 * gf / peak_gf);
+        if (rows[i].torch_ms > 0) printf("%10.3f %9.1f %7.2fx\n", rows[i].torch_ms, tg, rows[i].torch_ms / rows[i].ms);
+        else printf("%10s %9s %8s\n", "-", "-", "-");
+    }
+    xc_free(ga.a); xc_free(ga.b); xc_free(ga.c);
+    xc_free(tout);
+    graph_free(&g);
+    return 0;
+}

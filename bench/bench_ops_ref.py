@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""PyTorch side of bench_ops: times the same ops on the same shapes; prints 'name milliseconds' lines.
+
+Usage: bench_ops_ref.py THREADS REPEATS
+"""
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+threads, reps = int(sys.argv[1]), int(sys.argv[2])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+T, L, W, H = 16, 50, 768, 12
+R = T * L
+
+
+def timeit(fn):
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def linear_case(name, n_in, n_out):
+    x = torch.randn(R, n_in, requires_grad=True)
+    w = torch.randn(n_out, n_in, requires_grad=True)
+    b = torch.randn(n_out, requires_grad=True)
+    g = torch.randn(R, n_out)
+    print(f"{name}_fwd {timeit(lambda: F.linear(x, w, b)):.4f}")
+
+    def fb():
+        x.grad = w.grad = b.grad = None
+        F.linear(x, w, b).backward(g)
+    print(f"{name}_fwdbwd {timeit(fb):.4f}")
+
+
+linear_case("qkv", W, 3 * W)
+linear_case("out_proj", W, W)
+linear_case("c_fc", W, 4 * W)
+linear_case("c_proj", 4 * W, W)
+
+a = torch.randn(2048, 2048)
+b = torch.randn(2048, 2048)
+print(f"sgemm2048 {timeit(lambda: a @ b):.4f}")
+
+qkv = torch.randn(T, L, 3 * W, requires_grad=True)
+go = torch.randn(T, L, W)
+
+
+def sdpa(qkv):
+    q, k, v = qkv.chunk(3, -1)
+    dh = W // H
+    q = q.reshape(T, L, H, dh).transpose(1, 2) * dh ** -0.5
+    k = k.reshape(T, L, H, dh).transpose(1, 2)
+    v = v.reshape(T, L, H, dh).transpose(1, 2)
+    return ((q @ k.transpose(-1, -2)).softmax(-1) @ v).transpose(1, 2).reshape(T, L, W)
+
+
+print(f"attention_fwd {timeit(lambda: sdpa(qkv)):.4f}")
+
+
+def att_fb():
+    qkv.grad = None
+    sdpa(qkv).backward(go)
+print(f"attention_fwdbwd {timeit(att_fb):.4f}")
