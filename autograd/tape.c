@@ -158,7 +158,7 @@ static Tensor *param_alloc(ParamStore *ps, const char *name, int ndim, const int
 }
 
 Tensor *param_new(ParamStore *ps, const char *name, int ndim, const int64_t *shape) {
-    return param_alloc(ps, name, ndim, shape, true);
+    return param_alloc(ps, name, ndim, shape, !ps->create_frozen);
 }
 
 Tensor *param_new_frozen(ParamStore *ps, const char *name, int ndim, const int64_t *shape) {

@@ -119,6 +119,7 @@ typedef struct ParamStore {
     Tensor **p;         // n parameters in creation order
     int n, cap;
     int64_t total;      // total number of floats
+    bool create_frozen; // while set, param_new creates frozen parameters (registering a frozen tower)
 } ParamStore;
 
 void param_store_init(ParamStore *ps, const char *name);

@@ -32,6 +32,10 @@ void mha_init(MultiheadAttention *a, ParamStore *ps, const char *prefix, int64_t
 }
 
 void resblock_init(ResBlock *b, ParamStore *ps, const char *prefix, int64_t width, int heads) {
+    resblock_init_mlp(b, ps, prefix, width, heads, 4 * width);
+}
+
+void resblock_init_mlp(ResBlock *b, ParamStore *ps, const char *prefix, int64_t width, int heads, int64_t hidden) {
     char p[256];
     snprintf(p, sizeof p, "%s.ln_1", prefix);
     layernorm_init(&b->ln_1, ps, p, width);
@@ -40,9 +44,9 @@ void resblock_init(ResBlock *b, ParamStore *ps, const char *prefix, int64_t widt
     snprintf(p, sizeof p, "%s.ln_2", prefix);
     layernorm_init(&b->ln_2, ps, p, width);
     snprintf(p, sizeof p, "%s.mlp.c_fc", prefix);
-    linear_init(&b->c_fc, ps, p, width, 4 * width, true);
+    linear_init(&b->c_fc, ps, p, width, hidden, true);
     snprintf(p, sizeof p, "%s.mlp.c_proj", prefix);
-    linear_init(&b->c_proj, ps, p, 4 * width, width, true);
+    linear_init(&b->c_proj, ps, p, hidden, width, true);
 }
 
 Tensor *linear_forward(Graph *g, const Linear *l, Tensor *x) { return op_linear(g, x, l->w, l->b); }

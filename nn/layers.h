@@ -39,6 +39,8 @@ void linear_init(Linear *l, ParamStore *ps, const char *prefix, int64_t in, int6
 void layernorm_init(LayerNorm *ln, ParamStore *ps, const char *prefix, int64_t width);
 void mha_init(MultiheadAttention *a, ParamStore *ps, const char *prefix, int64_t width, int heads);
 void resblock_init(ResBlock *b, ParamStore *ps, const char *prefix, int64_t width, int heads);
+// Same with an explicit MLP hidden width (CLIP uses 4 * width; a checkpoint may say otherwise).
+void resblock_init_mlp(ResBlock *b, ParamStore *ps, const char *prefix, int64_t width, int heads, int64_t hidden);
 
 Tensor *linear_forward(Graph *g, const Linear *l, Tensor *x);
 Tensor *layernorm_forward(Graph *g, const LayerNorm *ln, Tensor *x); // eps 1e-5

@@ -1,0 +1,230 @@
+// clip.c - see clip.h.
+#include "nn/clip.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+// ---- architecture from a weight set -------------------------------------------------------------
+static const WeightTensor *need(const WeightSet *ws, const char *name, int ndim, XcError *err) {
+    const WeightTensor *t = weights_find(ws, name);
+    if (!t) {
+        xc_err(err, "weights: no tensor '%s': not a CLIP checkpoint?\nHINT: CLIP weights have visual.conv1.weight, "
+                    "token_embedding.weight, text_projection, ...", name);
+        return NULL;
+    }
+    if (t->ndim != ndim) {
+        xc_err(err, "weights: '%s' has %d dims, CLIP's has %d", name, t->ndim, ndim);
+        return NULL;
+    }
+    return t;
+}
+
+static int64_t count_layers(const WeightSet *ws, const char *prefix) {
+    int64_t n = 0;
+    char name[256];
+    for (;;) {
+        snprintf(name, sizeof name, "%s.%lld.attn.in_proj_weight", prefix, (long long)n);
+        if (!weights_find(ws, name)) return n;
+        n++;
+    }
+}
+
+int clip_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err) {
+    memset(cfg, 0, sizeof *cfg);
+    const WeightTensor *conv1 = need(ws, "visual.conv1.weight", 4, err);
+    const WeightTensor *vpos = conv1 ? need(ws, "visual.positional_embedding", 2, err) : NULL;
+    const WeightTensor *tproj = vpos ? need(ws, "text_projection", 2, err) : NULL;
+    const WeightTensor *lnf = tproj ? need(ws, "ln_final.weight", 1, err) : NULL;
+    const WeightTensor *tpos = lnf ? need(ws, "positional_embedding", 2, err) : NULL;
+    const WeightTensor *tok = tpos ? need(ws, "token_embedding.weight", 2, err) : NULL;
+    const WeightTensor *vfc = tok ? need(ws, "visual.transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
+    const WeightTensor *tfc = vfc ? need(ws, "transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
+    if (!tfc) return XC_ERR;
+    cfg->vision_width = conv1->shape[0];
+    cfg->patch = conv1->shape[2];
+    int64_t n = vpos->shape[0] - 1, grid = (int64_t)llround(sqrt((double)n));
+    if (conv1->shape[1] != 3 || conv1->shape[2] != conv1->shape[3] || grid * grid != n || vpos->shape[1] != cfg->vision_width) {
+        return xc_err(err, "weights: visual.conv1.weight %lldx%lldx%lldx%lld and visual.positional_embedding %lldx%lld do "
+                           "not describe a square ViT", (long long)conv1->shape[0], (long long)conv1->shape[1],
+                      (long long)conv1->shape[2], (long long)conv1->shape[3], (long long)vpos->shape[0], (long long)vpos->shape[1]);
+    }
+    cfg->image_size = grid * cfg->patch;
+    cfg->vision_layers = count_layers(ws, "visual.transformer.resblocks");
+    cfg->vision_heads = cfg->vision_width / 64 > 0 ? cfg->vision_width / 64 : 1;
+    cfg->vision_mlp = vfc->shape[0];
+    cfg->embed_dim = tproj->shape[1];
+    cfg->text_width = lnf->shape[0];
+    cfg->text_layers = count_layers(ws, "transformer.resblocks");
+    cfg->text_heads = cfg->text_width / 64 > 0 ? cfg->text_width / 64 : 1;
+    cfg->text_mlp = tfc->shape[0];
+    cfg->context = tpos->shape[0];
+    cfg->vocab = tok->shape[0];
+    if (cfg->vision_layers < 1 || cfg->vision_layers > CLIP_MAX_LAYERS || cfg->text_layers < 1 ||
+        cfg->text_layers > CLIP_MAX_LAYERS)
+        return xc_err(err, "weights: %lld vision and %lld text layers (1..%d supported)", (long long)cfg->vision_layers,
+                      (long long)cfg->text_layers, CLIP_MAX_LAYERS);
+    if (cfg->vision_width % cfg->vision_heads || cfg->text_width % cfg->text_heads)
+        return xc_err(err, "weights: widths %lld / %lld are not multiples of 64 (CLIP's head size)",
+                      (long long)cfg->vision_width, (long long)cfg->text_width);
+    if (tproj->shape[0] != cfg->text_width || tok->shape[1] != cfg->text_width || tpos->shape[1] != cfg->text_width)
+        return xc_err(err, "weights: text tower widths disagree (ln_final %lld, text_projection %lld, token_embedding %lld)",
+                      (long long)cfg->text_width, (long long)tproj->shape[0], (long long)tok->shape[1]);
+    return XC_OK;
+}
+
+// ---- registration -------------------------------------------------------------------------------
+void clip_vision_init_stem(ClipVision *v, ParamStore *ps, const ClipConfig *c) {
+    int64_t W = c->vision_width, G = c->image_size / c->patch;
+    v->class_embedding = param_new(ps, "visual.class_embedding", 1, (int64_t[]){W});
+    v->positional_embedding = param_new(ps, "visual.positional_embedding", 2, (int64_t[]){G * G + 1, W});
+    v->proj = param_new(ps, "visual.proj", 2, (int64_t[]){W, c->embed_dim});
+    v->conv1 = param_new(ps, "visual.conv1.weight", 4, (int64_t[]){W, 3, c->patch, c->patch});
+    layernorm_init(&v->ln_pre, ps, "visual.ln_pre", W);
+    layernorm_init(&v->ln_post, ps, "visual.ln_post", W);
+}
+
+void clip_text_init(ClipText *t, ParamStore *ps, const ClipConfig *c, bool freeze) {
+    bool prev = ps->create_frozen;
+    ps->create_frozen = freeze; // a frozen tower gets no gradient buffers at all
+    int64_t D = c->text_width;
+    t->positional_embedding = param_new(ps, "positional_embedding", 2, (int64_t[]){c->context, D});
+    t->text_projection = param_new(ps, "text_projection", 2, (int64_t[]){D, c->embed_dim});
+    t->token_embedding = param_new(ps, "token_embedding.weight", 2, (int64_t[]){c->vocab, D});
+    for (int64_t i = 0; i < c->text_layers; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "transformer.resblocks.%lld", (long long)i);
+        resblock_init_mlp(&t->blocks[i], ps, p, D, (int)c->text_heads, c->text_mlp);
+    }
+    layernorm_init(&t->ln_final, ps, "ln_final", D);
+    t->layers = c->text_layers;
+    ps->create_frozen = prev;
+}
+
+void clip_init(Clip *m, ParamStore *ps, const ClipConfig *c, bool freeze_text) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    clip_vision_init_stem(&m->visual, ps, c);
+    for (int64_t i = 0; i < c->vision_layers; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "visual.transformer.resblocks.%lld", (long long)i);
+        resblock_init_mlp(&m->visual.blocks[i], ps, p, c->vision_width, (int)c->vision_heads, c->vision_mlp);
+    }
+    m->visual.layers = c->vision_layers;
+    clip_text_init(&m->text, ps, c, freeze_text);
+    bool prev = ps->create_frozen;
+    ps->create_frozen = freeze_text;
+    m->logit_scale = param_new(ps, "logit_scale", 0, NULL);
+    ps->create_frozen = prev;
+}
+
+// ---- forward ------------------------------------------------------------------------------------
+Tensor *clip_vision_stem(Graph *g, const ClipVision *v, Tensor *images) {
+    int64_t F = images->shape[0], W = v->conv1->shape[0];
+    Tensor *x = op_patch_embed(g, images, v->conv1); // (F, N, W)
+    char s[64];
+    XC_CHECK(x->shape[1] + 1 == v->positional_embedding->shape[0], "images %s give %lld patches, the model has %lld",
+             tensor_shape_str(images, s, sizeof s), (long long)x->shape[1], (long long)v->positional_embedding->shape[0] - 1);
+    Tensor *cls = op_add(g, tensor_zeros(g, 3, (int64_t[]){F, 1, W}), v->class_embedding);
+    Tensor *parts[2] = {cls, x};
+    x = op_add(g, op_concat(g, parts, 2, 1), v->positional_embedding);
+    return layernorm_forward(g, &v->ln_pre, x);
+}
+
+Tensor *clip_encode_image(Graph *g, const Clip *m, Tensor *images) {
+    const ClipVision *v = &m->visual;
+    Tensor *x = clip_vision_stem(g, v, images);
+    for (int64_t i = 0; i < v->layers; i++) x = resblock_forward(g, &v->blocks[i], x, NULL);
+    int64_t F = x->shape[0];
+    int64_t *zeros = arena_calloc(&g->step, (size_t)F * sizeof(int64_t));
+    Tensor *cls = layernorm_forward(g, &v->ln_post, op_gather_rows(g, x, zeros));
+    return op_matmul(g, cls, v->proj, false, false);
+}
+
+static Tensor *causal_mask(Graph *g, int64_t L) {
+    Tensor *m = tensor_new(g, 2, (int64_t[]){L, L});
+    for (int64_t i = 0; i < L; i++)
+        for (int64_t j = 0; j < L; j++) m->data[i * L + j] = j > i ? -INFINITY : 0.0f;
+    return m;
+}
+
+Tensor *clip_encode_text(Graph *g, const ClipText *t, const int32_t *tokens, int64_t K, int64_t S, bool fast) {
+    int64_t D = t->token_embedding->shape[1];
+    XC_CHECK(S == t->positional_embedding->shape[0], "text of %lld tokens, the model's context is %lld", (long long)S,
+             (long long)t->positional_embedding->shape[0]);
+    int64_t *eot = arena_alloc(&g->step, (size_t)(K ? K : 1) * sizeof(int64_t));
+    int64_t len = fast ? 1 : S;
+    for (int64_t k = 0; k < K; k++) { // EOT = argmax of the ids (first occurrence, as torch.argmax)
+        int64_t best = 0;
+        for (int64_t s = 1; s < S; s++)
+            if (tokens[k * S + s] > tokens[k * S + best]) best = s;
+        eot[k] = best;
+        if (fast && best + 1 > len) len = best + 1;
+    }
+    int32_t *ids = arena_alloc(&g->step, (size_t)(K * len) * sizeof(int32_t));
+    for (int64_t k = 0; k < K; k++) memcpy(ids + k * len, tokens + k * S, (size_t)len * sizeof(int32_t));
+    Tensor *x = op_reshape(g, op_embedding(g, t->token_embedding, ids, K * len), 3, (int64_t[]){K, len, D});
+    Tensor *pos = len == S ? t->positional_embedding : op_slice(g, t->positional_embedding, 0, 0, len);
+    x = op_add(g, x, pos);
+    Tensor *mask = causal_mask(g, len);
+    for (int64_t i = 0; i < t->layers; i++) x = resblock_forward(g, &t->blocks[i], x, mask);
+    x = layernorm_forward(g, &t->ln_final, op_gather_rows(g, x, eot)); // LayerNorm is per row: gather first
+    return op_matmul(g, x, t->text_projection, false, false);
+}
+
+// ---- loading by name ----------------------------------------------------------------------------
+bool params_load_ignorable(const char *name) {
+    static const char *names[] = {"input_resolution", "context_length", "vocab_size", "attn_mask", "position_ids"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t n = strlen(names[i]), l = strlen(name);
+        if (!strcmp(name, names[i]) || (l > n && name[l - n - 1] == '.' && !strcmp(name + l - n, names[i]))) return true;
+    }
+    return false;
+}
+
+static void name_list_add(char *buf, size_t cap, int *count, const char *name) {
+    (*count)++;
+    if (*count > 8) return;
+    size_t used = strlen(buf);
+    snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", name);
+}
+
+int params_load(ParamStore *ps, const WeightSet *ws, ParamFilter may_be_missing, XcError *err) {
+    char missing[512] = "", shaped[768] = "", unexpected[512] = "";
+    int n_missing = 0, n_shaped = 0, n_unexpected = 0;
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *p = ps->p[i];
+        const WeightTensor *w = weights_find(ws, p->name);
+        if (!w) {
+            if (!may_be_missing || !may_be_missing(p->name)) name_list_add(missing, sizeof missing, &n_missing, p->name);
+            continue;
+        }
+        bool ok = w->numel == p->numel && (w->ndim == p->ndim || (p->ndim == 0 && w->numel == 1));
+        for (int d = 0; ok && d < p->ndim; d++) ok = w->shape[d] == p->shape[d];
+        if (!ok) {
+            char one[200], ps_[64];
+            snprintf(one, sizeof one, "%s (file %lld elements in %d dims, model %s)", p->name, (long long)w->numel,
+                     w->ndim, tensor_shape_str(p, ps_, sizeof ps_));
+            name_list_add(shaped, sizeof shaped, &n_shaped, one);
+        }
+    }
+    for (int i = 0; i < ws->n; i++)
+        if (!param_find(ps, ws->t[i].name) && !params_load_ignorable(ws->t[i].name))
+            name_list_add(unexpected, sizeof unexpected, &n_unexpected, ws->t[i].name);
+    if (n_missing || n_shaped || n_unexpected) {
+        return xc_err(err, "weights do not fit the model: %d missing%s%s%s, %d unexpected%s%s%s, %d mis-shaped%s%s%s\n"
+                           "HINT: is this checkpoint for this architecture?",
+                      n_missing, n_missing ? " (" : "", missing, n_missing ? (n_missing > 8 ? ", ...)" : ")") : "",
+                      n_unexpected, n_unexpected ? " (" : "", unexpected, n_unexpected ? (n_unexpected > 8 ? ", ...)" : ")") : "",
+                      n_shaped, n_shaped ? " (" : "", shaped, n_shaped ? (n_shaped > 8 ? ", ...)" : ")") : "");
+    }
+    for (int i = 0; i < ps->n; i++) {
+        const WeightTensor *w = weights_find(ws, ps->p[i]->name);
+        if (w) memcpy(ps->p[i]->data, w->data, (size_t)w->numel * sizeof(float));
+    }
+    return XC_OK;
+}
+
+void params_to_weights(const ParamStore *ps, WeightSet *ws) {
+    for (int i = 0; i < ps->n; i++) weights_add(ws, ps->p[i]->name, ps->p[i]->ndim, ps->p[i]->shape, ps->p[i]->data);
+}

@@ -1,0 +1,88 @@
+// clip.h - CLIP's image and text towers (SPEC.md §1-§2, §7) with the official parameter names, and
+// loading a ParamStore from a WeightSet by name.
+//
+//   WeightSet ws = {0};
+//   if (weights_load(&ws, "ViT-B-32.pt", &err) != XC_OK) ...
+//   ClipConfig cfg;
+//   if (clip_config_from_weights(&cfg, &ws, &err) != XC_OK) ...   // architecture read off the file
+//   ParamStore ps; param_store_init(&ps, "params");
+//   Clip clip; clip_init(&clip, &ps, &cfg, true /* freeze the text tower */);
+//   if (params_load(&ps, &ws, NULL, &err) != XC_OK) ...           // missing / unexpected / mis-shaped by name
+//   Tensor *img = clip_encode_image(g, &clip, images);             // images (F, 3, H, W) -> (F, E)
+//   Tensor *txt = clip_encode_text(g, &clip, tokens, K, true);     // tokens (K, S) int32  -> (K, E)
+#pragma once
+#include "nn/layers.h"
+#include "checkpoints/weights.h"
+
+#define CLIP_MAX_LAYERS 64
+
+typedef struct ClipConfig {
+    int64_t vision_width;    // W (conv1 out channels)
+    int64_t vision_layers;
+    int64_t vision_heads;    // W / 64
+    int64_t vision_mlp;      // c_fc out features (4W in CLIP)
+    int64_t patch;           // P
+    int64_t image_size;      // H = W (pixels)
+    int64_t embed_dim;       // E
+    int64_t text_width;      // D
+    int64_t text_layers;
+    int64_t text_heads;      // D / 64
+    int64_t text_mlp;
+    int64_t context;         // S
+    int64_t vocab;
+} ClipConfig;
+
+typedef struct ClipVision {
+    Tensor *conv1;                // (W, 3, P, P)
+    Tensor *class_embedding;      // (W)
+    Tensor *positional_embedding; // (L, W), L = N + 1
+    Tensor *proj;                 // (W, E), used as x @ proj
+    LayerNorm ln_pre, ln_post;
+    int64_t layers;
+    ResBlock blocks[CLIP_MAX_LAYERS];
+} ClipVision;
+
+typedef struct ClipText {
+    Tensor *token_embedding;      // (vocab, D)
+    Tensor *positional_embedding; // (S, D)
+    Tensor *text_projection;      // (D, E), used as x @ text_projection
+    LayerNorm ln_final;
+    int64_t layers;
+    ResBlock blocks[CLIP_MAX_LAYERS];
+} ClipText;
+
+typedef struct Clip {
+    ClipConfig cfg;
+    ClipVision visual;
+    ClipText text;
+    Tensor *logit_scale;          // scalar
+} Clip;
+
+// Reads the architecture off a CLIP-shaped weight set (SPEC.md §7); names what is missing or odd.
+int clip_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err);
+// Registers every CLIP parameter (zero-initialised) in ps. With freeze_text, the text tower and
+// logit_scale are frozen (no gradient buffers).
+void clip_init(Clip *m, ParamStore *ps, const ClipConfig *cfg, bool freeze_text);
+// registration helpers shared with the X-CLIP model
+void clip_vision_init_stem(ClipVision *v, ParamStore *ps, const ClipConfig *cfg);
+void clip_text_init(ClipText *t, ParamStore *ps, const ClipConfig *cfg, bool freeze);
+
+// images (F, 3, H, W) -> (F, E): ln_post(class token) @ proj.
+Tensor *clip_encode_image(Graph *g, const Clip *m, Tensor *images);
+// Patch tokens + class token + positional embedding + ln_pre: images (F, 3, H, W) -> (F, L, W).
+Tensor *clip_vision_stem(Graph *g, const ClipVision *v, Tensor *images);
+// tokens (K, S) int32, EOT = the largest id of each row -> (K, E). With fast, only the first
+// max(EOT) + 1 positions run (identical result under the causal mask).
+Tensor *clip_encode_text(Graph *g, const ClipText *t, const int32_t *tokens, int64_t K, int64_t S, bool fast);
+
+// Load every parameter of ps from ws by name. Parameters missing from ws are an error unless
+// may_be_missing(name) says yes (they keep their values); tensors of ws that match no parameter are
+// an error unless ignorable (see params_load_ignorable); a shape mismatch is always an error. The
+// error lists up to 8 names of each kind.
+typedef bool (*ParamFilter)(const char *name);
+int params_load(ParamStore *ps, const WeightSet *ws, ParamFilter may_be_missing, XcError *err);
+// Names of non-parameter entries found in CLIP checkpoints ("input_resolution", "context_length",
+// "vocab_size", "attn_mask", "position_ids"...), which params_load passes over.
+bool params_load_ignorable(const char *name);
+// Copy every parameter into a WeightSet (official names), e.g. to save or export.
+void params_to_weights(const ParamStore *ps, WeightSet *ws);
