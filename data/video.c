@@ -188,7 +188,7 @@ Video *video_open(VideoSource src, const VideoLimits *lim_in, XcError *err) {
     VideoLimits lim = lim_in ? *lim_in : video_limits_default();
     av_log_set_level(AV_LOG_QUIET);
     Video *v = xc_calloc(1, sizeof *v);
-    snprintf(v->path, sizeof v->path, "%s", src.path ? src.path : "<memory>");
+    snprintf(v->path, sizeof v->path, "%s", src.name ? src.name : src.path ? src.path : "<memory>");
     v->deadline_s = lim.deadline_s;
     v->rio.fd = -1;
     set_deadline(v);
@@ -205,11 +205,11 @@ Video *video_open(VideoSource src, const VideoLimits *lim_in, XcError *err) {
             xc_err(err, "%s: not a regular file", v->path);
             goto fail;
         }
-        if (st.st_size == 0) {
+        if (!src.is_region && st.st_size == 0) {
             xc_err(err, "%s: empty file (0 bytes)", v->path);
             goto fail;
         }
-        if (src.size > 0 && (src.offset < 0 || src.offset + src.size > st.st_size)) {
+        if (src.is_region && (src.offset < 0 || src.size < 0 || src.offset + src.size > st.st_size)) {
             xc_err(err, "%s: region [%lld, +%lld) lies outside the file (%lld bytes)", v->path,
                    (long long)src.offset, (long long)src.size, (long long)st.st_size);
             goto fail;
@@ -220,7 +220,7 @@ Video *video_open(VideoSource src, const VideoLimits *lim_in, XcError *err) {
     v->fmt->probesize = lim.probe_size;
     v->fmt->interrupt_callback = (AVIOInterruptCB){interrupt_cb, v};
     v->fmt->protocol_whitelist = av_strdup("file");
-    if (src.mem || src.size > 0) {
+    if (src.mem || src.is_region) {
         v->rio.deadline = &v->deadline;
         if (src.mem) {
             v->rio.mem = src.mem;
@@ -235,7 +235,7 @@ Video *video_open(VideoSource src, const VideoLimits *lim_in, XcError *err) {
             v->rio.size = src.size;
         }
         if (v->rio.size <= 0) {
-            xc_err(err, "%s: empty region", v->path);
+            xc_err(err, "%s: empty file (0 bytes)", v->path);
             goto fail;
         }
         const int bufsize = 64 * 1024;

@@ -35,9 +35,11 @@
 #include "autograd/util.h"
 
 typedef struct VideoSource {
-    const char *path;      // file to read (also the name used in messages)
-    int64_t offset;        // region start within the file (tar member); 0 for a whole file
-    int64_t size;          // region length; <= 0 means the whole file (plain FFmpeg file protocol)
+    const char *path;      // file to read
+    const char *name;      // name used in messages (NULL: path), e.g. "videos.tar:a/b.mp4" for a tar member
+    int is_region;         // 1: read only the bytes [offset, offset + size) of the file (a tar member)
+    int64_t offset;        // region start
+    int64_t size;          // region length
     const uint8_t *mem;    // if non-NULL: read from this memory buffer of mem_size bytes instead of a file
     int64_t mem_size;
 } VideoSource;
