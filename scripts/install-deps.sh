@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config
       libopenblas-openmp-dev          # OpenMP build of OpenBLAS: one thread pool shared with our loops
       libhdf5-dev zlib1g-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
-if [ "${1:-}" = "--torch" ]; then pkgs+=(python3-torch python3-numpy python3-h5py); fi
+if [ "${1:-}" = "--torch" ]; then pkgs+=(python3-torch python3-torchvision python3-numpy python3-h5py); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
