@@ -10,18 +10,19 @@ void adamw_init(AdamW *opt, ParamStore *ps, AdamWConfig cfg) {
     memset(opt, 0, sizeof *opt);
     opt->cfg = cfg;
     opt->ps = ps;
-    opt->m = xc_calloc((size_t)(ps->total ? ps->total : 1), sizeof(float));
-    opt->v = xc_calloc((size_t)(ps->total ? ps->total : 1), sizeof(float));
     opt->offset = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(int64_t));
     opt->lr_scale = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(float));
     opt->decay = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(bool));
     int64_t off = 0;
-    for (int i = 0; i < ps->n; i++) {
-        opt->offset[i] = off;
-        off += ps->p[i]->numel;
+    for (int i = 0; i < ps->n; i++) { // moments only for parameters that train now (frozen: offset -1)
+        opt->offset[i] = ps->p[i]->requires_grad ? off : -1;
+        if (ps->p[i]->requires_grad) off += ps->p[i]->numel;
         opt->lr_scale[i] = 1.0f;
         opt->decay[i] = true;
     }
+    opt->numel = off;
+    opt->m = xc_calloc((size_t)(off ? off : 1), sizeof(float));
+    opt->v = xc_calloc((size_t)(off ? off : 1), sizeof(float));
 }
 
 void adamw_free(AdamW *opt) {
@@ -47,7 +48,7 @@ void adamw_step(AdamW *opt, float base_lr) {
     const float bc2_sqrt = (float)sqrt(1.0 - pow((double)b2, (double)opt->step));
     for (int i = 0; i < opt->ps->n; i++) {
         Tensor *p = opt->ps->p[i];
-        if (!p->requires_grad || !p->grad) continue; // frozen
+        if (!p->requires_grad || !p->grad || opt->offset[i] < 0) continue; // frozen
         const double lr = (double)base_lr * opt->lr_scale[i];
         const float decay = opt->decay[i] ? (float)(1.0 - lr * opt->cfg.weight_decay) : 1.0f;
         const float step_size = (float)(lr / bc1);

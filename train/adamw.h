@@ -8,7 +8,8 @@
 //   adamw_step(&opt, lr);                         // one update of every trainable parameter
 //   param_store_zero_grad(&params);
 //
-// Moments live in one allocation made at init (no allocation per step). Updates are elementwise,
+// Moments live in one allocation made at init (no allocation per step), for the parameters that are
+// trainable at that moment only: freeze first, then create the optimiser. Updates are elementwise,
 // so the result does not depend on the thread count.
 #pragma once
 #include "autograd/tensor.h"
@@ -20,8 +21,9 @@ typedef struct AdamWConfig {
 typedef struct AdamW {
     AdamWConfig cfg;
     ParamStore *ps;
-    float *m, *v;          // first and second moments, ps->total floats each, in parameter order
-    int64_t *offset;       // (n params) offset of each parameter in m and v
+    float *m, *v;          // first and second moments, numel floats each, in parameter order
+    int64_t numel;         // floats of the parameters that were trainable at adamw_init
+    int64_t *offset;       // (n params) offset of each parameter in m and v; -1: frozen at init (no moments)
     float *lr_scale;       // (n params) multiplier of the base learning rate
     bool *decay;           // (n params) apply weight decay?
     int64_t step;          // number of updates done (torch's per-parameter 'step', shared here)

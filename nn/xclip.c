@@ -1,0 +1,327 @@
+// xclip.c - see xclip.h.
+#include "nn/xclip.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+// ---- configuration ------------------------------------------------------------------------------
+XClipConfig xclip_config_default(const ClipConfig *clip, int64_t frames) {
+    return (XClipConfig){.clip = *clip, .frames = frames, .mit_layers = 1, .prompt_layers = 2,
+                         .prompt_alpha = 0.1f, .drop_path = 0.0f, .fix_text = true};
+}
+
+bool xclip_weights_are_xclip(const WeightSet *ws) { return weights_find(ws, "mit.positional_embedding") != NULL; }
+
+static int64_t count_prefixed(const WeightSet *ws, const char *fmt) {
+    int64_t n = 0;
+    char name[256];
+    for (;;) {
+        snprintf(name, sizeof name, fmt, (long long)n);
+        if (!weights_find(ws, name)) return n;
+        n++;
+    }
+}
+
+int xclip_config_from_weights(XClipConfig *cfg, const WeightSet *ws, int64_t frames, bool interpolate_frames,
+                              XcError *err) {
+    ClipConfig clip;
+    if (clip_config_from_weights(&clip, ws, err) != XC_OK) return XC_ERR;
+    if (frames < 1) return xc_err(err, "frames must be >= 1 (got %lld)", (long long)frames);
+    *cfg = xclip_config_default(&clip, frames);
+    if (!xclip_weights_are_xclip(ws)) return XC_OK; // plain CLIP: X-CLIP tensors are new
+    const WeightTensor *pos = weights_find(ws, "mit.positional_embedding");
+    if (pos->ndim != 3 || pos->shape[0] != 1 || pos->shape[2] != clip.embed_dim)
+        return xc_err(err, "weights: mit.positional_embedding should be (1, T, %lld)", (long long)clip.embed_dim);
+    if (pos->shape[1] != frames && !interpolate_frames)
+        return xc_err(err, "weights: the checkpoint was trained with T = %lld frames, the run asks for %lld\n"
+                           "HINT: set the frame count to %lld, or allow interpolating the MIT positional embedding",
+                      (long long)pos->shape[1], (long long)frames, (long long)pos->shape[1]);
+    cfg->mit_layers = count_prefixed(ws, "mit.resblocks.%lld.attn.in_proj_weight");
+    cfg->prompt_layers = count_prefixed(ws, "prompts_generator.decoder.%lld.cross_attn.q_proj.weight");
+    if (cfg->mit_layers < 1 || cfg->mit_layers > XCLIP_MAX_LAYERS || cfg->prompt_layers > XCLIP_MAX_LAYERS)
+        return xc_err(err, "weights: %lld MIT layers and %lld prompt layers (MIT 1..%d)", (long long)cfg->mit_layers,
+                      (long long)cfg->prompt_layers, XCLIP_MAX_LAYERS);
+    if (!weights_find(ws, "visual.transformer.resblocks.0.message_fc.weight"))
+        return xc_err(err, "weights: X-CLIP MIT tensors but no visual.transformer.resblocks.0.message_fc.weight");
+    return XC_OK;
+}
+
+int xclip_adapt_weights(WeightSet *ws, int64_t T, XcError *err) {
+    const WeightTensor *pos = weights_find(ws, "mit.positional_embedding");
+    if (!pos || pos->shape[1] == T) return XC_OK;
+    if (pos->ndim != 3 || T < 1) return xc_err(err, "weights: cannot resample mit.positional_embedding");
+    int64_t T0 = pos->shape[1], E = pos->shape[2];
+    float *out = xc_malloc((size_t)(T * E) * sizeof(float));
+    for (int64_t t = 0; t < T; t++) { // source coordinate as F.interpolate(mode='linear', align_corners=False)
+        double src = ((double)t + 0.5) * (double)T0 / (double)T - 0.5;
+        if (src < 0) src = 0;
+        int64_t i0 = (int64_t)floor(src), i1 = i0 + 1 < T0 ? i0 + 1 : T0 - 1;
+        double w1 = src - (double)i0;
+        for (int64_t e = 0; e < E; e++)
+            out[t * E + e] = (float)((1 - w1) * pos->data[i0 * E + e] + w1 * pos->data[i1 * E + e]);
+    }
+    WeightTensor *w = (WeightTensor *)pos;
+    xc_free(w->data);
+    w->data = out;
+    w->shape[1] = T;
+    w->numel = T * E;
+    return XC_OK;
+}
+
+// ---- registration -------------------------------------------------------------------------------
+static void prompt_layer_init(PromptLayer *p, ParamStore *ps, int64_t j, int64_t E) {
+    char n[128];
+#define PNAME(suffix) (snprintf(n, sizeof n, "prompts_generator.decoder.%lld.%s", (long long)j, suffix), n)
+    linear_init(&p->q_proj, ps, PNAME("cross_attn.q_proj"), E, E, false);
+    linear_init(&p->k_proj, ps, PNAME("cross_attn.k_proj"), E, E, false);
+    linear_init(&p->v_proj, ps, PNAME("cross_attn.v_proj"), E, E, false);
+    linear_init(&p->proj, ps, PNAME("cross_attn.proj"), E, E, true);
+    layernorm_init(&p->norm1, ps, PNAME("norm1"), E);
+    layernorm_init(&p->norm3, ps, PNAME("norm3"), E);
+    linear_init(&p->fc1, ps, PNAME("mlp.0"), E, 4 * E, true);
+    linear_init(&p->fc2, ps, PNAME("mlp.3"), 4 * E, E, true);
+#undef PNAME
+    p->heads = (int)(E / 64 > 0 ? E / 64 : 1);
+}
+
+void xclip_init(XClip *m, ParamStore *ps, const XClipConfig *cfg) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    const ClipConfig *c = &cfg->clip;
+    int64_t W = c->vision_width, E = c->embed_dim;
+    XC_CHECK(cfg->clip.vision_layers <= XCLIP_MAX_LAYERS && cfg->mit_layers <= XCLIP_MAX_LAYERS &&
+                 cfg->prompt_layers <= XCLIP_MAX_LAYERS, "xclip_init: too many layers");
+    clip_vision_init_stem(&m->visual, ps, c);
+    for (int64_t i = 0; i < c->vision_layers; i++) {
+        CctBlock *b = &m->blocks[i];
+        char p[128], q[160];
+        snprintf(p, sizeof p, "visual.transformer.resblocks.%lld", (long long)i);
+        snprintf(q, sizeof q, "%s.message_fc", p);
+        linear_init(&b->message_fc, ps, q, W, W, true);
+        snprintf(q, sizeof q, "%s.message_ln", p);
+        layernorm_init(&b->message_ln, ps, q, W);
+        snprintf(q, sizeof q, "%s.message_attn", p);
+        mha_init(&b->message_attn, ps, q, W, (int)c->vision_heads);
+        resblock_init_mlp(&b->base, ps, p, W, (int)c->vision_heads, c->vision_mlp);
+        // torch.linspace(0, drop_path, layers)
+        b->drop_path = c->vision_layers > 1 ? cfg->drop_path * (float)i / (float)(c->vision_layers - 1) : 0.0f;
+    }
+    m->visual.layers = 0; // the CLIP blocks of ClipVision are not used: X-CLIP has its own
+    m->mit_positional_embedding = param_new(ps, "mit.positional_embedding", 3, (int64_t[]){1, cfg->frames, E});
+    for (int64_t j = 0; j < cfg->mit_layers; j++) {
+        char p[64];
+        snprintf(p, sizeof p, "mit.resblocks.%lld", (long long)j);
+        resblock_init(&m->mit[j], ps, p, E, (int)(E / 64 > 0 ? E / 64 : 1));
+    }
+    layernorm_init(&m->prompts_norm, ps, "prompts_generator.norm", E);
+    for (int64_t j = 0; j < cfg->prompt_layers; j++) prompt_layer_init(&m->prompts[j], ps, j, E);
+    m->prompts_alpha = param_new(ps, "prompts_generator.alpha", 1, (int64_t[]){E});
+    layernorm_init(&m->prompts_visual_ln, ps, "prompts_visual_ln", W);
+    m->prompts_visual_proj = param_new(ps, "prompts_visual_proj", 2, (int64_t[]){W, E});
+    clip_text_init(&m->text, ps, c, cfg->fix_text);
+    bool prev = ps->create_frozen;
+    ps->create_frozen = cfg->fix_text; // the official fix_text freezes everything but visual, mit, prompts
+    m->logit_scale = param_new(ps, "logit_scale", 0, NULL);
+    ps->create_frozen = prev;
+}
+
+void xclip_free(XClip *m) {
+    xc_free(m->text_cache);
+    m->text_cache = NULL;
+}
+
+bool xclip_is_new_tensor(const char *name) {
+    return strstr(name, "message_") || !strncmp(name, "mit.", 4) || !strncmp(name, "prompts_", 8);
+}
+
+bool xclip_trains_under_fix_text(const char *name) {
+    return !strncmp(name, "visual.", 7) || strstr(name, "mit") || strstr(name, "prompts");
+}
+
+// ---- initialisation (SPEC.md §7) ------------------------------------------------------------------
+static void zero(Tensor *t) { init_constant(t, 0.0f); }
+
+static void init_mha_new(MultiheadAttention *a, Rng *r, bool out_trunc) {
+    init_xavier_uniform(a->in_w, r);
+    zero(a->in_b);
+    if (out_trunc) init_trunc_normal(a->out_w, r, 0.02f);
+    else init_linear_default(&(Linear){a->out_w, NULL}, r); // nn.Linear default for the weight
+    zero(a->out_b);
+}
+
+static void init_ln(LayerNorm *ln) {
+    init_constant(ln->w, 1.0f);
+    zero(ln->b);
+}
+
+static void init_linear_trunc(Linear *l, Rng *r) {
+    init_trunc_normal(l->w, r, 0.02f);
+    if (l->b) zero(l->b);
+}
+
+void xclip_init_new_tensors(XClip *m, uint64_t seed) {
+    Rng r = rng_stream(seed, RNG_STREAM_INIT);
+    const XClipConfig *c = &m->cfg;
+    for (int64_t i = 0; i < c->clip.vision_layers; i++) {
+        CctBlock *b = &m->blocks[i];
+        init_linear_default(&b->message_fc, &r);
+        init_ln(&b->message_ln);
+        init_mha_new(&b->message_attn, &r, false);
+    }
+    init_trunc_normal(m->mit_positional_embedding, &r, 0.02f);
+    for (int64_t j = 0; j < c->mit_layers; j++) {
+        ResBlock *b = &m->mit[j];
+        init_ln(&b->ln_1);
+        init_ln(&b->ln_2);
+        init_mha_new(&b->attn, &r, true);
+        init_linear_trunc(&b->c_fc, &r);
+        init_linear_trunc(&b->c_proj, &r);
+    }
+    init_ln(&m->prompts_norm);
+    for (int64_t j = 0; j < c->prompt_layers; j++) {
+        PromptLayer *p = &m->prompts[j];
+        Linear *lin[] = {&p->q_proj, &p->k_proj, &p->v_proj, &p->proj, &p->fc1, &p->fc2};
+        for (size_t k = 0; k < sizeof lin / sizeof lin[0]; k++) init_linear_trunc(lin[k], &r);
+        init_ln(&p->norm1);
+        init_ln(&p->norm3);
+    }
+    init_constant(m->prompts_alpha, c->prompt_alpha);
+    init_ln(&m->prompts_visual_ln);
+    rng_fill_normal(&r, m->prompts_visual_proj->data, m->prompts_visual_proj->numel, 0.0f, 1.0f);
+}
+
+// CLIP's initialize_parameters (openai/CLIP model.py) for both towers, plus ViT's own scales.
+static void init_clip_block(ResBlock *b, Rng *r, int64_t width, int64_t layers) {
+    float attn_std = 1.0f / sqrtf((float)width), proj_std = attn_std / sqrtf(2.0f * (float)layers);
+    float fc_std = 1.0f / sqrtf(2.0f * (float)width);
+    rng_fill_normal(r, b->attn.in_w->data, b->attn.in_w->numel, 0.0f, attn_std);
+    zero(b->attn.in_b);
+    rng_fill_normal(r, b->attn.out_w->data, b->attn.out_w->numel, 0.0f, proj_std);
+    zero(b->attn.out_b);
+    rng_fill_normal(r, b->c_fc.w->data, b->c_fc.w->numel, 0.0f, fc_std);
+    zero(b->c_fc.b);
+    rng_fill_normal(r, b->c_proj.w->data, b->c_proj.w->numel, 0.0f, proj_std);
+    zero(b->c_proj.b);
+    init_ln(&b->ln_1);
+    init_ln(&b->ln_2);
+}
+
+void xclip_init_clip_random(XClip *m, uint64_t seed) {
+    Rng r = rng_substream(seed, RNG_STREAM_INIT, 1, 0); // apart from the X-CLIP additions' stream
+    const ClipConfig *c = &m->cfg.clip;
+    ClipVision *v = &m->visual;
+    float scale = 1.0f / sqrtf((float)c->vision_width);
+    float conv_bound = 1.0f / sqrtf((float)(3 * c->patch * c->patch)); // nn.Conv2d default (kaiming a=sqrt(5))
+    rng_fill_uniform(&r, v->conv1->data, v->conv1->numel, -conv_bound, conv_bound);
+    rng_fill_normal(&r, v->class_embedding->data, v->class_embedding->numel, 0.0f, scale);
+    rng_fill_normal(&r, v->positional_embedding->data, v->positional_embedding->numel, 0.0f, scale);
+    rng_fill_normal(&r, v->proj->data, v->proj->numel, 0.0f, scale);
+    init_ln(&v->ln_pre);
+    init_ln(&v->ln_post);
+    for (int64_t i = 0; i < c->vision_layers; i++) init_clip_block(&m->blocks[i].base, &r, c->vision_width, c->vision_layers);
+    ClipText *t = &m->text;
+    rng_fill_normal(&r, t->token_embedding->data, t->token_embedding->numel, 0.0f, 0.02f);
+    rng_fill_normal(&r, t->positional_embedding->data, t->positional_embedding->numel, 0.0f, 0.01f);
+    for (int64_t i = 0; i < c->text_layers; i++) init_clip_block(&t->blocks[i], &r, c->text_width, c->text_layers);
+    init_ln(&t->ln_final);
+    rng_fill_normal(&r, t->text_projection->data, t->text_projection->numel, 0.0f, 1.0f / sqrtf((float)c->text_width));
+    m->logit_scale->data[0] = logf(1.0f / 0.07f);
+}
+
+// ---- forward ------------------------------------------------------------------------------------
+void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S) {
+    Graph g;
+    graph_init(&g, 0);
+    graph_set_grad(&g, false);
+    Tensor *f = clip_encode_text(&g, &m->text, tokens, K, S, true);
+    xc_free(m->text_cache);
+    m->text_cache = xc_malloc((size_t)f->numel * sizeof(float));
+    memcpy(m->text_cache, f->data, (size_t)f->numel * sizeof(float));
+    m->text_cache_k = K;
+    graph_free(&g);
+}
+
+static Tensor *maybe_drop_path(Graph *g, Tensor *x, float p, Rng *drop) {
+    return drop && p > 0.0f ? op_drop_path(g, x, p, drop) : x;
+}
+
+// One cross-frame communication block. x (BT, L, W) -> (BT, L, W).
+static Tensor *cct_block(Graph *g, const CctBlock *b, Tensor *x, int64_t B, int64_t T, Rng *drop) {
+    int64_t BT = x->shape[0], L = x->shape[1], W = x->shape[2];
+    int64_t *zeros = arena_calloc(&g->step, (size_t)BT * sizeof(int64_t));
+    // message tokens: m = message_fc(class token), then self-attention across the T frames of each video
+    Tensor *msg = op_reshape(g, linear_forward(g, &b->message_fc, op_gather_rows(g, x, zeros)), 3, (int64_t[]){B, T, W});
+    msg = op_add(g, msg, maybe_drop_path(g, mha_forward(g, &b->message_attn, layernorm_forward(g, &b->message_ln, msg), NULL),
+                                         b->drop_path, drop));
+    // intra-frame attention over the L tokens plus the frame's message token; the message token is
+    // dropped again afterwards, so only the first L rows of the attention output are kept
+    Tensor *parts[2] = {x, op_reshape(g, msg, 3, (int64_t[]){BT, 1, W})};
+    Tensor *xm = op_concat(g, parts, 2, 1);
+    Tensor *att = op_slice(g, mha_forward(g, &b->base.attn, layernorm_forward(g, &b->base.ln_1, xm), NULL), 1, 0, L);
+    x = op_add(g, x, maybe_drop_path(g, att, b->drop_path, drop));
+    Tensor *h = linear_forward(g, &b->base.c_proj,
+                               op_quick_gelu(g, linear_forward(g, &b->base.c_fc, layernorm_forward(g, &b->base.ln_2, x))));
+    return op_add(g, x, maybe_drop_path(g, h, b->drop_path, drop));
+}
+
+// text (B, K, E), visual (B, N, E) (already normalised) -> text + cross_attn + mlp
+static Tensor *prompt_layer(Graph *g, const PromptLayer *p, Tensor *text, Tensor *visual) {
+    Tensor *q = layernorm_forward(g, &p->norm1, text);
+    Tensor *a = op_cross_attention(g, linear_forward(g, &p->q_proj, q), linear_forward(g, &p->k_proj, visual),
+                                   linear_forward(g, &p->v_proj, visual), p->heads);
+    text = op_add(g, text, linear_forward(g, &p->proj, a));
+    Tensor *h = linear_forward(g, &p->fc2, op_quick_gelu(g, linear_forward(g, &p->fc1, layernorm_forward(g, &p->norm3, text))));
+    return op_add(g, text, h);
+}
+
+XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *tokens, int64_t K, int64_t S, Rng *drop) {
+    const XClipConfig *c = &m->cfg;
+    char s[64];
+    XC_CHECK(video->ndim == 5 && video->shape[1] == c->frames && video->shape[2] == 3,
+             "xclip_forward: video %s, want (B, %lld, 3, H, W)", tensor_shape_str(video, s, sizeof s), (long long)c->frames);
+    int64_t B = video->shape[0], T = c->frames, W = c->clip.vision_width, E = c->clip.embed_dim;
+    XClipOut out = {0};
+
+    // text features (K, E)
+    Tensor *text;
+    if (c->fix_text) {
+        XC_CHECK(m->text_cache && (!tokens || m->text_cache_k == K), "xclip_forward: fix_text needs xclip_cache_text first");
+        text = tensor_from(g, 2, (int64_t[]){m->text_cache_k, E}, m->text_cache);
+        K = m->text_cache_k;
+    } else {
+        text = clip_encode_text(g, &m->text, tokens, K, S, true);
+    }
+    out.text_features = text;
+
+    // cross-frame communication transformer over the B*T frames
+    Tensor *x = clip_vision_stem(g, &m->visual, op_reshape(g, video, 4, (int64_t[]){B * T, 3, video->shape[3], video->shape[4]}));
+    for (int64_t i = 0; i < c->clip.vision_layers; i++) x = cct_block(g, &m->blocks[i], x, B, T, drop);
+    int64_t L = x->shape[1], N = L - 1;
+    int64_t *zeros = arena_calloc(&g->step, (size_t)(B * T) * sizeof(int64_t));
+    Tensor *frame = op_matmul(g, layernorm_forward(g, &m->visual.ln_post, op_gather_rows(g, x, zeros)), m->visual.proj, false, false);
+    // visual context for the prompts: patch tokens of the last block -> (B, N, E), averaged over T
+    Tensor *patches = op_matmul(g, layernorm_forward(g, &m->prompts_visual_ln, op_slice(g, x, 1, 1, N)), m->prompts_visual_proj,
+                                false, false); // (BT, N, E)
+    Tensor *context = op_mean(g, op_reshape(g, patches, 4, (int64_t[]){B, T, N, E}), 1);
+
+    // multi-frame integration transformer: y = f + pos; blocks; + f; mean over T
+    Tensor *f = op_reshape(g, frame, 3, (int64_t[]){B, T, E});
+    Tensor *y = op_add(g, f, m->mit_positional_embedding);
+    for (int64_t j = 0; j < c->mit_layers; j++) y = resblock_forward(g, &m->mit[j], y, NULL);
+    Tensor *video_features = op_mean(g, op_add(g, y, f), 1); // (B, E)
+    out.video_features = video_features;
+
+    // video-specific prompts: class features = text + alpha * generator(text, visual)
+    Tensor *t = op_add(g, tensor_zeros(g, 3, (int64_t[]){B, K, E}), text);
+    Tensor *vis = layernorm_forward(g, &m->prompts_norm, context);
+    for (int64_t j = 0; j < c->prompt_layers; j++) t = prompt_layer(g, &m->prompts[j], t, vis);
+    Tensor *classes = op_add(g, op_mul(g, t, m->prompts_alpha), text); // (B, K, E)
+
+    // logits[b, k] = exp(logit_scale) <v_b / |v_b|, c_bk / |c_bk|>
+    Tensor *v = op_reshape(g, op_l2_normalize(g, video_features), 3, (int64_t[]){B, E, 1});
+    Tensor *dots = op_reshape(g, op_matmul(g, op_l2_normalize(g, classes), v, false, false), 2, (int64_t[]){B, K});
+    out.logits = op_mul(g, dots, op_exp(g, m->logit_scale));
+    (void)W;
+    return out;
+}

@@ -1,0 +1,97 @@
+// xclip.h - the X-CLIP model (SPEC.md §3-§7): cross-frame communication transformer (message tokens),
+// multi-frame integration transformer, video-specific prompt generator and the video-text logits,
+// with the official parameter names.
+//
+//   XClipConfig cfg;
+//   xclip_config_from_weights(&cfg, &ws, 8, &err);        // CLIP or X-CLIP weights; T = 8 for CLIP ones
+//   XClip m; ParamStore ps; param_store_init(&ps, "params");
+//   xclip_init(&m, &ps, &cfg);                             // registers every tensor; text frozen if fix_text
+//   xclip_init_new_tensors(&m, seed);                      // SPEC §7 initialisation of the X-CLIP additions
+//   params_load(&ps, &ws, xclip_is_new_tensor, &err);      // CLIP tensors by name (X-CLIP ones may be missing)
+//   xclip_cache_text(&m, tokens, K, 77);                   // fix_text: text features once, no grad
+//   Tensor *logits = xclip_forward(g, &m, video, &drop);   // video (B, T, 3, H, W) -> (B, K)
+//
+// Layout: tokens batch-first, frame index = b*T + t (as the official code's B*T frames).
+#pragma once
+#include "nn/clip.h"
+
+#define XCLIP_MAX_LAYERS CLIP_MAX_LAYERS
+
+typedef struct XClipConfig {
+    ClipConfig clip;
+    int64_t frames;        // T
+    int64_t mit_layers;    // default 1
+    int64_t prompt_layers; // default 2
+    float prompt_alpha;    // default 0.1
+    float drop_path;       // default 0: largest rate, linear from 0 over the vision blocks
+    bool fix_text;         // default true
+} XClipConfig;
+
+typedef struct CctBlock {
+    ResBlock base;                  // ln_1, attn, ln_2, mlp.c_fc, mlp.c_proj
+    Linear message_fc;              // (W, W) + bias
+    LayerNorm message_ln;
+    MultiheadAttention message_attn;
+    float drop_path;                // this block's rate
+} CctBlock;
+
+typedef struct PromptLayer {
+    Linear q_proj, k_proj, v_proj;  // cross_attn.{q,k,v}_proj (E, E), no bias
+    Linear proj;                    // cross_attn.proj (E, E) + bias
+    LayerNorm norm1, norm3;
+    Linear fc1, fc2;                // mlp.0 (4E, E), mlp.3 (E, 4E)
+    int heads;
+} PromptLayer;
+
+typedef struct XClip {
+    XClipConfig cfg;
+    ClipVision visual;              // conv1, class/positional embedding, ln_pre, ln_post, proj (blocks unused)
+    CctBlock blocks[XCLIP_MAX_LAYERS];
+    Tensor *mit_positional_embedding; // (1, T, E)
+    ResBlock mit[XCLIP_MAX_LAYERS];
+    LayerNorm prompts_norm;         // prompts_generator.norm
+    PromptLayer prompts[XCLIP_MAX_LAYERS];
+    Tensor *prompts_alpha;          // (E)
+    LayerNorm prompts_visual_ln;    // (W)
+    Tensor *prompts_visual_proj;    // (W, E)
+    ClipText text;
+    Tensor *logit_scale;            // scalar
+    float *text_cache;              // (K, E) cached text features (fix_text), owned
+    int64_t text_cache_k;
+} XClip;
+
+// Defaults of SPEC.md §7 on top of a CLIP config.
+XClipConfig xclip_config_default(const ClipConfig *clip, int64_t frames);
+// Reads the architecture off CLIP or X-CLIP weights. For X-CLIP weights T comes from
+// mit.positional_embedding and must equal `frames` unless interpolate_frames (then the embedding is
+// resampled when loading, see xclip_adapt_weights); for CLIP weights T = frames.
+int xclip_config_from_weights(XClipConfig *cfg, const WeightSet *ws, int64_t frames, bool interpolate_frames,
+                              XcError *err);
+// True if ws holds X-CLIP (not just CLIP) tensors.
+bool xclip_weights_are_xclip(const WeightSet *ws);
+// Resample mit.positional_embedding of ws (1, T0, E) to (1, T, E) by linear interpolation
+// (F.interpolate mode 'linear', align_corners False). No-op when T0 == T.
+int xclip_adapt_weights(WeightSet *ws, int64_t frames, XcError *err);
+
+void xclip_init(XClip *m, ParamStore *ps, const XClipConfig *cfg);
+void xclip_free(XClip *m);
+// SPEC.md §7 initialisation of the tensors X-CLIP adds to CLIP, from rng_stream(seed, RNG_STREAM_INIT).
+void xclip_init_new_tensors(XClip *m, uint64_t seed);
+// CLIP's own random initialisation (training from scratch: pretrained = none).
+void xclip_init_clip_random(XClip *m, uint64_t seed);
+// params_load filter: tensors X-CLIP adds to CLIP (message_*, mit.*, prompts_*).
+bool xclip_is_new_tensor(const char *name);
+// Trained under fix_text? (visual.*, mit.*, prompts_*) - the official fix_text rule.
+bool xclip_trains_under_fix_text(const char *name);
+
+// Text features of K token rows (K, S) computed once without gradient (fast path) and kept.
+void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S);
+// Video features and logits. With fix_text the cached text features are used (cache first); without,
+// tokens (K, S) run through the text tower with gradient. drop is the drop-path stream (NULL: eval, no
+// drop-path). Outputs are step tensors; video_features / text_features may be NULL.
+typedef struct XClipOut {
+    Tensor *logits;          // (B, K)
+    Tensor *video_features;  // (B, E) MIT output before normalisation
+    Tensor *text_features;   // (K, E) text tower output before prompts
+} XClipOut;
+XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *tokens, int64_t K, int64_t S, Rng *drop);
