@@ -1,6 +1,7 @@
 // tape.c - step tensors, the tape (record + reverse walk) and the parameter store.
 #include "autograd/tensor.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int64_t shape_numel(int ndim, const int64_t *shape) {
@@ -41,9 +42,37 @@ void graph_init(Graph *g, size_t step_arena_bytes) {
     memset(g, 0, sizeof *g);
     arena_init(&g->step, "step", step_arena_bytes);
     g->grad_enabled = true;
+    const char *p = getenv("XCLIP_PROFILE");
+    if (p && *p && strcmp(p, "0")) {
+        g->profile = xc_calloc(1, sizeof *g->profile);
+        g->profile->last = xc_now();
+    }
 }
 
-void graph_free(Graph *g) { arena_free(&g->step); }
+void graph_free(Graph *g) {
+    if (g->profile) graph_profile_print(g, stderr);
+    xc_free(g->profile);
+    arena_free(&g->step);
+}
+
+static int profile_slot(GraphProfile *p, const OpDef *op) {
+    for (int i = 0; i < p->n; i++)
+        if (p->op[i] == op) return i;
+    if (p->n == GRAPH_PROFILE_OPS) return GRAPH_PROFILE_OPS - 1;
+    p->op[p->n] = op;
+    return p->n++;
+}
+
+void graph_profile_print(const Graph *g, FILE *f) {
+    const GraphProfile *p = g->profile;
+    if (!p) return;
+    double tf = 0, tb = 0;
+    for (int i = 0; i < p->n; i++) { tf += p->fwd[i]; tb += p->bwd[i]; }
+    fprintf(f, "profile: %-20s %10s %10s %10s\n", "op", "calls", "fwd s", "bwd s");
+    for (int i = 0; i < p->n; i++)
+        fprintf(f, "profile: %-20s %10lld %10.3f %10.3f\n", p->op[i]->name, (long long)p->calls[i], p->fwd[i], p->bwd[i]);
+    fprintf(f, "profile: %-20s %10s %10.3f %10.3f\n", "total", "", tf, tb);
+}
 
 void graph_reset(Graph *g) {
     arena_reset(&g->step);
@@ -103,6 +132,13 @@ TapeNode *graph_record(Graph *g, const OpDef *op, Tensor *out, Tensor *const *in
     g->last = node;
     g->n_nodes++;
     out->requires_grad = true;
+    if (g->profile) {
+        double now = xc_now();
+        int k = profile_slot(g->profile, op);
+        g->profile->fwd[k] += now - g->profile->last;
+        g->profile->calls[k]++;
+        g->profile->last = now;
+    }
     return node;
 }
 
@@ -113,8 +149,11 @@ void graph_backward_from(Graph *g, Tensor *out, const float *dout) {
     bool prev = graph_set_grad(g, false); // backward kernels record nothing
     for (TapeNode *n = g->last; n; n = n->prev) {
         if (!n->out->grad) continue; // nothing flowed into this node's output
+        double t0 = g->profile ? xc_now() : 0;
         n->op->backward(g, n);
+        if (g->profile) g->profile->bwd[profile_slot(g->profile, n->op)] += xc_now() - t0;
     }
+    if (g->profile) g->profile->last = xc_now();
     graph_set_grad(g, prev);
 }
 

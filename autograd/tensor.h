@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 #include "autograd/util.h"
 
 #define XT_MAX_DIMS 5
@@ -78,16 +79,29 @@ typedef struct TapeNode {
     struct TapeNode *prev;         // tape order is execution order; backward walks prev links
 } TapeNode;
 
+// Per-op timing, on when XCLIP_PROFILE is set in the environment: forward time is the time since the
+// previous recorded op (so it also counts untaped work in between), backward time is exact.
+#define GRAPH_PROFILE_OPS 64
+typedef struct GraphProfile {
+    const OpDef *op[GRAPH_PROFILE_OPS];
+    double fwd[GRAPH_PROFILE_OPS], bwd[GRAPH_PROFILE_OPS];
+    int64_t calls[GRAPH_PROFILE_OPS];
+    int n;
+    double last;                   // time of the previous record
+} GraphProfile;
+
 typedef struct Graph {
     Arena step;                    // activations, tape, activation grads: reset every step
     TapeNode *last;                // newest node
     int64_t n_nodes;
     bool grad_enabled;             // false: nothing is recorded (no-grad mode)
+    GraphProfile *profile;         // NULL unless XCLIP_PROFILE is set
 } Graph;
 
 void graph_init(Graph *g, size_t step_arena_bytes);
 void graph_free(Graph *g);
 void graph_reset(Graph *g);        // drop the tape and every step tensor
+void graph_profile_print(const Graph *g, FILE *f); // per-op times so far (XCLIP_PROFILE=1)
 // Seeds d(loss)/d(loss) = 1 (loss must have one element) and runs the tape backwards.
 void graph_backward(Graph *g, Tensor *loss);
 // Same, with an explicit upstream gradient for a non-scalar output (numel floats).

@@ -1,0 +1,171 @@
+// bench_xclip - one X-CLIP training step (forward, soft-target CE, backward, AdamW) and one evaluation
+// forward at ViT-B/32 size (width 768, 12 layers, patch 32, 224 px, embed 512), T = 8, batch 2,
+// K = 400 cached text features, random weights; against PyTorch 1.13 running the reference model
+// (tests/ref/xclip_ref.py) on the same input in the same run, in its own process.
+//
+//   bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--no-torch]
+// Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
+// and the ratios. Each side's peak RSS is its own process's.
+#include "nn/xclip.h"
+#include "train/adamw.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef struct Figures {
+    double train_s, eval_s, rss_gb;
+} Figures;
+
+// Forward FLOPs of the video side (2 per multiply-add): every linear layer, attention, prompts, MIT.
+static double forward_flops(const XClipConfig *c, int64_t B, int64_t K) {
+    const ClipConfig *k = &c->clip;
+    double W = (double)k->vision_width, E = (double)k->embed_dim, T = (double)c->frames;
+    double N = (double)(k->image_size / k->patch) * (k->image_size / k->patch), L = N + 1, F = (double)B * T;
+    double per_block = F * (L + 1) * 2 * 4 * W * W             // qkv + out_proj over L+1 tokens
+                       + F * L * 2 * 8 * W * W                 // MLP over L tokens
+                       + F * 4 * (L + 1) * (L + 1) * W         // Q K^T and P V
+                       + F * 2 * W * W                         // message_fc
+                       + F * 2 * 4 * W * W + (double)B * 4 * T * T * W; // message attention over T
+    double stem = F * N * 2 * 3 * k->patch * k->patch * W;
+    double heads = F * 2 * W * E + F * N * 2 * W * E;
+    double mit = (double)c->mit_layers * (B * T * 2 * 12 * E * E + B * 2 * 2 * T * T * E);
+    double prompts = (double)c->prompt_layers * (B * K * 2 * 10 * E * E + B * N * 2 * 2 * E * E + B * 2 * 2 * K * N * E);
+    return (double)k->vision_layers * per_block + stem + heads + mit + prompts;
+}
+
+static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps) {
+    ParamStore ps;
+    param_store_init(&ps, "params");
+    XClip m;
+    xclip_init(&m, &ps, cfg);
+    xclip_init_clip_random(&m, 1);
+    xclip_init_new_tensors(&m, 1);
+    // K cached text features (random rows, as if from K label names)
+    m.text_cache = xc_malloc((size_t)(K * cfg->clip.embed_dim) * sizeof(float));
+    m.text_cache_k = K;
+    Rng r = rng_stream(2, RNG_STREAM_TEST);
+    rng_fill_normal(&r, m.text_cache, K * cfg->clip.embed_dim, 0.0f, 1.0f);
+    AdamW opt;
+    adamw_init(&opt, &ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
+    Graph g;
+    graph_init(&g, 0);
+    int64_t S = cfg->clip.image_size, T = cfg->frames;
+    int64_t vshape[5] = {B, T, 3, S, S};
+    float *video = xc_malloc((size_t)(B * T * 3 * S * S) * sizeof(float));
+    rng_fill_normal(&r, video, B * T * 3 * S * S, 0.0f, 1.0f);
+    Figures f = {1e30, 1e30, 0};
+    for (int s = 0; s <= steps; s++) { // step 0 warms up (and sizes the arena)
+        double t0 = xc_now();
+        Tensor *v = tensor_from(&g, 5, vshape, video);
+        XClipOut o = xclip_forward(&g, &m, v, NULL, K, 77, NULL);
+        Tensor *y = tensor_zeros(&g, 2, (int64_t[]){B, K});
+        for (int64_t b = 0; b < B; b++) y->data[b * K + (b * 7) % K] = 1.0f;
+        graph_backward(&g, op_soft_cross_entropy(&g, o.logits, y));
+        adamw_step(&opt, 1e-5f);
+        param_store_zero_grad(&ps);
+        graph_reset(&g);
+        double dt = xc_now() - t0;
+        if (s && dt < f.train_s) f.train_s = dt;
+    }
+    graph_set_grad(&g, false);
+    for (int s = 0; s <= steps; s++) {
+        double t0 = xc_now();
+        Tensor *v = tensor_from(&g, 5, vshape, video);
+        xclip_forward(&g, &m, v, NULL, K, 77, NULL);
+        graph_reset(&g);
+        double dt = xc_now() - t0;
+        if (s && dt < f.eval_s) f.eval_s = dt;
+    }
+    f.rss_gb = (double)xc_peak_rss() / 1e9;
+    printf("  xclip.c: %lld parameters (%lld trained), step arena peak %.2f GB\n", (long long)ps.total,
+           (long long)opt.numel, g.step.peak / 1e9);
+    xc_free(video);
+    adamw_free(&opt);
+    graph_free(&g);
+    xclip_free(&m);
+    param_store_free(&ps);
+    return f;
+}
+
+static Figures run_torch(int threads, int steps, int64_t B, int64_t T, int64_t K) {
+    Figures f = {0, 0, 0};
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld 2>&1", XCLIP_BENCH_DIR, threads,
+             steps, (long long)B, (long long)T, (long long)K);
+    FILE *p = popen(cmd, "r");
+    if (!p) return f;
+    char line[512];
+    while (fgets(line, sizeof line, p)) {
+        if (!strncmp(line, "train_s ", 8)) f.train_s = atof(line + 8);
+        else if (!strncmp(line, "eval_s ", 7)) f.eval_s = atof(line + 7);
+        else if (!strncmp(line, "rss_gb ", 7)) f.rss_gb = atof(line + 7);
+        else fprintf(stderr, "  torch: %s", line);
+    }
+    pclose(p);
+    return f;
+}
+
+int main(int argc, char **argv) {
+    int threads = 2, steps = 3;
+    int64_t B = 2, T = 8, K = 400;
+    bool with_torch = true;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--frames") && i + 1 < argc) T = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--no-torch")) with_torch = false;
+        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--no-torch]\n"); return 2; }
+    }
+    if (threads < 1 || steps < 1 || B < 1 || T < 1) { fprintf(stderr, "bench_xclip: bad arguments\n"); return 2; }
+    ClipConfig clip = {.vision_width = 768, .vision_layers = 12, .vision_heads = 12, .vision_mlp = 3072, .patch = 32,
+                       .image_size = 224, .embed_dim = 512, .text_width = 512, .text_layers = 12, .text_heads = 8,
+                       .text_mlp = 2048, .context = 77, .vocab = 49408};
+    XClipConfig cfg = xclip_config_default(&clip, T);
+    double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
+    printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps\n",
+           (long long)T, (long long)B, (long long)K, threads, steps);
+    Figures tf = {0, 0, 0};
+    if (with_torch) {
+        tf = run_torch(threads, steps, B, T, K); // first, alone on the machine
+        if (tf.train_s <= 0) fprintf(stderr, "bench_xclip: the PyTorch reference did not run: xclip.c figures only\n");
+    }
+    // xclip.c in a child process, so its peak RSS is its own
+    int pipefd[2];
+    if (pipe(pipefd) != 0) return 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pipefd[0]);
+#ifdef _OPENMP
+        omp_set_num_threads(threads);
+#endif
+        openblas_set_num_threads(threads);
+        Figures f = run_c(&cfg, B, K, steps);
+        if (write(pipefd[1], &f, sizeof f) != (ssize_t)sizeof f) _exit(1);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    Figures cf = {0, 0, 0};
+    ssize_t got = read(pipefd[0], &cf, sizeof cf);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (got != (ssize_t)sizeof cf || !WIFEXITED(status) || WEXITSTATUS(status) != 0) { fprintf(stderr, "bench_xclip: the C run failed\n"); return 1; }
+
+    printf("%-22s %12s %12s %12s\n", "", "xclip.c", "PyTorch", "ratio");
+    printf("%-22s %12.3f %12.3f %11.2fx\n", "train step (s)", cf.train_s, tf.train_s, tf.train_s > 0 ? tf.train_s / cf.train_s : 0);
+    printf("%-22s %12.2f %12.2f\n", "train videos/s", B / cf.train_s, tf.train_s > 0 ? B / tf.train_s : 0);
+    printf("%-22s %12.1f %12.1f\n", "train GFLOP/s", flops_train / cf.train_s / 1e9, tf.train_s > 0 ? flops_train / tf.train_s / 1e9 : 0);
+    printf("%-22s %12.3f %12.3f %11.2fx\n", "eval forward (s)", cf.eval_s, tf.eval_s, tf.eval_s > 0 ? tf.eval_s / cf.eval_s : 0);
+    printf("%-22s %12.2f %12.2f\n", "eval videos/s", B / cf.eval_s, tf.eval_s > 0 ? B / tf.eval_s : 0);
+    printf("%-22s %12.1f %12.1f\n", "eval GFLOP/s", flops_fwd / cf.eval_s / 1e9, tf.eval_s > 0 ? flops_fwd / tf.eval_s / 1e9 : 0);
+    printf("%-22s %12.2f %12.2f %11.2fx\n", "peak RSS (GB)", cf.rss_gb, tf.rss_gb, tf.rss_gb > 0 ? cf.rss_gb / tf.rss_gb : 0);
+    printf("(model forward %.1f GFLOP per step, training counted as 3x forward)\n", flops_fwd / 1e9);
+    return 0;
+}
