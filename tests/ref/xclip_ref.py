@@ -139,6 +139,9 @@ class CrossFramelAttentionBlock(nn.Module):
     T messages of a video attend to each other (message_attn, pre-LN message_ln, residual); each frame then runs
     the CLIP attention over its L tokens plus its message appended last (index L), which is dropped again before
     the MLP.
+    In the first block the message tokens of a video are all equal (the class token entering block 0 is
+    ln_pre(class_embedding + positional_embedding[0]) for every frame), so its message attention is uniform:
+    the query/key parts of its in_proj get no gradient, in the official model as here, whatever the weights.
     """
 
     def __init__(self, width, T, drop_path=0.0):
@@ -351,7 +354,11 @@ class XCLIP(nn.Module):
     def cache_text(self, text):
         """With fix_text (use_cache) the text features are computed once, in eval mode and without gradients,
         and reused for every later call whatever text is passed. As in the official code this ends with
-        self.train(), also when called from an eval-mode forward."""
+        self.train(), also when called from an eval-mode forward.
+        SPEC vs official (not in SPEC): official validate() calls model.eval() once, then every forward runs
+        cache_text, which leaves the model in train mode, so from the second validation batch on the video
+        encoder runs in train mode: with drop_path > 0 evaluation would be stochastic (the default drop_path 0
+        hides this; no other train/eval difference exists in X-CLIP). The cache is never invalidated either."""
         self.eval()
         with torch.no_grad():
             if self.cache_text_features is None:
@@ -379,7 +386,9 @@ class XCLIP(nn.Module):
 def fix_text(model):
     """utils/optimizer.py fix_text: every parameter whose name contains none of "visual.", "mit", "prompts" is
     frozen: the text tower (token_embedding, positional_embedding, transformer.*, ln_final, text_projection) and
-    logit_scale. prompts_visual_ln / prompts_visual_proj stay trainable through "prompts"."""
+    logit_scale. prompts_visual_ln / prompts_visual_proj stay trainable through "prompts" ("visual." has a dot).
+    SPEC §2 only says the text encoder gets no gradients: logit_scale is frozen too. main.py also sets
+    use_cache = FIX_TEXT, so the text features are computed once (cache_text)."""
     for name, p in model.named_parameters():
         if not ("visual." in name or "mit" in name or "prompts" in name):
             p.requires_grad_(False)
@@ -398,7 +407,11 @@ def param_groups(model, lr, weight_decay=0.001):
       mit:     names containing "mit"                                  10 lr
       prompts: names containing "prompts"                              10 lr
       msg:     names containing "message_"                             10 lr
-    Frozen parameters (requires_grad False) are skipped. Returns a list for torch.optim.AdamW."""
+    Frozen parameters (requires_grad False) are skipped. Returns a list for torch.optim.AdamW.
+    Not in SPEC §9: a 0-d tensor is not "1-D", so logit_scale (trainable only without fix_text) gets weight decay;
+    in_proj_bias does not end in ".bias" but is 1-D, so no decay. The group order (clip, mit, prompts, msg; decay
+    before no-decay; named_parameters order inside) numbers the parameters in optimizer.state_dict(), which the
+    official checkpoints save ('optimizer')."""
     def groups(select, group_lr):
         decay, no_decay = [], []
         for name, p in model.named_parameters():
