@@ -5,6 +5,7 @@
 //
 //   bench_ops [--threads N] [--repeats R] [--no-torch]
 // Times are the best of R repeats (after one warm-up), so other load on the machine shows less.
+#include "autograd/runtime.h"
 #include "autograd/ops.h"
 #include "autograd/kernels.h"
 
@@ -103,6 +104,7 @@ static char *run_torch(int threads) {
 }
 
 int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2;
     bool with_torch = true;
     for (int i = 1; i < argc; i++) {
@@ -164,8 +166,8 @@ int main(int argc, char **argv) {
     peak->torch_ms = torch_ms("sgemm2048", tout);
     double peak_gf = peak->flops / peak->ms / 1e6;
 
-    printf("bench_ops: %d threads, best of %d; ViT-B/32 shapes: %d frames x %d tokens, width %d, %d heads\n", threads,
-           repeats, T, L, W, HEADS);
+    printf("bench_ops: %d threads, best of %d, OpenBLAS core %s (both sides); ViT-B/32 shapes: %d frames x %d tokens, "
+           "width %d, %d heads\n", threads, repeats, xc_blas_core(), T, L, W, HEADS);
     printf("%-24s %10s %9s %7s %10s %9s %8s\n", "op", "xclip ms", "GFLOP/s", "%peak", "torch ms", "GFLOP/s", "speedup");
     for (int i = 0; i < nr; i++) {
         double gf = rows[i].flops / rows[i].ms / 1e6, tg = rows[i].torch_ms > 0 ? rows[i].flops / rows[i].torch_ms / 1e6 : 0;

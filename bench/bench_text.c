@@ -4,6 +4,7 @@
 // running the reference tower (tests/ref/xclip_ref.py) on the same tokens in the same run.
 //
 //   bench_text [--threads N] [--repeats R] [--no-torch] [--shared DIR]
+#include "autograd/runtime.h"
 #include "nn/clip.h"
 #include "data/tokenizer.h"
 
@@ -35,6 +36,7 @@ static int64_t read_labels(const char *path, int32_t *tokens, int64_t cap, Token
 }
 
 int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2, repeats = 3;
     bool with_torch = true;
     const char *shared = getenv("XCLIP_SHARED") ? getenv("XCLIP_SHARED") : XCLIP_BENCH_DIR "/../../shared";

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "autograd/runtime.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/video.h"
@@ -64,6 +65,7 @@ static double loader_rate(const char *dir, const char *name, int workers, VideoS
 }
 
 int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     const char *shared = argc > 1 ? argv[1] : (getenv("XCLIP_SHARED") ? getenv("XCLIP_SHARED") : "../shared");
     double secs = argc > 2 ? atof(argv[2]) : 3.0;
     char dir[512];

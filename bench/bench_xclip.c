@@ -6,6 +6,7 @@
 //   bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--no-torch]
 // Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
 // and the ratios. Each side's peak RSS is its own process's.
+#include "autograd/runtime.h"
 #include "nn/xclip.h"
 #include "train/adamw.h"
 
@@ -113,6 +114,7 @@ static Figures run_torch(int threads, int steps, int64_t B, int64_t T, int64_t K
 }
 
 int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2, steps = 3;
     int64_t B = 2, T = 8, K = 400;
     bool with_torch = true;
@@ -130,8 +132,8 @@ int main(int argc, char **argv) {
                        .text_mlp = 2048, .context = 77, .vocab = 49408};
     XClipConfig cfg = xclip_config_default(&clip, T);
     double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
-    printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps\n",
-           (long long)T, (long long)B, (long long)K, threads, steps);
+    printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps, "
+           "OpenBLAS core %s (both sides)\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core());
     Figures tf = {0, 0, 0};
     if (with_torch) {
         tf = run_torch(threads, steps, B, T, K); // first, alone on the machine
@@ -140,6 +142,7 @@ int main(int argc, char **argv) {
     // xclip.c in a child process, so its peak RSS is its own
     int pipefd[2];
     if (pipe(pipefd) != 0) return 1;
+    fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
         close(pipefd[0]);
@@ -148,6 +151,7 @@ int main(int argc, char **argv) {
 #endif
         openblas_set_num_threads(threads);
         Figures f = run_c(&cfg, B, K, steps);
+        fflush(stdout);
         if (write(pipefd[1], &f, sizeof f) != (ssize_t)sizeof f) _exit(1);
         _exit(0);
     }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "autograd/runtime.h"
 #include "data/dataset.h"
 #include "data/video.h"
 
@@ -16,6 +17,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     const char *list = NULL, *root = NULL, *labels = NULL;
     int quick = 0;
     for (int i = 1; i < argc; i++) {

@@ -8,6 +8,7 @@
 //         fix_text (visual.*, mit.*, prompts_*).
 // CKPT: any weights file the project reads (X-CLIP, or CLIP: then the X-CLIP additions are initialised as
 // SPEC.md §7 from --seed, and T comes from /video).
+#include "autograd/runtime.h"
 #include "nn/xclip.h"
 #include "checkpoints/h5io.h"
 
@@ -36,6 +37,7 @@ static int fail(const char *msg) {
 }
 
 int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     const char *ckpt = NULL, *in_path = NULL, *out_path = NULL;
     uint64_t seed = 1024;
     for (int i = 1; i < argc; i++) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "autograd/runtime.h"
 #include "checkpoints/weights.h"
 
 static void usage(FILE *f) {
@@ -32,6 +33,7 @@ static bool ends_with(const char *s, const char *suffix) {
 }
 
 int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     const char *in = NULL, *out = NULL;
     bool hf = false, quiet = false;
     for (int i = 1; i < argc; i++) {

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "autograd/runtime.h"
 #include "data/synth.h"
 
 static void usage(FILE *f) {
@@ -27,6 +28,7 @@ static int num(const char *opt, const char *v, long lo, long hi, long *out) {
 }
 
 int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     SynthConfig sc = synth_config_default();
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {

@@ -1,5 +1,6 @@
 // xclip-train - training entry point. In this version it runs the built-in default job: a small video
 // transformer trained on generated clips (train/demo.h). Config files come later.
+#include "autograd/runtime.h"
 #include "train/demo.h"
 
 #include <stdio.h>
@@ -38,6 +39,7 @@ static int arg_int(const char *flag, const char *v, long lo, long hi) {
 }
 
 int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     DemoConfig cfg = demo_default_config();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -1,0 +1,56 @@
+#!/usr/bin/python3
+"""PyTorch side of bench_xclip: the reference X-CLIP (tests/ref/xclip_ref.py) at ViT-B/32 size, fix_text
+with K cached random text features, official AdamW groups. Prints train_s, eval_s (best of STEPS after a
+warm-up) and rss_gb (this process's peak RSS).
+
+Usage: bench_xclip_ref.py THREADS STEPS B T K
+"""
+import os
+import resource
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
+from xclip_ref import XCLIP, build_optimizer, fix_text  # noqa: E402
+
+threads, steps, B, T, K = (int(a) for a in sys.argv[1:6])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+model = XCLIP(T=T, image=224, patch=32, vision_width=768, vision_layers=12, embed=512, context=77, vocab=49408,
+              text_width=512, text_layers=12, mit_layers=1, prompt_layers=2)
+fix_text(model)
+model.cache_text_features = torch.randn(K, 512)  # as if cached from K label names
+opt = build_optimizer(model, 1e-5)
+video = torch.randn(B, T, 3, 224, 224)
+y = torch.zeros(B, K)
+for b in range(B):
+    y[b, (b * 7) % K] = 1.0
+tokens = torch.zeros(K, 77, dtype=torch.long)
+
+
+def train_step():
+    model.train()
+    logits = model(video, tokens)
+    loss = -(y * logits.log_softmax(-1)).sum(-1).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def eval_step():
+    model.eval()
+    with torch.no_grad():
+        model(video, tokens)
+
+
+for name, fn in (("train_s", train_step), ("eval_s", eval_step)):
+    best = float("inf")
+    for s in range(steps + 1):
+        t = time.perf_counter()
+        fn()
+        if s:
+            best = min(best, time.perf_counter() - t)
+    print(f"{name} {best:.4f}")
+print(f"rss_gb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9:.3f}")
