@@ -77,7 +77,7 @@ static void attention_backward(Graph *g, TapeNode *node) {
     nt = omp_get_max_threads();
 #endif
     float *scratch = arena_alloc(&g->step, (size_t)nt * (size_t)LL * sizeof(float)); // dP / dS per thread
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((c->B * c->H * c->Lq * c->Lk * c->dh) >= XC_PAR_MIN)
     for (int64_t bh = 0; bh < c->B * c->H; bh++) {
         int tid = 0;
 #ifdef _OPENMP
@@ -115,7 +115,7 @@ static Tensor *attention_run(Graph *g, const OpDef *def, Tensor *const *in, int 
     Tensor *out = tensor_new(g, 3, (int64_t[]){c.B, c.Lq, W});
     c.p = arena_alloc(&g->step, (size_t)(c.B * c.H * LL) * sizeof(float));
     const float *dq = in[c.q.tensor]->data, *dk = in[c.k.tensor]->data, *dv = in[c.v.tensor]->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((c.B * c.H * c.Lq * c.Lk * c.dh) >= XC_PAR_MIN)
     for (int64_t bh = 0; bh < c.B * c.H; bh++) {
         int64_t b = bh / c.H, h = bh % c.H;
         xc_attention_head(operand_ptr(dq, &c.q, b, h, c.dh), c.q.ld, operand_ptr(dk, &c.k, b, h, c.dh), c.k.ld,

@@ -13,7 +13,7 @@ typedef struct PatchCtx {
 
 static void unfold(const PatchCtx *c, const float *img, float *cols) {
     int64_t N = c->G_h * c->G_w, CPP = c->C * c->P * c->P;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((c->F * N * c->C * c->P * c->P) >= XC_PAR_MIN)
     for (int64_t fn = 0; fn < c->F * N; fn++) {
         int64_t f = fn / N, gy = (fn % N) / c->G_w, gx = fn % c->G_w;
         float *row = cols + fn * CPP;
@@ -36,7 +36,7 @@ static void patch_embed_backward(Graph *g, TapeNode *node) {
         xc_gemm(false, false, c->F * N, CPP, Wd, 1.0f, dY, Wd, w->data, CPP, 0.0f, dcols, CPP);
         float *dimg = tensor_grad(g, img);
         // fold back: patches do not overlap, so each pixel receives at most one term
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((c->F * N * c->C * c->P * c->P) >= XC_PAR_MIN)
         for (int64_t fn = 0; fn < c->F * N; fn++) {
             int64_t f = fn / N, gy = (fn % N) / c->G_w, gx = fn % c->G_w;
             const float *row = dcols + fn * CPP;

@@ -82,14 +82,14 @@ static inline float bin_apply(int kind, float x, float y) {
 static void bin_grad_into(const Bcast *bc, const int64_t *st, int64_t n_dst, float *dst, const float *gout,
                           const float *other, const int64_t *st_other, float sign) {
     if (n_dst == bc->numel) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((bc->numel) >= XC_PAR_MIN)
         for (int64_t i = 0; i < bc->numel; i++)
             dst[i] += sign * gout[i] * (other ? other[bcast_offset(bc, st_other, i)] : 1.0f);
         return;
     }
     if (bc->b_period && n_dst == bc->b_period && !other) { // repeated suffix: parallel over its elements
         int64_t p = bc->b_period, reps = bc->numel / p;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((bc->numel) >= XC_PAR_MIN)
         for (int64_t j = 0; j < p; j++) {
             float s = 0.0f;
             for (int64_t r = 0; r < reps; r++) s += gout[r * p + j];
@@ -124,14 +124,14 @@ static Tensor *binary(Graph *g, Tensor *a, Tensor *b, int kind, const OpDef *def
     float *y = out->data;
     const float *x = a->data, *z = b->data;
     if (bc.same) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((bc.numel) >= XC_PAR_MIN)
         for (int64_t i = 0; i < bc.numel; i++) y[i] = bin_apply(kind, x[i], z[i]);
     } else if (bc.b_period) {
         int64_t p = bc.b_period;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((bc.numel) >= XC_PAR_MIN)
         for (int64_t i = 0; i < bc.numel; i++) y[i] = bin_apply(kind, x[i], z[i % p]);
     } else {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((bc.numel) >= XC_PAR_MIN)
         for (int64_t i = 0; i < bc.numel; i++)
             y[i] = bin_apply(kind, x[bcast_offset(&bc, bc.sa, i)], z[bcast_offset(&bc, bc.sb, i)]);
     }
@@ -172,14 +172,14 @@ static void scale_backward(Graph *g, TapeNode *node) {
     const UnaryCtx *c = node->ctx;
     float *dx = tensor_grad(g, node->in[0]);
     const float *go = node->out->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) dx[i] += c->c * go[i];
 }
 const OpDef xc_opdef_scale = {"scale", scale_backward};
 
 Tensor *op_scale(Graph *g, Tensor *x, float c) {
     Tensor *y = new_like(g, x);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((x->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = c * x->data[i];
     record_unary(g, &xc_opdef_scale, y, x, (UnaryCtx){.c = c});
     return y;
@@ -188,14 +188,14 @@ Tensor *op_scale(Graph *g, Tensor *x, float c) {
 static void exp_backward(Graph *g, TapeNode *node) {
     float *dx = tensor_grad(g, node->in[0]);
     const float *go = node->out->grad, *y = node->out->data;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) dx[i] += go[i] * y[i];
 }
 const OpDef xc_opdef_exp = {"exp", exp_backward};
 
 Tensor *op_exp(Graph *g, Tensor *x) {
     Tensor *y = new_like(g, x);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((x->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = expf(x->data[i]);
     record_unary(g, &xc_opdef_exp, y, x, (UnaryCtx){0});
     return y;
@@ -205,7 +205,7 @@ Tensor *op_exp(Graph *g, Tensor *x) {
 static void quick_gelu_backward(Graph *g, TapeNode *node) {
     const float *x = node->in[0]->data, *go = node->out->grad;
     float *dx = tensor_grad(g, node->in[0]);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) {
         float s = 1.0f / (1.0f + expf(-1.702f * x[i]));
         dx[i] += go[i] * (s + 1.702f * x[i] * s * (1.0f - s));
@@ -215,7 +215,7 @@ const OpDef xc_opdef_quick_gelu = {"quick_gelu", quick_gelu_backward};
 
 Tensor *op_quick_gelu(Graph *g, Tensor *x) {
     Tensor *y = new_like(g, x);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((x->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = x->data[i] / (1.0f + expf(-1.702f * x->data[i]));
     record_unary(g, &xc_opdef_quick_gelu, y, x, (UnaryCtx){0});
     return y;
@@ -227,7 +227,7 @@ static void masked_backward(Graph *g, TapeNode *node) {
     const UnaryCtx *c = node->ctx;
     float *dx = tensor_grad(g, node->in[0]);
     const float *go = node->out->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) dx[i] += c->keep[i / c->per] ? c->c * go[i] : 0.0f;
 }
 const OpDef xc_opdef_dropout = {"dropout", masked_backward};
@@ -241,7 +241,7 @@ static Tensor *masked(Graph *g, Tensor *x, float p, Rng *rng, int64_t per, const
     for (int64_t m = 0; m < n_masks; m++) keep[m] = rng_uniform(rng) >= p;
     float c = 1.0f / (1.0f - p);
     Tensor *y = new_like(g, x);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((x->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = keep[i / per] ? c * x->data[i] : 0.0f;
     record_unary(g, def, y, x, (UnaryCtx){.c = c, .keep = keep, .per = per});
     return y;

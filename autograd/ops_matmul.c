@@ -97,7 +97,7 @@ static void linear_backward(Graph *g, TapeNode *node) {
                                   tensor_grad(g, w), in_f);                       // dW += dY^T X
     if (b && b->requires_grad) {
         float *db = tensor_grad(g, b);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((R * out_f) >= XC_PAR_MIN)
         for (int64_t j = 0; j < out_f; j++) { // each column summed in row order: deterministic
             float s = 0.0f;
             for (int64_t r = 0; r < R; r++) s += dY[r * out_f + j];
@@ -121,7 +121,7 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
     shape[x->ndim - 1] = out_f;
     Tensor *y = tensor_new(g, x->ndim, shape);
     if (b) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((R * out_f) >= XC_PAR_MIN)
         for (int64_t r = 0; r < R; r++) memcpy(y->data + r * out_f, b->data, (size_t)out_f * sizeof(float));
     }
     xc_gemm(false, true, R, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, b ? 1.0f : 0.0f, y->data, out_f);

@@ -8,7 +8,7 @@
 // as accurate as PyTorch's CPU kernel for the widths used here.
 void xc_layernorm_fwd(const float *x, const float *w, const float *b, float eps, int64_t R, int64_t C,
                       float *y, float *mean, float *rstd) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((R * C) >= XC_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x + r * C;
         float *yr = y + r * C;
@@ -53,7 +53,7 @@ static void layernorm_backward(Graph *g, TapeNode *node) {
     const float *dy = node->out->grad;
     if (x->requires_grad) {
         float *dx = tensor_grad(g, x);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((R * C) >= XC_PAR_MIN)
         for (int64_t r = 0; r < R; r++) {
             const float *xr = x->data + r * C, *gr = dy + r * C;
             float m = c->mean[r], s = c->rstd[r], sum_d = 0.0f, sum_dx = 0.0f;
@@ -73,7 +73,7 @@ static void layernorm_backward(Graph *g, TapeNode *node) {
     if (w->requires_grad || b->requires_grad) {
         float *dw = w->requires_grad ? tensor_grad(g, w) : NULL;
         float *db = b->requires_grad ? tensor_grad(g, b) : NULL;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((R * C) >= XC_PAR_MIN)
         for (int64_t i = 0; i < C; i++) { // columns in parallel, rows in order: deterministic
             float sw = 0.0f, sb = 0.0f;
             for (int64_t r = 0; r < R; r++) {

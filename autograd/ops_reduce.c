@@ -13,7 +13,7 @@ static void reduce_backward(Graph *g, TapeNode *node) {
     const ReduceCtx *c = node->ctx;
     float *dx = tensor_grad(g, node->in[0]);
     const float *go = node->out->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((c->outer * c->n * c->inner) >= XC_PAR_MIN)
     for (int64_t o = 0; o < c->outer; o++)
         for (int64_t k = 0; k < c->n; k++)
             for (int64_t i = 0; i < c->inner; i++) dx[(o * c->n + k) * c->inner + i] += c->scale * go[o * c->inner + i];
@@ -32,7 +32,7 @@ static Tensor *reduce(Graph *g, Tensor *x, int dim, bool mean, const OpDef *def)
     for (int i = 0, j = 0; i < x->ndim; i++)
         if (i != dim) shape[j++] = x->shape[i];
     Tensor *y = tensor_new(g, x->ndim - 1, shape);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((c.outer * c.n * c.inner) >= XC_PAR_MIN)
     for (int64_t o = 0; o < c.outer; o++)
         for (int64_t i = 0; i < c.inner; i++) {
             float s = 0.0f;
@@ -58,7 +58,7 @@ static void l2_backward(Graph *g, TapeNode *node) {
     int64_t C = x->shape[x->ndim - 1], R = x->numel / (C ? C : 1);
     float *dx = tensor_grad(g, x);
     const float *go = y->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((R * C) >= XC_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         const float *yr = y->data + r * C, *gr = go + r * C;
         float dot = 0.0f;
@@ -73,7 +73,7 @@ Tensor *op_l2_normalize(Graph *g, Tensor *x) {
     int64_t C = x->shape[x->ndim - 1], R = x->numel / (C ? C : 1);
     Tensor *y = tensor_new(g, x->ndim, x->shape);
     float *inv = arena_alloc(&g->step, (size_t)(R ? R : 1) * sizeof(float));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((R * C) >= XC_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x->data + r * C;
         double ss = 0.0;

@@ -7,7 +7,7 @@
 static void reshape_backward(Graph *g, TapeNode *node) {
     float *dx = tensor_grad(g, node->in[0]);
     const float *go = node->out->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) dx[i] += go[i];
 }
 const OpDef xc_opdef_reshape = {"reshape", reshape_backward};
@@ -63,7 +63,7 @@ static void permute_backward(Graph *g, TapeNode *node) {
     float *dx = tensor_grad(g, node->in[0]);
     const float *go = node->out->grad;
     // a permutation is a bijection: every dx element receives exactly one term, so parallel is safe
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) dx[permute_src(node->out, c, i)] += go[i];
 }
 const OpDef xc_opdef_permute = {"permute", permute_backward};
@@ -81,7 +81,7 @@ Tensor *op_permute(Graph *g, Tensor *x, const int *perm) {
         c.in_strides_of_out[d] = strides[perm[d]];
     }
     Tensor *y = tensor_new(g, x->ndim, shape);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((y->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < y->numel; i++) y->data[i] = x->data[permute_src(y, &c, i)];
     if (graph_needs_grad(g, &x, 1)) {
         TapeNode *node = graph_record(g, &xc_opdef_permute, y, &x, 1);
@@ -106,7 +106,7 @@ Tensor *op_transpose(Graph *g, Tensor *x, int d0, int d1) {
 // ---- concat / slice: both are copies of (outer, len, inner) blocks ---------------------------------
 static void copy_block(float *dst, int64_t dst_len, int64_t dst_off, const float *src, int64_t src_len,
                        int64_t src_off, int64_t len, int64_t outer, int64_t inner, bool add) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((outer * len * inner) >= XC_PAR_MIN)
     for (int64_t o = 0; o < outer; o++) {
         float *d = dst + (o * dst_len + dst_off) * inner;
         const float *s = src + (o * src_len + src_off) * inner;
@@ -209,7 +209,7 @@ static void gather_rows_backward(Graph *g, TapeNode *node) {
     int64_t R = x->shape[0], L = x->shape[1], C = x->shape[2];
     float *dx = tensor_grad(g, x);
     const float *go = node->out->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((R * C) >= XC_PAR_MIN)
     for (int64_t r = 0; r < R; r++)
         for (int64_t c = 0; c < C; c++) dx[(r * L + idx[r]) * C + c] += go[r * C + c];
 }
@@ -238,7 +238,7 @@ static void embedding_backward(Graph *g, TapeNode *node) {
     float *dt = tensor_grad(g, table);
     const float *go = node->out->grad;
     // parallel over columns, rows in order: repeated ids accumulate deterministically
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * D) >= XC_PAR_MIN)
     for (int64_t d = 0; d < D; d++)
         for (int64_t i = 0; i < n; i++) dt[(int64_t)ids[i] * D + d] += go[i * D + d];
 }
@@ -253,7 +253,7 @@ Tensor *op_embedding(Graph *g, Tensor *table, const int32_t *ids, int64_t n) {
         ix[i] = ids[i];
     }
     Tensor *y = tensor_new(g, 2, (int64_t[]){n, D});
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n * D) >= XC_PAR_MIN)
     for (int64_t i = 0; i < n; i++) memcpy(y->data + i * D, table->data + (int64_t)ix[i] * D, (size_t)D * sizeof(float));
     if (graph_needs_grad(g, &table, 1)) graph_record(g, &xc_opdef_embedding, y, &table, 1)->ctx = ix;
     return y;

@@ -51,7 +51,7 @@ static void softmax_backward(Graph *g, TapeNode *node) {
     const SoftmaxCtx *c = node->ctx;
     float *dx = tensor_grad(g, node->in[0]);
     const float *y = node->out->data, *go = node->out->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((c->rows * c->n) >= XC_PAR_MIN)
     for (int64_t r = 0; r < c->rows; r++) {
         const float *yr = y + r * c->n, *gr = go + r * c->n;
         float dot = 0.0f;
@@ -66,7 +66,7 @@ static void log_softmax_backward(Graph *g, TapeNode *node) {
     const SoftmaxCtx *c = node->ctx;
     float *dx = tensor_grad(g, node->in[0]);
     const float *y = node->out->data, *go = node->out->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((c->rows * c->n) >= XC_PAR_MIN)
     for (int64_t r = 0; r < c->rows; r++) {
         const float *yr = y + r * c->n, *gr = go + r * c->n;
         bool live = false;
@@ -94,7 +94,7 @@ static Tensor *softmax_op(Graph *g, Tensor *x, Tensor *mask, bool log_space) {
         c.mask_rows = mask->shape[0];
     }
     Tensor *y = tensor_new(g, x->ndim, x->shape);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((c.rows * c.n) >= XC_PAR_MIN)
     for (int64_t r = 0; r < c.rows; r++) {
         const float *m = mask ? mask->data + (r % c.mask_rows) * c.n : NULL;
         if (log_space) log_softmax_row(x->data + r * c.n, m, y->data + r * c.n, c.n);
@@ -120,7 +120,7 @@ static void soft_ce_backward(Graph *g, TapeNode *node) {
     int64_t B = logits->shape[0], K = logits->shape[1];
     float go = node->out->grad[0] / (float)B;
     float *dl = tensor_grad(g, logits);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((B * K) >= XC_PAR_MIN)
     for (int64_t b = 0; b < B; b++) {
         const float *y = targets->data + b * K;
         float ysum = 0.0f;
@@ -136,7 +136,7 @@ Tensor *op_soft_cross_entropy(Graph *g, Tensor *logits, Tensor *targets) {
     int64_t B = logits->shape[0], K = logits->shape[1];
     float *p = arena_alloc(&g->step, (size_t)(B * K) * sizeof(float));
     double *row_loss = arena_alloc(&g->step, (size_t)(B ? B : 1) * sizeof(double));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((B * K) >= XC_PAR_MIN)
     for (int64_t b = 0; b < B; b++) {
         const float *x = logits->data + b * K, *y = targets->data + b * K;
         float mx = -INFINITY;

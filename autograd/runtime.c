@@ -11,8 +11,11 @@
 #include <unistd.h>
 
 static void reexec(char **argv, const char *core) {
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    setenv("XCLIP_BLAS_CHOSEN", core, 1); // marks the re-executed process (and stops a loop)
+    if (core) {
+        setenv("OPENBLAS_CORETYPE", core, 1);
+        setenv("XCLIP_BLAS_CHOSEN", core, 1); // the re-executed process checks these kernels
+    }
+    setenv("XCLIP_RUNTIME_SET", "1", 1);      // and does not re-execute again
     fflush(stdout);
     fflush(stderr);
     execv("/proc/self/exe", argv);
@@ -53,9 +56,12 @@ void xc_runtime_init(int argc, char **argv) {
     (void)argc;
     const char *chosen = getenv("XCLIP_BLAS_CHOSEN");
     const char *auto_ = getenv("XCLIP_BLAS_AUTO");
-    if (!getenv("OPENBLAS_CORETYPE") && !(auto_ && !strcmp(auto_, "0"))) {
-        const char *core = best_core();
-        if (core) reexec(argv, core);
+    if (!getenv("XCLIP_RUNTIME_SET")) {
+        const char *core = NULL;
+        if (!getenv("OPENBLAS_CORETYPE") && !(auto_ && !strcmp(auto_, "0"))) core = best_core();
+        bool wait = !getenv("OMP_WAIT_POLICY");
+        if (wait) setenv("OMP_WAIT_POLICY", "passive", 1);
+        if (core || wait) reexec(argv, core);
     }
     if (chosen && !gemm_ok()) {
         if (strcmp(chosen, "Prescott") != 0) {

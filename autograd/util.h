@@ -20,6 +20,10 @@
 
 enum { XC_OK = 0, XC_ERR = -1 };
 
+// Loops with less work than this (elements touched) run on one thread: starting a parallel region costs
+// more than they do, and spinning threads are wasted when the machine is shared.
+#define XC_PAR_MIN ((int64_t)32768)
+
 typedef struct XcError {
     char msg[1024]; // "path: what is wrong" (+ "\nHINT: ..." when there is advice)
 } XcError;

@@ -54,7 +54,7 @@ void adamw_step(AdamW *opt, float base_lr) {
         const float step_size = (float)(lr / bc1);
         float *w = p->data, *m = opt->m + opt->offset[i], *v = opt->v + opt->offset[i];
         const float *gr = p->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((p->numel) >= XC_PAR_MIN)
         for (int64_t j = 0; j < p->numel; j++) {
             float g = gr[j];
             w[j] *= decay;
