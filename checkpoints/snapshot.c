@@ -357,6 +357,7 @@ int snapshot_write(const char *path, const SnapshotState *st, XcError *err) {
     if (f < 0) {
         int e = errno;
         quiet_end(q);
+        unlink(tmp); // HDF5 may have created it before failing
         return xc_err(err, "%s: cannot create the temporary file %s: %s", path, tmp, e ? strerror(e) : "HDF5 error");
     }
     hook(&w.point, "temporary file created");
