@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -85,7 +84,7 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps) {
         if (s && dt < f.eval_s) f.eval_s = dt;
     }
     f.rss_gb = (double)xc_peak_rss() / 1e9;
-    printf("  xclip.c: %lld parameters (%lld trained), step arena peak %.2f GB\n", (long long)ps.total,
+    printf("%lld parameters (%lld trained), step arena peak %.2f GB\n", (long long)ps.total,
            (long long)opt.numel, g.step.peak / 1e9);
     xc_free(video);
     adamw_free(&opt);
@@ -95,11 +94,10 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps) {
     return f;
 }
 
-static Figures run_torch(int threads, int steps, int64_t B, int64_t T, int64_t K) {
+// Runs a command and reads its "train_s / eval_s / rss_gb" lines; other lines are echoed.
+static Figures run_side(const char *cmd, const char *tag) {
     Figures f = {0, 0, 0};
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld 2>&1", XCLIP_BENCH_DIR, threads,
-             steps, (long long)B, (long long)T, (long long)K);
+    fflush(stdout);
     FILE *p = popen(cmd, "r");
     if (!p) return f;
     char line[512];
@@ -107,7 +105,7 @@ static Figures run_torch(int threads, int steps, int64_t B, int64_t T, int64_t K
         if (!strncmp(line, "train_s ", 8)) f.train_s = atof(line + 8);
         else if (!strncmp(line, "eval_s ", 7)) f.eval_s = atof(line + 7);
         else if (!strncmp(line, "rss_gb ", 7)) f.rss_gb = atof(line + 7);
-        else fprintf(stderr, "  torch: %s", line);
+        else printf("  %s: %s", tag, line);
     }
     pclose(p);
     return f;
@@ -117,13 +115,14 @@ int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2, steps = 3;
     int64_t B = 2, T = 8, K = 400;
-    bool with_torch = true;
+    bool with_torch = true, c_only = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--frames") && i + 1 < argc) T = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) with_torch = false;
+        else if (!strcmp(argv[i], "--c-only")) c_only = true; // internal: the C side in its own process
         else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--no-torch]\n"); return 2; }
     }
     if (threads < 1 || steps < 1 || B < 1 || T < 1) { fprintf(stderr, "bench_xclip: bad arguments\n"); return 2; }
@@ -131,36 +130,32 @@ int main(int argc, char **argv) {
                        .image_size = 224, .embed_dim = 512, .text_width = 512, .text_layers = 12, .text_heads = 8,
                        .text_mlp = 2048, .context = 77, .vocab = 49408};
     XClipConfig cfg = xclip_config_default(&clip, T);
-    double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
-    printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps, "
-           "OpenBLAS core %s (both sides)\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core());
-    Figures tf = {0, 0, 0};
-    if (with_torch) {
-        tf = run_torch(threads, steps, B, T, K); // first, alone on the machine
-        if (tf.train_s <= 0) fprintf(stderr, "bench_xclip: the PyTorch reference did not run: xclip.c figures only\n");
-    }
-    // xclip.c in a child process, so its peak RSS is its own
-    int pipefd[2];
-    if (pipe(pipefd) != 0) return 1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(pipefd[0]);
+    if (c_only) { // each side runs in a process of its own, so each peak RSS is that side's alone
 #ifdef _OPENMP
         omp_set_num_threads(threads);
 #endif
         openblas_set_num_threads(threads);
         Figures f = run_c(&cfg, B, K, steps);
-        fflush(stdout);
-        if (write(pipefd[1], &f, sizeof f) != (ssize_t)sizeof f) _exit(1);
-        _exit(0);
+        printf("train_s %.4f\neval_s %.4f\nrss_gb %.3f\n", f.train_s, f.eval_s, f.rss_gb);
+        return 0;
     }
-    close(pipefd[1]);
-    Figures cf = {0, 0, 0};
-    ssize_t got = read(pipefd[0], &cf, sizeof cf);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (got != (ssize_t)sizeof cf || !WIFEXITED(status) || WEXITSTATUS(status) != 0) { fprintf(stderr, "bench_xclip: the C run failed\n"); return 1; }
+    double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
+    printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps, "
+           "OpenBLAS core %s (both sides)\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core());
+    char cmd[1024];
+    Figures tf = {0, 0, 0};
+    if (with_torch) { // first, alone on the machine
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld 2>&1", XCLIP_BENCH_DIR, threads,
+                 steps, (long long)B, (long long)T, (long long)K);
+        tf = run_side(cmd, "torch");
+        if (tf.train_s <= 0) fprintf(stderr, "bench_xclip: the PyTorch reference did not run: xclip.c figures only\n");
+    }
+    char self[512] = {0};
+    if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) { fprintf(stderr, "bench_xclip: cannot find itself\n"); return 1; }
+    snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld", self, threads, steps,
+             (long long)B, (long long)T);
+    Figures cf = run_side(cmd, "xclip.c");
+    if (cf.train_s <= 0) { fprintf(stderr, "bench_xclip: the C run failed\n"); return 1; }
 
     printf("%-22s %12s %12s %12s\n", "", "xclip.c", "PyTorch", "ratio");
     printf("%-22s %12.3f %12.3f %11.2fx\n", "train step (s)", cf.train_s, tf.train_s, tf.train_s > 0 ? tf.train_s / cf.train_s : 0);

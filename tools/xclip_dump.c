@@ -22,13 +22,16 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: xclip-dump --checkpoint CKPT --input IN.h5 --output OUT.h5 [--seed S] [--threads N]\n"
+               "                  [--interpolate-frames]\n"
                "\n"
                "Runs X-CLIP (fix_text, drop-path 0) on IN.h5 and writes OUT.h5:\n"
                "  IN.h5   /video float32 (B,T,3,H,W) normalised, /tokens int32 (K,77), optional /labels int64 (B)\n"
                "  OUT.h5  /logits (B,K), /video_features (B,E), /text_features (K,E); with /labels also /loss\n"
                "          (mean cross-entropy) and /grad/<name> for every tensor trained under fix_text\n"
                "CKPT may be any weights file xclip.c reads (X-CLIP or plain CLIP; for CLIP the X-CLIP\n"
-               "additions are initialised from --seed, default 1024).\n");
+               "additions are initialised from --seed, default 1024).\n"
+               "--interpolate-frames: run an X-CLIP checkpoint at another frame count than it was trained\n"
+               "with, resampling mit.positional_embedding linearly (otherwise that is an error).\n");
 }
 
 static int fail(const char *msg) {
@@ -40,9 +43,11 @@ int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     const char *ckpt = NULL, *in_path = NULL, *out_path = NULL;
     uint64_t seed = 1024;
+    bool interpolate = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--interpolate-frames")) { interpolate = true; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "xclip-dump: %s needs a value\n", a); usage(stderr); return 2; }
         const char *v = argv[++i];
         if (!strcmp(a, "--checkpoint")) ckpt = v;
@@ -76,7 +81,9 @@ int main(int argc, char **argv) {
 
     WeightSet ws = {0};
     XClipConfig cfg;
-    if (weights_load(&ws, ckpt, &err) || xclip_config_from_weights(&cfg, &ws, T, false, &err)) return fail(err.msg);
+    if (weights_load(&ws, ckpt, &err) || xclip_config_from_weights(&cfg, &ws, T, interpolate, &err) ||
+        xclip_adapt_weights(&ws, T, &err))
+        return fail(err.msg);
     if (S != cfg.clip.context) {
         snprintf(err.msg, sizeof err.msg, "/tokens has %lld columns, the model's context is %lld", (long long)S,
                  (long long)cfg.clip.context);
