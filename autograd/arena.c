@@ -68,3 +68,24 @@ void arena_free(Arena *a) {
     xc_free(a->base);
     memset(a, 0, sizeof *a);
 }
+
+ArenaMark arena_mark(const Arena *a) { return (ArenaMark){a->used, a->overflow, a->extra}; }
+
+void arena_rewind(Arena *a, ArenaMark m) {
+    while (a->extra && a->extra != m.extra) { // overflow blocks made after the mark
+        ArenaBlock *next = a->extra->next;
+        xc_free(a->extra);
+        a->extra = next;
+    }
+    a->used = m.used;
+    a->overflow = m.overflow;
+}
+
+bool arena_owns(const Arena *a, const void *p) {
+    const char *c = p;
+    if (c >= a->base && c < a->base + a->used) return true;
+    size_t hdr = align_up(sizeof(ArenaBlock));
+    for (const ArenaBlock *b = a->extra; b; b = b->next)
+        if (c >= (const char *)b + hdr && c < (const char *)b + hdr + b->size) return true;
+    return false;
+}

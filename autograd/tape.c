@@ -1,5 +1,6 @@
 // tape.c - step tensors, the tape (record + reverse walk) and the parameter store.
 #include "autograd/tensor.h"
+#include "autograd/rng.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -166,12 +167,9 @@ TapeNode *graph_record(Graph *g, const OpDef *op, Tensor *out, Tensor *const *in
     return node;
 }
 
-void graph_backward_from(Graph *g, Tensor *out, const float *dout) {
-    XC_CHECK(out->requires_grad, "backward from a tensor that does not require grad");
-    float *go = tensor_grad(g, out);
-    for (int64_t i = 0; i < out->numel; i++) go[i] += dout[i];
-    bool prev = graph_set_grad(g, false); // backward kernels record nothing
-    for (TapeNode *n = g->last; n; n = n->prev) {
+// Runs the backward of every node from `from` back to (not including) `stop`.
+static void tape_walk(Graph *g, TapeNode *from, TapeNode *stop) {
+    for (TapeNode *n = from; n && n != stop; n = n->prev) {
         if (!n->out->grad) continue; // nothing flowed into this node's output
         double t0 = g->profile ? xc_now() : 0;
         n->op->backward(g, n);
@@ -182,14 +180,94 @@ void graph_backward_from(Graph *g, Tensor *out, const float *dout) {
             n->out->grad = NULL;
         }
     }
+}
+
+static void backward_seeded(Graph *g) {
+    bool prev = graph_set_grad(g, false); // backward kernels record nothing
+    tape_walk(g, g->last, NULL);
     if (g->profile) g->profile->last = xc_now();
     graph_set_grad(g, prev);
 }
 
+void graph_backward_from(Graph *g, Tensor *out, const float *dout) {
+    XC_CHECK(out->requires_grad, "backward from a tensor that does not require grad");
+    float *go = tensor_grad(g, out);
+    for (int64_t i = 0; i < out->numel; i++) go[i] += dout[i];
+    backward_seeded(g);
+}
+
+// ---- gradient checkpointing ------------------------------------------------------------------
+typedef struct CheckpointCtx {
+    CheckpointFn fn;
+    void *ctx;          // copy of the caller's context
+    bool has_rng;
+    Rng rng;            // the random stream as the forward found it, replayed by the recomputation
+} CheckpointCtx;
+
+static void checkpoint_backward(Graph *g, TapeNode *node) {
+    CheckpointCtx *c = node->ctx;
+    Tensor *x = node->in[0];
+    float *gx = x->requires_grad ? tensor_grad(g, x) : NULL; // before the mark: it must survive
+    ArenaMark mark = arena_mark(&g->step);
+    TapeNode *last = g->last;
+    int64_t n_nodes = g->n_nodes;
+    // recompute with the tape on, from a leaf that shares x's data
+    Tensor *xl = arena_calloc(&g->step, sizeof *xl);
+    *xl = *x;
+    xl->grad = NULL;
+    xl->is_param = false;
+    xl->name = NULL;
+    xl->requires_grad = x->requires_grad;
+    Rng rng = c->rng;
+    graph_set_grad(g, true);
+    Tensor *y = c->fn(g, c->ctx, xl, c->has_rng ? &rng : NULL);
+    graph_set_grad(g, false);
+    if (y->requires_grad) {
+        float *gy = tensor_grad(g, y);
+        for (int64_t i = 0; i < y->numel; i++) gy[i] += node->out->grad[i];
+        tape_walk(g, g->last, last);
+    }
+    if (gx && xl->grad)
+        for (int64_t i = 0; i < x->numel; i++) gx[i] += xl->grad[i];
+    g->last = last;
+    g->n_nodes = n_nodes;
+    arena_rewind(&g->step, mark);
+    int k = 0; // forget recycled buffers that lived in the released region
+    for (int i = 0; i < g->pool.n; i++)
+        if (arena_owns(&g->step, g->pool.buf[i])) {
+            g->pool.buf[k] = g->pool.buf[i];
+            g->pool.bytes[k++] = g->pool.bytes[i];
+        }
+    g->pool.n = k;
+}
+
+static const OpDef opdef_checkpoint = {"checkpoint", checkpoint_backward};
+
+Tensor *op_checkpoint(Graph *g, CheckpointFn fn, const void *ctx, size_t ctx_bytes, Tensor *x, Rng *rng) {
+    if (!g->grad_enabled) return fn(g, ctx, x, rng);
+    CheckpointCtx *c = arena_calloc(&g->step, sizeof *c);
+    c->fn = fn;
+    c->ctx = arena_alloc(&g->step, ctx_bytes);
+    memcpy(c->ctx, ctx, ctx_bytes);
+    c->has_rng = rng != NULL;
+    if (rng) c->rng = *rng;
+    Tensor *y = tensor_new(g, x->ndim, x->shape);
+    ArenaMark mark = arena_mark(&g->step);
+    graph_set_grad(g, false); // intermediates are not kept: released right after
+    Tensor *t = fn(g, ctx, x, rng);
+    graph_set_grad(g, true);
+    XC_CHECK(tensor_same_shape(t, x), "op_checkpoint: the function must keep the input's shape");
+    memcpy(y->data, t->data, (size_t)y->numel * sizeof(float));
+    arena_rewind(&g->step, mark);
+    graph_record(g, &opdef_checkpoint, y, &x, 1)->ctx = c;
+    return y;
+}
+
 void graph_backward(Graph *g, Tensor *loss) {
     XC_CHECK(loss->numel == 1, "graph_backward needs a scalar loss, got %lld elements", (long long)loss->numel);
-    const float one = 1.0f;
-    graph_backward_from(g, loss, &one);
+    XC_CHECK(loss->requires_grad, "backward from a tensor that does not require grad");
+    tensor_grad(g, loss)[0] += 1.0f;
+    backward_seeded(g);
 }
 
 // ---- parameter store --------------------------------------------------------------------------

@@ -49,6 +49,16 @@ void *arena_alloc(Arena *a, size_t bytes);     // 64-byte aligned, uninitialised
 void *arena_calloc(Arena *a, size_t bytes);    // zeroed
 void arena_reset(Arena *a);
 void arena_free(Arena *a);
+// Scoped release: everything allocated after arena_mark goes away with arena_rewind (main block and
+// overflow blocks alike); pointers into it become invalid.
+typedef struct ArenaMark {
+    size_t used, overflow;
+    ArenaBlock *extra;
+} ArenaMark;
+ArenaMark arena_mark(const Arena *a);
+void arena_rewind(Arena *a, ArenaMark m);
+// Is p inside memory that is live in the arena (below the current position, or an overflow block)?
+bool arena_owns(const Arena *a, const void *p);
 
 // ---- tensors ----------------------------------------------------------------------------------
 typedef struct Tensor {
@@ -139,6 +149,15 @@ bool graph_needs_grad(const Graph *g, Tensor *const *in, int n_in);
 // Records a node (only call when graph_needs_grad said yes); sets out->requires_grad. Dies if the
 // op has no backward. Returns the node so the op can attach ctx.
 TapeNode *graph_record(Graph *g, const OpDef *op, Tensor *out, Tensor *const *in, int n_in);
+
+// ---- gradient checkpointing -------------------------------------------------------------------
+// y = fn(x) run without keeping its intermediates; backward recomputes fn with the tape on and
+// back-propagates through the recomputation, then releases it. fn must return a tensor of x's shape;
+// ctx (ctx_bytes, copied) is passed to every call; rng (may be NULL) is replayed from the state the
+// forward found it in, so random masks (drop-path) are the same in the recomputation.
+struct Rng;
+typedef Tensor *(*CheckpointFn)(struct Graph *g, const void *ctx, Tensor *x, struct Rng *rng);
+Tensor *op_checkpoint(Graph *g, CheckpointFn fn, const void *ctx, size_t ctx_bytes, Tensor *x, struct Rng *rng);
 
 // ---- parameters -------------------------------------------------------------------------------
 typedef struct ParamStore {

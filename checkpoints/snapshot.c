@@ -215,13 +215,6 @@ static hid_t w_group(Writer *w, hid_t loc, const char *name) {
 
 static bool bad_name(const char *n) { return !n || !n[0] || strchr(n, '/') || strcmp(n, ".") == 0 || strlen(n) > CKPT_MAX_NAME_BYTES; }
 
-static bool any_nonzero(const float *x, int64_t n) {
-    const uint32_t *u = (const uint32_t *)(const void *)x;
-    for (int64_t i = 0; i < n; i++)
-        if (u[i]) return true;
-    return false;
-}
-
 static int w_text(Writer *w, hid_t g, const char *name, const char *s) {
     int64_t n = s ? (int64_t)strlen(s) : 0;
     char what[64];
@@ -254,7 +247,7 @@ static int write_contents(Writer *w, hid_t f, const SnapshotState *st) {
         int64_t n = ps->n;
         uint8_t *decay = xc_malloc((size_t)(n ? n : 1));
         for (int64_t i = 0; i < n; i++) decay[i] = o->decay[i] ? 1 : 0;
-        int rc = w_i64(w, og, "step", o->step) || w_i64(w, og, "n_params", n) || w_i64(w, og, "total", ps->total) ||
+        int rc = w_i64(w, og, "step", o->step) || w_i64(w, og, "n_params", n) || w_i64(w, og, "total", o->numel) ||
                  w_f64(w, og, "beta1", o->cfg.beta1) || w_f64(w, og, "beta2", o->cfg.beta2) || w_f64(w, og, "eps", o->cfg.eps) ||
                  w_f64(w, og, "weight_decay", o->cfg.weight_decay) ||
                  w_dataset(w, og, "lr_scale", "optim/lr_scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n, o->lr_scale, (size_t)n * 4) ||
@@ -265,8 +258,8 @@ static int write_contents(Writer *w, hid_t f, const SnapshotState *st) {
         if (vg < 0) rc = XC_ERR;
         for (int i = 0; i < ps->n && !rc; i++) {
             const Tensor *p = ps->p[i];
+            if (o->offset[i] < 0) continue; // frozen when the optimiser was made: no moments
             const float *m = o->m + o->offset[i], *v = o->v + o->offset[i];
-            if (!p->requires_grad && !any_nonzero(m, p->numel) && !any_nonzero(v, p->numel)) continue;
             size_t nb = (size_t)p->numel * sizeof(float);
             snprintf(what, sizeof what, "optim/m/%s", p->name);
             rc = w_dataset(w, mg, p->name, what, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->ndim, p->shape, m, nb);
@@ -717,9 +710,9 @@ static int load_check(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t o
         int64_t n, total;
         if (r_i64(r, og, "optim", "n_params", &n) || r_i64(r, og, "optim", "total", &total) || r_i64(r, og, "optim", "step", &L->step))
             return XC_ERR;
-        if (n != ps->n || total != ps->total)
-            return xc_err(r->err, "%s: optimiser size: the snapshot has %lld parameters / %lld floats, the run %d / %lld", r->path,
-                          (long long)n, (long long)total, ps->n, (long long)ps->total);
+        if (n != ps->n || total != st->opt->numel)
+            return xc_err(r->err, "%s: optimiser size: the snapshot has %lld parameters / %lld trained floats, the run %d / %lld",
+                          r->path, (long long)n, (long long)total, ps->n, (long long)st->opt->numel);
         if (L->step < 0) return xc_err(r->err, "%s: optimiser step %lld is negative", r->path, (long long)L->step);
         L->lr_scale = xc_malloc((size_t)(n ? n : 1) * sizeof(float));
         L->decay = xc_malloc((size_t)(n ? n : 1));
@@ -803,14 +796,18 @@ static int load_commit(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t 
     }
     if (st->opt) {
         AdamW *o = st->opt;
-        memset(o->m, 0, (size_t)ps->total * sizeof(float));
-        memset(o->v, 0, (size_t)ps->total * sizeof(float));
+        memset(o->m, 0, (size_t)o->numel * sizeof(float));
+        memset(o->v, 0, (size_t)o->numel * sizeof(float));
         hid_t g[2] = {H5Gopen2(og, "m", H5P_DEFAULT), H5Gopen2(og, "v", H5P_DEFAULT)};
         int rc = g[0] >= 0 && g[1] >= 0 ? XC_OK : xc_err(r->err, "%s: optim/m or optim/v unreadable", r->path);
         for (int i = 0; i < ps->n && rc == XC_OK; i++) {
             const Tensor *p = ps->p[i];
             for (int k = 0; k < 2 && rc == XC_OK; k++) {
                 if (!link_exists(g[k], p->name)) continue; // not stored: all zero
+                if (o->offset[i] < 0) {
+                    rc = xc_err(r->err, "%s: the snapshot has optimiser moments for '%s', which is frozen in this run", r->path, p->name);
+                    break;
+                }
                 snprintf(what, sizeof what, "optimiser moment %s of '%s'", k ? "v" : "m", p->name);
                 hid_t d = r_open(r, g[k], p->name, what, H5T_FLOAT, 4, &di);
                 float *dst = (k ? o->v : o->m) + o->offset[i];

@@ -96,8 +96,8 @@ int main(void) {
     xclip_fill_random(&g_ps, 11);
     adamw_init(&g_opt, &g_ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
     Rng r = rng_stream(12, RNG_STREAM_TEST);
-    rng_fill_normal(&r, g_opt.m, g_ps.total, 0, 1);
-    rng_fill_normal(&r, g_opt.v, g_ps.total, 0, 1);
+    rng_fill_normal(&r, g_opt.m, g_opt.numel, 0, 1);
+    rng_fill_normal(&r, g_opt.v, g_opt.numel, 0, 1);
     snprintf(g_rng[0].name, SNAPSHOT_MAX_RNG_NAME, "drop");
     g_rng[0].state = rng_get_state(&r);
     rng_permutation(&r, g_order, 12);

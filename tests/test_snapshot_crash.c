@@ -37,12 +37,12 @@ typedef struct Ref { float *p, *m, *v; int64_t step; RngState rng; int64_t order
 static Ref g_ref[3];
 
 static void make_ref(Ref *r, uint64_t seed) {
-    size_t bytes = (size_t)g_ps.total * 4;
-    r->p = malloc(bytes); r->m = malloc(bytes); r->v = malloc(bytes);
+    size_t bytes = (size_t)g_ps.total * 4, moments = (size_t)g_opt.numel * 4; // moments: trainable tensors only
+    r->p = malloc(bytes); r->m = malloc(moments); r->v = malloc(moments);
     Rng g = rng_stream(seed, RNG_STREAM_TEST);
     rng_fill_normal(&g, r->p, g_ps.total, 0, 1);
-    rng_fill_normal(&g, r->m, g_ps.total, 0, 1);
-    rng_fill_normal(&g, r->v, g_ps.total, 0, 1);
+    rng_fill_normal(&g, r->m, g_opt.numel, 0, 1);
+    rng_fill_normal(&g, r->v, g_opt.numel, 0, 1);
     r->step = (int64_t)seed;
     Rng s = rng_stream(seed, RNG_STREAM_DROP);
     rng_u32(&s);
@@ -54,8 +54,8 @@ static void fill(int which) {
     const Ref *r = &g_ref[which];
     const float *at = r->p;
     for (int i = 0; i < g_ps.n; i++) { memcpy(g_ps.p[i]->data, at, (size_t)g_ps.p[i]->numel * 4); at += g_ps.p[i]->numel; }
-    memcpy(g_opt.m, r->m, (size_t)g_ps.total * 4);
-    memcpy(g_opt.v, r->v, (size_t)g_ps.total * 4);
+    memcpy(g_opt.m, r->m, (size_t)g_opt.numel * 4);
+    memcpy(g_opt.v, r->v, (size_t)g_opt.numel * 4);
     g_opt.step = r->step;
     g_rng[0].state = r->rng;
     memcpy(g_order, r->order, sizeof g_order);
