@@ -4,6 +4,7 @@
 // (tests/ref/xclip_ref.py) on the same input in the same run, in its own process.
 //
 //   bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--no-torch]
+// --checkpoint recomputes each vision block in backward on the C side.
 // Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
 // and the ratios. Each side's peak RSS is its own process's.
 #include "autograd/runtime.h"
@@ -115,7 +116,7 @@ int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2, steps = 3;
     int64_t B = 2, T = 8, K = 400;
-    bool with_torch = true, c_only = false;
+    bool with_torch = true, c_only = false, checkpoint = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -123,13 +124,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--frames") && i + 1 < argc) T = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) with_torch = false;
         else if (!strcmp(argv[i], "--c-only")) c_only = true; // internal: the C side in its own process
-        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--no-torch]\n"); return 2; }
+        else if (!strcmp(argv[i], "--checkpoint")) checkpoint = true;
+        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--no-torch]\n"); return 2; }
     }
     if (threads < 1 || steps < 1 || B < 1 || T < 1) { fprintf(stderr, "bench_xclip: bad arguments\n"); return 2; }
     ClipConfig clip = {.vision_width = 768, .vision_layers = 12, .vision_heads = 12, .vision_mlp = 3072, .patch = 32,
                        .image_size = 224, .embed_dim = 512, .text_width = 512, .text_layers = 12, .text_heads = 8,
                        .text_mlp = 2048, .context = 77, .vocab = 49408};
     XClipConfig cfg = xclip_config_default(&clip, T);
+    cfg.checkpoint = checkpoint;
     if (c_only) { // each side runs in a process of its own, so each peak RSS is that side's alone
 #ifdef _OPENMP
         omp_set_num_threads(threads);
@@ -141,7 +144,8 @@ int main(int argc, char **argv) {
     }
     double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
     printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps, "
-           "OpenBLAS core %s (both sides)\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core());
+           "OpenBLAS core %s (both sides)%s\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core(),
+           checkpoint ? ", xclip.c with gradient checkpointing" : "");
     char cmd[1024];
     Figures tf = {0, 0, 0};
     if (with_torch) { // first, alone on the machine
@@ -152,8 +156,8 @@ int main(int argc, char **argv) {
     }
     char self[512] = {0};
     if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) { fprintf(stderr, "bench_xclip: cannot find itself\n"); return 1; }
-    snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld", self, threads, steps,
-             (long long)B, (long long)T);
+    snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s", self, threads, steps,
+             (long long)B, (long long)T, checkpoint ? " --checkpoint" : "");
     Figures cf = run_side(cmd, "xclip.c");
     if (cf.train_s <= 0) { fprintf(stderr, "bench_xclip: the C run failed\n"); return 1; }
 

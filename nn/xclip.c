@@ -265,6 +265,16 @@ static Tensor *cct_block(Graph *g, const CctBlock *b, Tensor *x, int64_t B, int6
     return op_add(g, x, maybe_drop_path(g, h, b->drop_path, drop));
 }
 
+typedef struct CctArgs {
+    const CctBlock *b;
+    int64_t B, T;
+} CctArgs;
+
+static Tensor *cct_block_fn(Graph *g, const void *ctx, Tensor *x, Rng *drop) {
+    const CctArgs *a = ctx;
+    return cct_block(g, a->b, x, a->B, a->T, drop);
+}
+
 // text (B, K, E), visual (B, N, E) (already normalised) -> text + cross_attn + mlp
 static Tensor *prompt_layer(Graph *g, const PromptLayer *p, Tensor *text, Tensor *visual) {
     Tensor *q = layernorm_forward(g, &p->norm1, text);
@@ -296,7 +306,14 @@ XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *t
 
     // cross-frame communication transformer over the B*T frames
     Tensor *x = clip_vision_stem(g, &m->visual, op_reshape(g, video, 4, (int64_t[]){B * T, 3, video->shape[3], video->shape[4]}));
-    for (int64_t i = 0; i < c->clip.vision_layers; i++) x = cct_block(g, &m->blocks[i], x, B, T, drop);
+    for (int64_t i = 0; i < c->clip.vision_layers; i++) {
+        if (c->checkpoint) {
+            CctArgs args = {&m->blocks[i], B, T};
+            x = op_checkpoint(g, cct_block_fn, &args, sizeof args, x, drop);
+        } else {
+            x = cct_block(g, &m->blocks[i], x, B, T, drop);
+        }
+    }
     int64_t L = x->shape[1], N = L - 1;
     int64_t *zeros = arena_calloc(&g->step, (size_t)(B * T) * sizeof(int64_t));
     Tensor *frame = op_matmul(g, layernorm_forward(g, &m->visual.ln_post, op_gather_rows(g, x, zeros)), m->visual.proj, false, false);

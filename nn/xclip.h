@@ -25,6 +25,7 @@ typedef struct XClipConfig {
     float prompt_alpha;    // default 0.1
     float drop_path;       // default 0: largest rate, linear from 0 over the vision blocks
     bool fix_text;         // default true
+    bool checkpoint;       // default false: recompute each vision block in backward (less memory, ~1/3 more compute)
 } XClipConfig;
 
 typedef struct CctBlock {

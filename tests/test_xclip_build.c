@@ -222,6 +222,61 @@ static void test_text_trains(H5Array *video, H5Array *tokens, H5Array *labels) {
     weights_free(&ws);
 }
 
+// Gradient checkpointing: the same loss and gradients (bit for bit: the recomputation runs the same
+// kernels in the same order), with drop-path on so the replayed random masks are checked too, and a
+// smaller step arena.
+static void test_checkpointing(H5Array *video, H5Array *tokens, H5Array *labels) {
+    char p[1200];
+    XcError err;
+    float loss[2];
+    float *grads[2] = {NULL, NULL};
+    size_t peak[2];
+    int64_t total = 0;
+    for (int ck = 0; ck < 2; ck++) {
+        WeightSet ws = {0};
+        XClipConfig cfg;
+        XC_EXPECT(weights_load(&ws, fix("xclip/t3/model.pth", p, sizeof p), &err) == XC_OK, "%s", err.msg);
+        XC_EXPECT(xclip_config_from_weights(&cfg, &ws, video->shape[1], false, &err) == XC_OK, "%s", err.msg);
+        cfg.checkpoint = ck;
+        cfg.drop_path = 0.3f;
+        ParamStore ps;
+        param_store_init(&ps, "params");
+        XClip m;
+        xclip_init(&m, &ps, &cfg);
+        XC_EXPECT(params_load(&ps, &ws, NULL, &err) == XC_OK, "%s", err.msg);
+        int64_t B = video->shape[0], K = tokens->shape[0], S = tokens->shape[1];
+        xclip_cache_text(&m, tokens->data, K, S);
+        Graph g;
+        graph_init(&g, 0);
+        Rng drop = rng_stream(5, RNG_STREAM_DROP);
+        Tensor *y = tensor_zeros(&g, 2, (int64_t[]){B, K});
+        for (int64_t b = 0; b < B; b++) y->data[b * K + ((int64_t *)labels->data)[b]] = 1.0f;
+        Tensor *l = op_soft_cross_entropy(&g, xclip_forward(&g, &m, tensor_from(&g, 5, video->shape, video->data), tokens->data, K, S, &drop).logits, y);
+        graph_backward(&g, l);
+        loss[ck] = l->data[0];
+        peak[ck] = g.step.peak;
+        total = 0;
+        for (int i = 0; i < ps.n; i++) total += ps.p[i]->requires_grad ? ps.p[i]->numel : 0;
+        grads[ck] = malloc((size_t)total * sizeof(float));
+        int64_t off = 0;
+        for (int i = 0; i < ps.n; i++)
+            if (ps.p[i]->requires_grad) {
+                memcpy(grads[ck] + off, ps.p[i]->grad, (size_t)ps.p[i]->numel * sizeof(float));
+                off += ps.p[i]->numel;
+            }
+        graph_free(&g);
+        xclip_free(&m);
+        param_store_free(&ps);
+        weights_free(&ws);
+    }
+    XC_EXPECT(loss[0] == loss[1], "checkpointing changes the loss: %.9g vs %.9g", loss[0], loss[1]);
+    XC_EXPECT(!memcmp(grads[0], grads[1], (size_t)total * sizeof(float)), "checkpointing changes the gradients");
+    XC_EXPECT(peak[1] < peak[0], "checkpointing does not lower the step arena peak (%zu vs %zu)", peak[1], peak[0]);
+    printf("  gradient checkpointing: identical loss and gradients, step arena peak %.2f -> %.2f MB\n", peak[0] / 1e6, peak[1] / 1e6);
+    free(grads[0]);
+    free(grads[1]);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s", getenv("XCLIP_FIXTURES") ? getenv("XCLIP_FIXTURES") : "tests/fixtures");
     H5Array video, tokens, labels, logits;
@@ -230,6 +285,7 @@ int main(void) {
     test_frames();
     test_from_clip();
     test_text_trains(&video, &tokens, &labels);
+    test_checkpointing(&video, &tokens, &labels);
     h5_array_free(&video); h5_array_free(&tokens); h5_array_free(&labels); h5_array_free(&logits);
     return xc_test_summary("test_xclip_build");
 }
