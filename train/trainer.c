@@ -104,9 +104,14 @@ static void progress_bar(const char *what, int64_t done, int64_t total, const ch
     fflush(stdout);
 }
 
-int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, int K, int chunk, bool progress, EvalResult *res,
-             EvalOutput *out, XcError *err) {
+int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, const int32_t *tokens, int K, int64_t S, int chunk,
+             bool progress, EvalResult *res, EvalOutput *out, XcError *err) {
     memset(res, 0, sizeof *res);
+    const bool text_trains = !m->cfg.fix_text;
+    if (text_trains) { // the text tower is training: its current features, once for the whole pass
+        xclip_cache_text(m, tokens, K, S);
+        m->cfg.fix_text = true;
+    }
     if (out) {
         out->probs = xc_calloc((size_t)n_videos * (size_t)K, sizeof(float));
         out->labels = xc_calloc((size_t)n_videos, sizeof(int32_t));
@@ -171,6 +176,7 @@ int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, int K, int chunk,
     }
     if (progress) printf("\r\033[K");
     graph_set_grad(g, prev);
+    if (text_trains) m->cfg.fix_text = false;
     res->n = n;
     if (n > 0) {
         res->top1 = 100.0 * (double)top1 / (double)n;
@@ -374,13 +380,13 @@ static int save_weights(const ParamStore *ps, const char *path, XcError *err) {
 }
 
 // One evaluation pass over the validation list with a fresh test-mode loader.
-static int run_eval(Run *r, XClip *m, Graph *g, const Dataset *val, int K, int clips, int crops, EvalResult *res,
-                    XcError *err) {
+static int run_eval(Run *r, XClip *m, Graph *g, const Dataset *val, const int32_t *tokens, int K, int64_t S, int clips,
+                    int crops, EvalResult *res, XcError *err) {
     const TrainConfig *c = r->c;
     LoaderConfig lc = loader_config_test(c, clips, crops, c->test_batch_size);
     Loader *ld = loader_create(val, &lc, err);
     if (!ld) return XC_ERR;
-    int rc = evaluate(m, g, ld, val->n, K, c->test_batch_size, r->bar, res, NULL, err);
+    int rc = evaluate(m, g, ld, val->n, tokens, K, S, c->test_batch_size, r->bar, res, NULL, err);
     loader_free(ld);
     return rc;
 }
@@ -584,7 +590,7 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
         if ((c->eval_freq > 0 && (epoch + 1) % c->eval_freq == 0) || final_epoch) {
             EvalResult er;
             double te = xc_now();
-            if (run_eval(&run, &m, &st.g, val, K, c->num_clip, c->num_crop, &er, err) != XC_OK) goto done;
+            if (run_eval(&run, &m, &st.g, val, tokens, K, S, c->num_clip, c->num_crop, &er, err) != XC_OK) goto done;
             bool better = er.top1 > best;
             if (better) {
                 best = er.top1;
@@ -611,7 +617,7 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
     if (c->final_num_clip > 0) {
         EvalResult er;
         double te = xc_now();
-        if (run_eval(&run, &m, &st.g, val, K, c->final_num_clip, c->final_num_crop, &er, err) != XC_OK) goto done;
+        if (run_eval(&run, &m, &st.g, val, tokens, K, S, c->final_num_clip, c->final_num_crop, &er, err) != XC_OK) goto done;
         say(&run, "final eval (%d clips x %d crops): top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%lld videos, %.1f s)\n",
             c->final_num_clip, c->final_num_crop, er.top1, er.top5, er.mean_class, (long long)er.n, xc_now() - te);
         fprintf(run.metrics,

@@ -73,10 +73,11 @@ typedef struct EvalOutput {   // optional per-video outputs (arrays of n, alloca
 } EvalOutput;
 
 // Run the model over one pass of a test-mode loader (views = clips x crops per video): softmax of every view's
-// logits summed per video. chunk = clips per forward pass (memory bound). K = classes of the cached text.
-// progress: print a progress bar to stdout. out may be NULL.
-int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, int K, int chunk, bool progress, EvalResult *res,
-             EvalOutput *out, XcError *err);
+// logits summed per video. chunk = clips per forward pass (memory bound). tokens (K, S): the class texts; with
+// fix_text they must already be cached (xclip_cache_text), without it their features are computed once here
+// (no gradient) and used for the whole pass. progress: a progress bar on stdout. out may be NULL.
+int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, const int32_t *tokens, int K, int64_t S, int chunk,
+             bool progress, EvalResult *res, EvalOutput *out, XcError *err);
 void eval_output_free(EvalOutput *o);
 
 // ---- building blocks shared by the programs ------------------------------------------------------
