@@ -119,6 +119,7 @@ static int run_demo(int argc, char **argv) {
 int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     if (argc < 2) {
+        fprintf(stderr, "xclip-train: no CONFIG given (try configs/demo.ini, or --demo for the built-in job)\n");
         usage(stderr);
         return 2;
     }

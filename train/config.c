@@ -248,6 +248,9 @@ static char *trim(char *s) {
 // Strip a comment (# or ; at the start or after whitespace) outside quotes; unquote "...". XC_ERR on an
 // unterminated quote.
 static int clean_value(char *v) {
+    char *lead = v;
+    while (*lead == ' ' || *lead == '\t') lead++;
+    memmove(v, lead, strlen(lead) + 1);
     if (*v == '"') {
         char *q = strchr(v + 1, '"');
         if (!q) return XC_ERR;
@@ -267,8 +270,9 @@ static int clean_value(char *v) {
 int config_load(TrainConfig *c, const char *path, XcError *err) {
     config_defaults(c);
     size_t len;
-    char *text = xc_read_file(path, 1u << 20, &len, err);
-    if (!text) return xc_err(err, "config %s: cannot read it (%s)", path, err->msg);
+    XcError rerr;
+    char *text = xc_read_file(path, 1u << 20, &len, &rerr);
+    if (!text) return xc_err(err, "config: %s", rerr.msg);
     snprintf(c->source, sizeof c->source, "%s", path);
     // directory of the file, for relative paths
     char dir[CONFIG_PATH_MAX];
