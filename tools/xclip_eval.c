@@ -178,8 +178,8 @@ int main(int argc, char **argv) {
         top1[r] = res.top1;
         top5[r] = res.top5;
         mcls[r] = res.mean_class;
-        printf("%s (%s, K = %d): top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%lld videos, %d views, %.1f s)\n", lists[r],
-               lf, K, res.top1, res.top5, res.mean_class, (long long)res.n, res.views, xc_now() - t0);
+        printf("%s (%s, K = %d): top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%lld videos, %d view%s, %.1f s)\n", lists[r],
+               lf, K, res.top1, res.top5, res.mean_class, (long long)res.n, res.views, res.views == 1 ? "" : "s", xc_now() - t0);
         if (strcmp(pred, "none")) {
             char path[2048];
             if (nruns == 1) snprintf(path, sizeof path, "%s.csv", pred);
