@@ -76,6 +76,7 @@ void graph_profile_print(const Graph *g, FILE *f) {
 
 void graph_reset(Graph *g) {
     arena_reset(&g->step);
+    g->pool.n = 0;
     g->last = NULL;
     g->n_nodes = 0;
 }
@@ -105,10 +106,33 @@ Tensor *tensor_from(Graph *g, int ndim, const int64_t *shape, const float *src) 
     return t;
 }
 
+static float *pool_take(GradPool *p, size_t bytes) {
+    for (int i = p->n - 1; i >= 0; i--)
+        if (p->bytes[i] == bytes) {
+            float *b = p->buf[i];
+            p->buf[i] = p->buf[p->n - 1];
+            p->bytes[i] = p->bytes[p->n - 1];
+            p->n--;
+            return b;
+        }
+    return NULL;
+}
+
+static void pool_give(GradPool *p, float *buf, size_t bytes) {
+    if (p->n == GRAPH_POOL_SLOTS) return; // full: the buffer stays in the arena unused until reset
+    p->buf[p->n] = buf;
+    p->bytes[p->n] = bytes;
+    p->n++;
+}
+
 float *tensor_grad(Graph *g, Tensor *t) {
     if (!t->grad) {
         XC_CHECK(!t->is_param, "parameter %s has no gradient buffer (frozen?)", t->name ? t->name : "?");
-        t->grad = arena_calloc(&g->step, (size_t)t->numel * sizeof(float));
+        size_t bytes = (size_t)t->numel * sizeof(float);
+        float *b = pool_take(&g->pool, bytes);
+        if (b) memset(b, 0, bytes);
+        else b = arena_calloc(&g->step, bytes);
+        t->grad = b;
     }
     return t->grad;
 }
@@ -152,6 +176,11 @@ void graph_backward_from(Graph *g, Tensor *out, const float *dout) {
         double t0 = g->profile ? xc_now() : 0;
         n->op->backward(g, n);
         if (g->profile) g->profile->bwd[profile_slot(g->profile, n->op)] += xc_now() - t0;
+        // every consumer of n->out ran before n: its gradient is complete and now dead
+        if (!n->out->is_param) {
+            pool_give(&g->pool, n->out->grad, (size_t)n->out->numel * sizeof(float));
+            n->out->grad = NULL;
+        }
     }
     if (g->profile) g->profile->last = xc_now();
     graph_set_grad(g, prev);

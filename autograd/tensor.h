@@ -7,6 +7,8 @@
 // Everything a step creates - activations, tape nodes, activation gradients, saved buffers - comes
 // from the Graph's step arena and disappears with graph_reset(). Gradients are owned by those arenas,
 // never by the tensor: Tensor.grad is a borrowed pointer that is NULL until backward needs it.
+// Backward recycles the gradient of every intermediate tensor once it has been used, so after
+// graph_backward only leaves (tensors no op produced) and parameters still hold a gradient.
 //
 //   ParamStore ps; param_store_init(&ps, "params");
 //   Tensor *w = param_new(&ps, "fc.weight", 2, (int64_t[]){10, 64});
@@ -90,8 +92,19 @@ typedef struct GraphProfile {
     double last;                   // time of the previous record
 } GraphProfile;
 
+// Gradient buffers of intermediate tensors are dead once their producer's backward has run; backward
+// hands them back here and tensor_grad reuses them (same size), so a backward pass needs memory for the
+// gradients that are live at once, not for all of them.
+#define GRAPH_POOL_SLOTS 512
+typedef struct GradPool {
+    float *buf[GRAPH_POOL_SLOTS];
+    size_t bytes[GRAPH_POOL_SLOTS];
+    int n;
+} GradPool;
+
 typedef struct Graph {
     Arena step;                    // activations, tape, activation grads: reset every step
+    GradPool pool;                 // free activation-gradient buffers (within the step arena)
     TapeNode *last;                // newest node
     int64_t n_nodes;
     bool grad_enabled;             // false: nothing is recorded (no-grad mode)

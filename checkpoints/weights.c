@@ -1,5 +1,6 @@
 // weights.c - the WeightSet container, format detection and name normalisation (see weights.h).
 #include "checkpoints/ckpt_internal.h"
+#include "checkpoints/snapshot.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -116,6 +117,9 @@ static const uint8_t hdf5_magic[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n
 
 int weights_load_raw(WeightSet *ws, const char *path, XcError *err) {
     XC_CHECK(ws->n == 0, "weights_load: the WeightSet must be empty");
+    // a training snapshot (an HDF5 file behind our checksummed header): its model tensors only, and the
+    // file is verified before libhdf5 sees it
+    if (snapshot_is_snapshot_file(path)) return snapshot_load_weights(path, ws, err);
     size_t len;
     uint8_t *buf = ckpt_read_file(path, &len, err);
     if (!buf) return XC_ERR;

@@ -13,6 +13,7 @@
 //   weights_free(&ws);
 //
 // Formats weights_load understands (chosen by the first bytes of the file, never by its name alone):
+//   - xclip training snapshots (checkpoints/snapshot.h): the model tensors, verified by their checksums;
 //   - PyTorch zip checkpoints ("PK\3\4"): torch.save of a state dict, also nested as {'model': sd} or
 //     {'state_dict': sd} beside other entries (optimizer state, a pickled config...), and TorchScript
 //     archives (torch.jit.save, e.g. OpenAI's ViT-B-32.pt with fp16 storages). The pickles are read by a
@@ -22,7 +23,8 @@
 //     included, e.g. "/visual.conv1.weight"; h5py reads it as f["visual.conv1.weight"]).
 //   - safetensors (8-byte little-endian header length, then JSON): F32, F16, BF16.
 // After reading, names are normalised: a leading "module." (DataParallel) is stripped from every name,
-// and a Hugging Face CLIP layout (vision_model.*, text_model.*) is mapped onto the official names.
+// and a Hugging Face CLIP or X-CLIP layout (vision_model.*, text_model.*, mit.encoder.*, ...) is mapped onto
+// the official names.
 // Untrusted files: the safetensors, zip and pickle readers are our own, validate every number before use
 // and are fuzzed under ASan (tests/test_fuzz_weights.c). HDF5 files are parsed by libhdf5, which is not
 // hardened against hostile files: load HDF5 weights only from sources you trust.
@@ -65,6 +67,12 @@ int weights_load_raw(WeightSet *ws, const char *path, XcError *err);
 int weights_save_safetensors(const WeightSet *ws, const char *path, XcError *err);
 // Write HDF5: one float32 dataset per tensor at the root, named by the tensor's name.
 int weights_save_hdf5(const WeightSet *ws, const char *path, XcError *err);
+// Write a PyTorch checkpoint byte for byte as torch 1.13's torch.save writes it to a file object: a zip
+// (stored entries, 64-byte aligned data) with archive/data.pkl (pickle protocol 2), archive/data/<key>
+// (one float32 storage per tensor) and archive/version. nested: {'model': OrderedDict(...)} as X-CLIP's
+// training checkpoints; otherwise the OrderedDict alone, as a Hugging Face pytorch_model.bin. Readable by
+// torch.load(path, weights_only=True). Archives of 4 GiB or more are refused (no zip64 entries).
+int weights_save_torch(const WeightSet *ws, const char *path, bool nested, XcError *err);
 
 // Format-specific readers (raw names), used by weights_load; also callable directly.
 int weights_load_safetensors(WeightSet *ws, const char *path, XcError *err);
@@ -101,3 +109,19 @@ bool weights_is_hf_clip(const WeightSet *ws);
 int weights_from_hf_clip(WeightSet *out, const WeightSet *in, XcError *err);
 // The reverse (official -> Hugging Face CLIPModel), for export. Names outside the CLIP towers are copied.
 int weights_to_hf_clip(WeightSet *out, const WeightSet *in, XcError *err);
+// True if the set holds X-CLIP tensors (official names mit.*, prompts_*, *.message_*).
+bool weights_is_xclip(const WeightSet *ws);
+// Official X-CLIP -> Hugging Face XCLIPModel (microsoft/xclip-base-patch32), for export. On top of the
+// CLIP table above (with vision_model.pre_layernorm, spelt correctly in XCLIPModel):
+//   visual.transformer.resblocks.N.message_fc.* / message_ln.* / message_attn.out_proj.*
+//                                      -> vision_model.encoder.layers.N.(same names)
+//   visual.transformer.resblocks.N.message_attn.in_proj_{weight,bias}
+//                                      -> vision_model.encoder.layers.N.message_attn.{q,k,v}_proj.* (split)
+//   mit.positional_embedding [1,T,E]   -> mit.position_embedding
+//   mit.resblocks.N.*                  -> mit.encoder.layers.N.* (layer names and q/k/v split as above)
+//   prompts_visual_ln.*                -> prompts_visual_layernorm.*
+//   prompts_visual_proj [W,E]          -> prompts_visual_projection (not transposed: a parameter in both)
+//   prompts_generator.norm.*           -> prompts_generator.layernorm.*
+//   prompts_generator.decoder.N.*, prompts_generator.alpha, logit_scale: unchanged
+// weights_from_hf_clip maps both Hugging Face layouts back (weights_load does it on reading).
+int weights_to_hf_xclip(WeightSet *out, const WeightSet *in, XcError *err);

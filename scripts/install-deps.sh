@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package xclip.c needs to build and test. Idempotent; run as root.
-#   scripts/install-deps.sh          build + C tests (compiler, CMake, OpenBLAS, HDF5, FFmpeg, zlib)
-#   scripts/install-deps.sh --torch  also the PyTorch reference used by the parity fixture scripts
+#   scripts/install-deps.sh          build + tests (compiler, CMake, OpenBLAS, HDF5, FFmpeg, zlib, and
+#                                    Debian's PyTorch 1.13 + NumPy + h5py, which test_export_torch uses to
+#                                    check the .pth files xclip-export writes)
+#   scripts/install-deps.sh --torch  also torchvision, used by the parity fixture scripts
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libopenblas-openmp-dev          # OpenMP build of OpenBLAS: one thread pool shared with our loops
       libhdf5-dev zlib1g-dev
-      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
-if [ "${1:-}" = "--torch" ]; then pkgs+=(python3-torch python3-torchvision python3-numpy python3-h5py); fi
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+      python3-torch python3-numpy python3-h5py)   # test_export_torch: torch.load of our .pth files
+if [ "${1:-}" = "--torch" ]; then pkgs+=(python3-torchvision); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
