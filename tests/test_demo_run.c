@@ -33,8 +33,8 @@ int main(void) {
     const char *build = getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : "build";
     char configs[1024], data[1200], rundir[1200], cmd[16384];
     xc_test_path("XCLIP_FIXTURES", "tests/fixtures", "../../configs", configs, sizeof configs);
-    snprintf(data, sizeof data, "%s/test_demo_data", build);
-    snprintf(rundir, sizeof rundir, "%s/test_demo_run", build);
+    snprintf(data, sizeof data, "%s/test_demo_run.data", build);
+    snprintf(rundir, sizeof rundir, "%s/test_demo_run.out", build);
     snprintf(cmd, sizeof cmd,
              "rm -rf '%s' '%s' && '%s/xclip-synth' '%s' --classes 8 --per-class 64 --val-per-class 16 --frames 16 --size 32",
              data, rundir, build, data);
