@@ -265,6 +265,7 @@ static int write_contents(Writer *w, hid_t f, const SnapshotState *st) {
         if (vg < 0) rc = XC_ERR;
         for (int i = 0; i < ps->n && !rc; i++) {
             const Tensor *p = ps->p[i];
+            if (o->offset[i] < 0) continue; // frozen when the optimiser was made: it holds no moments for it
             const float *m = o->m + o->offset[i], *v = o->v + o->offset[i];
             if (!p->requires_grad && !any_nonzero(m, p->numel) && !any_nonzero(v, p->numel)) continue;
             size_t nb = (size_t)p->numel * sizeof(float);
@@ -803,8 +804,8 @@ static int load_commit(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t 
     }
     if (st->opt) {
         AdamW *o = st->opt;
-        memset(o->m, 0, (size_t)ps->total * sizeof(float));
-        memset(o->v, 0, (size_t)ps->total * sizeof(float));
+        memset(o->m, 0, (size_t)o->numel * sizeof(float)); // moments exist only for what trained at adamw_init
+        memset(o->v, 0, (size_t)o->numel * sizeof(float));
         hid_t g[2] = {H5Gopen2(og, "m", H5P_DEFAULT), H5Gopen2(og, "v", H5P_DEFAULT)};
         int rc = g[0] >= 0 && g[1] >= 0 ? XC_OK : xc_err(r->err, "%s: optim/m or optim/v unreadable", r->path);
         for (int i = 0; i < ps->n && rc == XC_OK; i++) {
@@ -812,6 +813,10 @@ static int load_commit(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t 
             for (int k = 0; k < 2 && rc == XC_OK; k++) {
                 if (!link_exists(g[k], p->name)) continue; // not stored: all zero
                 snprintf(what, sizeof what, "optimiser moment %s of '%s'", k ? "v" : "m", p->name);
+                if (o->offset[i] < 0) {
+                    rc = xc_err(r->err, "%s: the snapshot has an %s, but '%s' is frozen in this run", r->path, what, p->name);
+                    break;
+                }
                 hid_t d = r_open(r, g[k], p->name, what, H5T_FLOAT, 4, &di);
                 float *dst = (k ? o->v : o->m) + o->offset[i];
                 rc = d >= 0 ? r_read(r, d, what, H5T_NATIVE_FLOAT, dst, &di) : XC_ERR;
