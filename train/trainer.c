@@ -13,7 +13,9 @@
 #include <omp.h>
 #endif
 #include <cblas.h>
+#include "checkpoints/snapshot.h"
 #include "train/param_groups.h"
+#include "train/signals.h"
 
 // A step tensor over memory the caller owns (the loader's batch): no copy.
 static Tensor *tensor_wrap(Graph *g, int ndim, const int64_t *shape, const float *data) {
@@ -391,12 +393,101 @@ static int run_eval(Run *r, XClip *m, Graph *g, const Dataset *val, const int32_
     return rc;
 }
 
+// Where a run stands: what a snapshot records besides the model, the optimiser and the drop-path stream.
+typedef struct Progress {
+    int64_t global_iter;     // loader batches done over the whole run (the next batch's t)
+    int epoch;               // current epoch
+    int64_t iter_in_epoch;   // batches done in it
+    double best;             // best validation top-1 (-1: none)
+    int best_epoch;          // -1: none
+    int64_t best_iter;       // global_iter of the snapshot that holds the best model (-1: none)
+} Progress;
+
+typedef struct SnapCtx {
+    const TrainConfig *c;
+    TrainStep *st;
+    Loader *ld;
+    int64_t *order;          // (n) the epoch's permutation of the training list, as the loader draws it
+    int64_t n;
+    char *fewshot;           // drawn few-shot list (text) or NULL
+    char *config;            // effective config (text)
+} SnapCtx;
+
+static void epoch_order(const TrainConfig *c, int epoch, int64_t *order, int64_t n) {
+    Rng r = rng_substream((uint64_t)c->seed, RNG_STREAM_ORDER, (uint64_t)epoch, 0);
+    rng_permutation(&r, order, n);
+}
+
+// The one place a snapshot is written (periodic, epoch end, on request). Only at accumulation boundaries,
+// where no partial gradient is pending, so a resumed run continues exactly.
+static int run_snapshot(Run *r, SnapCtx *sc, const Progress *p, XcError *err) {
+    SnapshotRng rngs[1] = {{"drop", rng_get_state(&sc->st->drop)}};
+    epoch_order(sc->c, p->epoch, sc->order, sc->n);
+    int64_t nbad = 0;
+    const BadVideo *bad = loader_bad_videos(sc->ld, &nbad);
+    char *bad_text = NULL;
+    size_t bad_len = 0;
+    FILE *bf = open_memstream(&bad_text, &bad_len);
+    for (int64_t i = 0; bf && i < nbad; i++) fprintf(bf, "%lld\t%s\n", (long long)bad[i].item, bad[i].reason);
+    if (bf) fclose(bf);
+    SnapshotState ss = {.params = sc->st->ps, .opt = &sc->st->opt, .global_iter = p->global_iter, .epoch = p->epoch,
+                        .iter_in_epoch = p->iter_in_epoch, .best_acc = p->best, .best_epoch = p->best_epoch,
+                        .best_iter = p->best_iter, .rngs = rngs, .n_rngs = 1, .order = sc->order, .order_len = sc->n,
+                        .cursor = loader_cursor(sc->ld), .fewshot_list = sc->fewshot, .bad_videos = bad_text,
+                        .config = sc->config};
+    char path[CONFIG_PATH_MAX + 64];
+    double t0 = xc_now();
+    int rc = snapshot_save(sc->c->dir, &ss, path, sizeof path, err);
+    free(bad_text);
+    if (rc != XC_OK) return XC_ERR;
+    if (snapshot_retain(sc->c->dir, sc->c->keep_snapshots, p->best_iter, NULL, err) < 0) return XC_ERR;
+    say(r, "snapshot %s (epoch %d, iteration %lld, %.1f s)\n", path, p->epoch + 1, (long long)p->iter_in_epoch, xc_now() - t0);
+    return XC_OK;
+}
+
+// The one place a run is restored (--resume PATH|auto). 1 resumed, 0 nothing to resume, XC_ERR.
+static int run_resume(Run *r, SnapCtx *sc, const char *resume, int64_t n_iter, Progress *p, XcError *err) {
+    SnapshotRng rngs[1] = {{"drop", {0}}};
+    SnapshotState ss = {.params = sc->st->ps, .opt = &sc->st->opt, .rngs = rngs, .n_rngs = 1, .order = sc->order,
+                        .order_len = sc->n};
+    char path[CONFIG_PATH_MAX + 64];
+    int rc;
+    if (!strcmp(resume, "auto")) {
+        if (snapshot_remove_stale_temps(sc->c->dir, stdout, err) < 0) return XC_ERR;
+        rc = snapshot_resume_latest(sc->c->dir, &ss, path, sizeof path, stdout, err);
+        if (rc == 0) {
+            say(r, "--resume auto: no snapshot in %s, starting from the beginning\n", sc->c->dir);
+            return 0;
+        }
+        if (rc < 0) return XC_ERR;
+    } else {
+        snprintf(path, sizeof path, "%s", resume);
+        if (snapshot_load(resume, &ss, err) != XC_OK) return xc_err(err, "--resume %s: %s", resume, err->msg);
+    }
+    if (ss.config && sc->config && strcmp(ss.config, sc->config))
+        say(r, "warning: the configuration differs from the snapshot's (kept in %s); continuing with the current one\n", path);
+    snapshot_state_free_text(&ss);
+    rng_set_state(&sc->st->drop, rngs[0].state);
+    p->global_iter = ss.global_iter;
+    p->epoch = (int)ss.epoch;
+    p->iter_in_epoch = ss.iter_in_epoch;
+    p->best = ss.best_acc;
+    p->best_epoch = (int)ss.best_epoch;
+    p->best_iter = ss.best_iter;
+    // schedule position: the iteration of the last optimiser step (steps happen at (idx + 1) % accum == 0)
+    const int64_t a = sc->st->accum;
+    int64_t last = -1;
+    if (p->iter_in_epoch >= a) last = (int64_t)p->epoch * n_iter + (p->iter_in_epoch / a) * a - 1;
+    else if (p->epoch > 0 && n_iter >= a) last = (int64_t)(p->epoch - 1) * n_iter + (n_iter / a) * a - 1;
+    sc->st->sched_t = last;
+    sc->st->opt_steps = sc->st->opt.step;
+    loader_seek(sc->ld, ss.cursor);
+    say(r, "resumed from %s: epoch %d, iteration %lld of %lld, %lld optimiser steps, best top-1 %.2f%%\n", path, p->epoch + 1,
+        (long long)p->iter_in_epoch, (long long)n_iter, (long long)sc->st->opt_steps, p->best);
+    return 1;
+}
+
 int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
-    if (o->resume)
-        // TODO(snapshots): wire checkpoints/snapshot.h (branch snap) here: snapshot_resume_latest / snapshot_load,
-        // then restore the RNG streams, the schedule position and loader_seek(cursor).
-        return xc_err(err, "--resume: snapshots are not available in this build yet (checkpoints/snapshot.h is not "
-                           "merged); start the run again without --resume");
     if (c->threads > 0) {
 #ifdef _OPENMP
         omp_set_num_threads(c->threads);
@@ -413,10 +504,10 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
     config_write(c, f);
     fclose(f);
     snprintf(path, sizeof path, "%s/log.txt", c->dir);
-    run.log = xc_fopen(path, "w", err);
+    run.log = xc_fopen(path, o->resume ? "a" : "w", err);
     if (!run.log) return XC_ERR;
     snprintf(path, sizeof path, "%s/metrics.jsonl", c->dir);
-    run.metrics = xc_fopen(path, "w", err);
+    run.metrics = xc_fopen(path, o->resume ? "a" : "w", err);
     if (!run.metrics) { fclose(run.log); return XC_ERR; }
 
     int rc = XC_ERR;
@@ -429,6 +520,8 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
     ParamStore ps;
     bool model_ok = false, step_ok = false;
     TrainStep st;
+    SnapCtx sc = {.c = c};
+    signals_install();
 
     tok = tokenizer_load_clip(c->vocab, err);
     if (!tok) {
@@ -502,6 +595,21 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
                     c->new_lr_scale, sched, c->accumulation_steps, (uint64_t)c->seed, c->drop_path > 0);
     train_step_set_tokens(&st, tokens, K, S);
     step_ok = true;
+    sc.st = &st;
+    sc.ld = ld;
+    sc.n = train->n;
+    sc.order = xc_malloc(sizeof(int64_t) * (size_t)train->n);
+    {
+        size_t len = 0;
+        FILE *cf = open_memstream(&sc.config, &len);
+        if (cf) {
+            config_write(c, cf);
+            fclose(cf);
+        }
+        if (c->shots > 0) sc.fewshot = xc_read_file(train->list_path, 1u << 30, &len, err);
+    }
+    Progress prog = {.best = -1, .best_epoch = -1, .best_iter = -1};
+    if (o->resume && run_resume(&run, &sc, o->resume, n_iter, &prog, err) < 0) goto done;
     say(&run, "data: %lld training videos (%lld batches of %d per epoch, accumulation %d: %d videos per step), "
               "%lld validation videos, K = %d\n",
         (long long)train->n, (long long)n_iter, c->batch_size, c->accumulation_steps, c->batch_size * c->accumulation_steps,
@@ -510,18 +618,19 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
         (long long)total, (long long)sched.warmup, c->lr, c->new_lr_scale, sched.min);
 
     // training
-    double best = -1, t_start = xc_now(), t_train = 0, t_wait = 0;
-    int best_epoch = -1;
-    int64_t done_iters = 0;
+    double best = prog.best, t_start = xc_now(), t_train = 0, t_wait = 0;
+    int best_epoch = prog.best_epoch;
+    int64_t done_iters = prog.global_iter, run_iters = 0, best_iter = prog.best_iter;
     const int64_t limit = c->max_iters > 0 && c->max_iters < total ? c->max_iters : total;
     double loss_sum = 0, win_time = 0, win_wait = 0;
     int64_t loss_n = 0, win_n = 0;
-    bool stop = false;
-    for (int epoch = 0; epoch < c->epochs && !stop; epoch++) {
-        train_step_epoch_begin(&st);
+    bool stop = done_iters >= limit, snap_due = false;
+    for (int epoch = prog.epoch; epoch < c->epochs && !stop; epoch++) {
+        const int64_t first = epoch == prog.epoch ? prog.iter_in_epoch : 0;
+        if (first == 0) train_step_epoch_begin(&st);
         double ep_loss = 0;
         int64_t ep_n = 0;
-        for (int64_t idx = 0; idx < n_iter; idx++) {
+        for (int64_t idx = first; idx < n_iter; idx++) {
             double t0 = xc_now();
             const Batch *b;
             int r = loader_next(ld, &b, err);
@@ -541,6 +650,7 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
             ep_loss += loss;
             ep_n++;
             done_iters++;
+            run_iters++;
             if (!isfinite(loss)) {
                 xc_err(err, "loss is %g at epoch %d iteration %lld\nHINT: lower train.lr", loss, epoch, (long long)idx);
                 goto done;
@@ -548,7 +658,7 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
             bool last = done_iters == limit || idx + 1 == n_iter;
             if ((idx + 1) % c->print_freq == 0 || last) {
                 char eta[32];
-                fmt_duration(t_train / (double)done_iters * (double)(limit - done_iters), eta, sizeof eta);
+                fmt_duration(t_train / (double)run_iters * (double)(limit - done_iters), eta, sizeof eta);
                 double lr = train_step_next_lr(&st);
                 say(&run, "train epoch %d/%d iter %lld/%lld  lr %.3e  loss %.4f (avg %.4f)  %.1f videos/s  data wait %.0f%%  "
                           "eta %s  mem %.0f MiB (arena %.0f MiB)\n",
@@ -577,6 +687,23 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
                 stop = true;
                 break;
             }
+            // snapshots within the epoch: periodic, or asked for by a signal; taken at the next accumulation
+            // boundary (no partial gradient pending)
+            if (c->snapshot_freq > 0 && done_iters % c->snapshot_freq == 0) snap_due = true;
+            unsigned req = signals_poll();
+            if (req & (SIGNAL_SNAPSHOT | SIGNAL_STOP)) snap_due = true;
+            if (snap_due && ((idx + 1) % c->accumulation_steps == 0 || idx + 1 == n_iter)) {
+                Progress pr = {done_iters, epoch, idx + 1, best, best_epoch, best_iter};
+                if (run_snapshot(&run, &sc, &pr, err) != XC_OK) goto done;
+                snap_due = false;
+                signals_clear(SIGNAL_SNAPSHOT);
+                if (req & SIGNAL_STOP) {
+                    say(&run, "stopped by signal %d after the snapshot; continue with: xclip-train %s --resume auto\n",
+                        signals_stop_signal(), *c->source ? c->source : "CONFIG");
+                    rc = TRAIN_EXIT_STOPPED;
+                    goto done;
+                }
+            }
         }
         if (!stop) { // the loader reports the end of the epoch once (and starts the next one)
             const Batch *b;
@@ -584,8 +711,6 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
             if (r < 0) goto done;
             XC_CHECK(r == 0, "loader delivered more than %lld batches in an epoch", (long long)n_iter);
         }
-        // TODO(snapshots): an epoch-end (and every output.snapshot_freq iterations) snapshot goes here, and the
-        // SIGINT/SIGTERM/SIGUSR1 flags of train/signals.h are polled after each step (branch snap).
         bool final_epoch = epoch + 1 == c->epochs || stop;
         if ((c->eval_freq > 0 && (epoch + 1) % c->eval_freq == 0) || final_epoch) {
             EvalResult er;
@@ -595,6 +720,7 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
             if (better) {
                 best = er.top1;
                 best_epoch = epoch;
+                best_iter = done_iters; // the epoch-end snapshot below holds this model
             }
             say(&run, "eval epoch %d/%d: top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%lld videos, %d view%s, %.1f s)  "
                       "train loss %.4f  best %.2f%% (epoch %d)\n",
@@ -611,6 +737,18 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
                 if (save_weights(&ps, path, err) != XC_OK) goto done;
             }
         }
+        // epoch-end snapshot (the cursor already points at the next epoch)
+        Progress pr = {done_iters, stop ? epoch : epoch + 1, stop ? done_iters - (int64_t)epoch * n_iter : 0, best, best_epoch,
+                       best_iter};
+        if (run_snapshot(&run, &sc, &pr, err) != XC_OK) goto done;
+        snap_due = false;
+        if (signals_poll() & SIGNAL_STOP) {
+            say(&run, "stopped by signal %d after the snapshot; continue with: xclip-train %s --resume auto\n",
+                signals_stop_signal(), *c->source ? c->source : "CONFIG");
+            rc = TRAIN_EXIT_STOPPED;
+            goto done;
+        }
+        signals_clear(SIGNAL_SNAPSHOT);
     }
     snprintf(path, sizeof path, "%s/last.safetensors", c->dir);
     if (save_weights(&ps, path, err) != XC_OK) goto done;
@@ -632,6 +770,10 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
         c->save_best ? " -> " : "", c->save_best ? c->dir : "", c->save_best ? "/best.safetensors" : "");
     rc = XC_OK;
 done:
+    signals_uninstall();
+    xc_free(sc.order);
+    free(sc.config);
+    xc_free(sc.fewshot);
     if (step_ok) train_step_free(&st);
     loader_free(ld);
     dataset_free(train);
@@ -643,7 +785,7 @@ done:
     xc_free(tokens);
     labels_free(&labels);
     tokenizer_free(tok);
-    if (rc != XC_OK && run.log) fprintf(run.log, "error: %s\n", err->msg);
+    if (rc == XC_ERR && run.log) fprintf(run.log, "error: %s\n", err->msg);
     if (run.log) fclose(run.log);
     if (run.metrics) fclose(run.metrics);
     return rc;

@@ -3,7 +3,8 @@
 //
 //   TrainConfig c; config_load(&c, "configs/demo.ini", &err); config_check(&c, CONFIG_FOR_TRAIN, &err);
 //   TrainRunOptions o = {0};                 // o.init = weights to start from (--init)
-//   int rc = train_run(&c, &o, &err);        // writes c.dir/{config.ini, log.txt, metrics.jsonl, best.safetensors}
+//   int rc = train_run(&c, &o, &err);        // writes c.dir/{config.ini, log.txt, metrics.jsonl, best.safetensors,
+//                                            // last.safetensors, snap-*.h5}; TRAIN_EXIT_STOPPED after SIGINT/SIGTERM
 //
 // The step on its own (tests, other drivers):
 //   TrainStep s;
@@ -23,6 +24,7 @@
 #include "train/adamw.h"
 #include "train/config.h"
 #include "train/schedule.h"
+#include "train/signals.h"
 
 // ---- the optimisation step ----------------------------------------------------------------------------
 typedef struct TrainStep {
@@ -95,11 +97,11 @@ LoaderConfig loader_config_test(const TrainConfig *c, int num_clip, int num_crop
 // ---- the whole run ------------------------------------------------------------------------------------
 typedef struct TrainRunOptions {
     const char *init;         // --init: weights loaded over the model before training (NULL: none)
-    const char *resume;       // --resume PATH|auto (NULL: none)
+    const char *resume;       // --resume PATH or auto (NULL: none): continue from a snapshot
     const char *config_text;  // NULL: the effective config is written from the struct
 } TrainRunOptions;
 
 // Exit status for a run stopped by a signal after a snapshot was written (resume it with --resume auto).
-#define TRAIN_EXIT_STOPPED 75
+#define TRAIN_EXIT_STOPPED XC_EXIT_SNAPSHOT_STOP
 // 0 on success; XC_ERR + err on failure; TRAIN_EXIT_STOPPED when stopped on request.
 int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err);
