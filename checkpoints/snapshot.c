@@ -804,11 +804,11 @@ static int load_commit(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t 
             const Tensor *p = ps->p[i];
             for (int k = 0; k < 2 && rc == XC_OK; k++) {
                 if (!link_exists(g[k], p->name)) continue; // not stored: all zero
+                snprintf(what, sizeof what, "optimiser moment %s of '%s'", k ? "v" : "m", p->name);
                 if (o->offset[i] < 0) {
-                    rc = xc_err(r->err, "%s: the snapshot has optimiser moments for '%s', which is frozen in this run", r->path, p->name);
+                    rc = xc_err(r->err, "%s: the snapshot has an %s, but '%s' is frozen in this run", r->path, what, p->name);
                     break;
                 }
-                snprintf(what, sizeof what, "optimiser moment %s of '%s'", k ? "v" : "m", p->name);
                 hid_t d = r_open(r, g[k], p->name, what, H5T_FLOAT, 4, &di);
                 float *dst = (k ? o->v : o->m) + o->offset[i];
                 rc = d >= 0 ? r_read(r, d, what, H5T_NATIVE_FLOAT, dst, &di) : XC_ERR;

@@ -1,11 +1,17 @@
-// xclip-train - training entry point. In this version it runs the built-in default job: a small video
-// transformer trained on generated clips (train/demo.h). Config files come later.
+// xclip-train - fine-tune CLIP into an X-CLIP video recogniser from a config file (train/config.h,
+// configs/README.md), or run the small built-in job (--demo, train/demo.h).
+//
+//   xclip-train CONFIG [--set section.key=value]... [--resume PATH|auto] [--init CKPT]
+//   xclip-train --keys            every config key with its default and meaning (markdown)
+//   xclip-train --demo [--steps N] [--batch B] [--lr LR] [--seed S] [--threads N]
 #include "autograd/runtime.h"
 #include "train/demo.h"
+#include "train/trainer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -13,13 +19,31 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: xclip-train [--steps N] [--batch B] [--lr LR] [--seed S] [--threads N]\n"
+            "usage: xclip-train CONFIG [--set section.key=value]... [--resume PATH|auto] [--init CKPT]\n"
+            "       xclip-train --keys\n"
+            "       xclip-train --demo [--steps N] [--batch B] [--lr LR] [--seed S] [--threads N]\n"
+            "\n"
+            "Fine-tunes X-CLIP as CONFIG says (INI sections [data] [model] [train] [aug] [test] [output];\n"
+            "configs/README.md lists every key). The run directory (output.dir) receives config.ini (the\n"
+            "effective config), log.txt, metrics.jsonl (JSON lines), best.safetensors and last.safetensors.\n"
+            "\n"
+            "  --set s.k=v   override one key (repeatable), e.g. --set train.lr=1e-5 --set data.root=/videos\n"
+            "  --init CKPT   load these weights (an X-CLIP checkpoint, e.g. an earlier best.safetensors) over the\n"
+            "                model before training; the optimiser and schedule start fresh\n"
+            "  --resume P    continue an interrupted run from a snapshot (PATH or auto: the newest in output.dir)\n"
+            "  --keys        print the table of config keys (markdown) and exit\n"
+            "  --demo        the built-in default job: a small video transformer on generated clips of a square\n"
+            "                moving in 4 directions (no files needed); --demo --help for its options\n");
+}
+
+static void demo_usage(FILE *f) {
+    fprintf(f,
+            "usage: xclip-train --demo [--steps N] [--batch B] [--lr LR] [--seed S] [--threads N]\n"
             "\n"
             "Runs the built-in default job: a small video transformer (patch embedding, class token,\n"
             "2 spatial blocks per frame, a temporal block over frames) trained with AdamW on generated\n"
             "clips of a red or blue square moving in one of 4 directions (the class), then reports\n"
             "accuracy on 512 held-out generated clips. Chance is 25%%.\n"
-            "Config files (xclip-train CONFIG) are not supported yet in this version.\n"
             "\n"
             "  --steps N    training steps (default 500)\n"
             "  --batch B    clips per step (default 32)\n"
@@ -38,16 +62,14 @@ static int arg_int(const char *flag, const char *v, long lo, long hi) {
     return (int)x;
 }
 
-int main(int argc, char **argv) {
-    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
+static int run_demo(int argc, char **argv) {
     DemoConfig cfg = demo_default_config();
-    for (int i = 1; i < argc; i++) {
+    for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        if (i + 1 >= argc || a[0] != '-') {
-            if (a[0] != '-') fprintf(stderr, "xclip-train: config files are not supported yet (got '%s'); run without arguments for the built-in default job\n", a);
-            else fprintf(stderr, "xclip-train: %s needs a value\n", a);
-            usage(stderr);
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { demo_usage(stdout); return 0; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "xclip-train --demo: %s needs a value\n", a);
+            demo_usage(stderr);
             return 2;
         }
         const char *v = argv[++i];
@@ -65,8 +87,8 @@ int main(int argc, char **argv) {
             cfg.lr = strtof(v, &end);
             if (*end || !(cfg.lr > 0.0f)) { fprintf(stderr, "xclip-train: --lr wants a positive number, got '%s'\n", v); return 2; }
         } else {
-            fprintf(stderr, "xclip-train: unknown option %s\n", a);
-            usage(stderr);
+            fprintf(stderr, "xclip-train --demo: unknown option %s\n", a);
+            demo_usage(stderr);
             return 2;
         }
     }
@@ -91,5 +113,73 @@ int main(int argc, char **argv) {
     printf("accuracy after %d steps: %.1f%% on 512 held-out clips (chance %.1f%%), %.1f s\n", cfg.steps, 100.0 * acc,
            100.0 / cfg.classes, xc_now() - t0);
     demo_free(&d);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
+    if (argc < 2) {
+        fprintf(stderr, "xclip-train: no CONFIG given (try configs/demo.ini, or --demo for the built-in job)\n");
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--demo")) return run_demo(argc - 2, argv + 2);
+    const char *config = NULL;
+    const char *sets[256];
+    int nsets = 0;
+    TrainRunOptions o = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--keys")) { config_write_keys_markdown(stdout); return 0; }
+        if (!strcmp(a, "--demo")) { fprintf(stderr, "xclip-train: --demo must come first (xclip-train --demo ...)\n"); return 2; }
+        if (a[0] == '-' && a[1] == '-') {
+            const char *v = NULL;
+            const char *eq = strchr(a, '=');
+            char flag[32];
+            if (eq && eq - a < (long)sizeof flag) { // --set=a.b=c style is not used; --flag=value is
+                snprintf(flag, sizeof flag, "%.*s", (int)(eq - a), a);
+                v = eq + 1;
+            } else {
+                snprintf(flag, sizeof flag, "%.31s", a);
+            }
+            bool known = !strcmp(flag, "--set") || !strcmp(flag, "--resume") || !strcmp(flag, "--init");
+            if (!known) {
+                fprintf(stderr, "xclip-train: unknown option %s\n", a);
+                usage(stderr);
+                return 2;
+            }
+            if (!v) {
+                if (i + 1 >= argc) { fprintf(stderr, "xclip-train: %s needs a value\n", flag); return 2; }
+                v = argv[++i];
+            }
+            if (!strcmp(flag, "--set")) {
+                if (nsets == (int)(sizeof sets / sizeof sets[0])) { fprintf(stderr, "xclip-train: too many --set\n"); return 2; }
+                sets[nsets++] = v;
+            } else if (!strcmp(flag, "--resume")) o.resume = v;
+            else o.init = v;
+            continue;
+        }
+        if (config) {
+            fprintf(stderr, "xclip-train: more than one config given ('%s' and '%s')\n", config, a);
+            return 2;
+        }
+        config = a;
+    }
+    if (!config) {
+        fprintf(stderr, "xclip-train: no CONFIG given (try configs/demo.ini, or --demo for the built-in job)\n");
+        usage(stderr);
+        return 2;
+    }
+    TrainConfig c;
+    XcError err = {{0}};
+    if (config_load(&c, config, &err) != XC_OK) { fprintf(stderr, "xclip-train: %s\n", err.msg); return 2; }
+    for (int i = 0; i < nsets; i++)
+        if (config_set(&c, sets[i], &err) != XC_OK) { fprintf(stderr, "xclip-train: %s\n", err.msg); return 2; }
+    if (config_check(&c, CONFIG_FOR_TRAIN, &err) != XC_OK) { fprintf(stderr, "xclip-train: %s\n", err.msg); return 2; }
+    if (o.init && access(o.init, R_OK) != 0) { fprintf(stderr, "xclip-train: --init %s: cannot read it\n", o.init); return 2; }
+    int rc = train_run(&c, &o, &err);
+    if (rc == TRAIN_EXIT_STOPPED) return rc;
+    if (rc != XC_OK) { fprintf(stderr, "xclip-train: %s\n", err.msg); return 1; }
     return 0;
 }

@@ -1,0 +1,111 @@
+// test_train_resume.c - snapshots in xclip-train: a run stopped and resumed ends with the same weights, bit for
+// bit, as an uninterrupted one:
+//   - stopped by train.max_iters in the middle of an epoch (after periodic snapshots), continued with --resume auto;
+//   - with gradient accumulation 2, stopped by SIGTERM (exit status 75 after writing a snapshot), continued;
+//   - --resume PATH of a missing file fails naming it; --resume auto in an empty directory starts afresh.
+// Small synthetic data (xclip-synth, 8 classes x 8 videos) and the demo model; about 30 s.
+#include "test_util.h"
+#include "autograd/util.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *g_build;
+static char g_sets[8192], g_configs[1024];
+
+static int run(const char *args, const char *dir) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "'%s/xclip-train' '%s/demo.ini' %s --set output.dir='%s' %s > '%s.log' 2>&1", g_build, g_configs,
+             g_sets, dir, args, dir);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool same_file(const char *a, const char *b) {
+    size_t na, nb;
+    XcError err;
+    char *x = xc_read_file(a, 1u << 30, &na, &err), *y = xc_read_file(b, 1u << 30, &nb, &err);
+    bool same = x && y && na == nb && !memcmp(x, y, na);
+    xc_free(x);
+    xc_free(y);
+    return same;
+}
+
+static int count_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0, ch;
+    while ((ch = fgetc(f)) != EOF) n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+int main(void) {
+    g_build = getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : "build";
+    xc_test_path("XCLIP_FIXTURES", "tests/fixtures", "../../configs", g_configs, sizeof g_configs);
+    char data[1024], vocab[1200], cmd[16384], a[1100], b[1100], p1[1300], p2[1300];
+    snprintf(data, sizeof data, "%s/test_train_resume.data", g_build);
+    XC_SHARED("clip/bpe_simple_vocab_16e6.txt.gz", vocab);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'* && '%s/xclip-synth' '%s' --classes 8 --per-class 8 --val-per-class 2 --frames 16 --size 32 > /dev/null",
+             data, g_build, data);
+    XC_EXPECT(system(cmd) == 0, "xclip-synth failed");
+    snprintf(g_sets, sizeof g_sets,
+             "--set data.root='%s/videos' --set data.train_list='%s/train.txt' --set data.val_list='%s/val.txt' "
+             "--set data.labels='%s/labels.csv' --set data.vocab='%s' --set train.batch_size=4 --set train.epochs=3 "
+             "--set train.eval_freq=0 --set test.final_num_clip=0 --set output.progress=off --set output.print_freq=1",
+             data, data, data, data, vocab);
+
+    // 1. max_iters stop mid-epoch (epoch = 16 batches), periodic snapshots, --resume auto
+    snprintf(a, sizeof a, "%s.a", data);
+    snprintf(b, sizeof b, "%s.b", data);
+    XC_EXPECT(run("--set train.max_iters=40", a) == 0, "uninterrupted run failed (see %s.log)", a);
+    XC_EXPECT(run("--set train.max_iters=21 --set output.snapshot_freq=5", b) == 0, "first part failed (see %s.log)", b);
+    XC_EXPECT(run("--set train.max_iters=40 --resume auto", b) == 0, "resumed part failed (see %s.log)", b);
+    snprintf(p1, sizeof p1, "%s/last.safetensors", a);
+    snprintf(p2, sizeof p2, "%s/last.safetensors", b);
+    XC_EXPECT(same_file(p1, p2), "stopped at 21 and resumed: weights differ from the uninterrupted run");
+    snprintf(p2, sizeof p2, "%s/snap-000000000021.h5", b);
+    struct stat st;
+    XC_EXPECT(stat(p2, &st) == 0, "no snapshot at the stop (iteration 21)");
+
+    // 2. accumulation 2, SIGTERM mid-run: exit 75 after a snapshot, then --resume auto
+    char c2[1100], d2[1100];
+    snprintf(c2, sizeof c2, "%s.c", data);
+    snprintf(d2, sizeof d2, "%s.d", data);
+    XC_EXPECT(run("--set train.max_iters=40 --set train.accumulation_steps=2", c2) == 0, "uninterrupted accumulation run failed");
+    pid_t pid = fork();
+    if (pid == 0) {
+        snprintf(cmd, sizeof cmd, "exec '%s/xclip-train' '%s/demo.ini' %s --set output.dir='%s' --set train.max_iters=40 "
+                 "--set train.accumulation_steps=2 > '%s.log' 2>&1", g_build, g_configs, g_sets, d2, d2);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    char metrics[1300];
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", d2);
+    double t0 = xc_now();
+    while (count_lines(metrics) < 7 && xc_now() - t0 < 60) usleep(2000);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int lines = count_lines(metrics);
+    XC_EXPECT(code == 75 || (code == 0 && lines >= 40), "SIGTERM: exit status %d, want 75 (see %s.log)", code, d2);
+    printf("  SIGTERM after %d logged iterations: exit %d\n", lines, code);
+    XC_EXPECT(run("--set train.max_iters=40 --set train.accumulation_steps=2 --resume auto", d2) == 0, "resume after SIGTERM failed");
+    snprintf(p1, sizeof p1, "%s/last.safetensors", c2);
+    snprintf(p2, sizeof p2, "%s/last.safetensors", d2);
+    XC_EXPECT(same_file(p1, p2), "SIGTERM and resume with accumulation 2: weights differ from the uninterrupted run");
+
+    // 3. --resume errors and the empty directory
+    char e[1100];
+    snprintf(e, sizeof e, "%s.e", data);
+    XC_EXPECT(run("--set train.max_iters=2 --resume /nonexistent/snap.h5", e) == 1, "--resume of a missing file did not fail");
+    snprintf(cmd, sizeof cmd, "grep -q '/nonexistent/snap.h5' '%s.log'", e);
+    XC_EXPECT(system(cmd) == 0, "--resume error does not name the file");
+    XC_EXPECT(run("--set train.max_iters=2 --resume auto", e) == 0, "--resume auto in an empty directory failed");
+    snprintf(cmd, sizeof cmd, "grep -q 'no snapshot in' '%s.log'", e);
+    XC_EXPECT(system(cmd) == 0, "--resume auto did not say it started afresh");
+    return xc_test_summary("test_train_resume");
+}

@@ -1,0 +1,208 @@
+// xclip-eval - evaluate an X-CLIP checkpoint on one or more test lists (SPEC.md §10): top-1, top-5 and
+// mean-class accuracy, mean ± std over several lists / label sets (zero-shot splits), per-video predictions.
+//
+//   xclip-eval CONFIG --checkpoint CKPT [--views CLIPSxCROPS] [--labels CSV]... [--list LIST]...
+//              [--set section.key=value]... [--predictions PREFIX]
+#include "autograd/runtime.h"
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <cblas.h>
+
+#define MAX_SETS 64
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: xclip-eval CONFIG --checkpoint CKPT [--views CLIPSxCROPS] [--labels CSV]... [--list LIST]...\n"
+            "                  [--set section.key=value]... [--predictions PREFIX]\n"
+            "\n"
+            "Evaluates an X-CLIP checkpoint (e.g. a run's best.safetensors) with the data settings of CONFIG:\n"
+            "top-1, top-5 and mean-class accuracy. The softmax probabilities of all views are summed per video.\n"
+            "\n"
+            "  --checkpoint CKPT  X-CLIP weights (any format xclip.c reads)\n"
+            "  --views CxK        C clips x K crops per video (K = 1 or 3); default test.num_clip x test.num_crop\n"
+            "  --list LIST        a test list (repeatable); default data.val_list\n"
+            "  --labels CSV       label file (repeatable: one for all lists, or one per list, paired in order);\n"
+            "                     default data.labels. Several lists or label sets print mean +- std (zero-shot splits)\n"
+            "  --set s.k=v        override a config key (e.g. --set data.val_root=/videos)\n"
+            "  --predictions P    per-video predictions to P.csv (P_1.csv, P_2.csv... for several lists);\n"
+            "                     default 'predictions'; 'none' writes none\n");
+}
+
+static int fail(const char *msg) {
+    fprintf(stderr, "xclip-eval: %s\n", msg);
+    return 1;
+}
+
+static int write_predictions(const char *path, const Dataset *ds, const LabelSet *labels, const EvalOutput *o, int64_t n,
+                             XcError *err) {
+    FILE *f = xc_fopen(path, "w", err);
+    if (!f) return XC_ERR;
+    const int K = labels->count;
+    fprintf(f, "path,label,label_name,pred,pred_name,prob,correct,top5\n");
+    for (int64_t i = 0; i < n; i++) {
+        const float *p = o->probs + i * K;
+        int order[5], m = K < 5 ? K : 5;
+        for (int r = 0; r < m; r++) { // top-5 by selection
+            int best = -1;
+            for (int k = 0; k < K; k++) {
+                bool used = false;
+                for (int q = 0; q < r; q++) used |= order[q] == k;
+                if (!used && (best < 0 || p[k] > p[best])) best = k;
+            }
+            order[r] = best;
+        }
+        int y = o->labels[i];
+        const char *path_i = o->items[i] >= 0 ? ds->items[o->items[i]].path : "?";
+        fprintf(f, "\"%s\",%d,\"%s\",%d,\"%s\",%.6f,%d,", path_i, y, labels->names[y], order[0], labels->names[order[0]],
+                p[order[0]] / (float)1, order[0] == y);
+        for (int r = 0; r < m; r++) fprintf(f, "%s%d", r ? " " : "", order[r]);
+        fputc('\n', f);
+    }
+    fclose(f);
+    return XC_OK;
+}
+
+static void mean_std(const double *x, int n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += x[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (x[i] - *mean) * (x[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0; // sample standard deviation over the splits
+}
+
+int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
+    const char *config = NULL, *ckpt = NULL, *views = NULL, *pred = "predictions";
+    const char *lists[MAX_SETS], *labelfiles[MAX_SETS], *sets[256];
+    int nlists = 0, nlabels = 0, nsets = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (a[0] == '-' && a[1] == '-') {
+            if (i + 1 >= argc) { fprintf(stderr, "xclip-eval: %s needs a value\n", a); return 2; }
+            const char *v = argv[++i];
+            if (!strcmp(a, "--checkpoint")) ckpt = v;
+            else if (!strcmp(a, "--views")) views = v;
+            else if (!strcmp(a, "--predictions")) pred = v;
+            else if (!strcmp(a, "--list") && nlists < MAX_SETS) lists[nlists++] = v;
+            else if (!strcmp(a, "--labels") && nlabels < MAX_SETS) labelfiles[nlabels++] = v;
+            else if (!strcmp(a, "--set") && nsets < 256) sets[nsets++] = v;
+            else { fprintf(stderr, "xclip-eval: unknown option %s\n", a); usage(stderr); return 2; }
+            continue;
+        }
+        if (config) { fprintf(stderr, "xclip-eval: more than one config given\n"); return 2; }
+        config = a;
+    }
+    if (!config || !ckpt) { usage(stderr); return 2; }
+    if (nlabels > 1 && nlabels != (nlists ? nlists : 1)) {
+        fprintf(stderr, "xclip-eval: %d --labels for %d lists: give one label file, or one per --list\n", nlabels, nlists);
+        return 2;
+    }
+    TrainConfig c;
+    XcError err = {{0}};
+    if (config_load(&c, config, &err) != XC_OK) return fail(err.msg);
+    for (int i = 0; i < nsets; i++)
+        if (config_set(&c, sets[i], &err) != XC_OK) return fail(err.msg);
+    int clips = c.num_clip, crops = c.num_crop;
+    if (views) {
+        char extra;
+        if (sscanf(views, "%dx%d%c", &clips, &crops, &extra) != 2 || clips < 1 || clips > 64 || (crops != 1 && crops != 3)) {
+            fprintf(stderr, "xclip-eval: --views wants CLIPSxCROPS with CROPS 1 or 3, e.g. 4x3 (got '%s')\n", views);
+            return 2;
+        }
+    }
+    // the lists and label files of the command line stand in for the config's
+    if (nlists) snprintf(c.val_list, sizeof c.val_list, "%s", lists[0]);
+    if (nlabels) snprintf(c.labels, sizeof c.labels, "%s", labelfiles[0]);
+    if (!nlists) lists[nlists++] = c.val_list;
+    if (config_check(&c, CONFIG_FOR_EVAL, &err) != XC_OK) return fail(err.msg);
+    for (int i = 0; i < nlists; i++)
+        if (access(lists[i], R_OK) != 0) { fprintf(stderr, "xclip-eval: --list %s: cannot read it\n", lists[i]); return 2; }
+    for (int i = 0; i < nlabels; i++)
+        if (access(labelfiles[i], R_OK) != 0) { fprintf(stderr, "xclip-eval: --labels %s: cannot read it\n", labelfiles[i]); return 2; }
+    if (c.threads > 0) {
+#ifdef _OPENMP
+        omp_set_num_threads(c.threads);
+#endif
+        openblas_set_num_threads(c.threads);
+    }
+
+    c.fix_text = true; // evaluation: the text tower never trains
+    XClip m;
+    ParamStore ps;
+    bool is_xclip = false;
+    if (model_build(&m, &ps, &c, ckpt, &is_xclip, &err) != XC_OK) return fail(err.msg);
+    if (!is_xclip)
+        return fail("--checkpoint holds plain CLIP weights: the X-CLIP additions would be random\n"
+                    "HINT: use a trained X-CLIP checkpoint, or xclip-infer for zero-shot CLIP on your own videos");
+    Tokenizer *tok = tokenizer_load_clip(c.vocab, &err);
+    if (!tok) {
+        fprintf(stderr, "xclip-eval: data.vocab = %s: %s\n", c.vocab, err.msg);
+        return 1;
+    }
+    Graph g;
+    graph_init(&g, 64u << 20);
+    const bool bar = isatty(STDOUT_FILENO) && strcmp(c.progress, "off");
+    double top1[MAX_SETS], top5[MAX_SETS], mcls[MAX_SETS];
+    int nruns = nlists;
+    const char *root = *c.val_root ? c.val_root : c.root;
+    printf("xclip-eval: %s on %d list%s, %d clip%s x %d crop%s per video, T %lld, input %lld\n", ckpt, nlists,
+           nlists == 1 ? "" : "s", clips, clips == 1 ? "" : "s", crops, crops == 1 ? "" : "s", (long long)m.cfg.frames,
+           (long long)m.cfg.clip.image_size);
+    for (int r = 0; r < nruns; r++) {
+        const char *lf = nlabels > 1 ? labelfiles[r] : c.labels;
+        LabelSet labels = {0};
+        if (labels_load(lf, &labels, &err) != XC_OK) return fail(err.msg);
+        const int K = labels.count;
+        int32_t *tokens = class_tokens(tok, &labels, c.template_, m.cfg.clip.context);
+        xclip_cache_text(&m, tokens, K, m.cfg.clip.context);
+        Dataset *ds = dataset_open(lists[r], root, K, &err);
+        if (!ds) return fail(err.msg);
+        if (ds->n_missing) fprintf(stderr, "warning: %lld videos of %s are missing:\n%s", (long long)ds->n_missing, lists[r], ds->issues);
+        LoaderConfig lc = loader_config_test(&c, clips, crops, c.test_batch_size);
+        Loader *ld = loader_create(ds, &lc, &err);
+        if (!ld) return fail(err.msg);
+        EvalResult res;
+        EvalOutput out = {0};
+        double t0 = xc_now();
+        if (evaluate(&m, &g, ld, ds->n, tokens, K, m.cfg.clip.context, c.test_batch_size, bar, &res, &out, &err) != XC_OK)
+            return fail(err.msg);
+        top1[r] = res.top1;
+        top5[r] = res.top5;
+        mcls[r] = res.mean_class;
+        printf("%s (%s, K = %d): top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%lld videos, %d view%s, %.1f s)\n", lists[r],
+               lf, K, res.top1, res.top5, res.mean_class, (long long)res.n, res.views, res.views == 1 ? "" : "s", xc_now() - t0);
+        if (strcmp(pred, "none")) {
+            char path[2048];
+            if (nruns == 1) snprintf(path, sizeof path, "%s.csv", pred);
+            else snprintf(path, sizeof path, "%s_%d.csv", pred, r + 1);
+            if (write_predictions(path, ds, &labels, &out, res.n, &err) != XC_OK) return fail(err.msg);
+            printf("  predictions -> %s\n", path);
+        }
+        eval_output_free(&out);
+        loader_free(ld);
+        dataset_free(ds);
+        xc_free(tokens);
+        labels_free(&labels);
+    }
+    if (nruns > 1) {
+        double a, b, c1, d, e, f;
+        mean_std(top1, nruns, &a, &b);
+        mean_std(top5, nruns, &c1, &d);
+        mean_std(mcls, nruns, &e, &f);
+        printf("mean over %d: top-1 %.2f +- %.2f%%  top-5 %.2f +- %.2f%%  mean class %.2f +- %.2f%%\n", nruns, a, b, c1, d, e, f);
+    }
+    graph_free(&g);
+    tokenizer_free(tok);
+    xclip_free(&m);
+    param_store_free(&ps);
+    return 0;
+}

@@ -1,0 +1,108 @@
+// config.h - run configuration: INI files with sections [data] [model] [train] [aug] [test] [output]
+// (SPEC.md §8-§10), command-line overrides, validation and the effective config of a run.
+//
+//   TrainConfig c;
+//   XcError err;
+//   if (config_load(&c, "configs/k400_8f.ini", &err)) ...            // defaults, then the file
+//   if (config_set(&c, "train.lr=1e-5", &err)) ...                      // --set section.key=value
+//   if (config_check_paths(&c, CONFIG_FOR_TRAIN, &err)) ...             // names the key to set
+//   config_write(&c, stdout);                                           // every key, with its meaning
+//
+// Syntax: `[section]` lines, `key = value` lines, comments from `#` or `;` at the start of a line or after
+// whitespace; blank lines ignored; values may be quoted with "..." to keep leading/trailing blanks or '#'.
+// Unknown sections and keys, values of the wrong type or out of range, and a key given twice in one file are
+// errors reported as "file:line: ...". Every key, its default and its meaning are in one table (config.c,
+// printed by `xclip-train --keys` and copied into configs/README.md).
+//
+// Paths. Input paths written in a config file (lists, root, labels, vocabulary, checkpoints) are relative to
+// the directory of that file; those given with --set or left at their default are relative to the current
+// directory. The output directory is always relative to the current directory. config_write prints the
+// resolved (absolute when resolvable) paths, so the effective config of a run can be reused from anywhere.
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "autograd/util.h"
+
+#define CONFIG_PATH_MAX 1024
+
+typedef struct TrainConfig {
+    // [data]
+    char root[CONFIG_PATH_MAX];         // folder or .tar of the training videos
+    char val_root[CONFIG_PATH_MAX];     // folder or .tar of the validation videos ("" = root)
+    char train_list[CONFIG_PATH_MAX];
+    char val_list[CONFIG_PATH_MAX];
+    char labels[CONFIG_PATH_MAX];       // CSV id,name
+    char vocab[CONFIG_PATH_MAX];        // CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)
+    char template_[256];                // text of class c = template with "{}" replaced by the class name
+    int num_classes;                    // K; 0 = from the label file
+    int frames;                         // T
+    int input_size;                     // H = W
+    int workers;                        // loader threads
+    int shots;                          // few-shot: K videos per class drawn from train_list (0 = whole list)
+    int64_t shot_seed;
+    char resize[8];                     // "ref" (mmcv geometry) or "sws" (swscale, faster)
+    double max_bad_fraction;
+    // [model]
+    char pretrained[CONFIG_PATH_MAX];   // CLIP or X-CLIP weights, or "none" (random initialisation)
+    char arch[32];                      // ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14-336, custom
+    int vision_width, vision_layers, patch, embed_dim, text_width, text_layers, context, vocab_size; // custom
+    int mit_layers, prompt_layers;
+    double prompt_alpha, drop_path;
+    bool fix_text;
+    bool interpolate_frames;
+    // [train]
+    int epochs;
+    double warmup_epochs;
+    double lr, min_lr_ratio, weight_decay, beta1, beta2, eps, new_lr_scale;
+    int batch_size, accumulation_steps;
+    int64_t seed;
+    int threads;                        // 0 = OMP_NUM_THREADS or all cores
+    int eval_freq;                      // epochs between single-view evaluations (0 = none until the end)
+    int64_t max_iters;                  // stop after this many loader batches (0 = the whole schedule)
+    // [aug]
+    double label_smooth, mixup, cutmix, mixup_switch_prob;
+    double flip, color_jitter, gray_scale, brightness, contrast, saturation, hue;
+    bool jitter_per_clip;
+    // [test]
+    int num_clip, num_crop;
+    char view_mode[12];                 // "shifted" or "random"
+    int test_batch_size;
+    int final_num_clip, final_num_crop; // final multi-view evaluation (0 clips = none)
+    // [output]
+    char dir[CONFIG_PATH_MAX];
+    int print_freq;                     // iterations between log lines
+    char progress[8];                   // auto, on, off
+    bool save_best;                     // export best.safetensors
+    int64_t snapshot_freq;              // iterations between snapshots (0 = epoch ends only)
+    int keep_snapshots;
+    char source[CONFIG_PATH_MAX];       // the config file read (for messages), "" if none
+} TrainConfig;
+
+// Every key at its default.
+void config_defaults(TrainConfig *c);
+// Defaults, then the file. XC_ERR + "path:line: problem".
+int config_load(TrainConfig *c, const char *path, XcError *err);
+// One override "section.key=value" (paths relative to the current directory). XC_ERR + a message naming
+// the override.
+int config_set(TrainConfig *c, const char *assignment, XcError *err);
+
+typedef enum ConfigUse {
+    CONFIG_FOR_TRAIN,  // train + val lists, root(s), labels, vocabulary, pretrained weights
+    CONFIG_FOR_EVAL,   // val list, val root, labels, vocabulary (the checkpoint is given separately)
+} ConfigUse;
+// Cross-key checks and existence of every input path the use needs; the error names the key to set.
+int config_check(const TrainConfig *c, ConfigUse use, XcError *err);
+
+// The effective configuration as an INI file, each key with its meaning as a comment.
+void config_write(const TrainConfig *c, FILE *f);
+// Markdown table of every key (section, key, default, meaning): configs/README.md's reference part.
+void config_write_keys_markdown(FILE *f);
+// Number of keys in the table and the i-th "section.key" (for tests).
+int config_key_count(void);
+const char *config_key_name(int i, char *buf, size_t n);
+
+// The named architectures: fills the custom fields from arch (false: unknown name or "custom").
+bool config_apply_arch(TrainConfig *c);
+// "none" (any case) = random initialisation.
+bool config_pretrained_none(const TrainConfig *c);
