@@ -71,6 +71,8 @@ static const Key KEYS[] = {
     NUM("model", "drop_path", drop_path, 0, 1, "0",
         "stochastic depth of the last vision block (linear from 0); the official configs leave it at 0"),
     BOOL("model", "fix_text", fix_text, "true", "freeze the text tower and logit_scale; class text features computed once"),
+    BOOL("model", "checkpoint", checkpoint, "false",
+         "gradient checkpointing: recompute each vision block in backward (less memory, about 1/3 more compute)"),
     BOOL("model", "interpolate_frames", interpolate_frames, "false",
          "X-CLIP checkpoint trained with another T: resample mit.positional_embedding linearly"),
     // [train]

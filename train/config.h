@@ -51,6 +51,7 @@ typedef struct TrainConfig {
     double prompt_alpha, drop_path;
     bool fix_text;
     bool interpolate_frames;
+    bool checkpoint;          // model.checkpoint: recompute vision blocks in backward
     // [train]
     int epochs;
     double warmup_epochs;

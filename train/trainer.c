@@ -269,6 +269,7 @@ int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weig
     }
     xc.drop_path = (float)c->drop_path;
     xc.fix_text = c->fix_text;
+    xc.checkpoint = c->checkpoint;
     param_store_init(ps, "params");
     xclip_init(m, ps, &xc);
     if (none) {
