@@ -110,7 +110,38 @@ static Result run_model(hid_t f, const char *group, const char *weights_path, co
     return res;
 }
 
+// Weights that do not fit the model are refused with the tensors named: model A's file into model B.
+static void test_mismatch_named(void) {
+    char path[1024];
+    XcError err;
+    WeightSet a = {0}, b = {0};
+    XC_EXPECT(weights_load(&a, XC_FIXTURE("ckpt/clip_state.pth", path), &err) == XC_OK, "%s", err.msg);
+    XC_EXPECT(weights_load(&b, XC_FIXTURE("clip/small.safetensors", path), &err) == XC_OK, "%s", err.msg);
+    ClipConfig cfg;
+    XC_EXPECT(clip_config_from_weights(&cfg, &b, &err) == XC_OK, "%s", err.msg);
+    ParamStore ps;
+    param_store_init(&ps, "params");
+    Clip m;
+    clip_init(&m, &ps, &cfg, true);
+    int rc = params_load(&ps, &a, NULL, &err);
+    XC_EXPECT(rc == XC_ERR && strstr(err.msg, "mis-shaped") && strstr(err.msg, "visual.conv1.weight") &&
+                  strstr(err.msg, "missing (transformer.resblocks.1"), "mismatch message names the tensors: %s", err.msg);
+    // one tensor too many and one missing
+    weights_add(&b, "visual.extra_tensor", 1, (int64_t[]){3}, NULL);
+    WeightSet c = {0};
+    for (int i = 0; i < b.n; i++)
+        if (strcmp(b.t[i].name, "ln_final.bias")) weights_add(&c, b.t[i].name, b.t[i].ndim, b.t[i].shape, b.t[i].data);
+    rc = params_load(&ps, &c, NULL, &err);
+    XC_EXPECT(rc == XC_ERR && strstr(err.msg, "1 missing (ln_final.bias)") && strstr(err.msg, "1 unexpected (visual.extra_tensor)"),
+              "missing / unexpected named: %s", err.msg);
+    param_store_free(&ps);
+    weights_free(&a);
+    weights_free(&b);
+    weights_free(&c);
+}
+
 int main(void) {
+    test_mismatch_named();
     char path[1024], wpath[1024];
     hid_t f = H5Fopen(XC_FIXTURE("clip/clip_ref.h5", path), H5F_ACC_RDONLY, H5P_DEFAULT);
     XC_EXPECT(f >= 0, "cannot open %s", path);
