@@ -37,7 +37,7 @@ static void usage(FILE *f) {
 
 static int fail(const char *msg) {
     fprintf(stderr, "xclip-infer: %s\n", msg);
-    return 1;
+    exit(1); // error exits leave the clean-up to the OS (everything stays reachable for LeakSanitizer)
 }
 
 // Label texts from "a,b,c" or a file (plain lines, or CSV id,name with that header). Returns the count.
@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
     Tokenizer *tok = tokenizer_load_clip(vocab, &err);
     if (!tok) {
         fprintf(stderr, "xclip-infer: %s\nHINT: give CLIP's bpe_simple_vocab_16e6.txt.gz (openai/CLIP) with --vocab\n", err.msg);
-        return 1;
+        exit(1);
     }
 
     WeightSet ws = {0};
