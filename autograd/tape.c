@@ -243,22 +243,28 @@ static void checkpoint_backward(Graph *g, TapeNode *node) {
 
 static const OpDef opdef_checkpoint = {"checkpoint", checkpoint_backward};
 
+// y = fn(x) into a tensor allocated first; everything fn allocated is released afterwards.
+static Tensor *run_released(Graph *g, CheckpointFn fn, const void *ctx, Tensor *x, Rng *rng) {
+    Tensor *y = tensor_new(g, x->ndim, x->shape);
+    ArenaMark mark = arena_mark(&g->step);
+    bool prev = graph_set_grad(g, false);
+    Tensor *t = fn(g, ctx, x, rng);
+    graph_set_grad(g, prev);
+    XC_CHECK(tensor_same_shape(t, x), "op_checkpoint: the function must keep the input's shape");
+    memcpy(y->data, t->data, (size_t)y->numel * sizeof(float));
+    arena_rewind(&g->step, mark);
+    return y;
+}
+
 Tensor *op_checkpoint(Graph *g, CheckpointFn fn, const void *ctx, size_t ctx_bytes, Tensor *x, Rng *rng) {
-    if (!g->grad_enabled) return fn(g, ctx, x, rng);
+    if (!g->grad_enabled) return run_released(g, fn, ctx, x, rng); // no-grad: nothing to recompute later
     CheckpointCtx *c = arena_calloc(&g->step, sizeof *c);
     c->fn = fn;
     c->ctx = arena_alloc(&g->step, ctx_bytes);
     memcpy(c->ctx, ctx, ctx_bytes);
     c->has_rng = rng != NULL;
     if (rng) c->rng = *rng;
-    Tensor *y = tensor_new(g, x->ndim, x->shape);
-    ArenaMark mark = arena_mark(&g->step);
-    graph_set_grad(g, false); // intermediates are not kept: released right after
-    Tensor *t = fn(g, ctx, x, rng);
-    graph_set_grad(g, true);
-    XC_CHECK(tensor_same_shape(t, x), "op_checkpoint: the function must keep the input's shape");
-    memcpy(y->data, t->data, (size_t)y->numel * sizeof(float));
-    arena_rewind(&g->step, mark);
+    Tensor *y = run_released(g, fn, ctx, x, rng);
     graph_record(g, &opdef_checkpoint, y, &x, 1)->ctx = c;
     return y;
 }

@@ -155,6 +155,8 @@ TapeNode *graph_record(Graph *g, const OpDef *op, Tensor *out, Tensor *const *in
 // back-propagates through the recomputation, then releases it. fn must return a tensor of x's shape;
 // ctx (ctx_bytes, copied) is passed to every call; rng (may be NULL) is replayed from the state the
 // forward found it in, so random masks (drop-path) are the same in the recomputation.
+// In no-grad mode fn's intermediates are released as soon as it returns (evaluation runs block by
+// block in the memory of one block).
 struct Rng;
 typedef Tensor *(*CheckpointFn)(struct Graph *g, const void *ctx, Tensor *x, struct Rng *rng);
 Tensor *op_checkpoint(Graph *g, CheckpointFn fn, const void *ctx, size_t ctx_bytes, Tensor *x, struct Rng *rng);

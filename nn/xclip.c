@@ -307,7 +307,7 @@ XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *t
     // cross-frame communication transformer over the B*T frames
     Tensor *x = clip_vision_stem(g, &m->visual, op_reshape(g, video, 4, (int64_t[]){B * T, 3, video->shape[3], video->shape[4]}));
     for (int64_t i = 0; i < c->clip.vision_layers; i++) {
-        if (c->checkpoint) {
+        if (c->checkpoint || !g->grad_enabled) { // no grad: block by block, intermediates released
             CctArgs args = {&m->blocks[i], B, T};
             x = op_checkpoint(g, cct_block_fn, &args, sizeof args, x, drop);
         } else {
