@@ -28,6 +28,7 @@ struct Loader {
     Batch *slots;              // (P)
     int *slot_done;            // (P) samples finished
     int *slot_mixed;           // (P) mixup applied
+    float *mix_scratch;        // (B, T, 3, S, S) work space of mix_apply, or NULL without soft targets
     // shared state, under mu
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
@@ -263,6 +264,8 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg_in, XcError *er
     ld->slots = xc_calloc((size_t)ld->P, sizeof(Batch));
     ld->slot_done = xc_calloc((size_t)ld->P, sizeof(int));
     ld->slot_mixed = xc_calloc((size_t)ld->P, sizeof(int));
+    if (cfg.train && cfg.targets) // mixup / cutmix work space: one batch of clips, used by loader_next only
+        ld->mix_scratch = xc_malloc(sizeof(float) * (size_t)cfg.batch * (size_t)cfg.T * 3 * (size_t)ld->S * (size_t)ld->S);
     for (int s = 0; s < ld->P; s++) {
         Batch *b = &ld->slots[s];
         b->video = xc_malloc(sizeof(float) * ld->sample_floats * (size_t)cfg.batch);
@@ -309,6 +312,7 @@ void loader_free(Loader *ld) {
     xc_free(ld->slots);
     xc_free(ld->slot_done);
     xc_free(ld->slot_mixed);
+    xc_free(ld->mix_scratch);
     xc_free(ld->order);
     xc_free(ld->bad);
     xc_free(ld->bad_list);
@@ -368,7 +372,7 @@ int loader_next(Loader *ld, const Batch **out, XcError *err) {
     if (bt->targets && !ld->slot_mixed[slot]) {
         Rng r = rng_substream(ld->cfg.seed, RNG_STREAM_MIX, (uint64_t)epoch, (uint64_t)b);
         MixDraw d = mix_draw(&ld->cfg.mix, &r, B, ld->S, ld->S);
-        mix_apply(&ld->cfg.mix, &d, bt->video, bt->labels, B, ld->cfg.T, ld->S, ld->S, bt->targets);
+        mix_apply(&ld->cfg.mix, &d, bt->video, bt->labels, B, ld->cfg.T, ld->S, ld->S, bt->targets, ld->mix_scratch);
         ld->slot_mixed[slot] = 1;
     }
     *out = bt;

@@ -71,7 +71,7 @@ MixDraw mix_draw(const MixConfig *mc, Rng *r, int B, int H, int W) {
 }
 
 void mix_apply(const MixConfig *mc, MixDraw *d, float *video, const int32_t *labels, int B, int T, int H, int W,
-               float *targets) {
+               float *targets, float *scratch) {
     const int K = mc->num_classes;
     const float off = mc->smoothing / (float)K, on = 1.0f - mc->smoothing + off;
     float lam = d->lam;
@@ -82,7 +82,7 @@ void mix_apply(const MixConfig *mc, MixDraw *d, float *video, const int32_t *lab
         if (video && bw > 0 && bh > 0) {
             // gather every partner's box first (the reference's right-hand side is a copy), then scatter
             const size_t per = (size_t)T * 3 * bh * bw;
-            float *tmp = xc_malloc(sizeof(float) * per * (size_t)B);
+            float *tmp = scratch ? scratch : xc_malloc(sizeof(float) * per * (size_t)B); // per <= clip
             for (int b = 0; b < B; b++)
                 for (size_t p = 0; p < (size_t)T * 3; p++)
                     for (int y = 0; y < bh; y++)
@@ -94,11 +94,11 @@ void mix_apply(const MixConfig *mc, MixDraw *d, float *video, const int32_t *lab
                     for (int y = 0; y < bh; y++)
                         memcpy(video + (size_t)b * clip + p * H * W + (size_t)(d->y1 + y) * W + d->x1,
                                tmp + (size_t)b * per + (p * bh + y) * bw, sizeof(float) * bw);
-            xc_free(tmp);
+            if (!scratch) xc_free(tmp);
         }
         d->lam = lam;
     } else if (d->cutmix == 0 && video) {
-        float *orig = xc_malloc(sizeof(float) * clip * (size_t)B);
+        float *orig = scratch ? scratch : xc_malloc(sizeof(float) * clip * (size_t)B);
         memcpy(orig, video, sizeof(float) * clip * (size_t)B);
         const float oml = 1.0f - lam;
         for (int b = 0; b < B; b++) {
@@ -106,7 +106,7 @@ void mix_apply(const MixConfig *mc, MixDraw *d, float *video, const int32_t *lab
             float *o = video + (size_t)b * clip;
             for (size_t i = 0; i < clip; i++) o[i] = lam * x[i] + oml * y[i];
         }
-        xc_free(orig);
+        if (!scratch) xc_free(orig);
     }
     const float oml = 1.0f - lam;
     for (int b = 0; b < B; b++) {

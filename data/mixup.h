@@ -4,7 +4,7 @@
 //   MixConfig mc = mix_config_default(K);            // mixup .8, cutmix 1.0, switch .5, smoothing .1
 //   Rng r = rng_substream(seed, RNG_STREAM_MIX, epoch, batch_index);
 //   MixDraw d = mix_draw(&mc, &r, B, H, W);          // cutmix or mixup, lambda, partner permutation, box
-//   mix_apply(&mc, &d, video, labels, B, T, H, W, targets);   // video (B,T,3,H,W) in place; targets (B,K)
+//   mix_apply(&mc, &d, video, labels, B, T, H, W, targets, NULL); // video (B,T,3,H,W) in place; targets (B,K)
 //
 // Labels are one-hot smoothed (off = s/K, on = 1 - s + s/K) and mixed with the partner's:
 // y = lam * y + (1 - lam) * y[perm]. Mixup: x = lam*x + (1-lam)*x[perm]. CutMix: a box
@@ -41,6 +41,7 @@ MixDraw mix_draw(const MixConfig *mc, Rng *r, int B, int H, int W);
 // The CutMix box for a lambda and centre (CutmixMixupBlending.rand_bbox), and the recomputed lambda.
 float mix_cutmix_box(float lam, int cx, int cy, int H, int W, int *x1, int *y1, int *x2, int *y2);
 // video (B, T, 3, H, W) float32 mixed in place (may be NULL to compute targets only);
-// labels (B); targets (B, K) float32.
+// labels (B); targets (B, K) float32; scratch: B*T*3*H*W floats of work space (NULL: allocated and freed
+// here - the loader passes its own, so a training step allocates nothing).
 void mix_apply(const MixConfig *mc, MixDraw *d, float *video, const int32_t *labels, int B, int T, int H, int W,
-               float *targets);
+               float *targets, float *scratch);

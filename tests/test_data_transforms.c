@@ -185,7 +185,7 @@ int main(void) {
         memcpy(v, vid, sizeof(float) * nv);
         d.cutmix = 0;
         d.lam = 0.62f;
-        mix_apply(&mc, &d, v, labels, B, T, MH, MW, tg);
+        mix_apply(&mc, &d, v, labels, B, T, MH, MW, tg, NULL);
         ref = need("mix/mixup_video", &n);
         xc_expect_close("mixup video", v, ref, n, 1e-6, 1e-6);
         free(ref);
@@ -201,7 +201,7 @@ int main(void) {
             d.lam = cl[c];
             d.cx = cxy[c][0];
             d.cy = cxy[c][1];
-            mix_apply(&mc, &d, v, labels, B, T, MH, MW, tg);
+            mix_apply(&mc, &d, v, labels, B, T, MH, MW, tg, NULL);
             snprintf(k, sizeof k, "mix/cutmix_%g_%d_%d_box", cl[c], cxy[c][0], cxy[c][1]);
             float *bx = need(k, &n);
             XC_EXPECT(d.x1 == (int)bx[0] && d.y1 == (int)bx[1] && d.x2 == (int)bx[2] && d.y2 == (int)bx[3] &&
@@ -219,7 +219,7 @@ int main(void) {
         mc.mixup_alpha = mc.cutmix_alpha = 0;
         Rng r = rng_stream(2, RNG_STREAM_TEST);
         d = mix_draw(&mc, &r, B, MH, MW);
-        mix_apply(&mc, &d, NULL, labels, B, T, MH, MW, tg);
+        mix_apply(&mc, &d, NULL, labels, B, T, MH, MW, tg, NULL);
         ref = need("mix/smooth_targets", &n);
         xc_expect_close("smoothing only", tg, ref, n, 1e-7, 1e-6);
         free(ref);
