@@ -11,20 +11,6 @@
 #include "h5_fixture.h"
 #include "nn/clip.h"
 
-static double scaled_err(const float *c, const float *r, int64_t n) {
-    double scale = 0, err = 0;
-    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(r[i]));
-    for (int64_t i = 0; i < n; i++) err = fmax(err, fabs((double)c[i] - r[i]));
-    return err / (scale > 0 ? scale : 1);
-}
-
-// Compare n floats with tolerance tol * max|ref|; returns the scaled error.
-static double expect_scaled(const char *what, const float *c, const float *r, int64_t n, double tol) {
-    double e = scaled_err(c, r, n);
-    XC_EXPECT(e <= tol, "%s: max |diff| / max |ref| = %.3g > %.1g", what, e, tol);
-    return e;
-}
-
 typedef struct Result {
     double feat, grad, fast;
 } Result;
@@ -75,14 +61,14 @@ static Result run_model(hid_t f, const char *group, const char *weights_path, co
     Tensor *fi = clip_encode_image(&g, &m, images);
     Tensor *ft = clip_encode_text(&g, &m.text, tok, K, S, false);
     snprintf(name, sizeof name, "%s %s image features", weights_path, prec);
-    res.feat = expect_scaled(name, fi->data, ref_img, fi->numel, 1e-5);
+    res.feat = xc_expect_scaled(name, fi->data, ref_img, fi->numel, 1e-5);
     snprintf(name, sizeof name, "%s %s text features", weights_path, prec);
-    res.feat = fmax(res.feat, expect_scaled(name, ft->data, ref_txt, ft->numel, 1e-5));
+    res.feat = fmax(res.feat, xc_expect_scaled(name, ft->data, ref_txt, ft->numel, 1e-5));
     {
         bool prev = graph_set_grad(&g, false);
         Tensor *fast = clip_encode_text(&g, &m.text, tok, K, S, true);
         graph_set_grad(&g, prev);
-        res.fast = scaled_err(fast->data, ft->data, ft->numel);
+        res.fast = xc_scaled_err(fast->data, ft->data, ft->numel);
         XC_EXPECT(res.fast <= 1e-6, "fast text path differs from the full context by %.3g", res.fast);
     }
     if (grads) {
@@ -98,7 +84,7 @@ static Result run_model(hid_t f, const char *group, const char *weights_path, co
             if (!gref) continue; // no gradient in the reference (logit_scale is not used by the towers)
             XC_EXPECT(shape_numel(nd, dims) == p->numel, "%s: gradient size", p->name);
             snprintf(name, sizeof name, "%s grad %s", weights_path, p->name);
-            res.grad = fmax(res.grad, expect_scaled(name, p->grad, gref, p->numel, 1e-4));
+            res.grad = fmax(res.grad, xc_expect_scaled(name, p->grad, gref, p->numel, 1e-4));
             compared++;
             free(gref);
         }

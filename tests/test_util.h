@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 static int xc_tests_passed, xc_tests_failed;
@@ -49,6 +50,26 @@ static inline double xc_expect_close(const char *what, const float *got, const f
         xc_tests_passed++;
     }
     return maxdiff;
+}
+
+// max |got - ref| / max |ref|: the error relative to the reference tensor's scale (meaningful where
+// elementwise relative errors are not, e.g. near-zero entries of features and gradients).
+static inline double xc_scaled_err(const float *got, const float *ref, int64_t n) {
+    double scale = 0, err = 0;
+    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+    for (int64_t i = 0; i < n; i++) err = fmax(err, fabs((double)got[i] - ref[i]));
+    return err / (scale > 0 ? scale : 1);
+}
+
+// Expects xc_scaled_err <= tol (one pass or one fail); returns the error.
+static inline double xc_expect_scaled(const char *what, const float *got, const float *ref, int64_t n, double tol) {
+    double e = xc_scaled_err(got, ref, n);
+    if (e <= tol) { xc_tests_passed++; }
+    else {
+        xc_tests_failed++;
+        fprintf(stderr, "FAIL %s: max |diff| / max |ref| = %.3g > %.1g\n", what, e, tol);
+    }
+    return e;
 }
 
 // Path to a file under $XCLIP_FIXTURES or $XCLIP_SHARED (set by CTest); falls back to the source layout.

@@ -14,19 +14,6 @@
 #include "nn/xclip.h"
 #include "train/param_groups.h"
 
-static double scaled_err(const float *c, const float *r, int64_t n) {
-    double scale = 0, err = 0;
-    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(r[i]));
-    for (int64_t i = 0; i < n; i++) err = fmax(err, fabs((double)c[i] - r[i]));
-    return err / (scale > 0 ? scale : 1);
-}
-
-static double expect_scaled(const char *what, const float *c, const float *r, int64_t n, double tol) {
-    double e = scaled_err(c, r, n);
-    XC_EXPECT(e <= tol, "%s: max |diff| / max |ref| = %.3g > %.1g", what, e, tol);
-    return e;
-}
-
 static bool read_or_fail(const H5File *f, const char *name, H5Type t, H5Array *a) {
     XcError err;
     int rc = h5_read(f, name, t, a, false, &err);
@@ -120,11 +107,11 @@ static void run_config(const char *cfgname) {
     XClipOut o = xclip_forward(&g, &md.m, v, tokens.data, K, S, NULL);
     double e_feat = 0, e_grad = 0;
     snprintf(name, sizeof name, "%s logits", cfgname);
-    e_feat = fmax(e_feat, expect_scaled(name, o.logits->data, logits.data, logits.numel, 1e-4));
+    e_feat = fmax(e_feat, xc_expect_scaled(name, o.logits->data, logits.data, logits.numel, 1e-4));
     snprintf(name, sizeof name, "%s video_features", cfgname);
-    e_feat = fmax(e_feat, expect_scaled(name, o.video_features->data, vfeat.data, vfeat.numel, 1e-4));
+    e_feat = fmax(e_feat, xc_expect_scaled(name, o.video_features->data, vfeat.data, vfeat.numel, 1e-4));
     snprintf(name, sizeof name, "%s text_features", cfgname);
-    e_feat = fmax(e_feat, expect_scaled(name, o.text_features->data, tfeat.data, tfeat.numel, 1e-4));
+    e_feat = fmax(e_feat, xc_expect_scaled(name, o.text_features->data, tfeat.data, tfeat.numel, 1e-4));
     Tensor *l = ce_loss(&g, o.logits, labels.data);
     double e_loss = fabs(l->data[0] - ((float *)loss.data)[0]) / fabs(((float *)loss.data)[0]);
     XC_EXPECT(e_loss <= 1e-5, "%s loss %.8g vs %.8g", cfgname, l->data[0], ((float *)loss.data)[0]);
@@ -140,7 +127,7 @@ static void run_config(const char *cfgname) {
         H5Array gref;
         if (h5_read(&fref, name, H5_F32, &gref, true, &err) != XC_OK || !gref.data) continue;
         snprintf(name, sizeof name, "%s grad %s", cfgname, p->name);
-        e_grad = fmax(e_grad, expect_scaled(name, p->grad, gref.data, gref.numel, 1e-3));
+        e_grad = fmax(e_grad, xc_expect_scaled(name, p->grad, gref.data, gref.numel, 1e-3));
         compared++;
         h5_array_free(&gref);
     }
@@ -180,7 +167,7 @@ static void run_config(const char *cfgname) {
         if (!read_or_fail(&fref, name, H5_F32, &pref)) continue;
         Tensor *p = param_find(&md.ps, tracked[i]);
         snprintf(name, sizeof name, "%s after 3 AdamW steps: %s", cfgname, tracked[i]);
-        e_param = fmax(e_param, expect_scaled(name, p->data, pref.data, pref.numel, 2e-3));
+        e_param = fmax(e_param, xc_expect_scaled(name, p->data, pref.data, pref.numel, 2e-3));
         h5_array_free(&pref);
     }
     printf("  %s: features %.2e, loss %.2e, gradients %.2e (%d tensors); AdamW losses %.2e, params %.2e\n", cfgname,
@@ -208,7 +195,7 @@ static void run_config(const char *cfgname) {
                 H5Array r;
                 if (!read_or_fail(&fo, keys[i], H5_F32, &a) || !read_or_fail(&fref, keys[i], H5_F32, &r)) continue;
                 snprintf(name, sizeof name, "xclip-dump %s", keys[i]);
-                expect_scaled(name, a.data, r.data, r.numel, strncmp(keys[i], "grad/", 5) ? 1e-4 : 1e-3);
+                xc_expect_scaled(name, a.data, r.data, r.numel, strncmp(keys[i], "grad/", 5) ? 1e-4 : 1e-3);
                 h5_array_free(&a);
                 h5_array_free(&r);
             }
