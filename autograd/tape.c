@@ -128,7 +128,7 @@ static void pool_give(GradPool *p, float *buf, size_t bytes) {
 
 float *tensor_grad(Graph *g, Tensor *t) {
     if (!t->grad) {
-        XC_CHECK(!t->is_param, "parameter %s has no gradient buffer (frozen?)", t->name ? t->name : "?");
+        XC_CHECK(!t->is_param || t->grad_transient, "parameter %s has no gradient buffer (frozen?)", t->name ? t->name : "?");
         size_t bytes = (size_t)t->numel * sizeof(float);
         float *b = pool_take(&g->pool, bytes);
         if (b) memset(b, 0, bytes);
@@ -169,6 +169,10 @@ TapeNode *graph_record(Graph *g, const OpDef *op, Tensor *out, Tensor *const *in
 
 // Runs the backward of every node from `from` back to (not including) `stop`.
 static void tape_walk(Graph *g, TapeNode *from, TapeNode *stop) {
+    if (g->param_ready) // the earliest node that uses each parameter completes its gradient
+        for (TapeNode *n = from; n && n != stop; n = n->prev)
+            for (int i = 0; i < n->n_in; i++)
+                if (n->in[i] && n->in[i]->is_param) n->in[i]->first_use = n;
     for (TapeNode *n = from; n && n != stop; n = n->prev) {
         if (!n->out->grad) continue; // nothing flowed into this node's output
         double t0 = g->profile ? xc_now() : 0;
@@ -179,6 +183,19 @@ static void tape_walk(Graph *g, TapeNode *from, TapeNode *stop) {
             pool_give(&g->pool, n->out->grad, (size_t)n->out->numel * sizeof(float));
             n->out->grad = NULL;
         }
+        if (g->param_ready)
+            for (int i = 0; i < n->n_in; i++) {
+                Tensor *p = n->in[i];
+                if (!p || !p->is_param || p->first_use != n || !p->grad) continue;
+                bool dup = false; // the same parameter twice among this node's inputs: once is enough
+                for (int j = 0; j < i; j++) dup |= n->in[j] == p;
+                if (dup) continue;
+                g->param_ready(g->param_ready_ctx, p);
+                if (p->grad_transient) {
+                    pool_give(&g->pool, p->grad, (size_t)p->numel * sizeof(float));
+                    p->grad = NULL;
+                }
+            }
     }
 }
 
@@ -298,6 +315,7 @@ static Tensor *param_alloc(ParamStore *ps, const char *name, int ndim, const int
     memcpy(nm, name, len);
     t->name = nm;
     t->is_param = true;
+    t->index = ps->n;
     t->data = arena_calloc(&ps->mem, (size_t)t->numel * sizeof(float));
     if (ps->n == ps->cap) {
         ps->cap = ps->cap ? 2 * ps->cap : 64;
@@ -330,6 +348,7 @@ void param_store_zero_grad(ParamStore *ps) {
 
 void param_set_trainable(ParamStore *ps, Tensor *p, bool trainable) {
     XC_CHECK(p->is_param, "param_set_trainable on a non-parameter");
-    if (trainable && !p->grad) p->grad = arena_calloc(&ps->mem, (size_t)p->numel * sizeof(float));
+    if (trainable && ps->transient_grads) p->grad_transient = true; // allocated per backward pass
+    else if (trainable && !p->grad) p->grad = arena_calloc(&ps->mem, (size_t)p->numel * sizeof(float));
     p->requires_grad = trainable;
 }

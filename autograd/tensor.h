@@ -69,6 +69,9 @@ typedef struct Tensor {
     int ndim;
     bool requires_grad;            // gradients flow into this tensor in backward
     bool is_param;                 // grad is persistent (ParamStore), not per step
+    bool grad_transient;           // parameter whose grad lives in the step arena (fused optimiser)
+    int index;                     // parameters: position in the ParamStore
+    const void *first_use;         // parameters: earliest tape node using it (set by backward)
     const char *name;              // official state-dict name for parameters, else NULL
 } Tensor;
 
@@ -119,6 +122,12 @@ typedef struct Graph {
     int64_t n_nodes;
     bool grad_enabled;             // false: nothing is recorded (no-grad mode)
     GraphProfile *profile;         // NULL unless XCLIP_PROFILE is set
+    // Called during backward as soon as a parameter's gradient is complete (after the backward of the
+    // earliest op that used it). A fused optimiser updates the parameter here; for a parameter with a
+    // transient gradient the buffer is recycled right after. Parameters must not be shared between
+    // checkpointed regions (each region's recomputation completes its own parameters' gradients).
+    void (*param_ready)(void *ctx, Tensor *p);
+    void *param_ready_ctx;
 } Graph;
 
 void graph_init(Graph *g, size_t step_arena_bytes);
@@ -168,6 +177,7 @@ typedef struct ParamStore {
     int n, cap;
     int64_t total;      // total number of floats
     bool create_frozen; // while set, param_new creates frozen parameters (registering a frozen tower)
+    bool transient_grads; // while set, param_new gives trainable parameters transient gradients
 } ParamStore;
 
 void param_store_init(ParamStore *ps, const char *name);
@@ -176,6 +186,8 @@ void param_store_free(ParamStore *ps);
 // The name is copied.
 Tensor *param_new(ParamStore *ps, const char *name, int ndim, const int64_t *shape);
 // Same, frozen: no gradient buffer is allocated until param_set_trainable(ps, p, true).
+// (With ParamStore.transient_grads set, param_new makes trainable parameters whose gradient is allocated
+// in each backward pass and recycled once Graph.param_ready has consumed it: no persistent gradients.)
 Tensor *param_new_frozen(ParamStore *ps, const char *name, int ndim, const int64_t *shape);
 Tensor *param_find(const ParamStore *ps, const char *name);
 void param_store_zero_grad(ParamStore *ps);

@@ -4,7 +4,8 @@
 // (tests/ref/xclip_ref.py) on the same input in the same run, in its own process.
 //
 //   bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--no-torch]
-// --checkpoint recomputes each vision block in backward on the C side.
+// --checkpoint recomputes each vision block in backward on the C side; --fused applies AdamW during
+// backward with transient gradients (no gradient buffers kept between steps).
 // Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
 // and the ratios. Each side's peak RSS is its own process's.
 #include "autograd/runtime.h"
@@ -41,9 +42,10 @@ static double forward_flops(const XClipConfig *c, int64_t B, int64_t K) {
     return (double)k->vision_layers * per_block + stem + heads + mit + prompts;
 }
 
-static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps) {
+static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bool fused) {
     ParamStore ps;
     param_store_init(&ps, "params");
+    ps.transient_grads = fused; // gradients live only inside backward
     XClip m;
     xclip_init(&m, &ps, cfg);
     xclip_init_clip_random(&m, 1);
@@ -57,6 +59,7 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps) {
     adamw_init(&opt, &ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
     Graph g;
     graph_init(&g, 0);
+    if (fused) adamw_fuse(&opt, &g); // AdamW applied in backward
     int64_t S = cfg->clip.image_size, T = cfg->frames;
     int64_t vshape[5] = {B, T, 3, S, S};
     float *video = xc_malloc((size_t)(B * T * 3 * S * S) * sizeof(float));
@@ -68,9 +71,12 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps) {
         XClipOut o = xclip_forward(&g, &m, v, NULL, K, 77, NULL);
         Tensor *y = tensor_zeros(&g, 2, (int64_t[]){B, K});
         for (int64_t b = 0; b < B; b++) y->data[b * K + (b * 7) % K] = 1.0f;
+        if (fused) adamw_begin_step(&opt, 1e-5f);
         graph_backward(&g, op_soft_cross_entropy(&g, o.logits, y));
-        adamw_step(&opt, 1e-5f);
-        param_store_zero_grad(&ps);
+        if (!fused) {
+            adamw_step(&opt, 1e-5f);
+            param_store_zero_grad(&ps);
+        }
         graph_reset(&g);
         double dt = xc_now() - t0;
         if (s && dt < f.train_s) f.train_s = dt;
@@ -116,7 +122,7 @@ int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2, steps = 3;
     int64_t B = 2, T = 8, K = 400;
-    bool with_torch = true, c_only = false, checkpoint = false;
+    bool with_torch = true, c_only = false, checkpoint = false, fused = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -125,7 +131,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-torch")) with_torch = false;
         else if (!strcmp(argv[i], "--c-only")) c_only = true; // internal: the C side in its own process
         else if (!strcmp(argv[i], "--checkpoint")) checkpoint = true;
-        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--no-torch]\n"); return 2; }
+        else if (!strcmp(argv[i], "--fused")) fused = true;
+        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--fused] [--no-torch]\n"); return 2; }
     }
     if (threads < 1 || steps < 1 || B < 1 || T < 1) { fprintf(stderr, "bench_xclip: bad arguments\n"); return 2; }
     ClipConfig clip = {.vision_width = 768, .vision_layers = 12, .vision_heads = 12, .vision_mlp = 3072, .patch = 32,
@@ -138,14 +145,14 @@ int main(int argc, char **argv) {
         omp_set_num_threads(threads);
 #endif
         openblas_set_num_threads(threads);
-        Figures f = run_c(&cfg, B, K, steps);
+        Figures f = run_c(&cfg, B, K, steps, fused);
         printf("train_s %.4f\neval_s %.4f\nrss_gb %.3f\n", f.train_s, f.eval_s, f.rss_gb);
         return 0;
     }
     double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
     printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps, "
-           "OpenBLAS core %s (both sides)%s\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core(),
-           checkpoint ? ", xclip.c with gradient checkpointing" : "");
+           "OpenBLAS core %s (both sides)%s%s\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core(),
+           checkpoint ? ", xclip.c with gradient checkpointing" : "", fused ? ", AdamW fused into backward" : "");
     char cmd[1024];
     Figures tf = {0, 0, 0};
     if (with_torch) { // first, alone on the machine
@@ -156,8 +163,8 @@ int main(int argc, char **argv) {
     }
     char self[512] = {0};
     if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) { fprintf(stderr, "bench_xclip: cannot find itself\n"); return 1; }
-    snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s", self, threads, steps,
-             (long long)B, (long long)T, checkpoint ? " --checkpoint" : "");
+    snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s%s", self, threads, steps,
+             (long long)B, (long long)T, checkpoint ? " --checkpoint" : "", fused ? " --fused" : "");
     Figures cf = run_side(cmd, "xclip.c");
     if (cf.train_s <= 0) { fprintf(stderr, "bench_xclip: the C run failed\n"); return 1; }
 

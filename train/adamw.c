@@ -40,27 +40,41 @@ void adamw_set_group(AdamW *opt, int i, float lr_scale, bool decay) {
     opt->decay[i] = decay;
 }
 
-void adamw_step(AdamW *opt, float base_lr) {
+void adamw_begin_step(AdamW *opt, float base_lr) {
     opt->step++;
-    const float b1 = opt->cfg.beta1, b2 = opt->cfg.beta2, eps = opt->cfg.eps;
+    opt->lr = base_lr;
     // scalars in double, as torch computes them in Python before the float32 tensor ops
-    const double bc1 = 1.0 - pow((double)b1, (double)opt->step);
-    const float bc2_sqrt = (float)sqrt(1.0 - pow((double)b2, (double)opt->step));
-    for (int i = 0; i < opt->ps->n; i++) {
-        Tensor *p = opt->ps->p[i];
-        if (!p->requires_grad || !p->grad || opt->offset[i] < 0) continue; // frozen
-        const double lr = (double)base_lr * opt->lr_scale[i];
-        const float decay = opt->decay[i] ? (float)(1.0 - lr * opt->cfg.weight_decay) : 1.0f;
-        const float step_size = (float)(lr / bc1);
-        float *w = p->data, *m = opt->m + opt->offset[i], *v = opt->v + opt->offset[i];
-        const float *gr = p->grad;
+    opt->bc1 = 1.0 - pow((double)opt->cfg.beta1, (double)opt->step);
+    opt->bc2_sqrt = (float)sqrt(1.0 - pow((double)opt->cfg.beta2, (double)opt->step));
+}
+
+void adamw_update(AdamW *opt, int i) {
+    Tensor *p = opt->ps->p[i];
+    if (!p->requires_grad || !p->grad || opt->offset[i] < 0) return; // frozen
+    const float b1 = opt->cfg.beta1, b2 = opt->cfg.beta2, eps = opt->cfg.eps, bc2_sqrt = opt->bc2_sqrt;
+    const double lr = (double)opt->lr * opt->lr_scale[i];
+    const float decay = opt->decay[i] ? (float)(1.0 - lr * opt->cfg.weight_decay) : 1.0f;
+    const float step_size = (float)(lr / opt->bc1);
+    float *w = p->data, *m = opt->m + opt->offset[i], *v = opt->v + opt->offset[i];
+    const float *gr = p->grad;
 #pragma omp parallel for schedule(static) if ((p->numel) >= XC_PAR_MIN)
-        for (int64_t j = 0; j < p->numel; j++) {
-            float g = gr[j];
-            w[j] *= decay;
-            m[j] = b1 * m[j] + (1.0f - b1) * g;
-            v[j] = b2 * v[j] + (1.0f - b2) * g * g;
-            w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
-        }
+    for (int64_t j = 0; j < p->numel; j++) {
+        float g = gr[j];
+        w[j] *= decay;
+        m[j] = b1 * m[j] + (1.0f - b1) * g;
+        v[j] = b2 * v[j] + (1.0f - b2) * g * g;
+        w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
     }
+}
+
+void adamw_step(AdamW *opt, float base_lr) {
+    adamw_begin_step(opt, base_lr);
+    for (int i = 0; i < opt->ps->n; i++) adamw_update(opt, i);
+}
+
+static void adamw_param_ready(void *ctx, Tensor *p) { adamw_update(ctx, p->index); }
+
+void adamw_fuse(AdamW *opt, Graph *g) {
+    g->param_ready = adamw_param_ready;
+    g->param_ready_ctx = opt;
 }

@@ -27,9 +27,19 @@ typedef struct AdamW {
     float *lr_scale;       // (n params) multiplier of the base learning rate
     bool *decay;           // (n params) apply weight decay?
     int64_t step;          // number of updates done (torch's per-parameter 'step', shared here)
+    float lr;              // base rate of the current step (adamw_begin_step)
+    double bc1;            // 1 - beta1^step
+    float bc2_sqrt;        // sqrt(1 - beta2^step)
 } AdamW;
 
 void adamw_init(AdamW *opt, ParamStore *ps, AdamWConfig cfg);
 void adamw_free(AdamW *opt);
 void adamw_set_group(AdamW *opt, int param_index, float lr_scale, bool decay);
-void adamw_step(AdamW *opt, float lr);
+void adamw_step(AdamW *opt, float lr);   // = adamw_begin_step + adamw_update of every parameter
+void adamw_begin_step(AdamW *opt, float lr);
+void adamw_update(AdamW *opt, int param_index);
+// Fused update: the graph's backward updates each parameter as soon as its gradient is complete, so
+// with ParamStore.transient_grads no parameter keeps a gradient between steps (no gradient
+// accumulation then). Per step: adamw_begin_step(opt, lr); forward; graph_backward; (no adamw_step).
+// The arithmetic is adamw_step's, element for element: the same parameters result.
+void adamw_fuse(AdamW *opt, Graph *g);
