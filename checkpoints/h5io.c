@@ -5,15 +5,22 @@
 #include <stdio.h>
 #include <string.h>
 
-int h5_open(H5File *f, const char *path, bool create, XcError *err) {
-    memset(f, 0, sizeof *f);
-    snprintf(f->path, sizeof f->path, "%s", path);
+H5Quiet h5_quiet_begin(void) {
     H5E_auto2_t fn;
     void *data;
     H5Eget_auto2(H5E_DEFAULT, &fn, &data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); // our own messages instead of libhdf5's stack dumps
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return (H5Quiet){(void *)fn, data};
+}
+
+void h5_quiet_end(H5Quiet q) { H5Eset_auto2(H5E_DEFAULT, (H5E_auto2_t)q.fn, q.data); }
+
+int h5_open(H5File *f, const char *path, bool create, XcError *err) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    H5Quiet q = h5_quiet_begin();
     hid_t id = create ? H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT) : H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    h5_quiet_end(q);
     if (id < 0) {
         FILE *probe = create ? NULL : fopen(path, "rb");
         if (probe) fclose(probe);
@@ -30,12 +37,9 @@ void h5_close(H5File *f) {
 }
 
 bool h5_exists(const H5File *f, const char *name) {
-    H5E_auto2_t fn;
-    void *data;
-    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    H5Quiet q = h5_quiet_begin();
     bool yes = H5Lexists((hid_t)f->id, name, H5P_DEFAULT) > 0;
-    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    h5_quiet_end(q);
     return yes;
 }
 

@@ -33,6 +33,14 @@ typedef struct H5Array {
     void *data;         // numel elements of type, owned
 } H5Array;
 
+// libhdf5 prints its error stack on stderr by default; our callers report their own messages. Wrap
+// libhdf5 calls that may fail in h5_quiet_begin / h5_quiet_end.
+typedef struct H5Quiet {
+    void *fn, *data; // the previous H5E_auto2_t handler and its data
+} H5Quiet;
+H5Quiet h5_quiet_begin(void);
+void h5_quiet_end(H5Quiet q);
+
 int h5_open(H5File *f, const char *path, bool create, XcError *err); // create: truncate / new file
 void h5_close(H5File *f);
 bool h5_exists(const H5File *f, const char *name);

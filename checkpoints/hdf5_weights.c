@@ -11,19 +11,10 @@
 
 #include <errno.h>
 #include <hdf5.h>
+#include "checkpoints/h5io.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-// HDF5 prints its error stack on stderr by default; we report our own messages instead.
-typedef struct Quiet { H5E_auto2_t fn; void *data; } Quiet;
-static Quiet quiet_begin(void) {
-    Quiet q;
-    H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    return q;
-}
-static void quiet_end(Quiet q) { H5Eset_auto2(H5E_DEFAULT, q.fn, q.data); }
 
 typedef struct Visit {
     WeightSet *ws;
@@ -98,9 +89,9 @@ int weights_load_hdf5(WeightSet *ws, const char *path, XcError *err) {
     struct stat st;
     if (stat(path, &st) != 0) return xc_err(err, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return xc_err(err, "%s: not a regular file", path);
-    Quiet q = quiet_begin();
+    H5Quiet q = h5_quiet_begin();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) { quiet_end(q); return xc_err(err, "%s: not a readable HDF5 file (corrupt or truncated?)", path); }
+    if (f < 0) { h5_quiet_end(q); return xc_err(err, "%s: not a readable HDF5 file (corrupt or truncated?)", path); }
     Visit v = {ws, path, err, (uint64_t)st.st_size, 0};
     herr_t r = H5Lvisit(f, H5_INDEX_CRT_ORDER, H5_ITER_INC, visit_cb, &v);
     if (r < 0 && !v.failed) { // no creation-order index (h5py's default): alphabetical order
@@ -108,7 +99,7 @@ int weights_load_hdf5(WeightSet *ws, const char *path, XcError *err) {
         r = H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC, visit_cb, &v);
     }
     H5Fclose(f);
-    quiet_end(q);
+    h5_quiet_end(q);
     if (r < 0 || v.failed) {
         if (!v.failed) xc_err(err, "%s: cannot walk the HDF5 file (corrupt?)", path);
         weights_free(ws);
@@ -129,12 +120,12 @@ int weights_save_hdf5(const WeightSet *ws, const char *path, XcError *err) {
             return xc_err(err, "%s: tensor name \"%s\" cannot be an HDF5 dataset name", path, ws->t[i].name);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    Quiet q = quiet_begin();
+    H5Quiet q = h5_quiet_begin();
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
     H5Pclose(fcpl);
-    if (f < 0) { quiet_end(q); return xc_err(err, "%s: cannot create the HDF5 file", tmp); }
+    if (f < 0) { h5_quiet_end(q); return xc_err(err, "%s: cannot create the HDF5 file", tmp); }
     bool ok = true;
     for (int i = 0; i < ws->n && ok; i++) {
         const WeightTensor *t = &ws->t[i];
@@ -148,7 +139,7 @@ int weights_save_hdf5(const WeightSet *ws, const char *path, XcError *err) {
         if (!ok) xc_err(err, "%s: cannot write dataset %s", path, t->name);
     }
     if (H5Fclose(f) < 0 && ok) { ok = false; xc_err(err, "%s: closing the HDF5 file failed (disk full?)", path); }
-    quiet_end(q);
+    h5_quiet_end(q);
     if (ok && rename(tmp, path) != 0) { ok = false; xc_err(err, "%s: rename failed: %s", path, strerror(errno)); }
     if (!ok) remove(tmp);
     return ok ? XC_OK : XC_ERR;

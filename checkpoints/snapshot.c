@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include "checkpoints/h5io.h"
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +20,6 @@
 
 static SnapshotHook g_hook;
 void snapshot_set_test_hook(SnapshotHook hook) { g_hook = hook; }
-
-// HDF5 prints its error stack on stderr by default; snapshots report their own messages.
-typedef struct Quiet { H5E_auto2_t fn; void *data; } Quiet;
-static Quiet quiet_begin(void) {
-    Quiet q;
-    H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    return q;
-}
-static void quiet_end(Quiet q) { H5Eset_auto2(H5E_DEFAULT, q.fn, q.data); }
 
 static void put_le64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static void put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
@@ -338,7 +329,7 @@ int snapshot_write(const char *path, const SnapshotState *st, XcError *err) {
     if (n < 0 || (size_t)n >= sizeof tmp) return xc_err(err, "%s: path too long", path);
 
     Writer w = {.path = path, .err = err};
-    Quiet q = quiet_begin();
+    H5Quiet q = h5_quiet_begin();
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_userblock(fcpl, SNAPSHOT_USERBLOCK);
     H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
@@ -349,7 +340,7 @@ int snapshot_write(const char *path, const SnapshotState *st, XcError *err) {
     H5Pclose(fapl);
     if (f < 0) {
         int e = errno;
-        quiet_end(q);
+        h5_quiet_end(q);
         unlink(tmp); // HDF5 may have created it before failing
         return xc_err(err, "%s: cannot create the temporary file %s: %s", path, tmp, e ? strerror(e) : "HDF5 error");
     }
@@ -358,7 +349,7 @@ int snapshot_write(const char *path, const SnapshotState *st, XcError *err) {
     hook(&w.point, "before H5Fclose");
     errno = 0;
     if (H5Fclose(f) < 0 && ok) { ok = false; w_fail(&w, "the HDF5 file (closing failed; disk full?)"); }
-    quiet_end(q);
+    h5_quiet_end(q);
     if (ok) hook(&w.point, "after H5Fclose");
     if (ok && seal_file(tmp, st->global_iter, st->epoch, &w.point, err) != XC_OK) ok = false;
     if (ok && rename(tmp, path) != 0) { ok = false; xc_err(err, "%s: rename from %s failed: %s", path, tmp, strerror(errno)); }
@@ -578,7 +569,7 @@ static herr_t verify_cb(hid_t g, const char *name, const H5L_info_t *info, void 
 
 int snapshot_verify(const char *path, SnapshotInfo *info, XcError *err) {
     Reader r;
-    Quiet q = quiet_begin();
+    H5Quiet q = h5_quiet_begin();
     int rc = r_begin(&r, path, err, info);
     if (rc == XC_OK) {
         VerifyCtx v = {&r, 0, 0};
@@ -591,7 +582,7 @@ int snapshot_verify(const char *path, SnapshotInfo *info, XcError *err) {
         if (g >= 0) H5Gclose(g);
     }
     r_end(&r);
-    quiet_end(q);
+    h5_quiet_end(q);
     return rc;
 }
 
@@ -599,7 +590,7 @@ int snapshot_verify(const char *path, SnapshotInfo *info, XcError *err) {
 int snapshot_load_weights(const char *path, WeightSet *ws, XcError *err) {
     XC_CHECK(ws->n == 0, "snapshot_load_weights: the WeightSet must be empty");
     Reader r;
-    Quiet q = quiet_begin();
+    H5Quiet q = h5_quiet_begin();
     int rc = r_begin(&r, path, err, NULL);
     hid_t g = -1;
     Names nm = {0};
@@ -624,7 +615,7 @@ int snapshot_load_weights(const char *path, WeightSet *ws, XcError *err) {
     names_free(&nm);
     if (g >= 0) H5Gclose(g);
     r_end(&r);
-    quiet_end(q);
+    h5_quiet_end(q);
     if (rc != XC_OK) weights_free(ws);
     return rc;
 }
@@ -853,7 +844,7 @@ int snapshot_load(const char *path, SnapshotState *st, XcError *err) {
     Reader r;
     Loaded L;
     memset(&L, 0, sizeof L);
-    Quiet q = quiet_begin();
+    H5Quiet q = h5_quiet_begin();
     int rc = r_begin(&r, path, err, NULL);
     hid_t mg = -1, og = -1, rg = -1, dg = -1, tg = -1;
     if (rc == XC_OK) {
@@ -874,7 +865,7 @@ int snapshot_load(const char *path, SnapshotState *st, XcError *err) {
     hid_t gs[5] = {mg, og, rg, dg, tg};
     for (int i = 0; i < 5; i++) if (gs[i] >= 0) H5Gclose(gs[i]);
     r_end(&r);
-    quiet_end(q);
+    h5_quiet_end(q);
     loaded_free(&L);
     return rc;
 }

@@ -11,16 +11,7 @@
 
 static char g_out[65536];
 
-static int run(const char *cmd) {
-    char full[16500];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(g_out, 1, sizeof g_out - 1, p);
-    g_out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *cmd) { return xc_run_capture(cmd, g_out, sizeof g_out); }
 
 static bool exists(const char *dir, const char *name) {
     char p[2048];

@@ -15,17 +15,7 @@ static const char *source_dir(void) { return getenv("XCLIP_FIXTURES") ? getenv("
 
 static char g_out[16384];
 
-// Run a shell command, capture stdout+stderr into g_out, return the exit status.
-static int run(const char *cmd) {
-    char full[8192];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(g_out, 1, sizeof g_out - 1, p);
-    g_out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *cmd) { return xc_run_capture(cmd, g_out, sizeof g_out); }
 
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static int xc_tests_passed, xc_tests_failed;
 
@@ -80,6 +81,21 @@ static inline const char *xc_test_path(const char *env, const char *fallback, co
 }
 #define XC_FIXTURE(rel, buf) xc_test_path("XCLIP_FIXTURES", "tests/fixtures", (rel), (buf), sizeof(buf))
 #define XC_SHARED(rel, buf) xc_test_path("XCLIP_SHARED", "../shared", (rel), (buf), sizeof(buf))
+
+// Runs a shell command, capturing stdout and stderr into out (cap bytes, NUL-terminated, cut if longer);
+// returns its exit status (-1 if it could not run or did not exit normally).
+static inline int xc_run_capture(const char *cmd, char *out, size_t cap) {
+    size_t len = strlen(cmd) + 8;
+    char *full = malloc(len);
+    snprintf(full, len, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    free(full);
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 static inline int xc_test_summary(const char *name) {
     printf("%s: %d passed, %d failed\n", name, xc_tests_passed, xc_tests_failed);
