@@ -1,44 +1,69 @@
 // arena.c - bump allocator with overflow blocks that are folded into the main block at reset.
+//
+// Every block is a page mapping of its own, so memory released at reset or rewind leaves the process at once
+// (freed malloc memory may stay resident and would count twice: once as the old blocks, once as the grown
+// main block). Overflow blocks are chunks of at least ARENA_CHUNK bytes, bump-allocated in turn, so a first
+// step that overflows makes a few mappings, not one per tensor.
 #include "autograd/tensor.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #define ARENA_ALIGN 64
+#define ARENA_CHUNK ((size_t)32 << 20)
 
 struct ArenaBlock {
     ArenaBlock *next;
-    size_t size;
+    size_t size;  // payload bytes
+    size_t used;  // payload bytes handed out
+    size_t mapped; // bytes of the whole mapping
     // payload follows, aligned
 };
 
 static size_t align_up(size_t n) { return (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
 
-static char *aligned_block(size_t bytes) { return xc_aligned_alloc(ARENA_ALIGN, bytes); }
+static size_t page_up(size_t n) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + page - 1) / page * page;
+}
+
+static size_t header(void) { return align_up(sizeof(ArenaBlock)); }
+
+static char *payload(const ArenaBlock *b) { return (char *)b + header(); }
+
+static void block_unmap(ArenaBlock *b) { xc_unmap_pages(b, b->mapped); }
 
 void arena_init(Arena *a, const char *name, size_t initial_bytes) {
     memset(a, 0, sizeof *a);
     a->name = name;
-    a->cap = align_up(initial_bytes);
-    a->base = a->cap ? aligned_block(a->cap) : NULL;
+    a->cap = initial_bytes ? page_up(initial_bytes) : 0;
+    a->base = a->cap ? xc_map_pages(a->cap) : NULL;
 }
 
 void *arena_alloc(Arena *a, size_t bytes) {
     size_t n = align_up(bytes ? bytes : 1);
+    void *p;
     if (a->used + n <= a->cap) {
-        void *p = a->base + a->used;
+        p = a->base + a->used;
         a->used += n;
-        if (a->used + a->overflow > a->peak) a->peak = a->used + a->overflow;
-        return p;
+    } else { // overflow: the current chunk, or a new one (kept until reset so earlier pointers stay valid)
+        ArenaBlock *b = a->extra;
+        if (!b || b->used + n > b->size) {
+            size_t want = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+            size_t mapped = page_up(header() + want);
+            b = xc_map_pages(mapped);
+            b->size = mapped - header();
+            b->used = 0;
+            b->mapped = mapped;
+            b->next = a->extra;
+            a->extra = b;
+        }
+        p = payload(b) + b->used;
+        b->used += n;
+        a->overflow += n;
     }
-    // Overflow: a block of its own (kept until reset so earlier pointers stay valid).
-    size_t hdr = align_up(sizeof(ArenaBlock));
-    ArenaBlock *b = (ArenaBlock *)aligned_block(hdr + n);
-    b->next = a->extra;
-    b->size = n;
-    a->extra = b;
-    a->overflow += n;
     if (a->used + a->overflow > a->peak) a->peak = a->used + a->overflow;
-    return (char *)b + hdr;
+    return p;
 }
 
 void *arena_calloc(Arena *a, size_t bytes) {
@@ -51,13 +76,14 @@ void arena_reset(Arena *a) {
     if (a->extra) {
         while (a->extra) {
             ArenaBlock *next = a->extra->next;
-            xc_free(a->extra);
+            block_unmap(a->extra);
             a->extra = next;
         }
-        // Grow the main block to the peak (+1/8 headroom) so the same work fits next time.
-        xc_free(a->base);
-        a->cap = align_up(a->peak + a->peak / 8);
-        a->base = aligned_block(a->cap);
+        // Grow the main block to the peak (+1/8 headroom; pages never touched cost no memory) so the same
+        // work fits next time.
+        xc_unmap_pages(a->base, a->cap);
+        a->cap = page_up(a->peak + a->peak / 8);
+        a->base = xc_map_pages(a->cap);
     }
     a->used = 0;
     a->overflow = 0;
@@ -65,18 +91,21 @@ void arena_reset(Arena *a) {
 
 void arena_free(Arena *a) {
     arena_reset(a);
-    xc_free(a->base);
+    xc_unmap_pages(a->base, a->cap);
     memset(a, 0, sizeof *a);
 }
 
-ArenaMark arena_mark(const Arena *a) { return (ArenaMark){a->used, a->overflow, a->extra}; }
+ArenaMark arena_mark(const Arena *a) {
+    return (ArenaMark){a->used, a->overflow, a->extra, a->extra ? a->extra->used : 0};
+}
 
 void arena_rewind(Arena *a, ArenaMark m) {
-    while (a->extra && a->extra != m.extra) { // overflow blocks made after the mark
+    while (a->extra && a->extra != m.extra) { // overflow chunks made after the mark
         ArenaBlock *next = a->extra->next;
-        xc_free(a->extra);
+        block_unmap(a->extra);
         a->extra = next;
     }
+    if (a->extra) a->extra->used = m.extra_used;
     a->used = m.used;
     a->overflow = m.overflow;
 }
@@ -84,8 +113,7 @@ void arena_rewind(Arena *a, ArenaMark m) {
 bool arena_owns(const Arena *a, const void *p) {
     const char *c = p;
     if (c >= a->base && c < a->base + a->used) return true;
-    size_t hdr = align_up(sizeof(ArenaBlock));
     for (const ArenaBlock *b = a->extra; b; b = b->next)
-        if (c >= (const char *)b + hdr && c < (const char *)b + hdr + b->size) return true;
+        if (c >= payload(b) && c < payload(b) + b->used) return true;
     return false;
 }

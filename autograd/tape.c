@@ -301,6 +301,7 @@ void param_store_init(ParamStore *ps, const char *name) {
 }
 
 void param_store_free(ParamStore *ps) {
+    xc_unmap_pages(ps->spill, ps->spill_bytes);
     arena_free(&ps->mem);
     xc_free(ps->p);
     memset(ps, 0, sizeof *ps);

@@ -53,7 +53,8 @@ void arena_free(Arena *a);
 // overflow blocks alike); pointers into it become invalid.
 typedef struct ArenaMark {
     size_t used, overflow;
-    ArenaBlock *extra;
+    ArenaBlock *extra;  // newest overflow chunk at the mark
+    size_t extra_used;  // and its fill
 } ArenaMark;
 ArenaMark arena_mark(const Arena *a);
 void arena_rewind(Arena *a, ArenaMark m);
@@ -178,6 +179,8 @@ typedef struct ParamStore {
     int64_t total;      // total number of floats
     bool create_frozen; // while set, param_new creates frozen parameters (registering a frozen tower)
     bool transient_grads; // while set, param_new gives trainable parameters transient gradients
+    void *spill;        // private mapping of the spill file (param_store_spill), spill_bytes long
+    size_t spill_bytes;
 } ParamStore;
 
 void param_store_init(ParamStore *ps, const char *name);
@@ -193,3 +196,14 @@ Tensor *param_find(const ParamStore *ps, const char *name);
 void param_store_zero_grad(ParamStore *ps);
 // Freeze or unfreeze a parameter (frozen: no grad is computed for it, backward skips its producers).
 void param_set_trainable(ParamStore *ps, Tensor *p, bool trainable);
+
+// Spilling frozen parameters to disk (autograd/spill.c). The frozen parameters select(name) picks move from
+// anonymous memory into a private mapping of an unlinked file in dir, bit for bit: their data pointers change,
+// their values do not. They cost no resident memory until something reads them (an export, a snapshot), are
+// then paged in from the file, and param_store_page_out lets them go again. Writing into them still works
+// (copy on write). Meant for a frozen tower needed only now and then, e.g. the text tower once fix_text has
+// cached its features. Once per store. On failure (dir unusable, disk full, dir RAM-backed so that spilling
+// would save nothing) nothing changes and err says why. *moved (may be NULL) gets the bytes spilled.
+int param_store_spill(ParamStore *ps, bool (*select)(const char *name), const char *dir, size_t *moved, XcError *err);
+// Drop the resident pages of spilled parameters (after an export or snapshot read them). Never loses data.
+void param_store_page_out(ParamStore *ps);

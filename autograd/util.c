@@ -5,9 +5,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static uint64_t g_sys_allocs; // only touched outside parallel regions (allocation is not on hot paths)
 
@@ -63,6 +65,17 @@ void *xc_aligned_alloc_at(size_t align, size_t n, const char *file, int line) {
 
 void xc_free(void *p) { free(p); }
 
+void *xc_map_pages_at(size_t n, const char *file, int line) {
+    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) xc_fatal_at(file, line, "out of memory mapping %zu bytes", n);
+    __atomic_add_fetch(&g_sys_allocs, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
+void xc_unmap_pages(void *p, size_t n) {
+    if (p) munmap(p, n ? n : 1);
+}
+
 uint64_t xc_sys_alloc_count(void) { return __atomic_load_n(&g_sys_allocs, __ATOMIC_RELAXED); }
 
 FILE *xc_fopen(const char *path, const char *mode, XcError *err) {
@@ -109,4 +122,13 @@ uint64_t xc_peak_rss(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (uint64_t)ru.ru_maxrss * 1024u; // Linux reports kilobytes
+}
+
+uint64_t xc_rss(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long long size = 0, resident = 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }

@@ -48,6 +48,11 @@ void *xc_realloc_at(void *p, size_t n, const char *file, int line);
 void *xc_aligned_alloc_at(size_t align, size_t n, const char *file, int line);
 #define xc_aligned_alloc(a, n) xc_aligned_alloc_at((a), (n), __FILE__, __LINE__)
 void xc_free(void *p);
+// Whole pages straight from the kernel (zeroed), given back by xc_unmap_pages with the same size: for big
+// long-lived blocks whose memory must leave the process when released (malloc may keep freed memory resident).
+void *xc_map_pages_at(size_t n, const char *file, int line);
+#define xc_map_pages(n) xc_map_pages_at((n), __FILE__, __LINE__)
+void xc_unmap_pages(void *p, size_t n);
 // Number of malloc/calloc/realloc calls made through the functions above since start-up.
 uint64_t xc_sys_alloc_count(void);
 
@@ -64,3 +69,5 @@ void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err
 double xc_now(void);
 // Peak resident set size of this process in bytes (from getrusage).
 uint64_t xc_peak_rss(void);
+// Current resident set size in bytes (from /proc/self/statm; 0 if unreadable).
+uint64_t xc_rss(void);

@@ -3,9 +3,10 @@
 // K = 400 cached text features, random weights; against PyTorch 1.13 running the reference model
 // (tests/ref/xclip_ref.py) on the same input in the same run, in its own process.
 //
-//   bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--no-torch]
+//   bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--fused] [--spill] [--no-torch]
 // --checkpoint recomputes each vision block in backward on the C side; --fused applies AdamW during
-// backward with transient gradients (no gradient buffers kept between steps).
+// backward with transient gradients (no gradient buffers kept between steps); --spill moves the frozen text
+// tower (not used by a fix_text step) into an unlinked file in $TMPDIR (default /tmp), see param_store_spill.
 // Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
 // and the ratios. Each side's peak RSS is its own process's.
 #include "autograd/runtime.h"
@@ -42,7 +43,12 @@ static double forward_flops(const XClipConfig *c, int64_t B, int64_t K) {
     return (double)k->vision_layers * per_block + stem + heads + mit + prompts;
 }
 
-static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bool fused) {
+// Resident memory after each phase of the C run (stderr-free: echoed by the parent).
+static void phase(const char *what) {
+    printf("rss after %-28s %.3f GB (peak %.3f GB)\n", what, xc_rss() / 1e9, xc_peak_rss() / 1e9);
+}
+
+static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bool fused, const char *spill_dir) {
     ParamStore ps;
     param_store_init(&ps, "params");
     ps.transient_grads = fused; // gradients live only inside backward
@@ -55,8 +61,17 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
     m.text_cache_k = K;
     Rng r = rng_stream(2, RNG_STREAM_TEST);
     rng_fill_normal(&r, m.text_cache, K * cfg->clip.embed_dim, 0.0f, 1.0f);
+    phase("model");
+    if (spill_dir) { // fix_text: the frozen text tower is not needed once the features are cached
+        XcError err;
+        size_t moved;
+        if (param_store_spill(&ps, xclip_is_text_tensor, spill_dir, &moved, &err) != XC_OK) xc_fatal("%s", err.msg);
+        printf("spilled the frozen text tower (%.2f GB) to %s\n", moved / 1e9, spill_dir);
+        phase("spill");
+    }
     AdamW opt;
     adamw_init(&opt, &ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
+    phase("optimiser");
     Graph g;
     graph_init(&g, 0);
     if (fused) adamw_fuse(&opt, &g); // AdamW applied in backward
@@ -80,7 +95,9 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
         graph_reset(&g);
         double dt = xc_now() - t0;
         if (s && dt < f.train_s) f.train_s = dt;
+        if (!s) phase("first training step");
     }
+    phase("training steps");
     graph_set_grad(&g, false);
     for (int s = 0; s <= steps; s++) {
         double t0 = xc_now();
@@ -90,6 +107,7 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
         double dt = xc_now() - t0;
         if (s && dt < f.eval_s) f.eval_s = dt;
     }
+    phase("evaluation");
     f.rss_gb = (double)xc_peak_rss() / 1e9;
     printf("%lld parameters (%lld trained), step arena peak %.2f GB\n", (long long)ps.total,
            (long long)opt.numel, g.step.peak / 1e9);
@@ -122,7 +140,7 @@ int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2, steps = 3;
     int64_t B = 2, T = 8, K = 400;
-    bool with_torch = true, c_only = false, checkpoint = false, fused = false;
+    bool with_torch = true, c_only = false, checkpoint = false, fused = false, spill = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -132,7 +150,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--c-only")) c_only = true; // internal: the C side in its own process
         else if (!strcmp(argv[i], "--checkpoint")) checkpoint = true;
         else if (!strcmp(argv[i], "--fused")) fused = true;
-        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--fused] [--no-torch]\n"); return 2; }
+        else if (!strcmp(argv[i], "--spill")) spill = true;
+        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--fused] [--spill] [--no-torch]\n"); return 2; }
     }
     if (threads < 1 || steps < 1 || B < 1 || T < 1) { fprintf(stderr, "bench_xclip: bad arguments\n"); return 2; }
     ClipConfig clip = {.vision_width = 768, .vision_layers = 12, .vision_heads = 12, .vision_mlp = 3072, .patch = 32,
@@ -145,14 +164,16 @@ int main(int argc, char **argv) {
         omp_set_num_threads(threads);
 #endif
         openblas_set_num_threads(threads);
-        Figures f = run_c(&cfg, B, K, steps, fused);
+        const char *tmp = getenv("TMPDIR");
+        Figures f = run_c(&cfg, B, K, steps, fused, spill ? (tmp && *tmp ? tmp : "/tmp") : NULL);
         printf("train_s %.4f\neval_s %.4f\nrss_gb %.3f\n", f.train_s, f.eval_s, f.rss_gb);
         return 0;
     }
     double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
     printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps, "
-           "OpenBLAS core %s (both sides)%s%s\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core(),
-           checkpoint ? ", xclip.c with gradient checkpointing" : "", fused ? ", AdamW fused into backward" : "");
+           "OpenBLAS core %s (both sides)%s%s%s\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core(),
+           checkpoint ? ", xclip.c with gradient checkpointing" : "", fused ? ", AdamW fused into backward" : "",
+           spill ? ", frozen text tower spilled to disk" : "");
     char cmd[1024];
     Figures tf = {0, 0, 0};
     if (with_torch) { // first, alone on the machine
@@ -163,8 +184,8 @@ int main(int argc, char **argv) {
     }
     char self[512] = {0};
     if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) { fprintf(stderr, "bench_xclip: cannot find itself\n"); return 1; }
-    snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s%s", self, threads, steps,
-             (long long)B, (long long)T, checkpoint ? " --checkpoint" : "", fused ? " --fused" : "");
+    snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s%s%s", self, threads, steps,
+             (long long)B, (long long)T, checkpoint ? " --checkpoint" : "", fused ? " --fused" : "", spill ? " --spill" : "");
     Figures cf = run_side(cmd, "xclip.c");
     if (cf.train_s <= 0) { fprintf(stderr, "bench_xclip: the C run failed\n"); return 1; }
 

@@ -139,6 +139,10 @@ bool xclip_trains_under_fix_text(const char *name) {
     return !strncmp(name, "visual.", 7) || strstr(name, "mit") || strstr(name, "prompts");
 }
 
+bool xclip_is_text_tensor(const char *name) {
+    return !xclip_trains_under_fix_text(name) && strcmp(name, "logit_scale") != 0;
+}
+
 // ---- initialisation (SPEC.md §7) ------------------------------------------------------------------
 static void zero(Tensor *t) { init_constant(t, 0.0f); }
 

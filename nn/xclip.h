@@ -84,6 +84,10 @@ void xclip_init_clip_random(XClip *m, uint64_t seed);
 bool xclip_is_new_tensor(const char *name);
 // Trained under fix_text? (visual.*, mit.*, prompts_*) - the official fix_text rule.
 bool xclip_trains_under_fix_text(const char *name);
+// A text-tower tensor (token_embedding, positional_embedding, transformer.*, ln_final, text_projection)?
+// Under fix_text, once xclip_cache_text has run, these are only read again by exports and snapshots:
+// param_store_spill(ps, xclip_is_text_tensor, dir, ...) moves them out of memory.
+bool xclip_is_text_tensor(const char *name);
 
 // Text features of K token rows (K, S) computed once without gradient (fast path) and kept.
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S);

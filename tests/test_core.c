@@ -1,8 +1,12 @@
-// test_core.c - arenas, tape mechanics (no-grad mode, requires-grad propagation, frozen parameters,
-// fan-out accumulation, recording an op without backward), RNG streams and state, AdamW by hand.
+// test_core.c - arenas (chunked overflow, rewind, memory handed back at reset), tape mechanics (no-grad mode,
+// requires-grad propagation, frozen parameters, fan-out accumulation, recording an op without backward),
+// spilling frozen parameters to a file, RNG streams and state, AdamW by hand.
 #include "test_util.h"
 #include "autograd/ops.h"
 #include "train/adamw.h"
+
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 static void test_arena(void) {
     Arena a;
@@ -22,6 +26,92 @@ static void test_arena(void) {
     arena_reset(&a);
     XC_EXPECT(xc_sys_alloc_count() == before, "the same work after a reset allocates nothing");
     arena_free(&a);
+
+    // many small overflow allocations share chunks; rewind and ownership see through them
+    arena_init(&a, "chunks", 0);
+    before = xc_sys_alloc_count();
+    char *first = arena_alloc(&a, 1000);
+    ArenaMark mk = arena_mark(&a);
+    char *later = NULL;
+    for (int i = 0; i < 5000; i++) later = arena_alloc(&a, 1000);
+    XC_EXPECT(xc_sys_alloc_count() - before <= 2, "5001 small overflow allocations made %llu mappings",
+              (unsigned long long)(xc_sys_alloc_count() - before));
+    XC_EXPECT(arena_owns(&a, first) && arena_owns(&a, later), "arena_owns misses overflow allocations");
+    arena_rewind(&a, mk);
+    XC_EXPECT(arena_owns(&a, first) && !arena_owns(&a, later) && a.overflow == 1024, "rewind: overflow %zu, want 1024", a.overflow);
+    XC_EXPECT(arena_alloc(&a, 1000) == first + 1024, "after a rewind the chunk is reused from the mark");
+    arena_free(&a);
+
+    // a step's worth of memory goes back to the system at reset: the grown main block is not touched yet
+    arena_init(&a, "rss", 0);
+    const size_t big_bytes = (size_t)200 << 20;
+    for (int i = 0; i < 50; i++) memset(arena_alloc(&a, big_bytes / 50), 1, big_bytes / 50);
+    uint64_t full = xc_rss();
+    arena_reset(&a);
+    uint64_t after = xc_rss();
+    XC_EXPECT(full > after + big_bytes * 3 / 4, "arena_reset kept memory: RSS %.0f MB before, %.0f MB after",
+              full / 1e6, after / 1e6);
+    arena_free(&a);
+}
+
+// Frozen parameters spilled to an unlinked file: same values, no resident memory until read, paged out again,
+// writable; trainable ones untouched; refusals change nothing.
+static bool spill_pick(const char *name) { return name[0] == 't'; }
+
+static void test_spill(void) {
+    ParamStore ps;
+    param_store_init(&ps, "spill");
+    ps.create_frozen = true;
+    const int64_t n = (int64_t)24 << 20; // 96 MB per tensor
+    Tensor *t1 = param_new(&ps, "text.a", 1, &n), *t2 = param_new(&ps, "text.b", 1, (int64_t[]){1000});
+    Tensor *other = param_new(&ps, "visual.frozen", 1, (int64_t[]){1000});
+    ps.create_frozen = false;
+    Tensor *w = param_new(&ps, "trained", 1, (int64_t[]){1000}); // picked by name, but trainable
+    Rng r = rng_stream(5, RNG_STREAM_TEST);
+    Tensor *all[4] = {t1, t2, other, w};
+    float *copy[4];
+    for (int i = 0; i < 4; i++) {
+        rng_fill_normal(&r, all[i]->data, all[i]->numel, 0.0f, 1.0f);
+        copy[i] = xc_malloc(sizeof(float) * (size_t)all[i]->numel);
+        memcpy(copy[i], all[i]->data, sizeof(float) * (size_t)all[i]->numel);
+    }
+    float *old[4] = {t1->data, t2->data, other->data, w->data};
+    XcError err;
+    size_t moved = 0;
+    XC_EXPECT(param_store_spill(&ps, spill_pick, "/nonexistent-xclip-dir", &moved, &err) == XC_ERR &&
+                  strstr(err.msg, "/nonexistent-xclip-dir") && t1->data == old[0] && !ps.spill,
+              "spill into a missing directory: %s", err.msg);
+    struct statfs sf;
+    if (statfs("/dev/shm", &sf) == 0 && sf.f_type == TMPFS_MAGIC)
+        XC_EXPECT(param_store_spill(&ps, spill_pick, "/dev/shm", &moved, &err) == XC_ERR && strstr(err.msg, "tmpfs") &&
+                      t1->data == old[0],
+                  "spill into tmpfs was not refused: %s", err.msg);
+    const char *dir = getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : ".";
+    uint64_t rss0 = xc_rss();
+    int rc = param_store_spill(&ps, spill_pick, dir, &moved, &err);
+    uint64_t rss1 = xc_rss();
+    XC_EXPECT(rc == XC_OK, "spill: %s", err.msg);
+    if (rc != XC_OK) return;
+    XC_EXPECT(moved >= (size_t)(n + 1000) * sizeof(float) && moved < (size_t)(n + 1000) * sizeof(float) + 128,
+              "spilled %zu bytes", moved);
+    XC_EXPECT(t1->data != old[0] && t2->data != old[1] && other->data == old[2] && w->data == old[3],
+              "only the picked frozen tensors move");
+    XC_EXPECT(rss0 > rss1 + (uint64_t)n * 3, "spilling 96 MB freed %.1f MB of RSS", ((double)rss0 - (double)rss1) / 1e6);
+    bool same = true;
+    for (int i = 0; i < 4; i++) same &= !memcmp(all[i]->data, copy[i], sizeof(float) * (size_t)all[i]->numel);
+    uint64_t rss2 = xc_rss(); // everything read back
+    XC_EXPECT(same, "spilled values differ");
+    param_store_page_out(&ps);
+    uint64_t rss3 = xc_rss();
+    XC_EXPECT(rss2 > rss3 + (uint64_t)n * 3, "page-out released %.1f MB of RSS", ((double)rss2 - (double)rss3) / 1e6);
+    t2->data[7] = 42.0f; // copy on write; survives a page-out
+    param_store_page_out(&ps);
+    XC_EXPECT(t2->data[7] == 42.0f && t2->data[6] == copy[1][6], "a write into a spilled tensor was lost");
+    XC_EXPECT(param_store_spill(&ps, spill_pick, dir, NULL, &err) == XC_ERR, "a second spill was accepted");
+    printf("  spill: %.1f MB to a file, RSS -%.1f MB; read back, page-out -%.1f MB\n", moved / 1e6,
+           ((double)rss0 - (double)rss1) / 1e6, ((double)rss2 - (double)rss3) / 1e6);
+    for (int i = 0; i < 4; i++) xc_free(copy[i]);
+    param_store_free(&ps);
 }
 
 static void test_tape(void) {
@@ -144,6 +234,7 @@ static void test_adamw_by_hand(void) {
 int main(void) {
     test_arena();
     test_tape();
+    test_spill();
     test_rng();
     test_adamw_by_hand();
     return xc_test_summary("test_core");

@@ -7,6 +7,7 @@
 //   - gradient accumulation over 2 micro-batches of 2 equals one batch of 4 (same weights after 2 steps);
 //   - parameter groups and no-decay sets by name, per-group cosine rates;
 //   - no system allocation in steps after the first;
+//   - train.fused_adamw: AdamW inside backward equals backward + AdamW bit for bit (weights and moments);
 //   - the trainer's step against the PyTorch reference's 3 AdamW steps (tests/fixtures/xclip/t3: the 4 losses
 //     of tests/ref/make_xclip_fixtures.py, rtol 1e-3 as test_xclip_parity).
 #include "test_util.h"
@@ -65,9 +66,12 @@ typedef struct Tiny {
     int32_t tokens[3 * 8];
 } Tiny;
 
-static void tiny_init(Tiny *t, uint64_t seed) {
+// fused: train.fused_adamw on (parameters with transient gradients, AdamW inside backward) or off.
+static void tiny_init(Tiny *t, uint64_t seed, bool fused, double drop_path) {
     TrainConfig c;
     config_defaults(&c);
+    snprintf(c.fused_adamw, sizeof c.fused_adamw, "%s", fused ? "on" : "off");
+    c.drop_path = drop_path;
     snprintf(c.pretrained, sizeof c.pretrained, "none");
     snprintf(c.arch, sizeof c.arch, "custom");
     c.vision_width = 64, c.vision_layers = 2, c.patch = 4, c.input_size = 8, c.embed_dim = 64;
@@ -101,7 +105,7 @@ static const AdamWConfig ADAMW = {0.9f, 0.98f, 1e-8f, 0.001f};
 
 static void test_lag(void) {
     Tiny t;
-    tiny_init(&t, 7);
+    tiny_init(&t, 7, true, 0);
     Tensor *w = param_find(&t.ps, "visual.transformer.resblocks.0.message_fc.weight");
     float *before = xc_malloc(sizeof(float) * (size_t)w->numel);
     memcpy(before, w->data, sizeof(float) * (size_t)w->numel);
@@ -136,7 +140,7 @@ static void test_lag(void) {
 
     // with accumulation 2 the optimiser steps at idx 1, 3, ... and step k uses the rate of step k-1's t
     tiny_free(&t);
-    tiny_init(&t, 7);
+    tiny_init(&t, 7, false, 0);
     train_step_init(&s, &t.m, &t.ps, ADAMW, 10.0, sched, 2, 7, false);
     train_step_epoch_begin(&s);
     bool st0, st1, st3;
@@ -161,8 +165,8 @@ static void test_accumulation(void) {
     LrSchedule sched = lr_schedule_make(0.1, 0, 0, (int64_t)1 << 50);
     const AdamWConfig linear = {0.9f, 0.98f, 1.0f, 0.001f};
     Tiny a, b;
-    tiny_init(&a, 11);
-    tiny_init(&b, 11);
+    tiny_init(&a, 11, false, 0);
+    tiny_init(&b, 11, true, 0); // one batch: fused AdamW
     TrainStep sa, sb;
     train_step_init(&sa, &a.m, &a.ps, linear, 10.0, sched, 2, 3, false);
     train_step_init(&sb, &b.m, &b.ps, linear, 10.0, sched, 1, 3, false);
@@ -190,7 +194,7 @@ static void test_accumulation(void) {
         compared++;
     }
     Tiny fresh;
-    tiny_init(&fresh, 11);
+    tiny_init(&fresh, 11, false, 0);
     Tensor *w0 = param_find(&fresh.ps, "visual.conv1.weight"), *w1 = param_find(&a.ps, "visual.conv1.weight");
     for (int64_t j = 0; j < w0->numel; j++) moved = fmax(moved, fabs(w0->data[j] - w1->data[j]));
     XC_EXPECT(moved > 1e-3, "the weights did not move (max %g): the comparison proves nothing", moved);
@@ -204,7 +208,7 @@ static void test_accumulation(void) {
 
 static void test_groups_and_alloc(void) {
     Tiny t;
-    tiny_init(&t, 5);
+    tiny_init(&t, 5, true, 0);
     TrainStep s;
     train_step_init(&s, &t.m, &t.ps, ADAMW, 10.0, lr_schedule_make(1e-3, 1e-5, 2, 50), 1, 5, true); // drop-path stream on
     static const struct { const char *name; float scale; bool decay; } G[] = {
@@ -253,6 +257,56 @@ static void test_groups_and_alloc(void) {
     tiny_free(&t);
 }
 
+// train.fused_adamw: the update inside backward gives the same weights and moments, bit for bit, as backward
+// followed by adamw_step, over several steps with warm-up, both rate groups and drop-path on.
+static void test_fused(void) {
+    Tiny a, b;
+    tiny_init(&a, 13, false, 0.3);
+    tiny_init(&b, 13, true, 0.3);
+    TrainStep sa, sb;
+    LrSchedule sched = lr_schedule_make(1e-2, 1e-4, 2, 20);
+    train_step_init(&sa, &a.m, &a.ps, ADAMW, 10.0, sched, 1, 3, true);
+    train_step_init(&sb, &b.m, &b.ps, ADAMW, 10.0, sched, 1, 3, true);
+    XC_EXPECT(!sa.fused && sb.fused, "fused flags %d %d, want 0 1", sa.fused, sb.fused);
+    int transient = 0, grads = 0;
+    for (int i = 0; i < b.ps.n; i++) {
+        transient += b.ps.p[i]->grad_transient;
+        grads += b.ps.p[i]->grad != NULL;
+    }
+    XC_EXPECT(transient > 0 && grads == 0, "fused model: %d transient, %d gradient buffers (want >0, 0)", transient, grads);
+    float video[4 * 3 * 3 * 8 * 8], targets[4 * 3];
+    train_step_epoch_begin(&sa);
+    train_step_epoch_begin(&sb);
+    bool same_loss = true;
+    for (int it = 0; it < 6; it++) {
+        make_batch(200 + (uint64_t)it, 4, video, targets);
+        float la = train_step_run(&sa, video, 4, targets, it, it, NULL);
+        float lb = train_step_run(&sb, video, 4, targets, it, it, NULL);
+        same_loss &= la == lb;
+    }
+    XC_EXPECT(same_loss, "fused and unfused losses differ");
+    int differ = 0, compared = 0;
+    for (int i = 0; i < a.ps.n; i++) {
+        Tensor *pa = a.ps.p[i], *pb = b.ps.p[i];
+        differ += memcmp(pa->data, pb->data, sizeof(float) * (size_t)pa->numel) != 0;
+        compared += pa->requires_grad;
+    }
+    differ += memcmp(sa.opt.m, sb.opt.m, sizeof(float) * (size_t)sa.opt.numel) != 0;
+    differ += memcmp(sa.opt.v, sb.opt.v, sizeof(float) * (size_t)sa.opt.numel) != 0;
+    Tiny fresh;
+    tiny_init(&fresh, 13, false, 0.3);
+    Tensor *w0 = param_find(&fresh.ps, "mit.resblocks.0.mlp.c_fc.weight"), *w1 = param_find(&b.ps, "mit.resblocks.0.mlp.c_fc.weight");
+    double moved = 0;
+    for (int64_t j = 0; j < w0->numel; j++) moved = fmax(moved, fabs(w0->data[j] - w1->data[j]));
+    XC_EXPECT(differ == 0 && moved > 1e-3, "fused vs unfused: %d tensors differ after 6 steps (weights moved %g)", differ, moved);
+    printf("  fused AdamW: %d trained tensors and the moments bitwise equal to the unfused step after 6 steps\n", compared);
+    tiny_free(&fresh);
+    train_step_free(&sa);
+    train_step_free(&sb);
+    tiny_free(&a);
+    tiny_free(&b);
+}
+
 static void test_reference_steps(void) {
     char dir[1024], path[1100];
     XC_FIXTURE("xclip/t3", dir);
@@ -277,34 +331,40 @@ static void test_reference_steps(void) {
     snprintf(path, sizeof path, "%s/model.pth", dir);
     rc = weights_load(&ws, path, &err);
     if (rc == XC_OK) rc = xclip_config_from_weights(&cfg, &ws, T, false, &err);
-    XClip m;
-    ParamStore ps;
-    if (rc == XC_OK) {
-        param_store_init(&ps, "params");
-        xclip_init(&m, &ps, &cfg);
-        rc = params_load(&ps, &ws, NULL, &err);
-    }
-    weights_free(&ws);
-    XC_EXPECT(rc == XC_OK, "%s", err.msg);
-    if (rc != XC_OK) return;
-    xclip_cache_text(&m, tokens.data, K, S);
-    // the reference: 3 AdamW steps at lr 1e-3 with the official groups (10x for the new tensors), no schedule
-    TrainStep s;
-    train_step_init(&s, &m, &ps, ADAMW, 10.0, lr_schedule_make(1e-3, 0, 0, (int64_t)1 << 50), 1, 1, false);
     float *targets = xc_calloc((size_t)(B * K), sizeof(float));
     for (int64_t b = 0; b < B; b++) targets[b * K + ((int64_t *)labels.data)[b]] = 1.0f;
-    train_step_epoch_begin(&s);
-    float got[4];
-    for (int i = 0; i < 4; i++) got[i] = train_step_run(&s, video.data, (int)B, targets, i, i, NULL);
-    const float *ref = losses.data;
-    for (int i = 0; i < 4; i++)
-        XC_EXPECT(fabs((double)got[i] - ref[i]) <= 1e-3 * fabs(ref[i]), "trainer step %d loss %.7g vs reference %.7g", i, got[i], ref[i]);
-    printf("  trainer step vs reference: losses %.6f %.6f %.6f %.6f (reference %.6f %.6f %.6f %.6f)\n", got[0], got[1], got[2],
-           got[3], ref[0], ref[1], ref[2], ref[3]);
+    for (int fused = 0; fused < 2 && rc == XC_OK; fused++) {
+        XClip m;
+        ParamStore ps;
+        param_store_init(&ps, "params");
+        ps.transient_grads = fused;
+        xclip_init(&m, &ps, &cfg);
+        rc = params_load(&ps, &ws, NULL, &err);
+        XC_EXPECT(rc == XC_OK, "%s", err.msg);
+        if (rc != XC_OK) {
+            xclip_free(&m);
+            param_store_free(&ps);
+            break;
+        }
+        xclip_cache_text(&m, tokens.data, K, S);
+        // the reference: 3 AdamW steps at lr 1e-3 with the official groups (10x for the new tensors), no schedule
+        TrainStep s;
+        train_step_init(&s, &m, &ps, ADAMW, 10.0, lr_schedule_make(1e-3, 0, 0, (int64_t)1 << 50), 1, 1, false);
+        train_step_epoch_begin(&s);
+        float got[4];
+        for (int i = 0; i < 4; i++) got[i] = train_step_run(&s, video.data, (int)B, targets, i, i, NULL);
+        const float *ref = losses.data;
+        for (int i = 0; i < 4; i++)
+            XC_EXPECT(fabs((double)got[i] - ref[i]) <= 1e-3 * fabs(ref[i]), "%s trainer step %d loss %.7g vs reference %.7g",
+                      fused ? "fused" : "unfused", i, got[i], ref[i]);
+        printf("  %s trainer step vs reference: losses %.6f %.6f %.6f %.6f (reference %.6f %.6f %.6f %.6f)\n",
+               fused ? "fused" : "unfused", got[0], got[1], got[2], got[3], ref[0], ref[1], ref[2], ref[3]);
+        train_step_free(&s);
+        xclip_free(&m);
+        param_store_free(&ps);
+    }
+    weights_free(&ws);
     xc_free(targets);
-    train_step_free(&s);
-    xclip_free(&m);
-    param_store_free(&ps);
     h5_array_free(&video);
     h5_array_free(&tokens);
     h5_array_free(&labels);
@@ -318,6 +378,7 @@ int main(void) {
     test_lag();
     test_accumulation();
     test_groups_and_alloc();
+    test_fused();
     test_reference_steps();
     return xc_test_summary("test_trainer");
 }

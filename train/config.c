@@ -73,6 +73,9 @@ static const Key KEYS[] = {
     BOOL("model", "fix_text", fix_text, "true", "freeze the text tower and logit_scale; class text features computed once"),
     BOOL("model", "checkpoint", checkpoint, "false",
          "gradient checkpointing: recompute each vision block in backward (less memory, about 1/3 more compute)"),
+    BOOL("model", "spill_text", spill_text, "true",
+         "with fix_text: once the class text features are cached, move the frozen text tower out of memory into an "
+         "unlinked file in output.dir (read back only by exports and snapshots; kept in memory if that fails)"),
     BOOL("model", "interpolate_frames", interpolate_frames, "false",
          "X-CLIP checkpoint trained with another T: resample mit.positional_embedding linearly"),
     // [train]
@@ -88,6 +91,9 @@ static const Key KEYS[] = {
     INT("train", "batch_size", batch_size, 1, 4096, "8", "videos per loader batch (per micro-batch)"),
     INT("train", "accumulation_steps", accumulation_steps, 1, 4096, "1",
         "micro-batches per optimiser step; the loss is divided by this"),
+    ENUM("train", "fused_adamw", fused_adamw, "auto|on|off", "auto",
+         "apply AdamW inside backward as each gradient completes: no gradient buffers kept (less memory), the same "
+         "numbers; auto = on when accumulation_steps is 1 (on needs it)"),
     I64("train", "seed", seed, 0, 9007199254740991.0, "1024", "seed of initialisation, data order, augmentation, mixing and drop-path"),
     INT("train", "threads", threads, 0, 1024, "0", "OpenMP + OpenBLAS threads; 0 = OMP_NUM_THREADS or all cores"),
     INT("train", "eval_freq", eval_freq, 0, 100000, "1", "single-view evaluation every this many epochs (and after the last); 0 = only at the end"),
@@ -393,6 +399,10 @@ bool config_apply_arch(TrainConfig *c) {
 
 bool config_pretrained_none(const TrainConfig *c) { return !strcasecmp(c->pretrained, "none"); }
 
+bool config_fused_adamw(const TrainConfig *c) {
+    return !strcmp(c->fused_adamw, "on") || (!strcmp(c->fused_adamw, "auto") && c->accumulation_steps == 1);
+}
+
 // ---- checks ---------------------------------------------------------------------------------------
 static int need_file(const char *key, const char *path, const char *what, const TrainConfig *c, XcError *err) {
     const char *src = *c->source ? c->source : "the config";
@@ -424,6 +434,9 @@ int config_check(const TrainConfig *c, ConfigUse use, XcError *err) {
     if (need_file("data.vocab", c->vocab, "CLIP's BPE vocabulary bpe_simple_vocab_16e6.txt.gz, shipped with openai/CLIP", c, err))
         return XC_ERR;
     if (!strstr(c->template_, "{}")) return xc_err(err, "%s: data.template = '%s' has no {} for the class name", src, c->template_);
+    if (!strcmp(c->fused_adamw, "on") && c->accumulation_steps > 1)
+        return xc_err(err, "%s: train.fused_adamw = on needs train.accumulation_steps = 1 (got %d): accumulation keeps "
+                           "gradients across micro-batches\nHINT: set train.fused_adamw = auto", src, c->accumulation_steps);
     if (c->num_crop == 2 || c->final_num_crop == 2)
         return xc_err(err, "%s: test.num_crop and test.final_num_crop must be 1 or 3", src);
     if (!strcmp(c->arch, "custom") || config_pretrained_none(c)) {

@@ -52,11 +52,13 @@ typedef struct TrainConfig {
     bool fix_text;
     bool interpolate_frames;
     bool checkpoint;          // model.checkpoint: recompute vision blocks in backward
+    bool spill_text;          // model.spill_text: fix_text: frozen text tower to an unlinked file once cached
     // [train]
     int epochs;
     double warmup_epochs;
     double lr, min_lr_ratio, weight_decay, beta1, beta2, eps, new_lr_scale;
     int batch_size, accumulation_steps;
+    char fused_adamw[8];                // "auto", "on" or "off": AdamW inside backward (config_fused_adamw)
     int64_t seed;
     int threads;                        // 0 = OMP_NUM_THREADS or all cores
     int eval_freq;                      // epochs between single-view evaluations (0 = none until the end)
@@ -107,3 +109,5 @@ const char *config_key_name(int i, char *buf, size_t n);
 bool config_apply_arch(TrainConfig *c);
 // "none" (any case) = random initialisation.
 bool config_pretrained_none(const TrainConfig *c);
+// Does training apply AdamW inside backward (train.fused_adamw on, or auto with accumulation_steps 1)?
+bool config_fused_adamw(const TrainConfig *c);

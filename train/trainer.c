@@ -45,6 +45,11 @@ void train_step_init(TrainStep *s, XClip *m, ParamStore *ps, AdamWConfig ac, dou
     for (int i = 0; i < ps->n; i++)
         s->group_scale[i] = xclip_lr_scale(ps->p[i]->name) > 1.0f ? (float)new_lr_scale : 1.0f;
     graph_init(&s->g, 64u << 20);
+    s->fused = false;
+    for (int i = 0; i < ps->n; i++) s->fused |= ps->p[i]->grad_transient;
+    XC_CHECK(!s->fused || accum == 1, "train_step_init: parameters with transient gradients (fused AdamW) cannot "
+                                      "accumulate %d micro-batches", accum);
+    if (s->fused) adamw_fuse(&s->opt, &s->g);
 }
 
 void train_step_free(TrainStep *s) {
@@ -79,15 +84,18 @@ float train_step_run(TrainStep *s, const float *video, int B, const float *targe
     Tensor *y = tensor_wrap(g, 2, (int64_t[]){B, K}, targets);
     Tensor *loss = op_soft_cross_entropy(g, o.logits, y);
     float value = loss->data[0];
+    const bool step = (idx + 1) % s->accum == 0;
+    if (step) // every group at its own rate (timm decays each group from its own base to the shared floor)
+        for (int i = 0; i < s->ps->n; i++) s->opt.lr_scale[i] = (float)rate_of(s, s->group_scale[i]);
+    if (s->fused) adamw_begin_step(&s->opt, 1.0f); // the update happens inside backward
     graph_backward(g, s->accum > 1 ? op_scale(g, loss, 1.0f / (float)s->accum) : loss);
     graph_reset(g);
-    bool step = (idx + 1) % s->accum == 0;
     if (step) {
-        // every group at its own rate (timm decays each group from its own base to the shared floor)
-        for (int i = 0; i < s->ps->n; i++) s->opt.lr_scale[i] = (float)rate_of(s, s->group_scale[i]);
         s->last_lr = rate_of(s, 1.0);
-        adamw_step(&s->opt, 1.0f);
-        param_store_zero_grad(s->ps);
+        if (!s->fused) {
+            adamw_step(&s->opt, 1.0f);
+            param_store_zero_grad(s->ps);
+        }
         s->sched_t = t; // lr_scheduler.step_update(t): the rate of the next step
         s->opt_steps++;
     }
@@ -271,6 +279,7 @@ int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weig
     xc.fix_text = c->fix_text;
     xc.checkpoint = c->checkpoint;
     param_store_init(ps, "params");
+    ps->transient_grads = config_fused_adamw(c); // gradients only inside backward, consumed by the fused AdamW
     xclip_init(m, ps, &xc);
     if (none) {
         xclip_init_clip_random(m, (uint64_t)c->seed);
@@ -374,12 +383,24 @@ static void fmt_duration(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-static int save_weights(const ParamStore *ps, const char *path, XcError *err) {
+static int save_weights(ParamStore *ps, const char *path, XcError *err) {
     WeightSet ws = {0};
     params_to_weights(ps, &ws);
     int rc = weights_save_safetensors(&ws, path, err);
     weights_free(&ws);
+    param_store_page_out(ps); // a spilled text tower was read back for the file: let it go again
     return rc;
+}
+
+// fix_text, features cached: the frozen text tower leaves memory for an unlinked file in dir (param_store_spill).
+// A failure only costs memory, so it is reported and the run goes on.
+static void spill_text_tower(Run *r, ParamStore *ps, const char *dir) {
+    XcError e;
+    size_t moved = 0;
+    if (param_store_spill(ps, xclip_is_text_tensor, dir, &moved, &e) != XC_OK)
+        say(r, "note: the frozen text tower stays in memory: %s\n", e.msg);
+    else if (moved)
+        say(r, "memory: frozen text tower (%.1f MB) moved to an unlinked file in %s (model.spill_text)\n", moved / 1e6, dir);
 }
 
 // One evaluation pass over the validation list with a fresh test-mode loader.
@@ -439,6 +460,7 @@ static int run_snapshot(Run *r, SnapCtx *sc, const Progress *p, XcError *err) {
     char path[CONFIG_PATH_MAX + 64];
     double t0 = xc_now();
     int rc = snapshot_save(sc->c->dir, &ss, path, sizeof path, err);
+    param_store_page_out(sc->st->ps); // a spilled text tower was read back for the file: let it go again
     free(bad_text);
     if (rc != XC_OK) return XC_ERR;
     if (snapshot_retain(sc->c->dir, sc->c->keep_snapshots, p->best_iter, NULL, err) < 0) return XC_ERR;
@@ -557,7 +579,6 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
     const XClipConfig *mc = &m.cfg;
     const int64_t S = mc->clip.context;
     tokens = class_tokens(tok, &labels, c->template_, S);
-    if (mc->fix_text) xclip_cache_text(&m, tokens, K, S);
     int64_t trainable = 0;
     for (int i = 0; i < ps.n; i++) trainable += ps.p[i]->requires_grad ? ps.p[i]->numel : 0;
     say(&run, "model: %s%s, width %lld, %lld layers, patch %lld, input %lld, T %lld, E %lld, MIT %lld, prompts %lld; "
@@ -611,6 +632,11 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
     }
     Progress prog = {.best = -1, .best_epoch = -1, .best_iter = -1};
     if (o->resume && run_resume(&run, &sc, o->resume, n_iter, &prog, err) < 0) goto done;
+    if (mc->fix_text) { // after any resume: the features of the text tower the run actually has
+        xclip_cache_text(&m, tokens, K, S);
+        if (c->spill_text) spill_text_tower(&run, &ps, c->dir);
+    }
+    say(&run, "optimiser: AdamW%s\n", st.fused ? ", applied inside backward (fused: no gradient buffers between steps)" : "");
     say(&run, "data: %lld training videos (%lld batches of %d per epoch, accumulation %d: %d videos per step), "
               "%lld validation videos, K = %d\n",
         (long long)train->n, (long long)n_iter, c->batch_size, c->accumulation_steps, c->batch_size * c->accumulation_steps,

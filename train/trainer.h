@@ -35,6 +35,7 @@ typedef struct TrainStep {
     LrSchedule sched;         // rates of the scale-1 group; a group of scale s decays from s x base
     float *group_scale;       // (n params) 1 or new_lr_scale (by name, utils/optimizer.py)
     int accum;                // micro-batches per optimiser step
+    bool fused;               // AdamW inside backward (the model's parameters have transient gradients)
     int64_t sched_t;          // iteration whose rate the next optimiser step uses (-1: the initial rate)
     int64_t opt_steps;        // optimiser steps done
     double last_lr;           // scale-1 rate of the last optimiser step
