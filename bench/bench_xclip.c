@@ -3,10 +3,11 @@
 // K = 400 cached text features, random weights; against PyTorch 1.13 running the reference model
 // (tests/ref/xclip_ref.py) on the same input in the same run, in its own process.
 //
-//   bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--fused] [--spill] [--no-torch]
-// --checkpoint recomputes each vision block in backward on the C side; --fused applies AdamW during
-// backward with transient gradients (no gradient buffers kept between steps); --spill moves the frozen text
-// tower (not used by a fix_text step) into an unlinked file in $TMPDIR (default /tmp), see param_store_spill.
+//   bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--no-fused] [--no-spill] [--no-torch]
+// The C side runs as xclip-train does by default: AdamW applied inside backward with transient gradients (no
+// gradient buffers between steps; --no-fused: backward, then adamw_step) and the frozen text tower, which a
+// fix_text step never reads, spilled to an unlinked file in $TMPDIR, default /tmp (--no-spill: kept in memory;
+// see param_store_spill). --checkpoint recomputes each vision block in backward.
 // Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
 // and the ratios. Each side's peak RSS is its own process's.
 #include "autograd/runtime.h"
@@ -140,7 +141,7 @@ int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2, steps = 3;
     int64_t B = 2, T = 8, K = 400;
-    bool with_torch = true, c_only = false, checkpoint = false, fused = false, spill = false;
+    bool with_torch = true, c_only = false, checkpoint = false, fused = true, spill = true; // the trainer's defaults
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -149,9 +150,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-torch")) with_torch = false;
         else if (!strcmp(argv[i], "--c-only")) c_only = true; // internal: the C side in its own process
         else if (!strcmp(argv[i], "--checkpoint")) checkpoint = true;
-        else if (!strcmp(argv[i], "--fused")) fused = true;
-        else if (!strcmp(argv[i], "--spill")) spill = true;
-        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--fused] [--spill] [--no-torch]\n"); return 2; }
+        else if (!strcmp(argv[i], "--no-fused")) fused = false;
+        else if (!strcmp(argv[i], "--no-spill")) spill = false;
+        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--no-fused] [--no-spill] [--no-torch]\n"); return 2; }
     }
     if (threads < 1 || steps < 1 || B < 1 || T < 1) { fprintf(stderr, "bench_xclip: bad arguments\n"); return 2; }
     ClipConfig clip = {.vision_width = 768, .vision_layers = 12, .vision_heads = 12, .vision_mlp = 3072, .patch = 32,
@@ -185,7 +186,7 @@ int main(int argc, char **argv) {
     char self[512] = {0};
     if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) { fprintf(stderr, "bench_xclip: cannot find itself\n"); return 1; }
     snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s%s%s", self, threads, steps,
-             (long long)B, (long long)T, checkpoint ? " --checkpoint" : "", fused ? " --fused" : "", spill ? " --spill" : "");
+             (long long)B, (long long)T, checkpoint ? " --checkpoint" : "", fused ? "" : " --no-fused", spill ? "" : " --no-spill");
     Figures cf = run_side(cmd, "xclip.c");
     if (cf.train_s <= 0) { fprintf(stderr, "bench_xclip: the C run failed\n"); return 1; }
 
