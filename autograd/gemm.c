@@ -1,8 +1,22 @@
-// gemm.c - row-major GEMM through OpenBLAS, and its naive twin for tests.
+// gemm.c - row-major GEMM through OpenBLAS (or the bf16 AMX path, see kernels.h), and its naive twin for tests.
 #include "autograd/kernels.h"
 #include "autograd/util.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// Work (M N K) from which XC_MATMUL_BF16 takes the AMX path: below it packing costs more than it saves.
+#define BF16_MIN_WORK (64.0 * 64.0 * 64.0)
+
+static inline bool in_parallel(void) {
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return false;
+#endif
+}
 
 void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
              const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
@@ -13,6 +27,10 @@ void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
     if (K == 0) { // BLAS would leave C untouched only for beta == 1
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    if (xc_matmul_precision() == XC_MATMUL_BF16 && (double)M * (double)N * (double)K >= BF16_MIN_WORK && !in_parallel()) {
+        xc_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,

@@ -6,10 +6,28 @@
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
+#include "autograd/util.h"
 
 // C (M, N) = alpha * op(A) op(B) + beta * C, row-major; op(A) is (M, K), op(B) is (K, N).
 void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
              const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+// Matmul precision of xc_gemm (as torch.set_float32_matmul_precision): FP32 (default, OpenBLAS SGEMM) or
+// BF16: large GEMMs called outside a parallel region round op(A) and op(B) to bfloat16 (nearest even) and
+// sum the exact products in float32 on Intel AMX (autograd/gemm_bf16.c); others stay float32. Tensors,
+// gradients and optimiser state remain float32 either way.
+typedef enum { XC_MATMUL_FP32 = 0, XC_MATMUL_BF16 = 1 } MatmulPrecision;
+// Fails (changing nothing) when BF16 is asked for on a CPU or kernel without AMX.
+int xc_set_matmul_precision(MatmulPrecision p, XcError *err);
+MatmulPrecision xc_matmul_precision(void);
+// AMX-BF16 usable here (CPU support and the kernel's permission for the tile state)?
+bool xc_amx_available(void);
+// The BF16 path itself, whatever the precision setting (needs xc_amx_available(); not inside a parallel region).
+void xc_gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+// GEMMs the BF16 path has run (for tests and logs).
+uint64_t xc_gemm_bf16_calls(void);
+// Frees the BF16 path's packing buffers (they otherwise grow to the largest GEMM and stay).
+void xc_gemm_bf16_free(void);
 // The same in plain loops (double accumulation), for tests.
 void xc_gemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

@@ -1,0 +1,243 @@
+// gemm_bf16.c - float32 GEMM with bfloat16 products on Intel AMX (XC_MATMUL_BF16, see kernels.h).
+//
+// C = alpha op(A) op(B) + beta C with op(A), op(B) rounded to bfloat16 (round to nearest even), products
+// exact and sums in float32: the arithmetic of torch's float32 matmul precision "medium" and of AMP's bf16
+// matmuls, on float32 tensors. Steps:
+//   1. pack op(A) into 16 x 32 bf16 tiles (rows i, 32 consecutive k) and op(B) into 16 x 32 tiles in AMX's
+//      pair layout (row r holds (k, k+1) = (2r, 2r+1) of 16 columns), zero-padded to multiples of 32;
+//   2. every 32 x 32 block of C is 2 x 2 accumulator tiles fed by TDPBF16PS over the k tiles;
+//   3. the block goes back into C through alpha and beta.
+// Threads split the rows of C; each walks N in panels whose packed B stays in its L2 cache.
+// Packed operands live in buffers that only grow (no allocation once the shapes have been seen).
+#include "autograd/kernels.h"
+#include "autograd/util.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+#define TILE_BYTES 1024          // 16 rows x 64 bytes
+#define TILE_HALFS 512           // bf16 values per tile
+#define PANEL_BLOCKS 8           // 32-column blocks of C per panel (256 columns)
+
+static inline bool in_parallel(void) {
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return false;
+#endif
+}
+
+static MatmulPrecision g_precision = XC_MATMUL_FP32;
+static int g_amx = -1; // -1 unknown, 0 absent, 1 usable
+
+bool xc_amx_available(void) {
+    if (g_amx < 0) {
+        __builtin_cpu_init();
+        unsigned eax, ebx, ecx, edx;
+        bool cpu = false;
+        if (__get_cpuid_max(0, NULL) >= 7) {
+            __cpuid_count(7, 0, eax, ebx, ecx, edx);
+            cpu = (edx >> 22 & 1) && (edx >> 24 & 1) && __builtin_cpu_supports("avx512bw") && // AMX-BF16, AMX-TILE
+                  __builtin_cpu_supports("avx512vl");
+            __cpuid_count(7, 1, eax, ebx, ecx, edx);
+            cpu = cpu && (eax >> 5 & 1); // AVX512_BF16 (the packing converts with VCVTNE2PS2BF16)
+        }
+        // Linux hands out the 8 KB tile state only on request (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA).
+        g_amx = cpu && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    }
+    return g_amx == 1;
+}
+
+int xc_set_matmul_precision(MatmulPrecision p, XcError *err) {
+    if (p == XC_MATMUL_BF16 && !xc_amx_available())
+        return xc_err(err, "bf16 matmul needs Intel AMX (AMX-BF16, AMX-TILE and AVX512-BF16 with Linux >= 5.16); "
+                           "this CPU or kernel does not offer it");
+    g_precision = p;
+    return XC_OK;
+}
+
+MatmulPrecision xc_matmul_precision(void) { return g_precision; }
+
+// ---- packing -------------------------------------------------------------------------------------------
+// 32 bf16 of src[0..n) (n <= 32; missing values 0), in order.
+AMX_TARGET static inline __m512i row32(const float *src, int n) {
+    __mmask16 lo = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1), hi = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    __m512 a = _mm512_maskz_loadu_ps(lo, src), b = _mm512_maskz_loadu_ps(hi, src + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(b, a);
+}
+
+// 16 dwords, dword j = (bf16 x0[j], bf16 x1[j]) for j < n (else 0); x1 may be NULL (zeros).
+AMX_TARGET static inline __m512i pair16(const float *x0, const float *x1, int n) {
+    static const short IDX[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                  8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+    __m512 a = _mm512_maskz_loadu_ps(m, x0), b = x1 ? _mm512_maskz_loadu_ps(m, x1) : _mm512_setzero_ps();
+    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a); // a's 16 then b's 16
+    return _mm512_permutexvar_epi16(_mm512_loadu_si512(IDX), both);
+}
+
+// Writes v (16 dwords) as column c (dword index) of a 16 x 16-dword tile.
+AMX_TARGET static inline void put_column(uint16_t *tile, int c, __m512i v) {
+    static const int ROW[16] = {0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240};
+    _mm512_i32scatter_epi32((int *)tile + c, _mm512_loadu_si512(ROW), v, 4);
+}
+
+// op(A) (M, K) -> tiles [mt][kt], mt < Mp/16, kt < Kp/32.
+AMX_TARGET static void pack_a(bool ta, int64_t M, int64_t K, const float *A, int64_t lda, int64_t Mp, int64_t Kp,
+                              uint16_t *out) {
+    const int64_t nmt = Mp / 16, nkt = Kp / 32;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < nmt * nkt; t++) {
+        const int64_t mt = t / nkt, kt = t % nkt, i0 = mt * 16, k0 = kt * 32;
+        uint16_t *tile = out + t * TILE_HALFS;
+        const int kn = (int)(K - k0 < 32 ? K - k0 : 32);
+        if (!ta) { // rows of A: 32 consecutive k each
+            for (int r = 0; r < 16; r++)
+                _mm512_store_si512(tile + r * 32, i0 + r < M ? row32(A + (i0 + r) * lda + k0, kn) : _mm512_setzero_si512());
+        } else { // A is (K, M): k pairs of 16 consecutive i become columns of the tile
+            const int in = (int)(M - i0 < 16 ? M - i0 : 16);
+            for (int p = 0; p < 16; p++) {
+                int64_t k = k0 + 2 * p;
+                const float *x0 = k < K ? A + k * lda + i0 : NULL, *x1 = k + 1 < K ? A + (k + 1) * lda + i0 : NULL;
+                put_column(tile, p, x0 ? pair16(x0, x1, in) : _mm512_setzero_si512());
+            }
+        }
+    }
+}
+
+// op(B) (K, N) -> tiles [nt][kt] in pair layout.
+AMX_TARGET static void pack_b(bool tb, int64_t N, int64_t K, const float *B, int64_t ldb, int64_t Np, int64_t Kp,
+                              uint16_t *out) {
+    const int64_t nnt = Np / 16, nkt = Kp / 32;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < nnt * nkt; t++) {
+        const int64_t nt = t / nkt, kt = t % nkt, n0 = nt * 16, k0 = kt * 32;
+        uint16_t *tile = out + t * TILE_HALFS;
+        const int nn = (int)(N - n0 < 16 ? N - n0 : 16), kn = (int)(K - k0 < 32 ? K - k0 : 32);
+        if (!tb) { // rows k, k+1 of B interleave into one tile row
+            for (int r = 0; r < 16; r++) {
+                int64_t k = k0 + 2 * r;
+                const float *x0 = k < K ? B + k * ldb + n0 : NULL, *x1 = k + 1 < K ? B + (k + 1) * ldb + n0 : NULL;
+                _mm512_store_si512(tile + r * 32, x0 ? pair16(x0, x1, nn) : _mm512_setzero_si512());
+            }
+        } else { // B is (N, K): 32 consecutive k of column n become column n of the tile
+            for (int n = 0; n < 16; n++)
+                put_column(tile, n, n < nn ? row32(B + (n0 + n) * ldb + k0, kn) : _mm512_setzero_si512());
+        }
+    }
+}
+
+// ---- compute -------------------------------------------------------------------------------------------
+typedef struct __attribute__((packed)) TileConfig {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} TileConfig;
+
+AMX_TARGET static void tiles_on(void) {
+    TileConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) { // tmm0-3 accumulators, tmm4-5 A, tmm6-7 B: all 16 rows x 64 bytes
+        cfg.colsb[i] = 64;
+        cfg.rows[i] = 16;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+// Block (mb, nb) of C: 32 x 32 over all k tiles, then alpha / beta into C (clipped to M, N).
+AMX_TARGET static void block(const uint16_t *ap, const uint16_t *bp, int64_t nkt, int64_t mb, int64_t nb, int64_t M,
+                             int64_t N, float alpha, float beta, float *C, int64_t ldc) {
+    const uint16_t *a0 = ap + 2 * mb * nkt * TILE_HALFS, *a1 = a0 + nkt * TILE_HALFS;
+    const uint16_t *b0 = bp + 2 * nb * nkt * TILE_HALFS, *b1 = b0 + nkt * TILE_HALFS;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int64_t kt = 0; kt < nkt; kt++) {
+        _tile_loadd(4, a0 + kt * TILE_HALFS, 64);
+        _tile_loadd(5, a1 + kt * TILE_HALFS, 64);
+        _tile_loadd(6, b0 + kt * TILE_HALFS, 64);
+        _tile_loadd(7, b1 + kt * TILE_HALFS, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    float acc[32 * 32] __attribute__((aligned(64)));
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+    _tile_stored(2, acc + 16 * 32, 128);
+    _tile_stored(3, acc + 16 * 32 + 16, 128);
+    const int64_t i0 = mb * 32, j0 = nb * 32;
+    const int rows = (int)(M - i0 < 32 ? M - i0 : 32), cols = (int)(N - j0 < 32 ? N - j0 : 32);
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < rows; r++) {
+        float *c = C + (i0 + r) * ldc + j0;
+        for (int h = 0; h < cols; h += 16) {
+            __mmask16 m = (__mmask16)(cols - h >= 16 ? 0xffff : (1u << (cols - h)) - 1);
+            __m512 v = _mm512_mul_ps(va, _mm512_load_ps(acc + r * 32 + h));
+            if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + h), v);
+            _mm512_mask_storeu_ps(c + h, m, v);
+        }
+    }
+}
+
+static uint64_t g_calls;
+
+uint64_t xc_gemm_bf16_calls(void) { return __atomic_load_n(&g_calls, __ATOMIC_RELAXED); }
+
+static uint16_t *g_apack, *g_bpack;
+static size_t g_apack_cap, g_bpack_cap;
+
+static uint16_t *grow(uint16_t **buf, size_t *cap, size_t halfs) {
+    if (halfs > *cap) {
+        xc_free(*buf);
+        *buf = xc_aligned_alloc(64, halfs * sizeof(uint16_t));
+        *cap = halfs;
+    }
+    return *buf;
+}
+
+AMX_TARGET void xc_gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                             const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    XC_CHECK(xc_amx_available(), "xc_gemm_bf16 without AMX");
+    XC_CHECK(!in_parallel(), "xc_gemm_bf16 inside a parallel region");
+    __atomic_add_fetch(&g_calls, 1, __ATOMIC_RELAXED);
+    const int64_t Mp = (M + 31) / 32 * 32, Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32, nkt = Kp / 32;
+    uint16_t *ap = grow(&g_apack, &g_apack_cap, (size_t)(Mp * Kp)), *bp = grow(&g_bpack, &g_bpack_cap, (size_t)(Np * Kp));
+    pack_a(ta, M, K, A, lda, Mp, Kp, ap);
+    pack_b(tb, N, K, B, ldb, Np, Kp, bp);
+    const int64_t nmb = Mp / 32, nnb = Np / 32;
+#pragma omp parallel
+    {
+        tiles_on();
+#ifdef _OPENMP
+        const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+#else
+        const int64_t nt = 1, id = 0;
+#endif
+        // rows of C split evenly (by 32-row blocks); N in panels so that a panel of packed B stays in L2
+        const int64_t m_lo = nmb * id / nt, m_hi = nmb * (id + 1) / nt;
+        for (int64_t p0 = 0; p0 < nnb; p0 += PANEL_BLOCKS)
+            for (int64_t mb = m_lo; mb < m_hi; mb++)
+                for (int64_t nb = p0; nb < nnb && nb < p0 + PANEL_BLOCKS; nb++)
+                    block(ap, bp, nkt, mb, nb, M, N, alpha, beta, C, ldc);
+        _tile_release();
+    }
+}
+
+void xc_gemm_bf16_free(void) {
+    xc_free(g_apack);
+    xc_free(g_bpack);
+    g_apack = g_bpack = NULL;
+    g_apack_cap = g_bpack_cap = 0;
+}
