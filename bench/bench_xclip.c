@@ -3,13 +3,16 @@
 // K = 400 cached text features, random weights; against PyTorch 1.13 running the reference model
 // (tests/ref/xclip_ref.py) on the same input in the same run, in its own process.
 //
-//   bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--no-fused] [--no-spill] [--no-torch]
+//   bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--no-fused] [--no-spill] [--bf16]
+//               [--no-torch]
 // The C side runs as xclip-train does by default: AdamW applied inside backward with transient gradients (no
 // gradient buffers between steps; --no-fused: backward, then adamw_step) and the frozen text tower, which a
 // fix_text step never reads, spilled to an unlinked file in $TMPDIR, default /tmp (--no-spill: kept in memory;
-// see param_store_spill). --checkpoint recomputes each vision block in backward.
+// see param_store_spill). --checkpoint recomputes each vision block in backward. --bf16 runs the C side's large
+// matmuls in bf16 on AMX (xc_set_matmul_precision) and adds PyTorch under torch.autocast('cpu', bfloat16).
 // Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
 // and the ratios. Each side's peak RSS is its own process's.
+#include "autograd/kernels.h"
 #include "autograd/runtime.h"
 #include "nn/xclip.h"
 #include "train/adamw.h"
@@ -49,7 +52,7 @@ static void phase(const char *what) {
     printf("rss after %-28s %.3f GB (peak %.3f GB)\n", what, xc_rss() / 1e9, xc_peak_rss() / 1e9);
 }
 
-static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bool fused, const char *spill_dir) {
+static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bool fused, const char *spill_dir, bool bf16) {
     ParamStore ps;
     param_store_init(&ps, "params");
     ps.transient_grads = fused; // gradients live only inside backward
@@ -73,6 +76,10 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
     AdamW opt;
     adamw_init(&opt, &ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
     phase("optimiser");
+    if (bf16) {
+        XcError err;
+        if (xc_set_matmul_precision(XC_MATMUL_BF16, &err) != XC_OK) xc_fatal("--bf16: %s", err.msg);
+    }
     Graph g;
     graph_init(&g, 0);
     if (fused) adamw_fuse(&opt, &g); // AdamW applied in backward
@@ -110,8 +117,8 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
     }
     phase("evaluation");
     f.rss_gb = (double)xc_peak_rss() / 1e9;
-    printf("%lld parameters (%lld trained), step arena peak %.2f GB\n", (long long)ps.total,
-           (long long)opt.numel, g.step.peak / 1e9);
+    printf("%lld parameters (%lld trained), step arena peak %.2f GB%s\n", (long long)ps.total, (long long)opt.numel,
+           g.step.peak / 1e9, bf16 ? ", matmuls in bf16" : "");
     xc_free(video);
     adamw_free(&opt);
     graph_free(&g);
@@ -142,6 +149,7 @@ int main(int argc, char **argv) {
     int threads = 2, steps = 3;
     int64_t B = 2, T = 8, K = 400;
     bool with_torch = true, c_only = false, checkpoint = false, fused = true, spill = true; // the trainer's defaults
+    bool bf16 = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -152,7 +160,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--checkpoint")) checkpoint = true;
         else if (!strcmp(argv[i], "--no-fused")) fused = false;
         else if (!strcmp(argv[i], "--no-spill")) spill = false;
-        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--no-fused] [--no-spill] [--no-torch]\n"); return 2; }
+        else if (!strcmp(argv[i], "--bf16")) bf16 = true;
+        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--batch B] [--frames T] [--checkpoint] [--no-fused] [--no-spill] [--bf16] [--no-torch]\n"); return 2; }
     }
     if (threads < 1 || steps < 1 || B < 1 || T < 1) { fprintf(stderr, "bench_xclip: bad arguments\n"); return 2; }
     ClipConfig clip = {.vision_width = 768, .vision_layers = 12, .vision_heads = 12, .vision_mlp = 3072, .patch = 32,
@@ -166,38 +175,71 @@ int main(int argc, char **argv) {
 #endif
         openblas_set_num_threads(threads);
         const char *tmp = getenv("TMPDIR");
-        Figures f = run_c(&cfg, B, K, steps, fused, spill ? (tmp && *tmp ? tmp : "/tmp") : NULL);
+        Figures f = run_c(&cfg, B, K, steps, fused, spill ? (tmp && *tmp ? tmp : "/tmp") : NULL, bf16);
         printf("train_s %.4f\neval_s %.4f\nrss_gb %.3f\n", f.train_s, f.eval_s, f.rss_gb);
         return 0;
     }
     double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
     printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps, "
-           "OpenBLAS core %s (both sides)%s%s%s\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core(),
+           "OpenBLAS core %s (both sides)%s%s%s%s\n", (long long)T, (long long)B, (long long)K, threads, steps, xc_blas_core(),
            checkpoint ? ", xclip.c with gradient checkpointing" : "", fused ? ", AdamW fused into backward" : "",
-           spill ? ", frozen text tower spilled to disk" : "");
+           spill ? ", frozen text tower spilled to disk" : "",
+           bf16 ? ", xclip.c matmuls in bf16 (AMX), PyTorch also under bf16 autocast" : "");
     char cmd[1024];
-    Figures tf = {0, 0, 0};
+    Figures tf = {0, 0, 0}, tb = {0, 0, 0};
     if (with_torch) { // first, alone on the machine
         snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld 2>&1", XCLIP_BENCH_DIR, threads,
                  steps, (long long)B, (long long)T, (long long)K);
         tf = run_side(cmd, "torch");
         if (tf.train_s <= 0) fprintf(stderr, "bench_xclip: the PyTorch reference did not run: xclip.c figures only\n");
+        if (bf16) { // like for like: torch.autocast('cpu', bfloat16) (oneDNN)
+            snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld bf16 2>&1", XCLIP_BENCH_DIR,
+                     threads, steps, (long long)B, (long long)T, (long long)K);
+            tb = run_side(cmd, "torch bf16");
+        }
     }
     char self[512] = {0};
     if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) { fprintf(stderr, "bench_xclip: cannot find itself\n"); return 1; }
-    snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s%s%s", self, threads, steps,
-             (long long)B, (long long)T, checkpoint ? " --checkpoint" : "", fused ? "" : " --no-fused", spill ? "" : " --no-spill");
+    snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s%s%s%s", self, threads, steps,
+             (long long)B, (long long)T, checkpoint ? " --checkpoint" : "", fused ? "" : " --no-fused", spill ? "" : " --no-spill",
+             bf16 ? " --bf16" : "");
     Figures cf = run_side(cmd, "xclip.c");
     if (cf.train_s <= 0) { fprintf(stderr, "bench_xclip: the C run failed\n"); return 1; }
 
-    printf("%-22s %12s %12s %12s\n", "", "xclip.c", "PyTorch", "ratio");
-    printf("%-22s %12.3f %12.3f %11.2fx\n", "train step (s)", cf.train_s, tf.train_s, tf.train_s > 0 ? tf.train_s / cf.train_s : 0);
-    printf("%-22s %12.2f %12.2f\n", "train videos/s", B / cf.train_s, tf.train_s > 0 ? B / tf.train_s : 0);
-    printf("%-22s %12.1f %12.1f\n", "train GFLOP/s", flops_train / cf.train_s / 1e9, tf.train_s > 0 ? flops_train / tf.train_s / 1e9 : 0);
-    printf("%-22s %12.3f %12.3f %11.2fx\n", "eval forward (s)", cf.eval_s, tf.eval_s, tf.eval_s > 0 ? tf.eval_s / cf.eval_s : 0);
-    printf("%-22s %12.2f %12.2f\n", "eval videos/s", B / cf.eval_s, tf.eval_s > 0 ? B / tf.eval_s : 0);
-    printf("%-22s %12.1f %12.1f\n", "eval GFLOP/s", flops_fwd / cf.eval_s / 1e9, tf.eval_s > 0 ? flops_fwd / tf.eval_s / 1e9 : 0);
-    printf("%-22s %12.2f %12.2f %11.2fx\n", "peak RSS (GB)", cf.rss_gb, tf.rss_gb, tf.rss_gb > 0 ? cf.rss_gb / tf.rss_gb : 0);
+    // columns: xclip.c, PyTorch (float32), ratio, and with --bf16 PyTorch under bf16 autocast and its ratio
+    const Figures *cols[2] = {&tf, &tb};
+    const int ncols = bf16 ? 2 : 1;
+    printf("%-22s %12s %12s %8s", "", bf16 ? "xclip.c bf16" : "xclip.c", "PyTorch", "ratio");
+    if (bf16) printf(" %14s %8s", "PyTorch bf16", "ratio");
+    printf("\n");
+    const struct { const char *name; int what; bool ratio; } ROWS[] = {
+        {"train step (s)", 0, true}, {"train videos/s", 1, false}, {"train GFLOP/s", 2, false}, {"eval forward (s)", 3, true},
+        {"eval videos/s", 4, false}, {"eval GFLOP/s", 5, false}, {"peak RSS (GB)", 6, true}};
+    for (size_t r = 0; r < sizeof ROWS / sizeof ROWS[0]; r++) {
+        double v[3];
+        const Figures *fs[3] = {&cf, cols[0], cols[1]};
+        for (int k = 0; k < 3; k++) {
+            const Figures *f = fs[k];
+            switch (ROWS[r].what) {
+            case 0: v[k] = f->train_s; break;
+            case 1: v[k] = f->train_s > 0 ? B / f->train_s : 0; break;
+            case 2: v[k] = f->train_s > 0 ? flops_train / f->train_s / 1e9 : 0; break;
+            case 3: v[k] = f->eval_s; break;
+            case 4: v[k] = f->eval_s > 0 ? B / f->eval_s : 0; break;
+            case 5: v[k] = f->eval_s > 0 ? flops_fwd / f->eval_s / 1e9 : 0; break;
+            default: v[k] = f->rss_gb; break;
+            }
+        }
+        printf("%-22s %12.3f", ROWS[r].name, v[0]);
+        for (int k = 1; k <= ncols; k++) {
+            // times: how many times faster xclip.c is; memory: xclip.c's share of PyTorch's
+            double ratio = v[k] > 0 && v[0] > 0 ? (ROWS[r].what == 6 ? v[0] / v[k] : v[k] / v[0]) : 0;
+            printf(" %*.3f", k == 1 ? 12 : 14, v[k]);
+            if (ROWS[r].ratio) printf(" %7.2fx", ratio);
+            else printf(" %8s", "");
+        }
+        printf("\n");
+    }
     printf("(model forward %.1f GFLOP per step, training counted as 3x forward)\n", flops_fwd / 1e9);
     return 0;
 }

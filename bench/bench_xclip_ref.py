@@ -3,9 +3,11 @@
 with K cached random text features, official AdamW groups. Prints train_s, eval_s (best of STEPS after a
 warm-up) and rss_gb (this process's peak RSS).
 
-Usage: bench_xclip_ref.py THREADS STEPS B T K
+Usage: bench_xclip_ref.py THREADS STEPS B T K [bf16]
+With bf16 the forward passes run under torch.autocast('cpu', dtype=torch.bfloat16) (mixed precision).
 """
 import os
+import contextlib
 import resource
 import sys
 import time
@@ -16,6 +18,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from xclip_ref import XCLIP, build_optimizer, fix_text  # noqa: E402
 
 threads, steps, B, T, K = (int(a) for a in sys.argv[1:6])
+bf16 = len(sys.argv) > 6 and sys.argv[6] == "bf16"
+
+
+def precision():
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 model = XCLIP(T=T, image=224, patch=32, vision_width=768, vision_layers=12, embed=512, context=77, vocab=49408,
@@ -32,8 +40,9 @@ tokens = torch.zeros(K, 77, dtype=torch.long)
 
 def train_step():
     model.train()
-    logits = model(video, tokens)
-    loss = -(y * logits.log_softmax(-1)).sum(-1).mean()
+    with precision():
+        logits = model(video, tokens)
+    loss = -(y * logits.float().log_softmax(-1)).sum(-1).mean()
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -41,7 +50,7 @@ def train_step():
 
 def eval_step():
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), precision():
         model(video, tokens)
 
 
