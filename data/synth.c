@@ -121,6 +121,13 @@ int synth_write_video(const char *path, const SynthConfig *sc, int c, uint64_t v
     if (strcmp(codec->name, "libx264") == 0) {
         av_opt_set(enc->priv_data, "preset", "veryfast", 0);
         av_opt_set(enc->priv_data, "crf", "20", 0);
+        // No macroblock-tree ratecontrol: x264's AVX-512 mbtree kernels work on 8 or 16 macroblocks at a time
+        // and fold in bytes past the end of a row that nothing wrote, so with it the files depended on what
+        // the heap held before (the output path's length, where stdout/stderr pointed, ...), not on the seed.
+        if (av_opt_set(enc->priv_data, "mbtree", "0", 0) < 0) {
+            xc_err(err, "%s: this libx264 wrapper has no mbtree option", path);
+            goto done;
+        }
     } else {
         enc->bit_rate = 400000;
     }
