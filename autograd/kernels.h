@@ -41,6 +41,29 @@ void xc_attention_head_naive(const float *q, int64_t ldq, const float *k, int64_
                              int64_t ldv, const float *mask, float scale, int64_t Lq, int64_t Lk, int64_t dh,
                              float *p, float *o, int64_t ldo);
 
+// exp(x) for float32 in plain arithmetic that compilers vectorise (no libm call): n = round(x / ln 2),
+// r = x - n ln 2 in two parts (Cody-Waite), a degree-7 polynomial for e^r on |r| <= ln2 / 2 (Cephes's
+// expf coefficients), times 2^n built in the exponent bits. Within 2 ulp of exp for x in [-87, 88];
+// x is clamped to [-87.3, 88.3] (below: a tiny positive number instead of 0; above: 2e38 instead of inf).
+static inline float xc_expf(float x) {
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x); // 2^n stays a normal float
+    const float shifter = 12582912.0f; // 1.5 * 2^23: adding and subtracting it rounds to an integer
+    float n = (x * 1.44269504088896341f + shifter) - shifter;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    __builtin_memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 // Row-wise softmax of x (rows, n) with optional additive mask row m (n) into y; fully masked rows -> 0.
 void xc_softmax_row(const float *x, const float *m, float *y, int64_t n);
 

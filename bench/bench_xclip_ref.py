@@ -21,6 +21,13 @@ threads, steps, B, T, K = (int(a) for a in sys.argv[1:6])
 bf16 = len(sys.argv) > 6 and sys.argv[6] == "bf16"
 
 
+if bf16:  # as CLIP's own LayerNorm (clip/model.py): normalise in float32, return the input's dtype
+    def _ln_forward(self, x):
+        return torch.nn.functional.layer_norm(x.float(), self.normalized_shape, self.weight, self.bias,
+                                              self.eps).to(x.dtype)
+    torch.nn.LayerNorm.forward = _ln_forward
+
+
 def precision():
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 

@@ -1,6 +1,6 @@
 // test_kernels.c - the fast kernels against their naive twins kept beside them: GEMM (OpenBLAS, all
 // transpose combinations, odd sizes, padded leading dimensions, beta != 0), the attention head, and
-// LayerNorm. Tolerance |fast - naive| <= 1e-5 + 1e-4 |naive| (naive accumulates in double).
+// LayerNorm, and xc_expf. Tolerance |fast - naive| <= 1e-5 + 1e-4 |naive| (naive accumulates in double).
 #include "test_util.h"
 #include "autograd/kernels.h"
 #include "autograd/rng.h"
@@ -61,7 +61,23 @@ static void test_layernorm(void) {
     free(x); free(w); free(b); free(y1); free(y2);
 }
 
+// xc_expf against exp in double over [-87, 88]: within 2 ulp (relative 2^-22); the clamp's values outside.
+static void test_expf(void) {
+    double worst = 0, worst_x = 0;
+    for (int64_t i = 0; i <= 2000000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 2000000.0f;
+        double ref = exp((double)x), rel = fabs((double)xc_expf(x) - ref) / ref;
+        if (rel > worst) worst = rel, worst_x = x;
+    }
+    XC_EXPECT(worst <= 0x1p-22, "xc_expf: relative error %.3g at x = %.7g (> 2 ulp)", worst, worst_x);
+    XC_EXPECT(xc_expf(-200.0f) > 0 && xc_expf(-200.0f) < 1e-37f && isfinite(xc_expf(200.0f)) && xc_expf(200.0f) > 1e38f,
+              "xc_expf clamp: %g %g", xc_expf(-200.0f), xc_expf(200.0f));
+    XC_EXPECT(xc_expf(0.0f) == 1.0f, "xc_expf(0) = %.9g", xc_expf(0.0f));
+    printf("  xc_expf: max relative error %.3g (%.2f ulp) at x = %.6g\n", worst, worst / 0x1p-24, worst_x);
+}
+
 int main(void) {
+    test_expf();
     test_gemm();
     test_attention_head();
     test_layernorm();
