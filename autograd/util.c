@@ -14,11 +14,13 @@
 static uint64_t g_sys_allocs; // only touched outside parallel regions (allocation is not on hot paths)
 
 int xc_err(XcError *err, const char *fmt, ...) {
-    if (err) {
+    if (err) { // formatted aside first: callers often pass err->msg itself as an argument (prefixing context)
+        char buf[sizeof err->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
+        memcpy(err->msg, buf, sizeof buf);
     }
     return XC_ERR;
 }

@@ -231,7 +231,16 @@ static void test_adamw_by_hand(void) {
     param_store_free(&ps);
 }
 
+// xc_err may take err->msg itself as an argument (callers prefix context to a lower-level error).
+static void test_err_prefix(void) {
+    XcError err;
+    xc_err(&err, "%s: truncated", "file.pt");
+    xc_err(&err, "model.pretrained = %s: %s", "a.pt", err.msg);
+    XC_EXPECT(!strcmp(err.msg, "model.pretrained = a.pt: file.pt: truncated"), "prefixed error reads \"%s\"", err.msg);
+}
+
 int main(void) {
+    test_err_prefix();
     test_arena();
     test_tape();
     test_spill();
