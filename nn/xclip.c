@@ -1,5 +1,6 @@
 // xclip.c - see xclip.h.
 #include "nn/xclip.h"
+#include "autograd/kernels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -235,10 +236,13 @@ void xclip_init_clip_random(XClip *m, uint64_t seed) {
 
 // ---- forward ------------------------------------------------------------------------------------
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S) {
+    const MatmulPrecision prec = xc_matmul_precision(); // computed once: always in float32
+    xc_set_matmul_precision(XC_MATMUL_FP32, NULL);
     Graph g;
     graph_init(&g, 0);
     graph_set_grad(&g, false);
     Tensor *f = clip_encode_text(&g, &m->text, tokens, K, S, true);
+    xc_set_matmul_precision(prec, NULL);
     xc_free(m->text_cache);
     m->text_cache = xc_malloc((size_t)f->numel * sizeof(float));
     memcpy(m->text_cache, f->data, (size_t)f->numel * sizeof(float));

@@ -89,7 +89,8 @@ bool xclip_trains_under_fix_text(const char *name);
 // param_store_spill(ps, xclip_is_text_tensor, dir, ...) moves them out of memory.
 bool xclip_is_text_tensor(const char *name);
 
-// Text features of K token rows (K, S) computed once without gradient (fast path) and kept.
+// Text features of K token rows (K, S) computed once without gradient (fast path) and kept; always with
+// float32 matmuls, whatever xc_set_matmul_precision says.
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S);
 // Video features and logits. With fix_text the cached text features are used (cache first); without,
 // tokens (K, S) run through the text tower with gradient. drop is the drop-path stream (NULL: eval, no

@@ -136,6 +136,7 @@ int main(int argc, char **argv) {
     }
 
     c.fix_text = true; // evaluation: the text tower never trains
+    if (config_apply_matmul(&c, &err) != XC_OK) return fail(err.msg);
     XClip m;
     ParamStore ps;
     bool is_xclip = false;

@@ -59,6 +59,7 @@ typedef struct TrainConfig {
     double lr, min_lr_ratio, weight_decay, beta1, beta2, eps, new_lr_scale;
     int batch_size, accumulation_steps;
     char fused_adamw[8];                // "auto", "on" or "off": AdamW inside backward (config_fused_adamw)
+    char matmul[8];                     // "fp32" or "bf16" (config_apply_matmul)
     int64_t seed;
     int threads;                        // 0 = OMP_NUM_THREADS or all cores
     int eval_freq;                      // epochs between single-view evaluations (0 = none until the end)
@@ -109,5 +110,7 @@ const char *config_key_name(int i, char *buf, size_t n);
 bool config_apply_arch(TrainConfig *c);
 // "none" (any case) = random initialisation.
 bool config_pretrained_none(const TrainConfig *c);
+// Sets the process's matmul precision from train.matmul (xc_set_matmul_precision); the error names the key.
+int config_apply_matmul(const TrainConfig *c, XcError *err);
 // Does training apply AdamW inside backward (train.fused_adamw on, or auto with accumulation_steps 1)?
 bool config_fused_adamw(const TrainConfig *c);

@@ -14,6 +14,7 @@
 #endif
 #include <cblas.h>
 #include "checkpoints/snapshot.h"
+#include "autograd/kernels.h"
 #include "train/param_groups.h"
 #include "train/signals.h"
 
@@ -545,6 +546,7 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
     TrainStep st;
     SnapCtx sc = {.c = c};
     signals_install();
+    if (config_apply_matmul(c, err) != XC_OK) goto done;
 
     tok = tokenizer_load_clip(c->vocab, err);
     if (!tok) {
@@ -636,7 +638,8 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
         xclip_cache_text(&m, tokens, K, S);
         if (c->spill_text) spill_text_tower(&run, &ps, c->dir);
     }
-    say(&run, "optimiser: AdamW%s\n", st.fused ? ", applied inside backward (fused: no gradient buffers between steps)" : "");
+    say(&run, "optimiser: AdamW%s; matmuls in %s\n", st.fused ? ", applied inside backward (fused: no gradient buffers between steps)" : "",
+        xc_matmul_precision() == XC_MATMUL_BF16 ? "bf16 (AMX, float32 sums; train.matmul)" : "float32");
     say(&run, "data: %lld training videos (%lld batches of %d per epoch, accumulation %d: %d videos per step), "
               "%lld validation videos, K = %d\n",
         (long long)train->n, (long long)n_iter, c->batch_size, c->accumulation_steps, c->batch_size * c->accumulation_steps,
