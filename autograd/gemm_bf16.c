@@ -7,7 +7,8 @@
 //      pair layout (row r holds (k, k+1) = (2r, 2r+1) of 16 columns), zero-padded to multiples of 32;
 //   2. every 32 x 32 block of C is 2 x 2 accumulator tiles fed by TDPBF16PS over the k tiles;
 //   3. the block goes back into C through alpha and beta.
-// Threads split the rows of C; each walks N in panels whose packed B stays in its L2 cache.
+// Threads split the rows of C; each walks N in panels whose packed B stays in its L2 cache, and K in chunks
+// whose A tiles stay in L1 across the panel (accumulators parked in a small buffer between chunks).
 // Packed operands live in buffers that only grow (no allocation once the shapes have been seen).
 #include "autograd/kernels.h"
 #include "autograd/util.h"
@@ -25,6 +26,7 @@
 #define TILE_BYTES 1024          // 16 rows x 64 bytes
 #define TILE_HALFS 512           // bf16 values per tile
 #define PANEL_BLOCKS 8           // 32-column blocks of C per panel (256 columns)
+#define K_CHUNK 16               // k tiles (of 32) per chunk
 
 static inline bool in_parallel(void) {
 #ifdef _OPENMP
@@ -153,16 +155,24 @@ AMX_TARGET static void tiles_on(void) {
     _tile_loadconfig(&cfg);
 }
 
-// Block (mb, nb) of C: 32 x 32 over all k tiles, then alpha / beta into C (clipped to M, N).
-AMX_TARGET static void block(const uint16_t *ap, const uint16_t *bp, int64_t nkt, int64_t mb, int64_t nb, int64_t M,
-                             int64_t N, float alpha, float beta, float *C, int64_t ldc) {
+// Block (mb, nb) of C, 32 x 32, over k tiles [k0, k1): accumulators start at zero (first) or from acc, and end
+// in acc (32 x 32 floats, row stride 32).
+AMX_TARGET static void block_part(const uint16_t *ap, const uint16_t *bp, int64_t nkt, int64_t mb, int64_t nb, int64_t k0,
+                                  int64_t k1, bool first, float *acc) {
     const uint16_t *a0 = ap + 2 * mb * nkt * TILE_HALFS, *a1 = a0 + nkt * TILE_HALFS;
     const uint16_t *b0 = bp + 2 * nb * nkt * TILE_HALFS, *b1 = b0 + nkt * TILE_HALFS;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    for (int64_t kt = 0; kt < nkt; kt++) {
+    if (first) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    } else {
+        _tile_loadd(0, acc, 128);
+        _tile_loadd(1, acc + 16, 128);
+        _tile_loadd(2, acc + 16 * 32, 128);
+        _tile_loadd(3, acc + 16 * 32 + 16, 128);
+    }
+    for (int64_t kt = k0; kt < k1; kt++) {
         _tile_loadd(4, a0 + kt * TILE_HALFS, 64);
         _tile_loadd(5, a1 + kt * TILE_HALFS, 64);
         _tile_loadd(6, b0 + kt * TILE_HALFS, 64);
@@ -172,11 +182,15 @@ AMX_TARGET static void block(const uint16_t *ap, const uint16_t *bp, int64_t nkt
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
-    float acc[32 * 32] __attribute__((aligned(64)));
     _tile_stored(0, acc, 128);
     _tile_stored(1, acc + 16, 128);
     _tile_stored(2, acc + 16 * 32, 128);
     _tile_stored(3, acc + 16 * 32 + 16, 128);
+}
+
+// acc (block (mb, nb)) into C through alpha and beta, clipped to M, N.
+AMX_TARGET static void block_store(const float *acc, int64_t mb, int64_t nb, int64_t M, int64_t N, float alpha, float beta,
+                                   float *C, int64_t ldc) {
     const int64_t i0 = mb * 32, j0 = nb * 32;
     const int rows = (int)(M - i0 < 32 ? M - i0 : 32), cols = (int)(N - j0 < 32 ? N - j0 : 32);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -225,12 +239,20 @@ AMX_TARGET void xc_gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, 
 #else
         const int64_t nt = 1, id = 0;
 #endif
-        // rows of C split evenly (by 32-row blocks); N in panels so that a panel of packed B stays in L2
+        // Rows of C split evenly (by 32-row blocks). N goes in panels whose packed B stays in L2; K in chunks
+        // whose 2 A tiles per k step (32 KB for the chunk) stay in L1 while the panel's blocks use them.
         const int64_t m_lo = nmb * id / nt, m_hi = nmb * (id + 1) / nt;
-        for (int64_t p0 = 0; p0 < nnb; p0 += PANEL_BLOCKS)
-            for (int64_t mb = m_lo; mb < m_hi; mb++)
-                for (int64_t nb = p0; nb < nnb && nb < p0 + PANEL_BLOCKS; nb++)
-                    block(ap, bp, nkt, mb, nb, M, N, alpha, beta, C, ldc);
+        float acc[PANEL_BLOCKS][32 * 32] __attribute__((aligned(64)));
+        for (int64_t p0 = 0; p0 < nnb; p0 += PANEL_BLOCKS) {
+            const int64_t p1 = p0 + PANEL_BLOCKS < nnb ? p0 + PANEL_BLOCKS : nnb;
+            for (int64_t mb = m_lo; mb < m_hi; mb++) {
+                for (int64_t k0 = 0; k0 < nkt; k0 += K_CHUNK) {
+                    const int64_t k1 = k0 + K_CHUNK < nkt ? k0 + K_CHUNK : nkt;
+                    for (int64_t nb = p0; nb < p1; nb++) block_part(ap, bp, nkt, mb, nb, k0, k1, k0 == 0, acc[nb - p0]);
+                }
+                for (int64_t nb = p0; nb < p1; nb++) block_store(acc[nb - p0], mb, nb, M, N, alpha, beta, C, ldc);
+            }
+        }
         _tile_release();
     }
 }
