@@ -167,6 +167,10 @@ static void test_programs(void) {
              labels, shared, labels, labels);
     snprintf(args, sizeof args, "--set data.vocab=/nonexistent/bpe.txt.gz");
     expect_train_error("vocabulary missing", cfg, args, "data.vocab = /nonexistent/bpe.txt.gz", "openai/CLIP");
+    snprintf(args, sizeof args, "--set data.vocab='%s' --set train.fused_adamw=on --set train.accumulation_steps=2", vocab);
+    expect_train_error("fused AdamW with accumulation", cfg, args, "train.fused_adamw = on needs train.accumulation_steps = 1",
+                       "HINT: set train.fused_adamw = auto");
+    expect_train_error("matmul precision", cfg, "--set train.matmul=fp16", "train.matmul", "fp32|bf16");
     expect_train_error("labels unset", "[data]\ntrain_list = /\nroot = /\nval_list = /\n[model]\npretrained = none\n", "",
                        "data.labels is not set", NULL);
     // xclip-eval and xclip-infer

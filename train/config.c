@@ -447,6 +447,9 @@ int config_check(const TrainConfig *c, ConfigUse use, XcError *err) {
     if (need_file("data.vocab", c->vocab, "CLIP's BPE vocabulary bpe_simple_vocab_16e6.txt.gz, shipped with openai/CLIP", c, err))
         return XC_ERR;
     if (!strstr(c->template_, "{}")) return xc_err(err, "%s: data.template = '%s' has no {} for the class name", src, c->template_);
+    if (!strcmp(c->matmul, "bf16") && !xc_amx_available())
+        return xc_err(err, "%s: train.matmul = bf16 needs Intel AMX (AMX-BF16 and AVX512-BF16, Linux >= 5.16); this CPU "
+                           "or kernel does not offer it\nHINT: set train.matmul = fp32", src);
     if (!strcmp(c->fused_adamw, "on") && c->accumulation_steps > 1)
         return xc_err(err, "%s: train.fused_adamw = on needs train.accumulation_steps = 1 (got %d): accumulation keeps "
                            "gradients across micro-batches\nHINT: set train.fused_adamw = auto", src, c->accumulation_steps);
