@@ -68,18 +68,19 @@ int xc_set_matmul_precision(MatmulPrecision p, XcError *err) {
 MatmulPrecision xc_matmul_precision(void) { return g_precision; }
 
 // ---- packing -------------------------------------------------------------------------------------------
-// 32 bf16 of src[0..n) (n <= 32; missing values 0), in order.
+// 32 bf16 of src[0..n) (n <= 32; missing values 0), in order. Masked loads read nothing beyond n.
 AMX_TARGET static inline __m512i row32(const float *src, int n) {
-    __mmask16 lo = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1), hi = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    __mmask16 lo = (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0), hi = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
     __m512 a = _mm512_maskz_loadu_ps(lo, src), b = _mm512_maskz_loadu_ps(hi, src + 16);
     return (__m512i)_mm512_cvtne2ps_pbh(b, a);
 }
 
-// 16 dwords, dword j = (bf16 x0[j], bf16 x1[j]) for j < n (else 0); x1 may be NULL (zeros).
+// 16 dwords, dword j = (bf16 x0[j], bf16 x1[j]) for j < n (else 0; n <= 0 in the padding tiles beyond M or
+// N); x1 may be NULL (zeros).
 AMX_TARGET static inline __m512i pair16(const float *x0, const float *x1, int n) {
     static const short IDX[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
                                   8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+    __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0); // n <= 0: a padding tile, all zeros
     __m512 a = _mm512_maskz_loadu_ps(m, x0), b = x1 ? _mm512_maskz_loadu_ps(m, x1) : _mm512_setzero_ps();
     __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a); // a's 16 then b's 16
     return _mm512_permutexvar_epi16(_mm512_loadu_si512(IDX), both);
