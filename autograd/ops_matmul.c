@@ -95,13 +95,16 @@ static void linear_backward(Graph *g, TapeNode *node) {
                                   tensor_grad(g, x), in_f);                       // dX += dY W
     if (w->requires_grad) xc_gemm(true, false, out_f, in_f, R, 1.0f, dY, out_f, x->data, in_f, 1.0f,
                                   tensor_grad(g, w), in_f);                       // dW += dY^T X
-    if (b && b->requires_grad) {
+    if (b && b->requires_grad) { // column sums of dY, each in row order (deterministic), 64 columns at a time
         float *db = tensor_grad(g, b);
+        const int64_t nblk = (out_f + 63) / 64;
 #pragma omp parallel for schedule(static) if ((R * out_f) >= XC_PAR_MIN)
-        for (int64_t j = 0; j < out_f; j++) { // each column summed in row order: deterministic
-            float s = 0.0f;
-            for (int64_t r = 0; r < R; r++) s += dY[r * out_f + j];
-            db[j] += s;
+        for (int64_t blk = 0; blk < nblk; blk++) {
+            const int64_t j0 = blk * 64, n = out_f - j0 < 64 ? out_f - j0 : 64;
+            float s[64] = {0};
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t j = 0; j < n; j++) s[j] += dY[r * out_f + j0 + j];
+            for (int64_t j = 0; j < n; j++) db[j0 + j] += s[j];
         }
     }
 }

@@ -3,8 +3,9 @@
 // (12 heads), against a 2048^3 OpenBLAS sgemm (the machine's practical peak) and against the same
 // ops in PyTorch on the same machine in the same run (bench/bench_ops_ref.py with /usr/bin/python3).
 //
-//   bench_ops [--threads N] [--repeats R] [--no-torch]
-// Times are the best of R repeats (after one warm-up), so other load on the machine shows less.
+//   bench_ops [--threads N] [--repeats R] [--bf16] [--no-torch]
+// --bf16 runs our linear layers with bf16 matmuls on AMX (xc_set_matmul_precision) and adds the AMX GEMM at
+// 2048^3; PyTorch stays float32 and %peak stays relative to float32 SGEMM. Times are the best of R repeats (after one warm-up), so other load on the machine shows less.
 #include "autograd/runtime.h"
 #include "autograd/ops.h"
 #include "autograd/kernels.h"
@@ -106,12 +107,13 @@ static char *run_torch(int threads) {
 int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2;
-    bool with_torch = true;
+    bool with_torch = true, bf16 = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) with_torch = false;
-        else { fprintf(stderr, "usage: bench_ops [--threads N] [--repeats R] [--no-torch]\n"); return 2; }
+        else if (!strcmp(argv[i], "--bf16")) bf16 = true;
+        else { fprintf(stderr, "usage: bench_ops [--threads N] [--repeats R] [--bf16] [--no-torch]\n"); return 2; }
     }
     if (threads < 1 || repeats < 1) { fprintf(stderr, "bench_ops: --threads and --repeats must be >= 1\n"); return 2; }
 #ifdef _OPENMP
@@ -122,6 +124,8 @@ int main(int argc, char **argv) {
     char *tout = with_torch ? run_torch(threads) : NULL; // PyTorch runs first, alone on the machine
     if (with_torch && !tout) fprintf(stderr, "bench_ops: the PyTorch reference did not run (python3-torch missing?): xclip.c figures only\n");
 
+    XcError err;
+    if (bf16 && xc_set_matmul_precision(XC_MATMUL_BF16, &err) != XC_OK) { fprintf(stderr, "bench_ops: --bf16: %s\n", err.msg); return 1; }
     Rng r = rng_stream(1, RNG_STREAM_TEST);
     Graph g;
     graph_init(&g, 256u << 20);
@@ -159,6 +163,14 @@ int main(int argc, char **argv) {
     }
     xc_free(qkv.data); xc_free(dy);
     GemmArgs ga = {rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048)};
+    if (bf16) { // the AMX GEMM at the same size, then the float32 peak the %peak column refers to
+        Row *row = &rows[nr++];
+        snprintf(row->name, sizeof row->name, "bf16 gemm 2048^3");
+        row->flops = 2.0 * 2048 * 2048 * 2048;
+        row->ms = best_ms(run_sgemm, &ga);
+        row->torch_ms = torch_ms("sgemm2048", tout);
+        xc_set_matmul_precision(XC_MATMUL_FP32, NULL);
+    }
     Row *peak = &rows[nr++];
     snprintf(peak->name, sizeof peak->name, "sgemm 2048^3 (peak)");
     peak->flops = 2.0 * 2048 * 2048 * 2048;
@@ -167,7 +179,8 @@ int main(int argc, char **argv) {
     double peak_gf = peak->flops / peak->ms / 1e6;
 
     printf("bench_ops: %d threads, best of %d, OpenBLAS core %s (both sides); ViT-B/32 shapes: %d frames x %d tokens, "
-           "width %d, %d heads\n", threads, repeats, xc_blas_core(), T, L, W, HEADS);
+           "width %d, %d heads%s\n", threads, repeats, xc_blas_core(), T, L, W, HEADS,
+           bf16 ? "; xclip.c's linear layers with bf16 matmuls (AMX), PyTorch float32, %peak of float32 SGEMM" : "");
     printf("%-24s %10s %9s %7s %10s %9s %8s\n", "op", "xclip ms", "GFLOP/s", "%peak", "torch ms", "GFLOP/s", "speedup");
     for (int i = 0; i < nr; i++) {
         double gf = rows[i].flops / rows[i].ms / 1e6, tg = rows[i].torch_ms > 0 ? rows[i].flops / rows[i].torch_ms / 1e6 : 0;
