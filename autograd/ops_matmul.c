@@ -91,10 +91,15 @@ static void linear_backward(Graph *g, TapeNode *node) {
     Tensor *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
     int64_t out_f = w->shape[0], in_f = w->shape[1], R = x->numel / in_f;
     const float *dY = y->grad; // (R, out)
-    if (x->requires_grad) xc_gemm(false, false, R, in_f, out_f, 1.0f, dY, out_f, w->data, in_f, 1.0f,
-                                  tensor_grad(g, x), in_f);                       // dX += dY W
-    if (w->requires_grad) xc_gemm(true, false, out_f, in_f, R, 1.0f, dY, out_f, x->data, in_f, 1.0f,
-                                  tensor_grad(g, w), in_f);                       // dW += dY^T X
+    bool fresh;
+    if (x->requires_grad) { // dX (+)= dY W: a gradient not yet started is written, not zeroed and added to
+        float *dx = tensor_grad_overwrite(g, x, &fresh);
+        xc_gemm(false, false, R, in_f, out_f, 1.0f, dY, out_f, w->data, in_f, fresh ? 0.0f : 1.0f, dx, in_f);
+    }
+    if (w->requires_grad) { // dW (+)= dY^T X
+        float *dw = tensor_grad_overwrite(g, w, &fresh);
+        xc_gemm(true, false, out_f, in_f, R, 1.0f, dY, out_f, x->data, in_f, fresh ? 0.0f : 1.0f, dw, in_f);
+    }
     if (b && b->requires_grad) { // column sums of dY, each in row order (deterministic), 64 columns at a time
         float *db = tensor_grad(g, b);
         const int64_t nblk = (out_f + 63) / 64;

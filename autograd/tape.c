@@ -138,6 +138,16 @@ float *tensor_grad(Graph *g, Tensor *t) {
     return t->grad;
 }
 
+float *tensor_grad_overwrite(Graph *g, Tensor *t, bool *fresh) {
+    *fresh = !t->grad;
+    if (t->grad) return t->grad;
+    XC_CHECK(!t->is_param || t->grad_transient, "parameter %s has no gradient buffer (frozen?)", t->name ? t->name : "?");
+    size_t bytes = (size_t)t->numel * sizeof(float);
+    float *b = pool_take(&g->pool, bytes);
+    t->grad = b ? b : arena_alloc(&g->step, bytes);
+    return t->grad;
+}
+
 bool graph_needs_grad(const Graph *g, Tensor *const *in, int n_in) {
     if (!g->grad_enabled) return false;
     for (int i = 0; i < n_in; i++)

@@ -149,6 +149,10 @@ Tensor *tensor_zeros(Graph *g, int ndim, const int64_t *shape);
 Tensor *tensor_from(Graph *g, int ndim, const int64_t *shape, const float *src);
 // Gradient buffer of t, zero-allocated from the step arena on first use.
 float *tensor_grad(Graph *g, Tensor *t);
+// For backward kernels that can overwrite: if t has no gradient yet, a buffer that is NOT zeroed and
+// *fresh = true (the caller must write every element, e.g. a GEMM with beta 0); otherwise t's gradient to
+// accumulate into and *fresh = false. Saves zeroing a buffer only to add to it.
+float *tensor_grad_overwrite(Graph *g, Tensor *t, bool *fresh);
 int64_t shape_numel(int ndim, const int64_t *shape);
 bool tensor_same_shape(const Tensor *a, const Tensor *b);
 // "[2, 3, 4]" into buf, for messages.
