@@ -189,9 +189,9 @@ AMX_TARGET static void block_part(const uint16_t *ap, const uint16_t *bp, int64_
     _tile_stored(3, acc + 16 * 32 + 16, 128);
 }
 
-// acc (block (mb, nb)) into C through alpha and beta, clipped to M, N.
+// acc (block (mb, nb)) into C through alpha and beta, plus bias[j] on every row if bias, clipped to M, N.
 AMX_TARGET static void block_store(const float *acc, int64_t mb, int64_t nb, int64_t M, int64_t N, float alpha, float beta,
-                                   float *C, int64_t ldc) {
+                                   const float *bias, float *C, int64_t ldc) {
     const int64_t i0 = mb * 32, j0 = nb * 32;
     const int rows = (int)(M - i0 < 32 ? M - i0 : 32), cols = (int)(N - j0 < 32 ? N - j0 : 32);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -201,6 +201,7 @@ AMX_TARGET static void block_store(const float *acc, int64_t mb, int64_t nb, int
             __mmask16 m = (__mmask16)(cols - h >= 16 ? 0xffff : (1u << (cols - h)) - 1);
             __m512 v = _mm512_mul_ps(va, _mm512_load_ps(acc + r * 32 + h));
             if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + h), v);
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j0 + h));
             _mm512_mask_storeu_ps(c + h, m, v);
         }
     }
@@ -222,8 +223,9 @@ static uint16_t *grow(uint16_t **buf, size_t *cap, size_t halfs) {
     return *buf;
 }
 
-AMX_TARGET void xc_gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                             const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+AMX_TARGET void xc_gemm_bf16_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                                  int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C,
+                                  int64_t ldc) {
     XC_CHECK(xc_amx_available(), "xc_gemm_bf16 without AMX");
     XC_CHECK(!in_parallel(), "xc_gemm_bf16 inside a parallel region");
     __atomic_add_fetch(&g_calls, 1, __ATOMIC_RELAXED);
@@ -251,11 +253,16 @@ AMX_TARGET void xc_gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, 
                     const int64_t k1 = k0 + K_CHUNK < nkt ? k0 + K_CHUNK : nkt;
                     for (int64_t nb = p0; nb < p1; nb++) block_part(ap, bp, nkt, mb, nb, k0, k1, k0 == 0, acc[nb - p0]);
                 }
-                for (int64_t nb = p0; nb < p1; nb++) block_store(acc[nb - p0], mb, nb, M, N, alpha, beta, C, ldc);
+                for (int64_t nb = p0; nb < p1; nb++) block_store(acc[nb - p0], mb, nb, M, N, alpha, beta, bias, C, ldc);
             }
         }
         _tile_release();
     }
+}
+
+void xc_gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    xc_gemm_bf16_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
 }
 
 void xc_gemm_bf16_free(void) {

@@ -21,9 +21,16 @@ int xc_set_matmul_precision(MatmulPrecision p, XcError *err);
 MatmulPrecision xc_matmul_precision(void);
 // AMX-BF16 usable here (CPU support and the kernel's permission for the tile state)?
 bool xc_amx_available(void);
+// C (M, N) = op(A) op(B) + bias (N), bias added to every row (NULL: none); beta 0 (C is only written).
+// In BF16 mode the bias joins the AMX epilogue; in FP32 it is copied into C and SGEMM adds to it.
+void xc_gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                  int64_t ldb, const float *bias, float *C, int64_t ldc);
 // The BF16 path itself, whatever the precision setting (needs xc_amx_available(); not inside a parallel region).
+// It packs into process-wide buffers: one caller at a time (the thread that trains).
 void xc_gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void xc_gemm_bf16_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                       const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
 // GEMMs the BF16 path has run (for tests and logs).
 uint64_t xc_gemm_bf16_calls(void);
 // Frees the BF16 path's packing buffers (they otherwise grow to the largest GEMM and stay).

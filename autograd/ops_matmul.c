@@ -128,11 +128,7 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out_f;
     Tensor *y = tensor_new(g, x->ndim, shape);
-    if (b) {
-#pragma omp parallel for schedule(static) if ((R * out_f) >= XC_PAR_MIN)
-        for (int64_t r = 0; r < R; r++) memcpy(y->data + r * out_f, b->data, (size_t)out_f * sizeof(float));
-    }
-    xc_gemm(false, true, R, out_f, in_f, 1.0f, x->data, in_f, w->data, in_f, b ? 1.0f : 0.0f, y->data, out_f);
+    xc_gemm_bias(false, true, R, out_f, in_f, x->data, in_f, w->data, in_f, b ? b->data : NULL, y->data, out_f);
     Tensor *in[3] = {x, w, b};
     if (graph_needs_grad(g, in, 3)) graph_record(g, &xc_opdef_linear, y, in, 3);
     return y;

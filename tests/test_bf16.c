@@ -98,6 +98,12 @@ static void test_dispatch(void) {
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, (int)K, 0.0f, C[3], (int)N);
     XC_EXPECT(!memcmp(C[2], C[3], sizeof(float) * (size_t)n), "a GEMM inside a parallel region left float32");
+    // with a bias: the epilogue adds it; equal to the plain path plus the bias up to one float32 rounding
+    float *bias = rnd(&r, N);
+    xc_gemm_bias(false, true, M, N, K, A, K, B, K, bias, C[0], N);
+    for (int64_t i = 0; i < n; i++) C[1][i] += bias[i % N];
+    xc_expect_close("bf16 gemm with bias", C[0], C[1], (long)n, 1e-6, 1e-6);
+    free(bias);
     XC_EXPECT(xc_set_matmul_precision(XC_MATMUL_FP32, &err) == XC_OK, "%s", err.msg);
     memset(C[0], 0, sizeof(float) * (size_t)n);
     xc_gemm(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[0], N);

@@ -31,6 +31,18 @@ static void test_gemm(void) {
             }
 }
 
+// xc_gemm_bias (float32): op(A) op(B) + bias on every row, C only written.
+static void test_gemm_bias(void) {
+    Rng r = rng_stream(6, RNG_STREAM_TEST);
+    const int64_t M = 37, N = 29, K = 41;
+    float *A = rnd(&r, M * K), *B = rnd(&r, N * K), *bias = rnd(&r, N), *C1 = rnd(&r, M * N), *C2 = rnd(&r, M * N);
+    xc_gemm_bias(false, true, M, N, K, A, K, B, K, bias, C1, N);
+    xc_gemm_naive(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C2, N);
+    for (int64_t i = 0; i < M * N; i++) C2[i] += bias[i % N];
+    xc_expect_close("gemm with bias", C1, C2, M * N, 1e-5, 1e-4);
+    free(A); free(B); free(bias); free(C1); free(C2);
+}
+
 static void test_attention_head(void) {
     Rng r = rng_stream(4, RNG_STREAM_TEST);
     const int64_t Lq = 9, Lk = 13, dh = 16, ld = 48; // q/k/v read with a row stride, as in packed qkv
@@ -79,6 +91,7 @@ static void test_expf(void) {
 int main(void) {
     test_expf();
     test_gemm();
+    test_gemm_bias();
     test_attention_head();
     test_layernorm();
     return xc_test_summary("test_kernels");
