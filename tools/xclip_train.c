@@ -26,6 +26,8 @@ static void usage(FILE *f) {
             "Fine-tunes X-CLIP as CONFIG says (INI sections [data] [model] [train] [aug] [test] [output];\n"
             "configs/README.md lists every key). The run directory (output.dir) receives config.ini (the\n"
             "effective config), log.txt, metrics.jsonl (JSON lines), best.safetensors and last.safetensors.\n"
+            "Faster and leaner on Intel AMX CPUs: --set train.matmul=bf16 (bf16 matmuls, float32 sums) and\n"
+            "--set model.checkpoint=true (recompute vision blocks in backward).\n"
             "\n"
             "  --set s.k=v   override one key (repeatable), e.g. --set train.lr=1e-5 --set data.root=/videos\n"
             "  --init CKPT   load these weights (an X-CLIP checkpoint, e.g. an earlier best.safetensors) over the\n"
