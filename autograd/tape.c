@@ -184,15 +184,18 @@ static void tape_walk(Graph *g, TapeNode *from, TapeNode *stop) {
             for (int i = 0; i < n->n_in; i++)
                 if (n->in[i] && n->in[i]->is_param) n->in[i]->first_use = n;
     for (TapeNode *n = from; n && n != stop; n = n->prev) {
-        if (!n->out->grad) continue; // nothing flowed into this node's output
-        double t0 = g->profile ? xc_now() : 0;
-        n->op->backward(g, n);
-        if (g->profile) g->profile->bwd[profile_slot(g->profile, n->op)] += xc_now() - t0;
-        // every consumer of n->out ran before n: its gradient is complete and now dead
-        if (!n->out->is_param) {
-            pool_give(&g->pool, n->out->grad, (size_t)n->out->numel * sizeof(float));
-            n->out->grad = NULL;
+        if (n->out->grad) { // else nothing flowed into this node's output
+            double t0 = g->profile ? xc_now() : 0;
+            n->op->backward(g, n);
+            if (g->profile) g->profile->bwd[profile_slot(g->profile, n->op)] += xc_now() - t0;
+            // every consumer of n->out ran before n: its gradient is complete and now dead
+            if (!n->out->is_param) {
+                pool_give(&g->pool, n->out->grad, (size_t)n->out->numel * sizeof(float));
+                n->out->grad = NULL;
+            }
         }
+        // a parameter's earliest use completes its gradient, even when that node itself got none (other
+        // consumers may have given the parameter one)
         if (g->param_ready)
             for (int i = 0; i < n->n_in; i++) {
                 Tensor *p = n->in[i];

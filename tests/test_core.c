@@ -239,8 +239,48 @@ static void test_err_prefix(void) {
     XC_EXPECT(!strcmp(err.msg, "model.pretrained = a.pt: file.pt: truncated"), "prefixed error reads \"%s\"", err.msg);
 }
 
+// Fused AdamW (updates inside backward, transient gradients) where the loss misses some uses: p's earliest use
+// (p * p) leads nowhere while a later use (2 p) reaches the loss, and q is not used at all. Three steps must equal
+// backward + adamw_step bit for bit (q decays as with a zero gradient) and leave no gradient behind.
+static void test_fused_unreached(void) {
+    float result[2][8];
+    for (int fused = 0; fused < 2; fused++) {
+        ParamStore ps;
+        param_store_init(&ps, "fused");
+        ps.transient_grads = fused;
+        Tensor *p = param_new(&ps, "p", 1, (int64_t[]){4}), *q = param_new(&ps, "q", 1, (int64_t[]){4});
+        for (int i = 0; i < 4; i++) p->data[i] = 0.5f + (float)i, q->data[i] = 1.0f - (float)i;
+        AdamW opt;
+        adamw_init(&opt, &ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.1f});
+        Graph g;
+        graph_init(&g, 0);
+        if (fused) adamw_fuse(&opt, &g);
+        for (int step = 0; step < 3; step++) {
+            if (fused) adamw_begin_step(&opt, 0.05f);
+            op_mul(&g, p, p); // recorded, never reaches the loss
+            graph_backward(&g, op_sum(&g, op_scale(&g, p, 2.0f), 0));
+            if (fused) adamw_end_step(&opt);
+            else {
+                adamw_step(&opt, 0.05f);
+                param_store_zero_grad(&ps);
+            }
+            graph_reset(&g);
+        }
+        XC_EXPECT(!fused || (!p->grad && !q->grad), "fused: gradients left behind after backward");
+        memcpy(result[fused], p->data, 4 * sizeof(float));
+        memcpy(result[fused] + 4, q->data, 4 * sizeof(float));
+        graph_free(&g);
+        adamw_free(&opt);
+        param_store_free(&ps);
+    }
+    XC_EXPECT(!memcmp(result[0], result[1], sizeof result[0]), "fused AdamW differs from backward + adamw_step "
+              "(p %g vs %g, q %g vs %g)", result[0][0], result[1][0], result[0][4], result[1][4]);
+    XC_EXPECT(result[0][4] != 1.0f, "q did not decay: the zero-gradient update was skipped");
+}
+
 int main(void) {
     test_err_prefix();
+    test_fused_unreached();
     test_arena();
     test_tape();
     test_spill();

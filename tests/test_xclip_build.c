@@ -312,6 +312,7 @@ static void test_fused_adamw(H5Array *video, H5Array *tokens, H5Array *labels) {
             if (mode) adamw_begin_step(&opt, 1e-3f);
             Tensor *l = op_soft_cross_entropy(&g, xclip_forward(&g, &m, tensor_from(&g, 5, video->shape, video->data), tokens->data, K, S, NULL).logits, y);
             graph_backward(&g, l);
+            if (mode) adamw_end_step(&opt);
             if (!mode) {
                 adamw_step(&opt, 1e-3f);
                 param_store_zero_grad(&ps);

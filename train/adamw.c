@@ -13,6 +13,7 @@ void adamw_init(AdamW *opt, ParamStore *ps, AdamWConfig cfg) {
     opt->offset = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(int64_t));
     opt->lr_scale = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(float));
     opt->decay = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(bool));
+    opt->updated = xc_calloc((size_t)(ps->n ? ps->n : 1), sizeof(int64_t));
     int64_t off = 0;
     for (int i = 0; i < ps->n; i++) { // moments only for parameters that train now (frozen: offset -1)
         opt->offset[i] = ps->p[i]->requires_grad ? off : -1;
@@ -31,6 +32,7 @@ void adamw_free(AdamW *opt) {
     xc_free(opt->offset);
     xc_free(opt->lr_scale);
     xc_free(opt->decay);
+    xc_free(opt->updated);
     memset(opt, 0, sizeof *opt);
 }
 
@@ -48,28 +50,40 @@ void adamw_begin_step(AdamW *opt, float base_lr) {
     opt->bc2_sqrt = (float)sqrt(1.0 - pow((double)opt->cfg.beta2, (double)opt->step));
 }
 
-void adamw_update(AdamW *opt, int i) {
+// One parameter's update with gradient gr (NULL: a zero gradient, exactly as a buffer of zeros would give).
+static void update(AdamW *opt, int i, const float *gr) {
     Tensor *p = opt->ps->p[i];
-    if (!p->requires_grad || !p->grad || opt->offset[i] < 0) return; // frozen
     const float b1 = opt->cfg.beta1, b2 = opt->cfg.beta2, eps = opt->cfg.eps, bc2_sqrt = opt->bc2_sqrt;
     const double lr = (double)opt->lr * opt->lr_scale[i];
     const float decay = opt->decay[i] ? (float)(1.0 - lr * opt->cfg.weight_decay) : 1.0f;
     const float step_size = (float)(lr / opt->bc1);
     float *w = p->data, *m = opt->m + opt->offset[i], *v = opt->v + opt->offset[i];
-    const float *gr = p->grad;
 #pragma omp parallel for schedule(static) if ((p->numel) >= XC_PAR_MIN)
     for (int64_t j = 0; j < p->numel; j++) {
-        float g = gr[j];
+        float g = gr ? gr[j] : 0.0f;
         w[j] *= decay;
         m[j] = b1 * m[j] + (1.0f - b1) * g;
         v[j] = b2 * v[j] + (1.0f - b2) * g * g;
         w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
     }
+    opt->updated[i] = opt->step;
+}
+
+static bool trains(const AdamW *opt, int i) { return opt->ps->p[i]->requires_grad && opt->offset[i] >= 0; }
+
+void adamw_update(AdamW *opt, int i) {
+    if (trains(opt, i) && opt->ps->p[i]->grad && opt->updated[i] != opt->step) update(opt, i, opt->ps->p[i]->grad);
+}
+
+void adamw_end_step(AdamW *opt) {
+    for (int i = 0; i < opt->ps->n; i++)
+        if (trains(opt, i) && opt->updated[i] != opt->step) update(opt, i, NULL);
 }
 
 void adamw_step(AdamW *opt, float base_lr) {
     adamw_begin_step(opt, base_lr);
     for (int i = 0; i < opt->ps->n; i++) adamw_update(opt, i);
+    adamw_end_step(opt);
 }
 
 static void adamw_param_ready(void *ctx, Tensor *p) { adamw_update(ctx, p->index); }

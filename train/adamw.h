@@ -26,6 +26,7 @@ typedef struct AdamW {
     int64_t *offset;       // (n params) offset of each parameter in m and v; -1: frozen at init (no moments)
     float *lr_scale;       // (n params) multiplier of the base learning rate
     bool *decay;           // (n params) apply weight decay?
+    int64_t *updated;      // (n params) the step that last updated each parameter
     int64_t step;          // number of updates done (torch's per-parameter 'step', shared here)
     float lr;              // base rate of the current step (adamw_begin_step)
     double bc1;            // 1 - beta1^step
@@ -35,11 +36,15 @@ typedef struct AdamW {
 void adamw_init(AdamW *opt, ParamStore *ps, AdamWConfig cfg);
 void adamw_free(AdamW *opt);
 void adamw_set_group(AdamW *opt, int param_index, float lr_scale, bool decay);
-void adamw_step(AdamW *opt, float lr);   // = adamw_begin_step + adamw_update of every parameter
+// Every parameter that trains is updated once per step; one without a gradient buffer counts as a zero
+// gradient (weight and moment decay still apply), exactly as a buffer of zeros would.
+void adamw_step(AdamW *opt, float lr);   // = adamw_begin_step, adamw_update of every parameter, adamw_end_step
 void adamw_begin_step(AdamW *opt, float lr);
-void adamw_update(AdamW *opt, int param_index);
+void adamw_update(AdamW *opt, int param_index); // with its gradient, if it has one and is not updated yet
+void adamw_end_step(AdamW *opt);                // zero-gradient updates of the parameters not updated this step
 // Fused update: the graph's backward updates each parameter as soon as its gradient is complete, so
 // with ParamStore.transient_grads no parameter keeps a gradient between steps (no gradient
-// accumulation then). Per step: adamw_begin_step(opt, lr); forward; graph_backward; (no adamw_step).
+// accumulation then). Per step: adamw_begin_step(opt, lr); forward; graph_backward; adamw_end_step(opt)
+// (parameters the loss did not reach); no adamw_step.
 // The arithmetic is adamw_step's, element for element: the same parameters result.
 void adamw_fuse(AdamW *opt, Graph *g);

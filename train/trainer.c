@@ -90,6 +90,7 @@ float train_step_run(TrainStep *s, const float *video, int B, const float *targe
         for (int i = 0; i < s->ps->n; i++) s->opt.lr_scale[i] = (float)rate_of(s, s->group_scale[i]);
     if (s->fused) adamw_begin_step(&s->opt, 1.0f); // the update happens inside backward
     graph_backward(g, s->accum > 1 ? op_scale(g, loss, 1.0f / (float)s->accum) : loss);
+    if (s->fused) adamw_end_step(&s->opt); // parameters the loss did not reach
     graph_reset(g);
     if (step) {
         s->last_lr = rate_of(s, 1.0);
