@@ -1,8 +1,8 @@
 // gemm_bf16.c - float32 GEMM with bfloat16 products on Intel AMX (XC_MATMUL_BF16, see kernels.h).
 //
 // C = alpha op(A) op(B) + beta C with op(A), op(B) rounded to bfloat16 (round to nearest even), products
-// exact and sums in float32: the arithmetic of torch's float32 matmul precision "medium" and of AMP's bf16
-// matmuls, on float32 tensors. Steps:
+// exact and sums in float32, on float32 tensors: the arithmetic of torch's float32 matmul precision "medium"
+// (AMP's bf16 matmuls also round their outputs to bf16; these stay float32). Steps:
 //   1. pack op(A) into 16 x 32 bf16 tiles (rows i, 32 consecutive k) and op(B) into 16 x 32 tiles in AMX's
 //      pair layout (row r holds (k, k+1) = (2r, 2r+1) of 16 columns), zero-padded to multiples of 32;
 //   2. every 32 x 32 block of C is 2 x 2 accumulator tiles fed by TDPBF16PS over the k tiles;
@@ -223,12 +223,8 @@ static uint16_t *grow(uint16_t **buf, size_t *cap, size_t halfs) {
     return *buf;
 }
 
-AMX_TARGET void xc_gemm_bf16_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                                  int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C,
-                                  int64_t ldc) {
-    XC_CHECK(xc_amx_available(), "xc_gemm_bf16 without AMX");
-    XC_CHECK(!in_parallel(), "xc_gemm_bf16 inside a parallel region");
-    __atomic_add_fetch(&g_calls, 1, __ATOMIC_RELAXED);
+AMX_TARGET static void gemm_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                                const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
     const int64_t Mp = (M + 31) / 32 * 32, Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32, nkt = Kp / 32;
     uint16_t *ap = grow(&g_apack, &g_apack_cap, (size_t)(Mp * Kp)), *bp = grow(&g_bpack, &g_bpack_cap, (size_t)(Np * Kp));
     pack_a(ta, M, K, A, lda, Mp, Kp, ap);
@@ -258,6 +254,22 @@ AMX_TARGET void xc_gemm_bf16_bias(bool ta, bool tb, int64_t M, int64_t N, int64_
         }
         _tile_release();
     }
+}
+
+// The checks run in code built for the baseline CPU, so a CPU without AMX (or AVX-512) gets the message, not SIGILL.
+void xc_gemm_bf16_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                       const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
+    XC_CHECK(xc_amx_available(), "xc_gemm_bf16 without AMX");
+    XC_CHECK(!in_parallel(), "xc_gemm_bf16 inside a parallel region");
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { // no products: C = beta C (+ bias)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                C[i * ldc + j] = (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.0f);
+        return;
+    }
+    __atomic_add_fetch(&g_calls, 1, __ATOMIC_RELAXED);
+    gemm_amx(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
 }
 
 void xc_gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

@@ -65,7 +65,8 @@ static inline float xc_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    n = n == n ? n : 0.0f; // NaN in, NaN out (through r), without converting NaN to an integer
+    int32_t bits = (int32_t)((uint32_t)((int32_t)n + 127) << 23);
     float scale;
     __builtin_memcpy(&scale, &bits, sizeof scale);
     return p * scale;

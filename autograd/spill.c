@@ -74,6 +74,8 @@ int param_store_spill(ParamStore *ps, bool (*select)(const char *name), const ch
         e = write_all(fd, t->data, (size_t)t->numel * sizeof(float), (off_t)off);
         off += (size_t)t->numel * sizeof(float);
     }
+    if (!e && fdatasync(fd) != 0) e = errno; // on disk before the tensors depend on it: a failed writeback
+                                              // would otherwise come back later as wrong weights
     void *map = e ? MAP_FAILED : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (!e && map == MAP_FAILED) e = errno;
     close(fd); // the mapping keeps the file
@@ -101,7 +103,6 @@ int param_store_spill(ParamStore *ps, bool (*select)(const char *name), const ch
 void param_store_page_out(ParamStore *ps) {
     if (!ps->spill) return;
 #ifdef MADV_PAGEOUT
-    if (madvise(ps->spill, ps->spill_bytes, MADV_PAGEOUT) == 0) return;
+    madvise(ps->spill, ps->spill_bytes, MADV_PAGEOUT); // Linux >= 5.4; a hint: failure only costs memory
 #endif
-    madvise(ps->spill, ps->spill_bytes, MADV_COLD); // older kernels: a hint only
 }

@@ -3,6 +3,7 @@
 //     all transpose combinations, sizes off the 16 / 32 tile grid, padded leading dimensions, alpha, beta;
 //     |got - ref| <= 1e-5 + 1e-5 |ref| (the products are exact, only the float32 sums differ), and the
 //     result must differ from float32 SGEMM by bf16 rounding (the path really rounds);
+//   - the same bits with 1, 2 and 3 threads;
 //   - dispatch: with the precision set, big GEMMs outside parallel regions take the path bit for bit,
 //     small ones and those inside a parallel region stay float32 SGEMM.
 //   - the X-CLIP fixtures of test_xclip_parity (t3, t8) with bf16 matmuls against the float32 PyTorch reference,
@@ -17,6 +18,12 @@
 #include "nn/xclip.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#define SET_THREADS(n) omp_set_num_threads(n)
+#else
+#define SET_THREADS(n) ((void)(n))
+#endif
 
 static float *rnd(Rng *r, int64_t n) {
     float *x = malloc((size_t)n * sizeof(float));
@@ -40,7 +47,8 @@ static float *rounded(const float *x, int64_t n) {
 
 static void test_gemm(void) {
     Rng r = rng_stream(31, RNG_STREAM_TEST);
-    const int64_t sizes[][3] = {{1, 1, 1}, {7, 5, 3}, {16, 16, 32}, {33, 17, 65}, {64, 50, 64}, {100, 70, 129}, {257, 96, 768}};
+    const int64_t sizes[][3] = {{1, 1, 1}, {7, 5, 3}, {16, 16, 32}, {33, 17, 65}, {64, 50, 64}, {100, 70, 129}, {257, 96, 768},
+                               {70, 600, 1100}}; // the last: several N panels and K chunks
     double worst = 0, worst_fp32 = 0;
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
@@ -74,6 +82,24 @@ static void test_gemm(void) {
                     free(A); free(B); free(Ar); free(Br); free(C1); free(C2); free(C3);
                 }
     printf("  bf16 gemm: max |diff| %.2e against the rounded operands; %.2e (of max |C|) from float32\n", worst, worst_fp32);
+}
+
+// The result does not depend on the thread count (rows of C are split, every block's sums run in one order).
+static void test_threads(void) {
+    Rng r = rng_stream(33, RNG_STREAM_TEST);
+    const int64_t M = 300, N = 530, K = 700;
+    float *A = rnd(&r, M * K), *B = rnd(&r, K * N), *C[3];
+    for (int t = 0; t < 3; t++) {
+        C[t] = calloc((size_t)(M * N), sizeof(float));
+        SET_THREADS(t + 1);
+        xc_gemm_bf16(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C[t], N);
+    }
+    SET_THREADS(2);
+    XC_EXPECT(!memcmp(C[0], C[1], sizeof(float) * (size_t)(M * N)) && !memcmp(C[0], C[2], sizeof(float) * (size_t)(M * N)),
+              "bf16 GEMM results differ between 1, 2 and 3 threads");
+    for (int t = 0; t < 3; t++) free(C[t]);
+    free(A);
+    free(B);
 }
 
 static void test_dispatch(void) {
@@ -205,6 +231,7 @@ int main(void) {
         return 77;
     }
     test_gemm();
+    test_threads();
     test_dispatch();
     test_model("t3");
     test_model("t8");

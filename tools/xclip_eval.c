@@ -136,6 +136,8 @@ int main(int argc, char **argv) {
     }
 
     c.fix_text = true; // evaluation: the text tower never trains
+    snprintf(c.fused_adamw, sizeof c.fused_adamw, "on"); // and nothing does: no gradient buffers (model_build)
+    c.accumulation_steps = 1;
     if (config_apply_matmul(&c, &err) != XC_OK) return fail(err.msg);
     XClip m;
     ParamStore ps;

@@ -547,6 +547,7 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
     TrainStep st;
     SnapCtx sc = {.c = c};
     signals_install();
+    const MatmulPrecision prev_precision = xc_matmul_precision(); // restored on the way out
     if (config_apply_matmul(c, err) != XC_OK) goto done;
 
     tok = tokenizer_load_clip(c->vocab, err);
@@ -816,6 +817,8 @@ done:
     xc_free(tokens);
     labels_free(&labels);
     tokenizer_free(tok);
+    xc_set_matmul_precision(prev_precision, NULL);
+    xc_gemm_bf16_free();
     if (rc == XC_ERR && run.log) fprintf(run.log, "error: %s\n", err->msg);
     if (run.log) fclose(run.log);
     if (run.metrics) fclose(run.metrics);
