@@ -23,8 +23,7 @@
 #endif
 
 #define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
-#define TILE_BYTES 1024          // 16 rows x 64 bytes
-#define TILE_HALFS 512           // bf16 values per tile
+#define TILE_HALFS 512           // bf16 values per tile (16 rows x 64 bytes)
 #define PANEL_BLOCKS 8           // 32-column blocks of C per panel (256 columns)
 #define K_CHUNK 16               // k tiles (of 32) per chunk
 
@@ -70,7 +69,8 @@ MatmulPrecision xc_matmul_precision(void) { return g_precision; }
 // ---- packing -------------------------------------------------------------------------------------------
 // 32 bf16 of src[0..n) (n <= 32; missing values 0), in order. Masked loads read nothing beyond n.
 AMX_TARGET static inline __m512i row32(const float *src, int n) {
-    __mmask16 lo = (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0), hi = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    __mmask16 lo = (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0);
+    __mmask16 hi = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
     __m512 a = _mm512_maskz_loadu_ps(lo, src), b = _mm512_maskz_loadu_ps(hi, src + 16);
     return (__m512i)_mm512_cvtne2ps_pbh(b, a);
 }

@@ -172,7 +172,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-fused")) fused = false;
         else if (!strcmp(argv[i], "--no-spill")) spill = false;
         else if (!strcmp(argv[i], "--bf16")) bf16 = true;
-        else { fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--checkpoint] [--no-fused] [--no-spill] [--bf16] [--no-torch]\n"); return 2; }
+        else {
+            fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--checkpoint]\n"
+                            "                   [--no-fused] [--no-spill] [--bf16] [--no-torch]\n");
+            return 2;
+        }
     }
     if (threads < 1 || steps < 1 || rounds < 1 || B < 1 || T < 1) { fprintf(stderr, "bench_xclip: bad arguments\n"); return 2; }
     ClipConfig clip = {.vision_width = 768, .vision_layers = 12, .vision_heads = 12, .vision_mlp = 3072, .patch = 32,
