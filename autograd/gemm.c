@@ -4,23 +4,13 @@
 
 #include <cblas.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 // Work (M N K) from which XC_MATMUL_BF16 takes the AMX path: below it packing costs more than it saves.
 #define BF16_MIN_WORK (64.0 * 64.0 * 64.0)
 
-static inline bool in_parallel(void) {
-#ifdef _OPENMP
-    return omp_in_parallel();
-#else
-    return false;
-#endif
-}
 
 static bool use_bf16(int64_t M, int64_t N, int64_t K) {
-    return xc_matmul_precision() == XC_MATMUL_BF16 && (double)M * (double)N * (double)K >= BF16_MIN_WORK && !in_parallel();
+    return xc_matmul_precision() == XC_MATMUL_BF16 && (double)M * (double)N * (double)K >= BF16_MIN_WORK && !xc_in_parallel();
 }
 
 void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

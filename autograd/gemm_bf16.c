@@ -27,13 +27,6 @@
 #define PANEL_BLOCKS 8           // 32-column blocks of C per panel (256 columns)
 #define K_CHUNK 16               // k tiles (of 32) per chunk
 
-static inline bool in_parallel(void) {
-#ifdef _OPENMP
-    return omp_in_parallel();
-#else
-    return false;
-#endif
-}
 
 static MatmulPrecision g_precision = XC_MATMUL_FP32;
 static int g_amx = -1; // -1 unknown, 0 absent, 1 usable
@@ -260,7 +253,7 @@ AMX_TARGET static void gemm_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t 
 void xc_gemm_bf16_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                        const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
     XC_CHECK(xc_amx_available(), "xc_gemm_bf16 without AMX");
-    XC_CHECK(!in_parallel(), "xc_gemm_bf16 inside a parallel region");
+    XC_CHECK(!xc_in_parallel(), "xc_gemm_bf16 inside a parallel region");
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { // no products: C = beta C (+ bias)
         for (int64_t i = 0; i < M; i++)

@@ -7,6 +7,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "autograd/util.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// Inside an OpenMP parallel region? (A GEMM there runs on the calling thread.)
+static inline bool xc_in_parallel(void) {
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return false;
+#endif
+}
 
 // C (M, N) = alpha * op(A) op(B) + beta * C, row-major; op(A) is (M, K), op(B) is (K, N).
 void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

@@ -38,19 +38,6 @@ static int open_unlinked(const char *dir, XcError *err) {
     return fd;
 }
 
-static int write_all(int fd, const void *buf, size_t n, off_t off) {
-    const char *p = buf;
-    while (n) {
-        ssize_t w = pwrite(fd, p, n, off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return w < 0 ? errno : ENOSPC;
-        p += w;
-        n -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
 int param_store_spill(ParamStore *ps, bool (*select)(const char *name), const char *dir, size_t *moved, XcError *err) {
     if (moved) *moved = 0;
     if (ps->spill) return xc_err(err, "%s: this ParamStore has spilled its parameters already", dir);
@@ -71,7 +58,7 @@ int param_store_spill(ParamStore *ps, bool (*select)(const char *name), const ch
         const Tensor *t = ps->p[i];
         if (!spillable(t, select)) continue;
         off = up(off, 64);
-        e = write_all(fd, t->data, (size_t)t->numel * sizeof(float), (off_t)off);
+        e = xc_pwrite_all(fd, t->data, (size_t)t->numel * sizeof(float), (off_t)off) ? errno : 0;
         off += (size_t)t->numel * sizeof(float);
     }
     if (!e && fdatasync(fd) != 0) e = errno; // on disk before the tensors depend on it: a failed writeback

@@ -114,6 +114,22 @@ void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err
     return buf;
 }
 
+int xc_pwrite_all(int fd, const void *buf, size_t n, off_t off) {
+    const char *p = buf;
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (w == 0) errno = EIO;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
 double xc_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <stdbool.h>
 
 enum { XC_OK = 0, XC_ERR = -1 };
@@ -62,6 +63,8 @@ static inline bool xc_add_u64(uint64_t a, uint64_t b, uint64_t *out) { return !_
 
 // fopen that reports "path: strerror" into err on failure.
 FILE *xc_fopen(const char *path, const char *mode, XcError *err);
+// pwrite all n bytes at off (retrying short writes and EINTR): 0, or -1 with errno set (EIO if nothing was written).
+int xc_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 // Read a whole file (at most max_bytes) into a new buffer; *len gets its size. NULL + err on failure.
 void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err);
 

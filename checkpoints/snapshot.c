@@ -62,17 +62,6 @@ static int hash_fd(int fd, uint64_t from, uint64_t *sum, uint64_t *len, const ch
     return rc;
 }
 
-static int write_all_at(int fd, const void *data, size_t n, off_t off) {
-    const uint8_t *p = data;
-    while (n) {
-        ssize_t w = pwrite(fd, p, n, off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) { if (w == 0) errno = EIO; return -1; }
-        p += w; n -= (size_t)w; off += w;
-    }
-    return 0;
-}
-
 static void hook(int *point, const char *what) { if (g_hook) g_hook(*point, what); (*point)++; }
 
 // Header + fsync of an HDF5 file that has the user block. *point may be NULL (no hook calls).
@@ -84,7 +73,7 @@ static int seal_file(const char *path, int64_t iter, int64_t epoch, int *point, 
     if (in.file_bytes < SNAPSHOT_USERBLOCK + 8) { close(fd); return xc_err(err, "%s: HDF5 wrote only %llu bytes", path, (unsigned long long)in.file_bytes); }
     uint8_t h[HDR_BYTES];
     header_encode(h, &in);
-    if (write_all_at(fd, h, sizeof h, 0) != 0) { int e = errno; close(fd); return xc_err(err, "%s: writing the header failed: %s", path, strerror(e)); }
+    if (xc_pwrite_all(fd, h, sizeof h, 0) != 0) { int e = errno; close(fd); return xc_err(err, "%s: writing the header failed: %s", path, strerror(e)); }
     if (point) hook(point, "header written");
     if (fsync(fd) != 0) { int e = errno; close(fd); return xc_err(err, "%s: fsync failed: %s (disk full?)", path, strerror(e)); }
     if (point) hook(point, "file fsynced");
