@@ -14,8 +14,7 @@
 #include "test_util.h"
 #include "autograd/kernels.h"
 #include "autograd/rng.h"
-#include "checkpoints/h5io.h"
-#include "nn/xclip.h"
+#include "xclip_fixture.h"
 
 #include <cblas.h>
 #ifdef _OPENMP
@@ -150,51 +149,35 @@ static double cosine(const float *a, const float *b, int64_t n) {
 }
 
 static void test_model(const char *cfgname) {
-    char rel[64], dir[1024], path[1100], name[600];
-    snprintf(rel, sizeof rel, "xclip/%s", cfgname);
-    XC_FIXTURE(rel, dir);
+    XclipFixture fx;
+    if (!xclip_fixture_open(&fx, cfgname)) return;
     XcError err;
-    H5File fin, fref;
-    snprintf(path, sizeof path, "%s/in.h5", dir);
-    int rc = h5_open(&fin, path, false, &err);
-    snprintf(path, sizeof path, "%s/ref.h5", dir);
-    if (rc == XC_OK) rc = h5_open(&fref, path, false, &err);
-    XC_EXPECT(rc == XC_OK, "%s", err.msg);
-    if (rc != XC_OK) return;
-    H5Array video, tokens, labels, logits, vfeat;
-    rc = h5_read(&fin, "video", H5_F32, &video, false, &err);
-    if (rc == XC_OK) rc = h5_read(&fin, "tokens", H5_I32, &tokens, false, &err);
-    if (rc == XC_OK) rc = h5_read(&fin, "labels", H5_I64, &labels, false, &err);
-    if (rc == XC_OK) rc = h5_read(&fref, "logits", H5_F32, &logits, false, &err);
-    if (rc == XC_OK) rc = h5_read(&fref, "video_features", H5_F32, &vfeat, false, &err);
-    WeightSet ws = {0};
-    XClipConfig cfg;
-    snprintf(path, sizeof path, "%s/model.pth", dir);
-    if (rc == XC_OK) rc = weights_load(&ws, path, &err);
-    if (rc == XC_OK) rc = xclip_config_from_weights(&cfg, &ws, video.shape[1], false, &err);
+    H5Array logits = {0}, vfeat = {0};
     XClip m;
     ParamStore ps;
-    if (rc == XC_OK) {
-        param_store_init(&ps, "params");
-        xclip_init(&m, &ps, &cfg);
-        rc = params_load(&ps, &ws, NULL, &err);
+    int rc = h5_read(&fx.ref, "logits", H5_F32, &logits, false, &err);
+    if (rc == XC_OK) rc = h5_read(&fx.ref, "video_features", H5_F32, &vfeat, false, &err);
+    XC_EXPECT(rc == XC_OK, "%s", err.msg);
+    if (rc != XC_OK || !xclip_fixture_model(&fx, false, &m, &ps)) {
+        h5_array_free(&logits);
+        h5_array_free(&vfeat);
+        xclip_fixture_close(&fx);
+        return;
     }
-    weights_free(&ws);
-    XC_EXPECT(rc == XC_OK, "%s: %s", cfgname, err.msg);
-    if (rc != XC_OK) return;
-    const int64_t B = video.shape[0], K = tokens.shape[0];
-    xclip_cache_text(&m, tokens.data, K, tokens.shape[1]);
+    const int64_t B = fx.video.shape[0], K = fx.tokens.shape[0], S = fx.tokens.shape[1];
+    xclip_cache_text(&m, fx.tokens.data, K, S);
     XC_EXPECT(xc_set_matmul_precision(XC_MATMUL_BF16, &err) == XC_OK, "%s", err.msg);
     uint64_t calls0 = xc_gemm_bf16_calls();
     Graph g;
     graph_init(&g, 16u << 20);
-    XClipOut o = xclip_forward(&g, &m, tensor_from(&g, 5, video.shape, video.data), NULL, K, tokens.shape[1], NULL);
+    XClipOut o = xclip_forward(&g, &m, tensor_from(&g, 5, fx.video.shape, fx.video.data), NULL, K, S, NULL);
+    char name[600];
     snprintf(name, sizeof name, "%s bf16 logits", cfgname);
     double e_feat = xc_expect_scaled(name, o.logits->data, logits.data, logits.numel, 2e-2);
     snprintf(name, sizeof name, "%s bf16 video_features", cfgname);
     e_feat = fmax(e_feat, xc_expect_scaled(name, o.video_features->data, vfeat.data, vfeat.numel, 2e-2));
     Tensor *y = tensor_zeros(&g, 2, (int64_t[]){B, K});
-    for (int64_t b = 0; b < B; b++) y->data[b * K + ((int64_t *)labels.data)[b]] = 1.0f;
+    for (int64_t b = 0; b < B; b++) y->data[b * K + ((int64_t *)fx.labels.data)[b]] = 1.0f;
     graph_backward(&g, op_soft_cross_entropy(&g, o.logits, y));
     uint64_t calls = xc_gemm_bf16_calls() - calls0;
     XC_EXPECT(xc_set_matmul_precision(XC_MATMUL_FP32, &err) == XC_OK, "%s", err.msg);
@@ -205,7 +188,7 @@ static void test_model(const char *cfgname) {
         if (!p->requires_grad) continue;
         snprintf(name, sizeof name, "grad/%s", p->name);
         H5Array gref;
-        if (h5_read(&fref, name, H5_F32, &gref, true, &err) != XC_OK || !gref.data) continue;
+        if (h5_read(&fx.ref, name, H5_F32, &gref, true, &err) != XC_OK || !gref.data) continue;
         snprintf(name, sizeof name, "%s bf16 grad %s", cfgname, p->name);
         e_grad = fmax(e_grad, xc_expect_scaled(name, p->grad, gref.data, gref.numel, 1e-1));
         double c = cosine(p->grad, gref.data, gref.numel);
@@ -220,9 +203,9 @@ static void test_model(const char *cfgname) {
     graph_free(&g);
     xclip_free(&m);
     param_store_free(&ps);
-    h5_array_free(&video); h5_array_free(&tokens); h5_array_free(&labels); h5_array_free(&logits); h5_array_free(&vfeat);
-    h5_close(&fin);
-    h5_close(&fref);
+    h5_array_free(&logits);
+    h5_array_free(&vfeat);
+    xclip_fixture_close(&fx);
 }
 
 int main(void) {

@@ -11,7 +11,7 @@
 //   - the trainer's step against the PyTorch reference's 3 AdamW steps (tests/fixtures/xclip/t3: the 4 losses
 //     of tests/ref/make_xclip_fixtures.py, rtol 1e-3 as test_xclip_parity).
 #include "test_util.h"
-#include "checkpoints/h5io.h"
+#include "xclip_fixture.h"
 #include "train/param_groups.h"
 #include "train/trainer.h"
 
@@ -308,51 +308,26 @@ static void test_fused(void) {
 }
 
 static void test_reference_steps(void) {
-    char dir[1024], path[1100];
-    XC_FIXTURE("xclip/t3", dir);
+    XclipFixture fx;
+    if (!xclip_fixture_open(&fx, "t3")) return;
     XcError err;
-    H5File fin, fref;
-    snprintf(path, sizeof path, "%s/in.h5", dir);
-    int rc = h5_open(&fin, path, false, &err);
-    snprintf(path, sizeof path, "%s/ref.h5", dir);
-    if (rc == XC_OK) rc = h5_open(&fref, path, false, &err);
+    H5Array losses = {0};
+    int rc = h5_read(&fx.ref, "adamw/losses", H5_F32, &losses, false, &err);
     XC_EXPECT(rc == XC_OK, "%s", err.msg);
-    if (rc != XC_OK) return;
-    H5Array video, tokens, labels, losses;
-    rc = h5_read(&fin, "video", H5_F32, &video, false, &err);
-    if (rc == XC_OK) rc = h5_read(&fin, "tokens", H5_I32, &tokens, false, &err);
-    if (rc == XC_OK) rc = h5_read(&fin, "labels", H5_I64, &labels, false, &err);
-    if (rc == XC_OK) rc = h5_read(&fref, "adamw/losses", H5_F32, &losses, false, &err);
-    XC_EXPECT(rc == XC_OK, "%s", err.msg);
-    if (rc != XC_OK) return;
-    const int64_t B = video.shape[0], T = video.shape[1], K = tokens.shape[0], S = tokens.shape[1];
-    WeightSet ws = {0};
-    XClipConfig cfg;
-    snprintf(path, sizeof path, "%s/model.pth", dir);
-    rc = weights_load(&ws, path, &err);
-    if (rc == XC_OK) rc = xclip_config_from_weights(&cfg, &ws, T, false, &err);
+    const int64_t B = fx.video.shape[0], K = fx.tokens.shape[0], S = fx.tokens.shape[1];
     float *targets = xc_calloc((size_t)(B * K), sizeof(float));
-    for (int64_t b = 0; b < B; b++) targets[b * K + ((int64_t *)labels.data)[b]] = 1.0f;
+    for (int64_t b = 0; b < B; b++) targets[b * K + ((int64_t *)fx.labels.data)[b]] = 1.0f;
     for (int fused = 0; fused < 2 && rc == XC_OK; fused++) {
         XClip m;
         ParamStore ps;
-        param_store_init(&ps, "params");
-        ps.transient_grads = fused;
-        xclip_init(&m, &ps, &cfg);
-        rc = params_load(&ps, &ws, NULL, &err);
-        XC_EXPECT(rc == XC_OK, "%s", err.msg);
-        if (rc != XC_OK) {
-            xclip_free(&m);
-            param_store_free(&ps);
-            break;
-        }
-        xclip_cache_text(&m, tokens.data, K, S);
+        if (!xclip_fixture_model(&fx, fused, &m, &ps)) break;
+        xclip_cache_text(&m, fx.tokens.data, K, S);
         // the reference: 3 AdamW steps at lr 1e-3 with the official groups (10x for the new tensors), no schedule
         TrainStep s;
         train_step_init(&s, &m, &ps, ADAMW, 10.0, lr_schedule_make(1e-3, 0, 0, (int64_t)1 << 50), 1, 1, false);
         train_step_epoch_begin(&s);
         float got[4];
-        for (int i = 0; i < 4; i++) got[i] = train_step_run(&s, video.data, (int)B, targets, i, i, NULL);
+        for (int i = 0; i < 4; i++) got[i] = train_step_run(&s, fx.video.data, (int)B, targets, i, i, NULL);
         const float *ref = losses.data;
         for (int i = 0; i < 4; i++)
             XC_EXPECT(fabs((double)got[i] - ref[i]) <= 1e-3 * fabs(ref[i]), "%s trainer step %d loss %.7g vs reference %.7g",
@@ -363,14 +338,9 @@ static void test_reference_steps(void) {
         xclip_free(&m);
         param_store_free(&ps);
     }
-    weights_free(&ws);
     xc_free(targets);
-    h5_array_free(&video);
-    h5_array_free(&tokens);
-    h5_array_free(&labels);
     h5_array_free(&losses);
-    h5_close(&fin);
-    h5_close(&fref);
+    xclip_fixture_close(&fx);
 }
 
 int main(void) {
