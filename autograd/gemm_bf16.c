@@ -85,47 +85,27 @@ AMX_TARGET static inline void put_column(uint16_t *tile, int c, __m512i v) {
     _mm512_i32scatter_epi32((int *)tile + c, _mm512_loadu_si512(ROW), v, 4);
 }
 
-// op(A) (M, K) -> tiles [mt][kt], mt < Mp/16, kt < Kp/32.
-AMX_TARGET static void pack_a(bool ta, int64_t M, int64_t K, const float *A, int64_t lda, int64_t Mp, int64_t Kp,
-                              uint16_t *out) {
-    const int64_t nmt = Mp / 16, nkt = Kp / 32;
+// Tiles of X (R, K) = src or src^T (trans; src is then (K, R)), zero-padded to (Rp, Kp): tile t = (rt, kt) covers
+// rows 16 rt.. and k 32 kt.., as 16 x 16 dwords, dword (r, p) = (X[r][2p], X[r][2p + 1]). A's tiles are those of
+// X = op(A) as they stand; B's pair layout is the dword transpose of the tiles of X = op(B)^T (pair_layout).
+AMX_TARGET static void pack(bool trans, int64_t R, int64_t K, const float *src, int64_t ld, int64_t Rp, int64_t Kp,
+                            bool pair_layout, uint16_t *out) {
+    const int64_t nrt = Rp / 16, nkt = Kp / 32;
 #pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < nmt * nkt; t++) {
-        const int64_t mt = t / nkt, kt = t % nkt, i0 = mt * 16, k0 = kt * 32;
+    for (int64_t t = 0; t < nrt * nkt; t++) {
+        const int64_t r0 = t / nkt * 16, k0 = t % nkt * 32;
         uint16_t *tile = out + t * TILE_HALFS;
-        const int kn = (int)(K - k0 < 32 ? K - k0 : 32);
-        if (!ta) { // rows of A: 32 consecutive k each
-            for (int r = 0; r < 16; r++)
-                _mm512_store_si512(tile + r * 32, i0 + r < M ? row32(A + (i0 + r) * lda + k0, kn) : _mm512_setzero_si512());
-        } else { // A is (K, M): k pairs of 16 consecutive i become columns of the tile
-            const int in = (int)(M - i0 < 16 ? M - i0 : 16);
-            for (int p = 0; p < 16; p++) {
-                int64_t k = k0 + 2 * p;
-                const float *x0 = k < K ? A + k * lda + i0 : NULL, *x1 = k + 1 < K ? A + (k + 1) * lda + i0 : NULL;
-                put_column(tile, p, x0 ? pair16(x0, x1, in) : _mm512_setzero_si512());
+        for (int q = 0; q < 16; q++) {
+            __m512i v; // the 16 dwords of X row r0 + q (rows), or of k pair q over the tile's rows (trans)
+            if (!trans) {
+                v = r0 + q < R ? row32(src + (r0 + q) * ld + k0, (int)(K - k0 < 32 ? K - k0 : 32)) : _mm512_setzero_si512();
+            } else {
+                const int64_t k = k0 + 2 * q;
+                v = k < K ? pair16(src + k * ld + r0, k + 1 < K ? src + (k + 1) * ld + r0 : NULL, (int)(R - r0 < 16 ? R - r0 : 16))
+                          : _mm512_setzero_si512();
             }
-        }
-    }
-}
-
-// op(B) (K, N) -> tiles [nt][kt] in pair layout.
-AMX_TARGET static void pack_b(bool tb, int64_t N, int64_t K, const float *B, int64_t ldb, int64_t Np, int64_t Kp,
-                              uint16_t *out) {
-    const int64_t nnt = Np / 16, nkt = Kp / 32;
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < nnt * nkt; t++) {
-        const int64_t nt = t / nkt, kt = t % nkt, n0 = nt * 16, k0 = kt * 32;
-        uint16_t *tile = out + t * TILE_HALFS;
-        const int nn = (int)(N - n0 < 16 ? N - n0 : 16), kn = (int)(K - k0 < 32 ? K - k0 : 32);
-        if (!tb) { // rows k, k+1 of B interleave into one tile row
-            for (int r = 0; r < 16; r++) {
-                int64_t k = k0 + 2 * r;
-                const float *x0 = k < K ? B + k * ldb + n0 : NULL, *x1 = k + 1 < K ? B + (k + 1) * ldb + n0 : NULL;
-                _mm512_store_si512(tile + r * 32, x0 ? pair16(x0, x1, nn) : _mm512_setzero_si512());
-            }
-        } else { // B is (N, K): 32 consecutive k of column n become column n of the tile
-            for (int n = 0; n < 16; n++)
-                put_column(tile, n, n < nn ? row32(B + (n0 + n) * ldb + k0, kn) : _mm512_setzero_si512());
+            if (trans == pair_layout) _mm512_store_si512(tile + q * 32, v); // v is a row of the tile
+            else put_column(tile, q, v);
         }
     }
 }
@@ -220,8 +200,8 @@ AMX_TARGET static void gemm_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t 
                                 const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
     const int64_t Mp = (M + 31) / 32 * 32, Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32, nkt = Kp / 32;
     uint16_t *ap = grow(&g_apack, &g_apack_cap, (size_t)(Mp * Kp)), *bp = grow(&g_bpack, &g_bpack_cap, (size_t)(Np * Kp));
-    pack_a(ta, M, K, A, lda, Mp, Kp, ap);
-    pack_b(tb, N, K, B, ldb, Np, Kp, bp);
+    pack(ta, M, K, A, lda, Mp, Kp, false, ap);   // X = op(A)
+    pack(!tb, N, K, B, ldb, Np, Kp, true, bp);   // X = op(B)^T: B itself when tb
     const int64_t nmb = Mp / 32, nnb = Np / 32;
 #pragma omp parallel
     {
