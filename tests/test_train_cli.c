@@ -1,6 +1,7 @@
 // test_train_cli.c - config files and the command lines of xclip-train / xclip-eval / xclip-infer:
 //   - every shipped config (configs/*.ini) parses; every key of the table is documented in configs/README.md;
 //   - config_load / config_set: values, relative paths, quoting, and each kind of error with file:line;
+//   - config_diff between effective configs (a resumed run names the settings that changed);
 //   - the programs' error paths: missing config, unknown section, unknown key, bad value, bad --set, a data path
 //     or weight path that does not exist (the message names the key to set), bad options; exit status 2.
 #include "test_util.h"
@@ -193,7 +194,42 @@ static void test_programs(void) {
     XC_EXPECT(rc == 0 && strstr(g_out, "| `accumulation_steps` |"), "--keys: %d", rc);
 }
 
+// config_diff: values compared key by key (comments and key order do not count), missing keys named.
+static void test_diff(void) {
+    TrainConfig a, b;
+    config_defaults(&a);
+    config_defaults(&b);
+    b.lr = 1e-5;
+    snprintf(b.matmul, sizeof b.matmul, "bf16");
+    char *ta = NULL, *tb = NULL, out[512];
+    size_t la, lb;
+    FILE *fa = open_memstream(&ta, &la), *fb = open_memstream(&tb, &lb);
+    config_write(&a, fa);
+    config_write(&b, fb);
+    fclose(fa);
+    fclose(fb);
+    XC_EXPECT(config_diff(ta, ta, out, sizeof out) == 0 && !*out, "a config differs from itself: %s", out);
+    int nd = config_diff(tb, ta, out, sizeof out);
+    XC_EXPECT(nd == 2 && strstr(out, "train.lr = 1.0000000000000001e-05 (snapshot: 7.99") &&
+                  strstr(out, "train.matmul = bf16 (snapshot: fp32)"), "diff of 2 keys: %d: %s", nd, out);
+    // an older snapshot without a key, and comments that changed: only the key counts
+    char *old = strdup(ta), *line = strstr(old, "\nmatmul = ");
+    XC_CHECK(line, "no matmul line");
+    memcpy(line + 1, "xxxxxx", 6);
+    char *doc = strstr(old, "# base learning rate");
+    if (doc) doc[2] = 'B';
+    nd = config_diff(ta, old, out, sizeof out);
+    XC_EXPECT(nd == 1 && strstr(out, "train.matmul = fp32 (snapshot: not set)"), "missing key: %d: %s", nd, out);
+    char tiny[24];
+    nd = config_diff(tb, ta, tiny, sizeof tiny);
+    XC_EXPECT(nd == 2 && strlen(tiny) == sizeof tiny - 1 && !strcmp(tiny + sizeof tiny - 4, "..."), "cut: '%s'", tiny);
+    free(ta);
+    free(tb);
+    free(old);
+}
+
 int main(void) {
+    test_diff();
     test_shipped_configs();
     test_parser();
     test_programs();

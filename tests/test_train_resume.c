@@ -70,6 +70,8 @@ int main(void) {
     snprintf(p1, sizeof p1, "%s/last.safetensors", a);
     snprintf(p2, sizeof p2, "%s/last.safetensors", b);
     XC_EXPECT(same_file(p1, p2), "stopped at 21 and resumed: weights differ from the uninterrupted run");
+    snprintf(cmd, sizeof cmd, "grep -q 'train.max_iters = 40 (snapshot: 21)' '%s.log'", b);
+    XC_EXPECT(system(cmd) == 0, "the resumed run does not name the setting that changed (see %s.log)", b);
     snprintf(p2, sizeof p2, "%s/snap-000000000021.h5", b);
     struct stat st;
     XC_EXPECT(stat(p2, &st) == 0, "no snapshot at the stop (iteration 21)");

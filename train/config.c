@@ -512,6 +512,48 @@ void config_write(const TrainConfig *c, FILE *f) {
     }
 }
 
+// The value of section.key in an effective-config text (config_write's format), into v; false if absent.
+static bool text_value(const char *text, const char *section, const char *key, char *v, size_t n) {
+    const size_t klen = strlen(key);
+    bool in_section = false;
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (*line == '[') {
+            in_section = len == strlen(section) + 2 && !strncmp(line + 1, section, strlen(section)) && line[len - 1] == ']';
+            continue;
+        }
+        if (!in_section || len < klen + 3 || strncmp(line, key, klen) || strncmp(line + klen, " = ", 3)) continue;
+        const char *val = line + klen + 3, *doc = strstr(val, "    # ");
+        size_t vlen = (doc && doc < line + len ? (size_t)(doc - val) : len - klen - 3);
+        if (vlen >= n) vlen = n - 1;
+        memcpy(v, val, vlen);
+        v[vlen] = 0;
+        return true;
+    }
+    return false;
+}
+
+int config_diff(const char *now, const char *then, char *out, size_t n) {
+    int count = 0;
+    size_t used = 0;
+    if (n) out[0] = 0;
+    for (int i = 0; i < NKEYS; i++) {
+        char a[CONFIG_PATH_MAX + 16], b[CONFIG_PATH_MAX + 16];
+        bool ha = text_value(now, KEYS[i].section, KEYS[i].key, a, sizeof a);
+        bool hb = text_value(then, KEYS[i].section, KEYS[i].key, b, sizeof b);
+        if (ha == hb && (!ha || !strcmp(a, b))) continue;
+        count++;
+        if (used < n) {
+            int w = snprintf(out + used, n - used, "%s%s.%s = %s (snapshot: %s)", count > 1 ? "; " : "", KEYS[i].section,
+                             KEYS[i].key, ha ? a : "-", hb ? b : "not set");
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+    if (used >= n && n > 4) memcpy(out + n - 4, "...", 4);
+    return count;
+}
+
 void config_write_keys_markdown(FILE *f) {
     const char *section = "";
     for (int i = 0; i < NKEYS; i++) {

@@ -489,8 +489,13 @@ static int run_resume(Run *r, SnapCtx *sc, const char *resume, int64_t n_iter, P
         snprintf(path, sizeof path, "%s", resume);
         if (snapshot_load(resume, &ss, err) != XC_OK) return xc_err(err, "--resume %s: %s", resume, err->msg);
     }
-    if (ss.config && sc->config && strcmp(ss.config, sc->config))
-        say(r, "warning: the configuration differs from the snapshot's (kept in %s); continuing with the current one\n", path);
+    if (ss.config && sc->config && strcmp(ss.config, sc->config)) {
+        char diff[2048];
+        int nd = config_diff(sc->config, ss.config, diff, sizeof diff);
+        if (nd > 0)
+            say(r, "warning: %d setting%s differ%s from the snapshot's (%s); the run goes on with the current values: %s\n",
+                nd, nd == 1 ? "" : "s", nd == 1 ? "s" : "", path, diff);
+    }
     snapshot_state_free_text(&ss);
     rng_set_state(&sc->st->drop, rngs[0].state);
     p->global_iter = ss.global_iter;
