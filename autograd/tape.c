@@ -126,26 +126,21 @@ static void pool_give(GradPool *p, float *buf, size_t bytes) {
     p->n++;
 }
 
-float *tensor_grad(Graph *g, Tensor *t) {
-    if (!t->grad) {
-        XC_CHECK(!t->is_param || t->grad_transient, "parameter %s has no gradient buffer (frozen?)", t->name ? t->name : "?");
-        size_t bytes = (size_t)t->numel * sizeof(float);
-        float *b = pool_take(&g->pool, bytes);
-        if (b) memset(b, 0, bytes);
-        else b = arena_calloc(&g->step, bytes);
-        t->grad = b;
-    }
-    return t->grad;
-}
-
-float *tensor_grad_overwrite(Graph *g, Tensor *t, bool *fresh) {
-    *fresh = !t->grad;
-    if (t->grad) return t->grad;
+// A gradient buffer for t from the pool (same size) or the step arena; zeroed if zero.
+static float *grad_alloc(Graph *g, Tensor *t, bool zero) {
     XC_CHECK(!t->is_param || t->grad_transient, "parameter %s has no gradient buffer (frozen?)", t->name ? t->name : "?");
     size_t bytes = (size_t)t->numel * sizeof(float);
     float *b = pool_take(&g->pool, bytes);
-    t->grad = b ? b : arena_alloc(&g->step, bytes);
-    return t->grad;
+    if (!b) b = arena_alloc(&g->step, bytes);
+    if (zero) memset(b, 0, bytes);
+    return t->grad = b;
+}
+
+float *tensor_grad(Graph *g, Tensor *t) { return t->grad ? t->grad : grad_alloc(g, t, true); }
+
+float *tensor_grad_overwrite(Graph *g, Tensor *t, bool *fresh) {
+    *fresh = !t->grad;
+    return t->grad ? t->grad : grad_alloc(g, t, false);
 }
 
 bool graph_needs_grad(const Graph *g, Tensor *const *in, int n_in) {
