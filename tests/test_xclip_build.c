@@ -3,8 +3,7 @@
 // plain CLIP checkpoint (SPEC.md §7 initialisation of the additions, reproducible from the seed), and
 // with fix_text off (the text tower trains: its gradients against finite differences).
 #include "test_util.h"
-#include "checkpoints/h5io.h"
-#include "nn/xclip.h"
+#include "xclip_fixture.h"
 #include "train/adamw.h"
 #include "train/param_groups.h"
 
@@ -171,17 +170,9 @@ static void test_from_clip(void) {
 // fix_text off: the text tower and logit_scale train; check their gradients by central differences.
 static void test_text_trains(H5Array *video, H5Array *tokens, H5Array *labels) {
     char p[1200];
-    XcError err;
-    WeightSet ws = {0};
-    XClipConfig cfg;
-    XC_EXPECT(weights_load(&ws, fix("xclip/t3/model.pth", p, sizeof p), &err) == XC_OK, "%s", err.msg);
-    XC_EXPECT(xclip_config_from_weights(&cfg, &ws, video->shape[1], false, &err) == XC_OK, "%s", err.msg);
-    cfg.fix_text = false;
     ParamStore ps;
-    param_store_init(&ps, "params");
     XClip m;
-    xclip_init(&m, &ps, &cfg);
-    XC_EXPECT(params_load(&ps, &ws, NULL, &err) == XC_OK, "%s", err.msg);
+    if (!xclip_fixture_load(fix("xclip/t3", p, sizeof p), video->shape[1], (XclipVariant){.text_trains = true}, &m, &ps)) return;
     int64_t B = video->shape[0], K = tokens->shape[0], S = tokens->shape[1];
     Graph g;
     graph_init(&g, 0);
@@ -219,7 +210,6 @@ static void test_text_trains(H5Array *video, H5Array *tokens, H5Array *labels) {
     graph_free(&g);
     xclip_free(&m);
     param_store_free(&ps);
-    weights_free(&ws);
 }
 
 // Gradient checkpointing: the same loss and gradients (bit for bit: the recomputation runs the same
@@ -227,23 +217,16 @@ static void test_text_trains(H5Array *video, H5Array *tokens, H5Array *labels) {
 // smaller step arena.
 static void test_checkpointing(H5Array *video, H5Array *tokens, H5Array *labels) {
     char p[1200];
-    XcError err;
     float loss[2];
     float *grads[2] = {NULL, NULL};
     size_t peak[2];
     int64_t total = 0;
     for (int ck = 0; ck < 2; ck++) {
-        WeightSet ws = {0};
-        XClipConfig cfg;
-        XC_EXPECT(weights_load(&ws, fix("xclip/t3/model.pth", p, sizeof p), &err) == XC_OK, "%s", err.msg);
-        XC_EXPECT(xclip_config_from_weights(&cfg, &ws, video->shape[1], false, &err) == XC_OK, "%s", err.msg);
-        cfg.checkpoint = ck;
-        cfg.drop_path = 0.3f;
         ParamStore ps;
-        param_store_init(&ps, "params");
         XClip m;
-        xclip_init(&m, &ps, &cfg);
-        XC_EXPECT(params_load(&ps, &ws, NULL, &err) == XC_OK, "%s", err.msg);
+        if (!xclip_fixture_load(fix("xclip/t3", p, sizeof p), video->shape[1], (XclipVariant){.checkpoint = ck, .drop_path = 0.3f},
+                                &m, &ps))
+            return;
         int64_t B = video->shape[0], K = tokens->shape[0], S = tokens->shape[1];
         xclip_cache_text(&m, tokens->data, K, S);
         Graph g;
@@ -267,7 +250,6 @@ static void test_checkpointing(H5Array *video, H5Array *tokens, H5Array *labels)
         graph_free(&g);
         xclip_free(&m);
         param_store_free(&ps);
-        weights_free(&ws);
     }
     XC_EXPECT(loss[0] == loss[1], "checkpointing changes the loss: %.9g vs %.9g", loss[0], loss[1]);
     XC_EXPECT(!memcmp(grads[0], grads[1], (size_t)total * sizeof(float)), "checkpointing changes the gradients");
@@ -282,22 +264,15 @@ static void test_checkpointing(H5Array *video, H5Array *tokens, H5Array *labels)
 // gradient buffers in the ParamStore.
 static void test_fused_adamw(H5Array *video, H5Array *tokens, H5Array *labels) {
     char p[1200];
-    XcError err;
     float *result[3] = {NULL, NULL, NULL};
     int64_t n_floats = 0;
     size_t store_bytes[3];
     for (int mode = 0; mode < 3; mode++) { // 0: plain, 1: fused, 2: fused + checkpointing
-        WeightSet ws = {0};
-        XClipConfig cfg;
-        XC_EXPECT(weights_load(&ws, fix("xclip/t3/model.pth", p, sizeof p), &err) == XC_OK, "%s", err.msg);
-        XC_EXPECT(xclip_config_from_weights(&cfg, &ws, video->shape[1], false, &err) == XC_OK, "%s", err.msg);
-        cfg.checkpoint = mode == 2;
         ParamStore ps;
-        param_store_init(&ps, "params");
-        ps.transient_grads = mode > 0;
         XClip m;
-        xclip_init(&m, &ps, &cfg);
-        XC_EXPECT(params_load(&ps, &ws, NULL, &err) == XC_OK, "%s", err.msg);
+        if (!xclip_fixture_load(fix("xclip/t3", p, sizeof p), video->shape[1],
+                                (XclipVariant){.checkpoint = mode == 2, .transient = mode > 0}, &m, &ps))
+            return;
         int64_t B = video->shape[0], K = tokens->shape[0], S = tokens->shape[1];
         xclip_cache_text(&m, tokens->data, K, S);
         AdamW opt;
@@ -333,7 +308,6 @@ static void test_fused_adamw(H5Array *video, H5Array *tokens, H5Array *labels) {
         adamw_free(&opt);
         xclip_free(&m);
         param_store_free(&ps);
-        weights_free(&ws);
     }
     XC_EXPECT(!memcmp(result[0], result[1], (size_t)n_floats * sizeof(float)), "fused AdamW differs from adamw_step");
     XC_EXPECT(!memcmp(result[0], result[2], (size_t)n_floats * sizeof(float)), "fused AdamW with checkpointing differs");

@@ -41,18 +41,29 @@ static inline bool xclip_fixture_open(XclipFixture *fx, const char *name) {
     return rc == XC_OK;
 }
 
-// The model of model.pth (T from the video); transient: ParamStore.transient_grads (fused AdamW).
-static inline bool xclip_fixture_model(const XclipFixture *fx, bool transient, XClip *m, ParamStore *ps) {
-    char path[1100];
+// Changes to the model a fixture's config describes (all false / 0: as the weights say, fix_text on).
+typedef struct XclipVariant {
+    bool text_trains;   // fix_text off
+    bool checkpoint;    // gradient checkpointing
+    bool transient;     // ParamStore.transient_grads (fused AdamW)
+    float drop_path;
+} XclipVariant;
+
+// The model of DIR/model.pth for T frames, as variant v says.
+static inline bool xclip_fixture_load(const char *dir, int64_t T, XclipVariant v, XClip *m, ParamStore *ps) {
+    char path[1400];
     XcError err;
     WeightSet ws = {0};
     XClipConfig cfg;
-    snprintf(path, sizeof path, "%s/model.pth", fx->dir);
+    snprintf(path, sizeof path, "%s/model.pth", dir);
     int rc = weights_load(&ws, path, &err);
-    if (rc == XC_OK) rc = xclip_config_from_weights(&cfg, &ws, fx->video.shape[1], false, &err);
+    if (rc == XC_OK) rc = xclip_config_from_weights(&cfg, &ws, T, false, &err);
     if (rc == XC_OK) {
+        cfg.fix_text = !v.text_trains;
+        cfg.checkpoint = v.checkpoint;
+        cfg.drop_path = v.drop_path;
         param_store_init(ps, "params");
-        ps->transient_grads = transient;
+        ps->transient_grads = v.transient;
         xclip_init(m, ps, &cfg);
         if ((rc = params_load(ps, &ws, NULL, &err)) != XC_OK) {
             xclip_free(m);
@@ -62,6 +73,11 @@ static inline bool xclip_fixture_model(const XclipFixture *fx, bool transient, X
     weights_free(&ws);
     XC_EXPECT(rc == XC_OK, "%s: %s", path, err.msg);
     return rc == XC_OK;
+}
+
+// The fixture's model (T from its video); transient: ParamStore.transient_grads (fused AdamW).
+static inline bool xclip_fixture_model(const XclipFixture *fx, bool transient, XClip *m, ParamStore *ps) {
+    return xclip_fixture_load(fx->dir, fx->video.shape[1], (XclipVariant){.transient = transient}, m, ps);
 }
 
 static inline void xclip_fixture_close(XclipFixture *fx) {
