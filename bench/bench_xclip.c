@@ -15,7 +15,7 @@
 #include "autograd/kernels.h"
 #include "autograd/runtime.h"
 #include "nn/xclip.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 
 #include <cblas.h>
 #include <stdio.h>

@@ -53,7 +53,7 @@
 #include "autograd/tensor.h"
 #include "checkpoints/weights.h"
 #include "data/loader.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 
 #define SNAPSHOT_FORMAT_VERSION 1
 #define SNAPSHOT_USERBLOCK 512

@@ -3,7 +3,7 @@
 // spilling frozen parameters to a file, RNG streams and state, AdamW by hand.
 #include "test_util.h"
 #include "autograd/ops.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 
 #include <linux/magic.h>
 #include <sys/vfs.h>

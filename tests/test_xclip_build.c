@@ -4,7 +4,7 @@
 // with fix_text off (the text tower trains: its gradients against finite differences).
 #include "test_util.h"
 #include "xclip_fixture.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 #include "train/param_groups.h"
 
 #include <unistd.h>

@@ -13,7 +13,7 @@
 //   demo_free(&d);
 #pragma once
 #include "nn/layers.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 
 typedef struct DemoConfig {
     int frames;      // T

@@ -6,7 +6,7 @@
 //   adamw_init(&opt, &ps, cfg);
 //   xclip_param_groups(&opt);        // sets lr_scale and decay of every parameter by name
 #pragma once
-#include "train/adamw.h"
+#include "optim/adamw.h"
 
 float xclip_lr_scale(const char *name);
 bool xclip_decays(const char *name, int ndim);

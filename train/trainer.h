@@ -21,7 +21,7 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "nn/xclip.h"
-#include "train/adamw.h"
+#include "optim/adamw.h"
 #include "train/config.h"
 #include "train/schedule.h"
 #include "train/signals.h"

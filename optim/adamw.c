@@ -1,7 +1,7 @@
 // adamw.c - see adamw.h. Per element, as torch.optim.AdamW (foreach=False) computes it:
 //   p *= 1 - lr wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //   p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-#include "train/adamw.h"
+#include "optim/adamw.h"
 
 #include <math.h>
 #include <string.h>
