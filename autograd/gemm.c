@@ -9,12 +9,29 @@
 #define BF16_MIN_WORK (64.0 * 64.0 * 64.0)
 
 
-static bool use_bf16(int64_t M, int64_t N, int64_t K) {
-    return xc_matmul_precision() == XC_MATMUL_BF16 && (double)M * (double)N * (double)K >= BF16_MIN_WORK && !xc_in_parallel();
+static bool use_bf16(const Gemm *mm, int64_t M, int64_t N, int64_t K) {
+    return mm && mm->precision == XC_MATMUL_BF16 && (double)M * (double)N * (double)K >= BF16_MIN_WORK && !xc_in_parallel();
 }
 
-void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-             const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+int gemm_init(Gemm *mm, MatmulPrecision p, XcError *err) {
+    memset(mm, 0, sizeof *mm);
+    if (p == XC_MATMUL_BF16 && !xc_amx_available())
+        return xc_err(err, "bf16 matmul needs Intel AMX (AMX-BF16, AMX-TILE and AVX512-BF16 with Linux >= 5.16); "
+                           "this CPU or kernel does not offer it");
+    mm->precision = p;
+    return XC_OK;
+}
+
+void gemm_free(Gemm *mm) {
+    xc_free(mm->apack);
+    xc_free(mm->bpack);
+    memset(mm, 0, sizeof *mm);
+}
+
+const char *gemm_precision_name(MatmulPrecision p) { return p == XC_MATMUL_BF16 ? "bf16" : "fp32"; }
+
+void gemm_run(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+              const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M == 0 || N == 0) return;
     XC_CHECK(M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX && lda <= INT32_MAX && ldb <= INT32_MAX &&
                  ldc <= INT32_MAX, "GEMM dimension beyond 32-bit BLAS range (%lld x %lld x %lld)",
@@ -24,26 +41,31 @@ void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
             for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
         return;
     }
-    if (use_bf16(M, N, K)) {
-        xc_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (use_bf16(mm, M, N, K)) {
+        gemm_bf16(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
                 (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-void xc_gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
-                  int64_t ldb, const float *bias, float *C, int64_t ldc) {
+void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+             const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    gemm_run(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+               int64_t ldb, const float *bias, float *C, int64_t ldc) {
     if (M == 0 || N == 0) return;
-    if (K > 0 && use_bf16(M, N, K)) {
-        xc_gemm_bf16_bias(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
+    if (K > 0 && use_bf16(mm, M, N, K)) {
+        gemm_bf16_bias(mm, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
         return;
     }
     if (bias) {
 #pragma omp parallel for schedule(static) if (M * N >= XC_PAR_MIN)
         for (int64_t r = 0; r < M; r++) memcpy(C + r * ldc, bias, (size_t)N * sizeof(float));
     }
-    xc_gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, bias ? 1.0f : 0.0f, C, ldc);
+    gemm_run(mm, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, bias ? 1.0f : 0.0f, C, ldc);
 }
 
 void xc_gemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

@@ -9,7 +9,8 @@
 //   3. the block goes back into C through alpha and beta.
 // Threads split the rows of C; each walks N in panels whose packed B stays in its L2 cache, and K in chunks
 // whose A tiles stay in L1 across the panel (accumulators parked in a small buffer between chunks).
-// Packed operands live in buffers that only grow (no allocation once the shapes have been seen).
+// Packed operands live in the Gemm context's buffers, which only grow (no allocation once the shapes have
+// been seen).
 #include "autograd/kernels.h"
 #include "autograd/util.h"
 
@@ -27,8 +28,6 @@
 #define PANEL_BLOCKS 8           // 32-column blocks of C per panel (256 columns)
 #define K_CHUNK 16               // k tiles (of 32) per chunk
 
-
-static MatmulPrecision g_precision = XC_MATMUL_FP32;
 static int g_amx = -1; // -1 unknown, 0 absent, 1 usable
 
 bool xc_amx_available(void) {
@@ -48,16 +47,6 @@ bool xc_amx_available(void) {
     }
     return g_amx == 1;
 }
-
-int xc_set_matmul_precision(MatmulPrecision p, XcError *err) {
-    if (p == XC_MATMUL_BF16 && !xc_amx_available())
-        return xc_err(err, "bf16 matmul needs Intel AMX (AMX-BF16, AMX-TILE and AVX512-BF16 with Linux >= 5.16); "
-                           "this CPU or kernel does not offer it");
-    g_precision = p;
-    return XC_OK;
-}
-
-MatmulPrecision xc_matmul_precision(void) { return g_precision; }
 
 // ---- packing -------------------------------------------------------------------------------------------
 // 32 bf16 of src[0..n) (n <= 32; missing values 0), in order. Masked loads read nothing beyond n.
@@ -180,13 +169,6 @@ AMX_TARGET static void block_store(const float *acc, int64_t mb, int64_t nb, int
     }
 }
 
-static uint64_t g_calls;
-
-uint64_t xc_gemm_bf16_calls(void) { return __atomic_load_n(&g_calls, __ATOMIC_RELAXED); }
-
-static uint16_t *g_apack, *g_bpack;
-static size_t g_apack_cap, g_bpack_cap;
-
 static uint16_t *grow(uint16_t **buf, size_t *cap, size_t halfs) {
     if (halfs > *cap) {
         xc_free(*buf);
@@ -196,10 +178,11 @@ static uint16_t *grow(uint16_t **buf, size_t *cap, size_t halfs) {
     return *buf;
 }
 
-AMX_TARGET static void gemm_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                                const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
+AMX_TARGET static void gemm_amx(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                                int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
     const int64_t Mp = (M + 31) / 32 * 32, Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32, nkt = Kp / 32;
-    uint16_t *ap = grow(&g_apack, &g_apack_cap, (size_t)(Mp * Kp)), *bp = grow(&g_bpack, &g_bpack_cap, (size_t)(Np * Kp));
+    uint16_t *ap = grow(&mm->apack, &mm->apack_cap, (size_t)(Mp * Kp)),
+             *bp = grow(&mm->bpack, &mm->bpack_cap, (size_t)(Np * Kp));
     pack(ta, M, K, A, lda, Mp, Kp, false, ap);   // X = op(A)
     pack(!tb, N, K, B, ldb, Np, Kp, true, bp);   // X = op(B)^T: B itself when tb
     const int64_t nmb = Mp / 32, nnb = Np / 32;
@@ -230,10 +213,10 @@ AMX_TARGET static void gemm_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t 
 }
 
 // The checks run in code built for the baseline CPU, so a CPU without AMX (or AVX-512) gets the message, not SIGILL.
-void xc_gemm_bf16_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                       const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
-    XC_CHECK(xc_amx_available(), "xc_gemm_bf16 without AMX");
-    XC_CHECK(!xc_in_parallel(), "xc_gemm_bf16 inside a parallel region");
+void gemm_bf16_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
+    XC_CHECK(xc_amx_available(), "gemm_bf16 without AMX");
+    XC_CHECK(!xc_in_parallel(), "gemm_bf16 inside a parallel region");
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { // no products: C = beta C (+ bias)
         for (int64_t i = 0; i < M; i++)
@@ -241,18 +224,11 @@ void xc_gemm_bf16_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float 
                 C[i * ldc + j] = (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.0f);
         return;
     }
-    __atomic_add_fetch(&g_calls, 1, __ATOMIC_RELAXED);
-    gemm_amx(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+    mm->bf16_calls++;
+    gemm_amx(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
 }
 
-void xc_gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    xc_gemm_bf16_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
-}
-
-void xc_gemm_bf16_free(void) {
-    xc_free(g_apack);
-    xc_free(g_bpack);
-    g_apack = g_bpack = NULL;
-    g_apack_cap = g_bpack_cap = 0;
+void gemm_bf16(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+               const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    gemm_bf16_bias(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
 }

@@ -20,33 +20,50 @@ static inline bool xc_in_parallel(void) {
 #endif
 }
 
-// C (M, N) = alpha * op(A) op(B) + beta * C, row-major; op(A) is (M, K), op(B) is (K, N).
+// C (M, N) = alpha * op(A) op(B) + beta * C, row-major; op(A) is (M, K), op(B) is (K, N): float32, OpenBLAS SGEMM.
 void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
              const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-// Matmul precision of xc_gemm (as torch.set_float32_matmul_precision): FP32 (default, OpenBLAS SGEMM) or
-// BF16: large GEMMs called outside a parallel region round op(A) and op(B) to bfloat16 (nearest even) and
-// sum the exact products in float32 on Intel AMX (autograd/gemm_bf16.c); others stay float32. Tensors,
-// gradients and optimiser state remain float32 either way.
+
+// ---- matmul precision: a Gemm context, owned by whoever runs a model -------------------------------------
+// The precision of a model's large products (as torch.set_float32_matmul_precision) and the bf16 packing
+// buffers belong to a Gemm context that the caller owns (the trainer, xclip-eval, a benchmark) and lends to
+// the Graph whose ops it serves (Graph.gemm; NULL there = float32). Nothing about it is process-wide.
+//   FP32: OpenBLAS SGEMM.
+//   BF16: GEMMs of at least 64^3 multiply-adds called outside a parallel region round op(A) and op(B) to
+//         bfloat16 (nearest even) and sum the exact products in float32 on Intel AMX (autograd/gemm_bf16.c);
+//         the others stay float32. Tensors, gradients and optimiser state remain float32 either way.
+//
+//   Gemm mm;
+//   if (gemm_init(&mm, XC_MATMUL_BF16, &err) != XC_OK) ...   // refused (naming AMX) on a CPU without it
+//   Graph g; graph_init(&g, 0); g.gemm = &mm;                // every op of g multiplies through mm
+//   ... forward, backward ...
+//   graph_free(&g); gemm_free(&mm);                          // the packing buffers go with their owner
 typedef enum { XC_MATMUL_FP32 = 0, XC_MATMUL_BF16 = 1 } MatmulPrecision;
-// Fails (changing nothing) when BF16 is asked for on a CPU or kernel without AMX.
-int xc_set_matmul_precision(MatmulPrecision p, XcError *err);
-MatmulPrecision xc_matmul_precision(void);
+typedef struct Gemm {
+    MatmulPrecision precision;
+    uint16_t *apack, *bpack;      // packed bf16 operands, grown to the largest GEMM seen (owned)
+    size_t apack_cap, bpack_cap;  // their capacity in bf16 values
+    uint64_t bf16_calls;          // GEMMs the bf16 path has run (tests, logs)
+} Gemm;
+// Fails (mm left float32) when BF16 is asked for on a CPU or kernel without AMX.
+int gemm_init(Gemm *mm, MatmulPrecision p, XcError *err);
+void gemm_free(Gemm *mm);
+const char *gemm_precision_name(MatmulPrecision p); // "fp32" / "bf16"
 // AMX-BF16 usable here (CPU support and the kernel's permission for the tile state)?
 bool xc_amx_available(void);
+// xc_gemm at mm's precision (mm NULL: float32).
+void gemm_run(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+              const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 // C (M, N) = op(A) op(B) + bias (N), bias added to every row (NULL: none); beta 0 (C is only written).
-// In BF16 mode the bias joins the AMX epilogue; in FP32 it is copied into C and SGEMM adds to it.
-void xc_gemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
-                  int64_t ldb, const float *bias, float *C, int64_t ldc);
-// The BF16 path itself, whatever the precision setting (needs xc_amx_available(); not inside a parallel region).
-// It packs into process-wide buffers: one caller at a time (the thread that trains).
-void xc_gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-void xc_gemm_bf16_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                       const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
-// GEMMs the BF16 path has run (for tests and logs).
-uint64_t xc_gemm_bf16_calls(void);
-// Frees the BF16 path's packing buffers (they otherwise grow to the largest GEMM and stay).
-void xc_gemm_bf16_free(void);
+// In BF16 the bias joins the AMX epilogue; in FP32 it is copied into C and SGEMM adds to it.
+void gemm_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+               int64_t ldb, const float *bias, float *C, int64_t ldc);
+// The BF16 path itself, whatever mm's precision (needs xc_amx_available(); not inside a parallel region).
+// It packs into mm's buffers: one caller at a time per context.
+void gemm_bf16(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+               const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void gemm_bf16_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
 // The same in plain loops (double accumulation), for tests.
 void xc_gemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

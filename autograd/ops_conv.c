@@ -30,10 +30,10 @@ static void patch_embed_backward(Graph *g, TapeNode *node) {
     int64_t N = c->G_h * c->G_w, CPP = c->C * c->P * c->P, Wd = w->shape[0];
     const float *dY = node->out->grad; // (F*N, Wd)
     if (w->requires_grad)
-        xc_gemm(true, false, Wd, CPP, c->F * N, 1.0f, dY, Wd, c->cols, CPP, 1.0f, tensor_grad(g, w), CPP);
+        gemm_run(g->gemm, true, false, Wd, CPP, c->F * N, 1.0f, dY, Wd, c->cols, CPP, 1.0f, tensor_grad(g, w), CPP);
     if (img->requires_grad) {
         float *dcols = arena_alloc(&g->step, (size_t)(c->F * N * CPP) * sizeof(float));
-        xc_gemm(false, false, c->F * N, CPP, Wd, 1.0f, dY, Wd, w->data, CPP, 0.0f, dcols, CPP);
+        gemm_run(g->gemm, false, false, c->F * N, CPP, Wd, 1.0f, dY, Wd, w->data, CPP, 0.0f, dcols, CPP);
         float *dimg = tensor_grad(g, img);
         // fold back: patches do not overlap, so each pixel receives at most one term
 #pragma omp parallel for schedule(static) if ((c->F * N * c->C * c->P * c->P) >= XC_PAR_MIN)
@@ -62,7 +62,7 @@ Tensor *op_patch_embed(Graph *g, Tensor *img, Tensor *w) {
     c.cols = arena_alloc(&g->step, (size_t)(c.F * N * CPP) * sizeof(float));
     unfold(&c, img->data, c.cols);
     Tensor *out = tensor_new(g, 3, (int64_t[]){c.F, N, Wd});
-    xc_gemm(false, true, c.F * N, Wd, CPP, 1.0f, c.cols, CPP, w->data, CPP, 0.0f, out->data, Wd);
+    gemm_run(g->gemm, false, true, c.F * N, Wd, CPP, 1.0f, c.cols, CPP, w->data, CPP, 0.0f, out->data, Wd);
     Tensor *in[2] = {img, w};
     if (graph_needs_grad(g, in, 2)) {
         TapeNode *node = graph_record(g, &xc_opdef_patch_embed, out, in, 2);

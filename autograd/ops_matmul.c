@@ -21,22 +21,22 @@ static void matmul_backward(Graph *g, TapeNode *node) {
         for (int64_t i = 0; i < c->batch; i++) {
             const float *B = b->data + i * sb, *G = dC + i * sc;
             float *D = dA + i * sa;
-            if (!c->ta) xc_gemm(false, !c->tb, M, K, N, 1.0f, G, N, B, ldb, 1.0f, D, K);   // dC op(B)^T
-            else xc_gemm(c->tb, true, K, M, N, 1.0f, B, ldb, G, N, 1.0f, D, M);            // op(B) dC^T
+            if (!c->ta) gemm_run(g->gemm, false, !c->tb, M, K, N, 1.0f, G, N, B, ldb, 1.0f, D, K);   // dC op(B)^T
+            else gemm_run(g->gemm, c->tb, true, K, M, N, 1.0f, B, ldb, G, N, 1.0f, D, M);            // op(B) dC^T
         }
     }
     if (b->requires_grad) {
         float *dB = tensor_grad(g, b);
         if (c->b_shared && !c->ta) { // one GEMM over all rows of a
             int64_t R = c->batch * M;
-            if (!c->tb) xc_gemm(true, false, K, N, R, 1.0f, a->data, K, dC, N, 1.0f, dB, N);
-            else xc_gemm(true, false, N, K, R, 1.0f, dC, N, a->data, K, 1.0f, dB, K);
+            if (!c->tb) gemm_run(g->gemm, true, false, K, N, R, 1.0f, a->data, K, dC, N, 1.0f, dB, N);
+            else gemm_run(g->gemm, true, false, N, K, R, 1.0f, dC, N, a->data, K, 1.0f, dB, K);
         } else {
             for (int64_t i = 0; i < c->batch; i++) { // fixed order: deterministic
                 const float *A = a->data + i * sa, *G = dC + i * sc;
                 float *D = dB + i * sb;
-                if (!c->tb) xc_gemm(!c->ta, false, K, N, M, 1.0f, A, lda, G, N, 1.0f, D, N);  // op(A)^T dC
-                else xc_gemm(true, c->ta, N, K, M, 1.0f, G, N, A, lda, 1.0f, D, K);           // dC^T op(A)
+                if (!c->tb) gemm_run(g->gemm, !c->ta, false, K, N, M, 1.0f, A, lda, G, N, 1.0f, D, N);  // op(A)^T dC
+                else gemm_run(g->gemm, true, c->ta, N, K, M, 1.0f, G, N, A, lda, 1.0f, D, K);           // dC^T op(A)
             }
         }
     }
@@ -68,11 +68,11 @@ Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, bool ta, bool tb) {
     int64_t batch = shape_numel(a->ndim - 2, a->shape);
     int64_t lda = ta ? M : K, ldb = tb ? K : N;
     if (shared && !ta) {
-        xc_gemm(false, tb, batch * M, N, K, 1.0f, a->data, K, b->data, ldb, 0.0f, out->data, N);
+        gemm_run(g->gemm, false, tb, batch * M, N, K, 1.0f, a->data, K, b->data, ldb, 0.0f, out->data, N);
     } else {
         int64_t sb_ = shared ? 0 : K * N;
         for (int64_t i = 0; i < batch; i++)
-            xc_gemm(ta, tb, M, N, K, 1.0f, a->data + i * M * K, lda, b->data + i * sb_, ldb, 0.0f,
+            gemm_run(g->gemm, ta, tb, M, N, K, 1.0f, a->data + i * M * K, lda, b->data + i * sb_, ldb, 0.0f,
                     out->data + i * M * N, N);
     }
     Tensor *in[2] = {a, b};
@@ -94,11 +94,11 @@ static void linear_backward(Graph *g, TapeNode *node) {
     bool fresh;
     if (x->requires_grad) { // dX (+)= dY W: a gradient not yet started is written, not zeroed and added to
         float *dx = tensor_grad_overwrite(g, x, &fresh);
-        xc_gemm(false, false, R, in_f, out_f, 1.0f, dY, out_f, w->data, in_f, fresh ? 0.0f : 1.0f, dx, in_f);
+        gemm_run(g->gemm, false, false, R, in_f, out_f, 1.0f, dY, out_f, w->data, in_f, fresh ? 0.0f : 1.0f, dx, in_f);
     }
     if (w->requires_grad) { // dW (+)= dY^T X
         float *dw = tensor_grad_overwrite(g, w, &fresh);
-        xc_gemm(true, false, out_f, in_f, R, 1.0f, dY, out_f, x->data, in_f, fresh ? 0.0f : 1.0f, dw, in_f);
+        gemm_run(g->gemm, true, false, out_f, in_f, R, 1.0f, dY, out_f, x->data, in_f, fresh ? 0.0f : 1.0f, dw, in_f);
     }
     if (b && b->requires_grad) { // column sums of dY, each in row order (deterministic), 64 columns at a time
         float *db = tensor_grad(g, b);
@@ -128,7 +128,7 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out_f;
     Tensor *y = tensor_new(g, x->ndim, shape);
-    xc_gemm_bias(false, true, R, out_f, in_f, x->data, in_f, w->data, in_f, b ? b->data : NULL, y->data, out_f);
+    gemm_bias(g->gemm, false, true, R, out_f, in_f, x->data, in_f, w->data, in_f, b ? b->data : NULL, y->data, out_f);
     Tensor *in[3] = {x, w, b};
     if (graph_needs_grad(g, in, 3)) graph_record(g, &xc_opdef_linear, y, in, 3);
     return y;

@@ -4,7 +4,7 @@
 // ops in PyTorch on the same machine in the same run (bench/bench_ops_ref.py with /usr/bin/python3).
 //
 //   bench_ops [--threads N] [--repeats R] [--bf16] [--no-torch]
-// --bf16 runs our linear layers with bf16 matmuls on AMX (xc_set_matmul_precision) and adds the AMX GEMM at
+// --bf16 runs our linear layers with bf16 matmuls on AMX (a Gemm context at XC_MATMUL_BF16) and adds the AMX GEMM at
 // 2048^3; PyTorch stays float32 and %peak stays relative to float32 SGEMM. Times are the best of R repeats (after one warm-up), so other load on the machine shows less.
 #include "autograd/runtime.h"
 #include "autograd/ops.h"
@@ -60,11 +60,12 @@ static void run_op(void *p) {
 
 typedef struct GemmArgs {
     float *a, *b, *c;
+    Gemm *mm;       // precision (NULL: float32)
 } GemmArgs;
 
 static void run_sgemm(void *p) {
     GemmArgs *g = p;
-    xc_gemm(false, false, 2048, 2048, 2048, 1.0f, g->a, 2048, g->b, 2048, 0.0f, g->c, 2048);
+    gemm_run(g->mm, false, false, 2048, 2048, 2048, 1.0f, g->a, 2048, g->b, 2048, 0.0f, g->c, 2048);
 }
 
 static float *rnd(Rng *r, int64_t n) {
@@ -125,10 +126,12 @@ int main(int argc, char **argv) {
     if (with_torch && !tout) fprintf(stderr, "bench_ops: the PyTorch reference did not run (python3-torch missing?): xclip.c figures only\n");
 
     XcError err;
-    if (bf16 && xc_set_matmul_precision(XC_MATMUL_BF16, &err) != XC_OK) { fprintf(stderr, "bench_ops: --bf16: %s\n", err.msg); return 1; }
+    Gemm mm;
+    if (gemm_init(&mm, bf16 ? XC_MATMUL_BF16 : XC_MATMUL_FP32, &err) != XC_OK) { fprintf(stderr, "bench_ops: --bf16: %s\n", err.msg); return 1; }
     Rng r = rng_stream(1, RNG_STREAM_TEST);
     Graph g;
     graph_init(&g, 256u << 20);
+    g.gemm = &mm;
     Row rows[16];
     int nr = 0;
     const struct { const char *name; int in, out; } lin[] = {
@@ -162,14 +165,15 @@ int main(int argc, char **argv) {
         row->torch_ms = torch_ms(bwd ? "attention_fwdbwd" : "attention_fwd", tout);
     }
     xc_free(qkv.data); xc_free(dy);
-    GemmArgs ga = {rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048)};
+    GemmArgs ga = {rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048), NULL};
     if (bf16) { // the AMX GEMM at the same size, then the float32 peak the %peak column refers to
         Row *row = &rows[nr++];
         snprintf(row->name, sizeof row->name, "bf16 gemm 2048^3");
         row->flops = 2.0 * 2048 * 2048 * 2048;
+        ga.mm = &mm;
         row->ms = best_ms(run_sgemm, &ga);
         row->torch_ms = torch_ms("sgemm2048", tout);
-        xc_set_matmul_precision(XC_MATMUL_FP32, NULL);
+        ga.mm = NULL;
     }
     Row *peak = &rows[nr++];
     snprintf(peak->name, sizeof peak->name, "sgemm 2048^3 (peak)");
@@ -191,5 +195,6 @@ int main(int argc, char **argv) {
     xc_free(ga.a); xc_free(ga.b); xc_free(ga.c);
     xc_free(tout);
     graph_free(&g);
+    gemm_free(&mm);
     return 0;
 }

@@ -9,7 +9,7 @@
 // gradient buffers between steps; --no-fused: backward, then adamw_step) and the frozen text tower, which a
 // fix_text step never reads, spilled to an unlinked file in $TMPDIR, default /tmp (--no-spill: kept in memory;
 // see param_store_spill). --checkpoint recomputes each vision block in backward. --bf16 runs the C side's large
-// matmuls in bf16 on AMX (xc_set_matmul_precision) and adds PyTorch under torch.autocast('cpu', bfloat16).
+// matmuls in bf16 on AMX (a Gemm context at XC_MATMUL_BF16) and adds PyTorch under torch.autocast('cpu', bfloat16).
 // Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
 // and the ratios. Each side's peak RSS is its own process's.
 #include "autograd/kernels.h"
@@ -78,12 +78,12 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
     AdamW opt;
     adamw_init(&opt, &ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
     phase("optimiser");
-    if (bf16) {
-        XcError err;
-        if (xc_set_matmul_precision(XC_MATMUL_BF16, &err) != XC_OK) xc_fatal("--bf16: %s", err.msg);
-    }
+    Gemm mm;
+    XcError err;
+    if (gemm_init(&mm, bf16 ? XC_MATMUL_BF16 : XC_MATMUL_FP32, &err) != XC_OK) xc_fatal("--bf16: %s", err.msg);
     Graph g;
     graph_init(&g, 0);
+    g.gemm = &mm;
     if (fused) adamw_fuse(&opt, &g); // AdamW applied in backward
     int64_t S = cfg->clip.image_size, T = cfg->frames;
     int64_t vshape[5] = {B, T, 3, S, S};
@@ -125,6 +125,7 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
     xc_free(video);
     adamw_free(&opt);
     graph_free(&g);
+    gemm_free(&mm);
     xclip_free(&m);
     param_store_free(&ps);
     return f;

@@ -1,5 +1,5 @@
-// test_bf16.c - the bfloat16 matmul path (XC_MATMUL_BF16 on Intel AMX, autograd/gemm_bf16.c):
-//   - xc_gemm_bf16 against a double-precision GEMM of the bf16-rounded operands (round to nearest even):
+// test_bf16.c - the bfloat16 matmul path (a Gemm context at XC_MATMUL_BF16 on Intel AMX, autograd/gemm_bf16.c):
+//   - gemm_bf16 against a double-precision GEMM of the bf16-rounded operands (round to nearest even):
 //     all transpose combinations, sizes off the 16 / 32 tile grid, padded leading dimensions, alpha, beta;
 //     |got - ref| <= 1e-5 + 1e-5 |ref| (the products are exact, only the float32 sums differ), and the
 //     result must differ from float32 SGEMM by bf16 rounding (the path really rounds);
@@ -44,6 +44,8 @@ static float *rounded(const float *x, int64_t n) {
     return y;
 }
 
+static Gemm g_mm; // the bf16 context of the whole test (main)
+
 static void test_gemm(void) {
     Rng r = rng_stream(31, RNG_STREAM_TEST);
     const int64_t sizes[][3] = {{1, 1, 1}, {7, 5, 3}, {16, 16, 32}, {33, 17, 65}, {64, 50, 64}, {100, 70, 129}, {257, 96, 768},
@@ -62,7 +64,7 @@ static void test_gemm(void) {
                     memcpy(C2, C1, (size_t)(M * ldc) * sizeof(float));
                     memcpy(C3, C1, (size_t)(M * ldc) * sizeof(float));
                     float beta = with_beta ? 0.5f : 0.0f;
-                    xc_gemm_bf16(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, beta, C1, ldc);
+                    gemm_bf16(&g_mm, ta, tb, M, N, K, 0.7f, A, lda, B, ldb, beta, C1, ldc);
                     xc_gemm_naive(ta, tb, M, N, K, 0.7f, Ar, lda, Br, ldb, beta, C2, ldc);
                     xc_gemm_naive(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, beta, C3, ldc);
                     char what[80];
@@ -91,7 +93,7 @@ static void test_threads(void) {
     for (int t = 0; t < 3; t++) {
         C[t] = calloc((size_t)(M * N), sizeof(float));
         SET_THREADS(t + 1);
-        xc_gemm_bf16(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C[t], N);
+        gemm_bf16(&g_mm, false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C[t], N);
     }
     SET_THREADS(2);
     XC_EXPECT(!memcmp(C[0], C[1], sizeof(float) * (size_t)(M * N)) && !memcmp(C[0], C[2], sizeof(float) * (size_t)(M * N)),
@@ -106,12 +108,11 @@ static void test_dispatch(void) {
     const int64_t M = 96, N = 80, K = 112, n = M * N;
     float *A = rnd(&r, M * K), *B = rnd(&r, K * N), *C[4];
     for (int i = 0; i < 4; i++) C[i] = calloc((size_t)n, sizeof(float));
-    XcError err;
-    XC_EXPECT(xc_set_matmul_precision(XC_MATMUL_BF16, &err) == XC_OK && xc_matmul_precision() == XC_MATMUL_BF16, "%s", err.msg);
-    xc_gemm(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[0], N);
-    xc_gemm_bf16(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[1], N);
-    XC_EXPECT(!memcmp(C[0], C[1], sizeof(float) * (size_t)n), "xc_gemm in bf16 mode is not the bf16 path");
-    xc_gemm(false, true, 8, 8, 8, 1.0f, A, K, B, K, 0.0f, C[2], N); // small: float32
+    Gemm *mm = &g_mm;
+    gemm_run(mm, false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[0], N);
+    gemm_bf16(mm, false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[1], N);
+    XC_EXPECT(!memcmp(C[0], C[1], sizeof(float) * (size_t)n), "gemm_run in a bf16 context is not the bf16 path");
+    gemm_run(mm, false, true, 8, 8, 8, 1.0f, A, K, B, K, 0.0f, C[2], N); // small: float32
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 8, 8, 1.0f, A, (int)K, B, (int)K, 0.0f, C[3], (int)N);
     XC_EXPECT(!memcmp(C[2], C[3], sizeof(float) * (size_t)n), "a small GEMM left float32");
     memset(C[2], 0, sizeof(float) * (size_t)n);
@@ -119,20 +120,26 @@ static void test_dispatch(void) {
 #pragma omp parallel num_threads(2)
     {
 #pragma omp single
-        xc_gemm(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[2], N); // inside a parallel region: float32
+        gemm_run(mm, false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[2], N); // inside a parallel region: float32
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, (int)K, 0.0f, C[3], (int)N);
     XC_EXPECT(!memcmp(C[2], C[3], sizeof(float) * (size_t)n), "a GEMM inside a parallel region left float32");
     // with a bias: the epilogue adds it; equal to the plain path plus the bias up to one float32 rounding
     float *bias = rnd(&r, N);
-    xc_gemm_bias(false, true, M, N, K, A, K, B, K, bias, C[0], N);
+    gemm_bias(mm, false, true, M, N, K, A, K, B, K, bias, C[0], N);
     for (int64_t i = 0; i < n; i++) C[1][i] += bias[i % N];
     xc_expect_close("bf16 gemm with bias", C[0], C[1], (long)n, 1e-6, 1e-6);
     free(bias);
-    XC_EXPECT(xc_set_matmul_precision(XC_MATMUL_FP32, &err) == XC_OK, "%s", err.msg);
     memset(C[0], 0, sizeof(float) * (size_t)n);
-    xc_gemm(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[0], N);
-    XC_EXPECT(!memcmp(C[0], C[3], sizeof(float) * (size_t)n), "back in float32 mode the GEMM is not SGEMM");
+    gemm_run(NULL, false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[0], N);
+    XC_EXPECT(!memcmp(C[0], C[3], sizeof(float) * (size_t)n), "without a context the GEMM is not SGEMM");
+    Gemm fp32;
+    XcError err;
+    XC_EXPECT(gemm_init(&fp32, XC_MATMUL_FP32, &err) == XC_OK, "%s", err.msg);
+    memset(C[0], 0, sizeof(float) * (size_t)n);
+    gemm_run(&fp32, false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[0], N);
+    XC_EXPECT(!memcmp(C[0], C[3], sizeof(float) * (size_t)n), "a float32 context's GEMM is not SGEMM");
+    gemm_free(&fp32);
     for (int i = 0; i < 4; i++) free(C[i]);
     free(A);
     free(B);
@@ -166,10 +173,10 @@ static void test_model(const char *cfgname) {
     }
     const int64_t B = fx.video.shape[0], K = fx.tokens.shape[0], S = fx.tokens.shape[1];
     xclip_cache_text(&m, fx.tokens.data, K, S);
-    XC_EXPECT(xc_set_matmul_precision(XC_MATMUL_BF16, &err) == XC_OK, "%s", err.msg);
-    uint64_t calls0 = xc_gemm_bf16_calls();
+    uint64_t calls0 = g_mm.bf16_calls;
     Graph g;
     graph_init(&g, 16u << 20);
+    g.gemm = &g_mm; // this graph's matmuls in bf16 (xclip_cache_text above ran in float32 regardless)
     XClipOut o = xclip_forward(&g, &m, tensor_from(&g, 5, fx.video.shape, fx.video.data), NULL, K, S, NULL);
     char name[600];
     snprintf(name, sizeof name, "%s bf16 logits", cfgname);
@@ -179,8 +186,7 @@ static void test_model(const char *cfgname) {
     Tensor *y = tensor_zeros(&g, 2, (int64_t[]){B, K});
     for (int64_t b = 0; b < B; b++) y->data[b * K + ((int64_t *)fx.labels.data)[b]] = 1.0f;
     graph_backward(&g, op_soft_cross_entropy(&g, o.logits, y));
-    uint64_t calls = xc_gemm_bf16_calls() - calls0;
-    XC_EXPECT(xc_set_matmul_precision(XC_MATMUL_FP32, &err) == XC_OK, "%s", err.msg);
+    uint64_t calls = g_mm.bf16_calls - calls0;
     double e_grad = 0, worst_cos = 1;
     int compared = 0;
     for (int i = 0; i < ps.n; i++) {
@@ -213,11 +219,16 @@ int main(void) {
         printf("test_bf16: SKIPPED: this CPU or kernel has no usable AMX-BF16 (the bf16 matmul path cannot run here)\n");
         return 77;
     }
+    XcError err;
+    if (gemm_init(&g_mm, XC_MATMUL_BF16, &err) != XC_OK) {
+        fprintf(stderr, "FAIL: gemm_init(XC_MATMUL_BF16) refused although AMX is available: %s\n", err.msg);
+        return 1;
+    }
     test_gemm();
     test_threads();
     test_dispatch();
     test_model("t3");
     test_model("t8");
-    xc_gemm_bf16_free();
+    gemm_free(&g_mm);
     return xc_test_summary("test_bf16");
 }

@@ -31,12 +31,12 @@ static void test_gemm(void) {
             }
 }
 
-// xc_gemm_bias (float32): op(A) op(B) + bias on every row, C only written.
+// gemm_bias without a context (float32): op(A) op(B) + bias on every row, C only written.
 static void test_gemm_bias(void) {
     Rng r = rng_stream(6, RNG_STREAM_TEST);
     const int64_t M = 37, N = 29, K = 41;
     float *A = rnd(&r, M * K), *B = rnd(&r, N * K), *bias = rnd(&r, N), *C1 = rnd(&r, M * N), *C2 = rnd(&r, M * N);
-    xc_gemm_bias(false, true, M, N, K, A, K, B, K, bias, C1, N);
+    gemm_bias(NULL, false, true, M, N, K, A, K, B, K, bias, C1, N);
     xc_gemm_naive(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C2, N);
     for (int64_t i = 0; i < M * N; i++) C2[i] += bias[i % N];
     xc_expect_close("gemm with bias", C1, C2, M * N, 1e-5, 1e-4);
