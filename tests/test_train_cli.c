@@ -60,13 +60,13 @@ static void test_shipped_configs(void) {
     if (config_load(&c, path, &err) == XC_OK)
         XC_EXPECT(c.epochs == 30 && c.warmup_epochs == 5 && c.lr == 8e-6 && c.batch_size == 8 && c.accumulation_steps == 4 &&
                       c.label_smooth == 0.1 && c.mixup == 0.8 && c.cutmix == 1.0 && c.mixup_switch_prob == 0.5 && c.seed == 1024 &&
-                      c.input_size == 224 && c.fix_text && c.drop_path == 0 && c.frames == 8 && !strcmp(c.arch, "ViT-B/32") &&
+                      c.input_size == 224 && c.fix_text && c.drop_path == 0 && c.frames == 8 && c.arch == ARCH_VIT_B32 &&
                       c.final_num_clip == 4 && c.final_num_crop == 3,
                   "k400_8f.ini is not the official Kinetics-400 recipe");
     snprintf(path, sizeof path, "%s/hmdb51_fewshot_k8.ini", dir);
     if (config_load(&c, path, &err) == XC_OK)
         XC_EXPECT(c.epochs == 50 && c.lr == 2e-6 && c.batch_size == 4 && c.accumulation_steps == 2 && c.frames == 32 &&
-                      c.shots == 8 && !strcmp(c.arch, "ViT-B/16"),
+                      c.shots == 8 && c.arch == ARCH_VIT_B16,
                   "hmdb51_fewshot_k8.ini is not the official few-shot recipe");
     // every key documented
     snprintf(path, sizeof path, "%s/README.md", dir);
@@ -200,7 +200,7 @@ static void test_diff(void) {
     config_defaults(&a);
     config_defaults(&b);
     b.lr = 1e-5;
-    snprintf(b.matmul, sizeof b.matmul, "bf16");
+    b.matmul = XC_MATMUL_BF16;
     char *ta = NULL, *tb = NULL, out[512];
     size_t la, lb;
     FILE *fa = open_memstream(&ta, &la), *fb = open_memstream(&tb, &lb);

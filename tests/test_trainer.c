@@ -70,10 +70,10 @@ typedef struct Tiny {
 static void tiny_init(Tiny *t, uint64_t seed, bool fused, double drop_path) {
     TrainConfig c;
     config_defaults(&c);
-    snprintf(c.fused_adamw, sizeof c.fused_adamw, "%s", fused ? "on" : "off");
+    c.fused_adamw = fused ? FUSED_ADAMW_ON : FUSED_ADAMW_OFF;
     c.drop_path = drop_path;
     snprintf(c.pretrained, sizeof c.pretrained, "none");
-    snprintf(c.arch, sizeof c.arch, "custom");
+    c.arch = ARCH_CUSTOM;
     c.vision_width = 64, c.vision_layers = 2, c.patch = 4, c.input_size = 8, c.embed_dim = 64;
     c.text_width = 64, c.text_layers = 1, c.context = 8, c.frames = 3, c.mit_layers = 1, c.prompt_layers = 1;
     c.seed = (int64_t)seed;

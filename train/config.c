@@ -20,7 +20,7 @@ typedef struct Key {
     KeyKind kind;
     size_t offset, size;  // field offset; buffer size for strings
     double lo, hi;        // numeric range (inclusive)
-    const char *choices;  // K_ENUM: "a|b|c"
+    const char *choices;  // K_ENUM: "a|b|c", stored as the index of the choice in an int-sized enum field
     const char *def;      // default, parsed like a value
     const char *doc;
 } Key;
@@ -179,13 +179,11 @@ static int set_value(TrainConfig *c, const Key *k, const char *v, const char *ba
     case K_ENUM: {
         const char *p = k->choices;
         size_t n = strlen(v);
-        while (*p) {
+        for (int index = 0; *p; index++) {
             const char *bar = strchr(p, '|');
             size_t len = bar ? (size_t)(bar - p) : strlen(p);
             if (len == n && !strncasecmp(p, v, n)) {
-                if (len >= k->size) break;
-                memcpy(field(c, k), p, len); // canonical spelling
-                ((char *)field(c, k))[len] = 0;
+                *(int *)field(c, k) = index;
                 return XC_OK;
             }
             p += len + (bar ? 1 : 0);
@@ -245,12 +243,24 @@ static void key_list(const char *section, char *buf, size_t n) {
     }
 }
 
+// The name of choice `index` of "a|b|c" into buf.
+static const char *choice_name(const char *choices, int index, char *buf, size_t n) {
+    const char *p = choices;
+    for (int i = 0; i < index && p; i++) p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL;
+    size_t len = p ? (strchr(p, '|') ? (size_t)(strchr(p, '|') - p) : strlen(p)) : 0;
+    snprintf(buf, n, "%.*s", (int)len, p ? p : "");
+    return buf;
+}
+
 void config_defaults(TrainConfig *c) {
     memset(c, 0, sizeof *c);
     char why[256];
-    for (int i = 0; i < NKEYS; i++)
+    for (int i = 0; i < NKEYS; i++) {
+        XC_CHECK(KEYS[i].kind != K_ENUM || KEYS[i].size == sizeof(int), "config key %s.%s: enum field is not int-sized",
+                 KEYS[i].section, KEYS[i].key);
         XC_CHECK(set_value(c, &KEYS[i], KEYS[i].def, NULL, why, sizeof why) == XC_OK, "config default %s.%s: %s",
                  KEYS[i].section, KEYS[i].key, why);
+    }
 }
 
 static char *trim(char *s) {
@@ -379,42 +389,47 @@ int config_set(TrainConfig *c, const char *assignment, XcError *err) {
 }
 
 // ---- architectures ----------------------------------------------------------------------------------
-typedef struct Arch { const char *name; int width, layers, patch, image, embed, twidth, tlayers; } Arch;
+// Indexed by ConfigArch (the order of model.arch's choices); ARCH_CUSTOM has no entry.
+typedef struct Arch { const char *name; int width, layers, patch, embed, twidth, tlayers; } Arch;
 static const Arch ARCHS[] = {
-    {"ViT-B/32", 768, 12, 32, 224, 512, 512, 12},
-    {"ViT-B/16", 768, 12, 16, 224, 512, 512, 12},
-    {"ViT-L/14", 1024, 24, 14, 224, 768, 768, 12},
-    {"ViT-L/14-336", 1024, 24, 14, 336, 768, 768, 12},
+    [ARCH_VIT_B32] = {"ViT-B/32", 768, 12, 32, 512, 512, 12},
+    [ARCH_VIT_B16] = {"ViT-B/16", 768, 12, 16, 512, 512, 12},
+    [ARCH_VIT_L14] = {"ViT-L/14", 1024, 24, 14, 768, 768, 12},
+    [ARCH_VIT_L14_336] = {"ViT-L/14-336", 1024, 24, 14, 768, 768, 12},
 };
 
+const char *config_arch_name(ConfigArch a) { return a >= 0 && a < ARCH_CUSTOM ? ARCHS[a].name : "custom"; }
+
 bool config_apply_arch(TrainConfig *c) {
-    for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++) {
-        const Arch *a = &ARCHS[i];
-        if (strcmp(a->name, c->arch)) continue;
-        c->vision_width = a->width;
-        c->vision_layers = a->layers;
-        c->patch = a->patch;
-        c->embed_dim = a->embed;
-        c->text_width = a->twidth;
-        c->text_layers = a->tlayers;
-        c->context = 77;
-        c->vocab_size = 49408;
-        return true;
-    }
-    return false;
+    if (c->arch < 0 || c->arch >= ARCH_CUSTOM) return false;
+    const Arch *a = &ARCHS[c->arch];
+    c->vision_width = a->width;
+    c->vision_layers = a->layers;
+    c->patch = a->patch;
+    c->embed_dim = a->embed;
+    c->text_width = a->twidth;
+    c->text_layers = a->tlayers;
+    c->context = 77;
+    c->vocab_size = 49408;
+    return true;
 }
 
 bool config_pretrained_none(const TrainConfig *c) { return !strcasecmp(c->pretrained, "none"); }
 
-int config_apply_matmul(const TrainConfig *c, XcError *err) {
+int config_gemm_init(const TrainConfig *c, Gemm *mm, XcError *err) {
     const char *src = *c->source ? c->source : "the config";
-    if (xc_set_matmul_precision(!strcmp(c->matmul, "bf16") ? XC_MATMUL_BF16 : XC_MATMUL_FP32, err) != XC_OK)
-        return xc_err(err, "%s: train.matmul = %s: %s\nHINT: set train.matmul = fp32", src, c->matmul, err->msg);
+    if (gemm_init(mm, c->matmul, err) != XC_OK)
+        return xc_err(err, "%s: train.matmul = %s: %s\nHINT: set train.matmul = fp32", src, gemm_precision_name(c->matmul),
+                      err->msg);
     return XC_OK;
 }
 
 bool config_fused_adamw(const TrainConfig *c) {
-    return !strcmp(c->fused_adamw, "on") || (!strcmp(c->fused_adamw, "auto") && c->accumulation_steps == 1);
+    return c->fused_adamw == FUSED_ADAMW_ON || (c->fused_adamw == FUSED_ADAMW_AUTO && c->accumulation_steps == 1);
+}
+
+bool config_progress_bar(const TrainConfig *c) {
+    return c->progress == PROGRESS_ON || (c->progress == PROGRESS_AUTO && isatty(STDOUT_FILENO));
 }
 
 // ---- checks ---------------------------------------------------------------------------------------
@@ -448,15 +463,15 @@ int config_check(const TrainConfig *c, ConfigUse use, XcError *err) {
     if (need_file("data.vocab", c->vocab, "CLIP's BPE vocabulary bpe_simple_vocab_16e6.txt.gz, shipped with openai/CLIP", c, err))
         return XC_ERR;
     if (!strstr(c->template_, "{}")) return xc_err(err, "%s: data.template = '%s' has no {} for the class name", src, c->template_);
-    if (!strcmp(c->matmul, "bf16") && !xc_amx_available())
+    if (c->matmul == XC_MATMUL_BF16 && !xc_amx_available())
         return xc_err(err, "%s: train.matmul = bf16 needs Intel AMX (AMX-BF16 and AVX512-BF16, Linux >= 5.16); this CPU "
                            "or kernel does not offer it\nHINT: set train.matmul = fp32", src);
-    if (!strcmp(c->fused_adamw, "on") && c->accumulation_steps > 1)
+    if (c->fused_adamw == FUSED_ADAMW_ON && c->accumulation_steps > 1)
         return xc_err(err, "%s: train.fused_adamw = on needs train.accumulation_steps = 1 (got %d): accumulation keeps "
                            "gradients across micro-batches\nHINT: set train.fused_adamw = auto", src, c->accumulation_steps);
     if (c->num_crop == 2 || c->final_num_crop == 2)
         return xc_err(err, "%s: test.num_crop and test.final_num_crop must be 1 or 3", src);
-    if (!strcmp(c->arch, "custom") || config_pretrained_none(c)) {
+    if (c->arch == ARCH_CUSTOM || config_pretrained_none(c)) {
         if (c->vision_width % 64 || c->embed_dim % 64 || c->text_width % 64)
             return xc_err(err, "%s: model.vision_width, embed_dim and text_width must be multiples of 64 (heads of 64)", src);
         if (c->input_size % c->patch)
@@ -476,6 +491,7 @@ static void value_str(const TrainConfig *c, const Key *k, char *buf, size_t n) {
     case K_I64: snprintf(buf, n, "%lld", (long long)*(const int64_t *)f); break;
     case K_F64: snprintf(buf, n, "%.17g", *(const double *)f); break;
     case K_BOOL: snprintf(buf, n, "%s", *(const bool *)f ? "true" : "false"); break;
+    case K_ENUM: choice_name(k->choices, *(const int *)f, buf, n); break;
     case K_PATH: {
         char abs[PATH_MAX];
         const char *p = f;

@@ -22,9 +22,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "autograd/kernels.h"
 #include "autograd/util.h"
+#include "data/sampling.h"
+#include "data/video.h"
 
 #define CONFIG_PATH_MAX 1024
+
+// Enumerated settings are parsed once into these (or into the enum of the module they configure:
+// VideoScale, MatmulPrecision, SampleViews); the values follow the order of the key's choices in config.c.
+typedef enum { ARCH_VIT_B32, ARCH_VIT_B16, ARCH_VIT_L14, ARCH_VIT_L14_336, ARCH_CUSTOM } ConfigArch;
+typedef enum { FUSED_ADAMW_AUTO, FUSED_ADAMW_ON, FUSED_ADAMW_OFF } ConfigFusedAdamw;
+typedef enum { PROGRESS_AUTO, PROGRESS_ON, PROGRESS_OFF } ConfigProgress;
 
 typedef struct TrainConfig {
     // [data]
@@ -41,11 +50,11 @@ typedef struct TrainConfig {
     int workers;                        // loader threads
     int shots;                          // few-shot: K videos per class drawn from train_list (0 = whole list)
     int64_t shot_seed;
-    char resize[8];                     // "ref" (mmcv geometry) or "sws" (swscale, faster)
+    VideoScale resize;                  // ref (mmcv geometry) or sws (swscale, faster)
     double max_bad_fraction;
     // [model]
     char pretrained[CONFIG_PATH_MAX];   // CLIP or X-CLIP weights, or "none" (random initialisation)
-    char arch[32];                      // ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14-336, custom
+    ConfigArch arch;                    // ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14-336, custom (config_arch_name)
     int vision_width, vision_layers, patch, embed_dim, text_width, text_layers, context, vocab_size; // custom
     int mit_layers, prompt_layers;
     double prompt_alpha, drop_path;
@@ -58,8 +67,8 @@ typedef struct TrainConfig {
     double warmup_epochs;
     double lr, min_lr_ratio, weight_decay, beta1, beta2, eps, new_lr_scale;
     int batch_size, accumulation_steps;
-    char fused_adamw[8];                // "auto", "on" or "off": AdamW inside backward (config_fused_adamw)
-    char matmul[8];                     // "fp32" or "bf16" (config_apply_matmul)
+    ConfigFusedAdamw fused_adamw;       // auto, on or off: AdamW inside backward (config_fused_adamw)
+    MatmulPrecision matmul;             // fp32 or bf16 (config_gemm_init)
     int64_t seed;
     int threads;                        // 0 = OMP_NUM_THREADS or all cores
     int eval_freq;                      // epochs between single-view evaluations (0 = none until the end)
@@ -70,13 +79,13 @@ typedef struct TrainConfig {
     bool jitter_per_clip;
     // [test]
     int num_clip, num_crop;
-    char view_mode[12];                 // "shifted" or "random"
+    SampleViews view_mode;              // shifted or random
     int test_batch_size;
     int final_num_clip, final_num_crop; // final multi-view evaluation (0 clips = none)
     // [output]
     char dir[CONFIG_PATH_MAX];
     int print_freq;                     // iterations between log lines
-    char progress[8];                   // auto, on, off
+    ConfigProgress progress;            // auto, on, off (config_progress_bar)
     bool save_best;                     // export best.safetensors
     int64_t snapshot_freq;              // iterations between snapshots (0 = epoch ends only)
     int keep_snapshots;
@@ -109,11 +118,14 @@ void config_write_keys_markdown(FILE *f);
 int config_key_count(void);
 const char *config_key_name(int i, char *buf, size_t n);
 
-// The named architectures: fills the custom fields from arch (false: unknown name or "custom").
+// The named architectures: fills the custom fields from arch (false: custom).
 bool config_apply_arch(TrainConfig *c);
+const char *config_arch_name(ConfigArch a);
 // "none" (any case) = random initialisation.
 bool config_pretrained_none(const TrainConfig *c);
-// Sets the process's matmul precision from train.matmul (xc_set_matmul_precision); the error names the key.
-int config_apply_matmul(const TrainConfig *c, XcError *err);
+// A Gemm context at train.matmul's precision (gemm_init); the error names the key.
+int config_gemm_init(const TrainConfig *c, Gemm *mm, XcError *err);
+// Is output.progress on (auto: when stdout is a terminal)?
+bool config_progress_bar(const TrainConfig *c);
 // Does training apply AdamW inside backward (train.fused_adamw on, or auto with accumulation_steps 1)?
 bool config_fused_adamw(const TrainConfig *c);
