@@ -107,6 +107,15 @@ Tensor *tensor_from(Graph *g, int ndim, const int64_t *shape, const float *src) 
     return t;
 }
 
+Tensor *tensor_wrap(Graph *g, int ndim, const int64_t *shape, const float *data) {
+    Tensor *t = arena_calloc(&g->step, sizeof *t);
+    t->ndim = ndim;
+    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    t->numel = shape_numel(ndim, shape);
+    t->data = (float *)data;
+    return t;
+}
+
 static float *pool_take(GradPool *p, size_t bytes) {
     for (int i = p->n - 1; i >= 0; i--)
         if (p->bytes[i] == bytes) {
@@ -269,7 +278,7 @@ static void checkpoint_backward(Graph *g, TapeNode *node) {
 static const OpDef opdef_checkpoint = {"checkpoint", checkpoint_backward};
 
 // y = fn(x) into a tensor allocated first; everything fn allocated is released afterwards.
-static Tensor *run_released(Graph *g, CheckpointFn fn, const void *ctx, Tensor *x, Rng *rng) {
+Tensor *graph_run_released(Graph *g, CheckpointFn fn, const void *ctx, Tensor *x, Rng *rng) {
     Tensor *y = tensor_new(g, x->ndim, x->shape);
     ArenaMark mark = arena_mark(&g->step);
     bool prev = graph_set_grad(g, false);
@@ -282,14 +291,14 @@ static Tensor *run_released(Graph *g, CheckpointFn fn, const void *ctx, Tensor *
 }
 
 Tensor *op_checkpoint(Graph *g, CheckpointFn fn, const void *ctx, size_t ctx_bytes, Tensor *x, Rng *rng) {
-    if (!g->grad_enabled) return run_released(g, fn, ctx, x, rng); // no-grad: nothing to recompute later
+    if (!g->grad_enabled) return graph_run_released(g, fn, ctx, x, rng); // no-grad: nothing to recompute later
     CheckpointCtx *c = arena_calloc(&g->step, sizeof *c);
     c->fn = fn;
     c->ctx = arena_alloc(&g->step, ctx_bytes);
     memcpy(c->ctx, ctx, ctx_bytes);
     c->has_rng = rng != NULL;
     if (rng) c->rng = *rng;
-    Tensor *y = run_released(g, fn, ctx, x, rng);
+    Tensor *y = graph_run_released(g, fn, ctx, x, rng);
     graph_record(g, &opdef_checkpoint, y, &x, 1)->ctx = c;
     return y;
 }

@@ -79,6 +79,7 @@ typedef struct Tensor {
 // ---- tape -------------------------------------------------------------------------------------
 struct Graph;
 struct TapeNode;
+struct Gemm; // autograd/kernels.h: matmul precision and its buffers
 typedef void (*BackwardFn)(struct Graph *g, struct TapeNode *node);
 
 typedef struct OpDef {
@@ -123,6 +124,7 @@ typedef struct Graph {
     int64_t n_nodes;
     bool grad_enabled;             // false: nothing is recorded (no-grad mode)
     GraphProfile *profile;         // NULL unless XCLIP_PROFILE is set
+    struct Gemm *gemm;             // borrowed: precision of the ops' large matmuls (NULL: float32), set by the owner
     // Called during backward as soon as a parameter's gradient is complete (after the backward of the
     // earliest op that used it). A fused optimiser updates the parameter here; for a parameter with a
     // transient gradient the buffer is recycled right after. Parameters must not be shared between
@@ -147,6 +149,8 @@ Tensor *tensor_new(Graph *g, int ndim, const int64_t *shape);
 Tensor *tensor_zeros(Graph *g, int ndim, const int64_t *shape);
 // New step tensor with data copied from src (numel floats).
 Tensor *tensor_from(Graph *g, int ndim, const int64_t *shape, const float *src);
+// New step tensor over memory the caller owns and keeps alive for the step (e.g. a loader batch): no copy.
+Tensor *tensor_wrap(Graph *g, int ndim, const int64_t *shape, const float *data);
 // Gradient buffer of t, zero-allocated from the step arena on first use.
 float *tensor_grad(Graph *g, Tensor *t);
 // For backward kernels that can overwrite: if t has no gradient yet, a buffer that is NOT zeroed and
@@ -169,11 +173,13 @@ TapeNode *graph_record(Graph *g, const OpDef *op, Tensor *out, Tensor *const *in
 // back-propagates through the recomputation, then releases it. fn must return a tensor of x's shape;
 // ctx (ctx_bytes, copied) is passed to every call; rng (may be NULL) is replayed from the state the
 // forward found it in, so random masks (drop-path) are the same in the recomputation.
-// In no-grad mode fn's intermediates are released as soon as it returns (evaluation runs block by
-// block in the memory of one block).
+// In no-grad mode it is graph_run_released.
 struct Rng;
 typedef Tensor *(*CheckpointFn)(struct Graph *g, const void *ctx, Tensor *x, struct Rng *rng);
 Tensor *op_checkpoint(Graph *g, CheckpointFn fn, const void *ctx, size_t ctx_bytes, Tensor *x, struct Rng *rng);
+// y = fn(x) with nothing recorded and fn's intermediates released as soon as it returns (y survives): an
+// evaluation runs block by block in the memory of one block.
+Tensor *graph_run_released(Graph *g, CheckpointFn fn, const void *ctx, Tensor *x, struct Rng *rng);
 
 // ---- parameters -------------------------------------------------------------------------------
 typedef struct ParamStore {

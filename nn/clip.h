@@ -9,7 +9,7 @@
 //   Clip clip; clip_init(&clip, &ps, &cfg, true /* freeze the text tower */);
 //   if (params_load(&ps, &ws, NULL, &err) != XC_OK) ...           // missing / unexpected / mis-shaped by name
 //   Tensor *img = clip_encode_image(g, &clip, images);             // images (F, 3, H, W) -> (F, E)
-//   Tensor *txt = clip_encode_text(g, &clip, tokens, K, true);     // tokens (K, S) int32  -> (K, E)
+//   Tensor *txt = clip_encode_text(g, &clip.text, tokens, K, S, true); // tokens (K, S) int32 -> (K, E)
 #pragma once
 #include "nn/layers.h"
 #include "checkpoints/weights.h"

@@ -236,13 +236,10 @@ void xclip_init_clip_random(XClip *m, uint64_t seed) {
 
 // ---- forward ------------------------------------------------------------------------------------
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S) {
-    const MatmulPrecision prec = xc_matmul_precision(); // computed once: always in float32
-    xc_set_matmul_precision(XC_MATMUL_FP32, NULL);
-    Graph g;
+    Graph g; // its own graph without a Gemm context: float32 matmuls, whatever the caller's graph uses
     graph_init(&g, 0);
     graph_set_grad(&g, false);
     Tensor *f = clip_encode_text(&g, &m->text, tokens, K, S, true);
-    xc_set_matmul_precision(prec, NULL);
     xc_free(m->text_cache);
     m->text_cache = xc_malloc((size_t)f->numel * sizeof(float));
     memcpy(m->text_cache, f->data, (size_t)f->numel * sizeof(float));
@@ -303,8 +300,9 @@ XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *t
 
     // text features (K, E)
     Tensor *text;
-    if (c->fix_text) {
-        XC_CHECK(m->text_cache && (!tokens || m->text_cache_k == K), "xclip_forward: fix_text needs xclip_cache_text first");
+    if (c->fix_text || !tokens) { // the cached features
+        XC_CHECK(m->text_cache && (!tokens || m->text_cache_k == K), "xclip_forward: no cached text features of %lld "
+                 "classes (xclip_cache_text first)", (long long)K);
         text = tensor_from(g, 2, (int64_t[]){m->text_cache_k, E}, m->text_cache);
         K = m->text_cache_k;
     } else {
@@ -315,12 +313,10 @@ XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *t
     // cross-frame communication transformer over the B*T frames
     Tensor *x = clip_vision_stem(g, &m->visual, op_reshape(g, video, 4, (int64_t[]){B * T, 3, video->shape[3], video->shape[4]}));
     for (int64_t i = 0; i < c->clip.vision_layers; i++) {
-        if (c->checkpoint || !g->grad_enabled) { // no grad: block by block, intermediates released
-            CctArgs args = {&m->blocks[i], B, T};
-            x = op_checkpoint(g, cct_block_fn, &args, sizeof args, x, drop);
-        } else {
-            x = cct_block(g, &m->blocks[i], x, B, T, drop);
-        }
+        CctArgs args = {&m->blocks[i], B, T};
+        if (!g->grad_enabled) x = graph_run_released(g, cct_block_fn, &args, x, drop); // evaluation: one block's memory
+        else if (c->checkpoint) x = op_checkpoint(g, cct_block_fn, &args, sizeof args, x, drop);
+        else x = cct_block(g, &m->blocks[i], x, B, T, drop);
     }
     int64_t L = x->shape[1], N = L - 1;
     int64_t *zeros = arena_calloc(&g->step, (size_t)(B * T) * sizeof(int64_t));

@@ -3,13 +3,13 @@
 // with the official parameter names.
 //
 //   XClipConfig cfg;
-//   xclip_config_from_weights(&cfg, &ws, 8, &err);        // CLIP or X-CLIP weights; T = 8 for CLIP ones
+//   xclip_config_from_weights(&cfg, &ws, 8, false, &err); // CLIP or X-CLIP weights; T = 8 (no resampling)
 //   XClip m; ParamStore ps; param_store_init(&ps, "params");
 //   xclip_init(&m, &ps, &cfg);                             // registers every tensor; text frozen if fix_text
 //   xclip_init_new_tensors(&m, seed);                      // SPEC §7 initialisation of the X-CLIP additions
 //   params_load(&ps, &ws, xclip_is_new_tensor, &err);      // CLIP tensors by name (X-CLIP ones may be missing)
 //   xclip_cache_text(&m, tokens, K, 77);                   // fix_text: text features once, no grad
-//   Tensor *logits = xclip_forward(g, &m, video, &drop);   // video (B, T, 3, H, W) -> (B, K)
+//   XClipOut o = xclip_forward(g, &m, video, NULL, K, 77, &drop); // video (B, T, 3, H, W) -> o.logits (B, K)
 //
 // Layout: tokens batch-first, frame index = b*T + t (as the official code's B*T frames).
 #pragma once
@@ -90,10 +90,11 @@ bool xclip_trains_under_fix_text(const char *name);
 bool xclip_is_text_tensor(const char *name);
 
 // Text features of K token rows (K, S) computed once without gradient (fast path) and kept; always with
-// float32 matmuls, whatever xc_set_matmul_precision says.
+// float32 matmuls (a graph of its own, without the caller's Gemm context).
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S);
-// Video features and logits. With fix_text the cached text features are used (cache first); without,
-// tokens (K, S) run through the text tower with gradient. drop is the drop-path stream (NULL: eval, no
+// Video features and logits. The class text features: with fix_text, or when tokens is NULL, the cached ones
+// (xclip_cache_text first; an evaluation of a model whose text tower trains caches its current features and
+// passes NULL); otherwise tokens (K, S) run through the text tower with gradient. drop is the drop-path stream (NULL: eval, no
 // drop-path). Outputs are step tensors; video_features / text_features may be NULL.
 typedef struct XClipOut {
     Tensor *logits;          // (B, K)

@@ -136,9 +136,10 @@ int main(int argc, char **argv) {
     }
 
     c.fix_text = true; // evaluation: the text tower never trains
-    snprintf(c.fused_adamw, sizeof c.fused_adamw, "on"); // and nothing does: no gradient buffers (model_build)
+    c.fused_adamw = FUSED_ADAMW_ON; // and nothing does: no gradient buffers (model_build)
     c.accumulation_steps = 1;
-    if (config_apply_matmul(&c, &err) != XC_OK) return fail(err.msg);
+    Gemm mm; // train.matmul: the precision of the evaluation's matmuls
+    if (config_gemm_init(&c, &mm, &err) != XC_OK) return fail(err.msg);
     XClip m;
     ParamStore ps;
     bool is_xclip = false;
@@ -153,7 +154,8 @@ int main(int argc, char **argv) {
     }
     Graph g;
     graph_init(&g, 64u << 20);
-    const bool bar = isatty(STDOUT_FILENO) && strcmp(c.progress, "off");
+    g.gemm = &mm;
+    const bool bar = isatty(STDOUT_FILENO) && c.progress != PROGRESS_OFF;
     double top1[MAX_SETS], top5[MAX_SETS], mcls[MAX_SETS];
     int nruns = nlists;
     const char *root = *c.val_root ? c.val_root : c.root;
@@ -204,6 +206,7 @@ int main(int argc, char **argv) {
         printf("mean over %d: top-1 %.2f +- %.2f%%  top-5 %.2f +- %.2f%%  mean class %.2f +- %.2f%%\n", nruns, a, b, c1, d, e, f);
     }
     graph_free(&g);
+    gemm_free(&mm);
     tokenizer_free(tok);
     xclip_free(&m);
     param_store_free(&ps);

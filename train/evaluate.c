@@ -1,0 +1,118 @@
+// evaluate.c - see evaluate.h. Letters: B videos of a batch, V views per video, T frames, H input size, K classes.
+#include "train/evaluate.h"
+
+#include <math.h>
+#include <string.h>
+#include "train/report.h"
+
+// Counts over the videos seen so far.
+typedef struct Tally {
+    int64_t n, top1, top5;
+    int64_t *hit, *count;     // (K) per class: correct top-1, videos
+} Tally;
+
+// sum (nc views, K) += softmax of each view's logits, view j into row (c0 + j) / V (the official validate).
+static void add_view_probs(const Tensor *logits, int64_t c0, int V, int K, double *sum) {
+    for (int64_t j = 0; j < logits->shape[0]; j++) {
+        const float *l = logits->data + j * K;
+        double mx = l[0], z = 0;
+        for (int k = 1; k < K; k++) mx = l[k] > mx ? l[k] : mx;
+        for (int k = 0; k < K; k++) z += exp((double)l[k] - mx);
+        double *acc = sum + ((c0 + j) / V) * K;
+        for (int k = 0; k < K; k++) acc[k] += exp((double)l[k] - mx) / z;
+    }
+}
+
+// The summed probabilities of one batch's videos: ranks into the tally, rows into out.
+static void score_batch(const Batch *b, const double *sum, int K, Tally *t, EvalOutput *out, int64_t n_videos) {
+    for (int i = 0; i < b->B; i++) {
+        const double *p = sum + (size_t)i * K;
+        int y = b->labels[i];
+        int rank = 0; // classes scoring strictly higher than the label (ties resolved towards the label)
+        for (int k = 0; k < K; k++) rank += p[k] > p[y] || (p[k] == p[y] && k < y);
+        t->top1 += rank == 0;
+        t->top5 += rank < 5;
+        if (y >= 0 && y < K) {
+            t->count[y]++;
+            t->hit[y] += rank == 0;
+        }
+        if (out && t->n < n_videos) {
+            for (int k = 0; k < K; k++) out->probs[t->n * K + k] = (float)p[k];
+            out->labels[t->n] = y;
+            out->items[t->n] = b->items[i];
+        }
+        t->n++;
+    }
+}
+
+static void tally_result(const Tally *t, int K, EvalResult *res) {
+    res->n = t->n;
+    if (t->n == 0) return;
+    res->top1 = 100.0 * (double)t->top1 / (double)t->n;
+    res->top5 = 100.0 * (double)t->top5 / (double)t->n;
+    double mc = 0;
+    int present = 0;
+    for (int k = 0; k < K; k++)
+        if (t->count[k]) {
+            mc += (double)t->hit[k] / (double)t->count[k];
+            present++;
+        }
+    res->mean_class = present ? 100.0 * mc / present : 0;
+}
+
+int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, const int32_t *tokens, int K, int64_t S, int chunk,
+             bool progress, EvalResult *res, EvalOutput *out, XcError *err) {
+    memset(res, 0, sizeof *res);
+    if (!m->cfg.fix_text) xclip_cache_text(m, tokens, K, S); // the training text tower's current features
+    if (out) {
+        out->probs = xc_calloc((size_t)n_videos * (size_t)K, sizeof(float));
+        out->labels = xc_calloc((size_t)n_videos, sizeof(int32_t));
+        out->items = xc_calloc((size_t)n_videos, sizeof(int64_t));
+    }
+    const int64_t T = m->cfg.frames, H = m->cfg.clip.image_size;
+    const size_t clip_floats = (size_t)T * 3 * (size_t)H * (size_t)H;
+    Tally t = {.hit = xc_calloc((size_t)K, sizeof(int64_t)), .count = xc_calloc((size_t)K, sizeof(int64_t))};
+    double *sum = NULL; // (B, K) summed view probabilities of the current batch
+    size_t sum_cap = 0;
+    bool prev = graph_set_grad(g, false);
+    int rc = XC_OK;
+    for (;;) {
+        const Batch *b;
+        int r = loader_next(ld, &b, err);
+        if (r == 0) break;
+        if (r < 0) { rc = XC_ERR; break; }
+        const int V = b->views;
+        const int64_t clips = (int64_t)b->B * V;
+        if ((size_t)b->B * (size_t)K > sum_cap) {
+            xc_free(sum);
+            sum_cap = (size_t)b->B * (size_t)K;
+            sum = xc_malloc(sizeof(double) * sum_cap);
+        }
+        memset(sum, 0, sizeof(double) * (size_t)b->B * (size_t)K);
+        res->views = V;
+        for (int64_t c0 = 0; c0 < clips; c0 += chunk) {
+            int64_t nc = clips - c0 < chunk ? clips - c0 : chunk;
+            Tensor *v = tensor_wrap(g, 5, (int64_t[]){nc, T, 3, H, H}, b->video + (size_t)c0 * clip_floats);
+            Tensor *logits = xclip_forward(g, m, v, NULL, K, 0, NULL).logits; // (nc, K)
+            XC_CHECK(logits->shape[1] == K, "evaluate: model has %lld classes, expected %d", (long long)logits->shape[1], K);
+            add_view_probs(logits, c0, V, K, sum);
+            graph_reset(g);
+        }
+        score_batch(b, sum, K, &t, out, n_videos);
+        if (progress) progress_bar("eval", t.n, n_videos, NULL);
+    }
+    if (progress) progress_bar_clear();
+    graph_set_grad(g, prev);
+    tally_result(&t, K, res);
+    xc_free(sum);
+    xc_free(t.hit);
+    xc_free(t.count);
+    return rc;
+}
+
+void eval_output_free(EvalOutput *o) {
+    xc_free(o->probs);
+    xc_free(o->labels);
+    xc_free(o->items);
+    memset(o, 0, sizeof *o);
+}

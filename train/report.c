@@ -1,0 +1,88 @@
+// report.c - see report.h.
+#include "train/report.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include "train/config.h"
+
+int runlog_open(RunLog *l, const char *dir, bool append, bool bar, XcError *err) {
+    memset(l, 0, sizeof *l);
+    l->bar = bar;
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/log.txt", dir);
+    l->log = xc_fopen(path, append ? "a" : "w", err);
+    if (!l->log) return XC_ERR;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    l->metrics = xc_fopen(path, append ? "a" : "w", err);
+    if (!l->metrics) {
+        runlog_close(l);
+        return XC_ERR;
+    }
+    return XC_OK;
+}
+
+void runlog_close(RunLog *l) {
+    if (l->log) fclose(l->log);
+    if (l->metrics) fclose(l->metrics);
+    l->log = l->metrics = NULL;
+}
+
+void runlog_say(RunLog *l, const char *fmt, ...) {
+    if (l->bar_shown) {
+        progress_bar_clear();
+        l->bar_shown = false;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    if (l->log) {
+        va_start(ap, fmt);
+        vfprintf(l->log, fmt, ap);
+        va_end(ap);
+        fflush(l->log);
+    }
+}
+
+void runlog_bar(RunLog *l, const char *what, int64_t done, int64_t total, const char *extra) {
+    if (!l->bar) return;
+    progress_bar(what, done, total, extra);
+    l->bar_shown = true;
+}
+
+void runlog_metrics(RunLog *l, const char *type, const Metric *fields, int n) {
+    if (!l->metrics) return;
+    fprintf(l->metrics, "{\"type\": \"%s\"", type);
+    for (int i = 0; i < n; i++) {
+        if (fields[i].integer) fprintf(l->metrics, ", \"%s\": %lld", fields[i].key, (long long)fields[i].i);
+        else fprintf(l->metrics, ", \"%s\": %.9g", fields[i].key, fields[i].x);
+    }
+    fputs("}\n", l->metrics);
+    fflush(l->metrics);
+}
+
+void progress_bar(const char *what, int64_t done, int64_t total, const char *extra) {
+    const int width = 30;
+    int fill = total > 0 ? (int)((double)width * (double)done / (double)total) : 0;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[width] = 0;
+    printf("\r\033[K%s [%s] %lld/%lld %s", what, bar, (long long)done, (long long)total, extra ? extra : "");
+    fflush(stdout);
+}
+
+void progress_bar_clear(void) {
+    printf("\r\033[K");
+    fflush(stdout);
+}
+
+void fmt_duration(double s, char *buf, size_t n) {
+    if (!(s >= 0) || s > 1e8) {
+        snprintf(buf, n, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}

@@ -1,0 +1,29 @@
+// setup.h - what the programs build from a run configuration: the model (from CLIP or X-CLIP weights, or at
+// random), the class-text tokens, and the loader settings of the train and test pipelines. xclip-train,
+// xclip-eval and xclip-infer all start here.
+//
+//   TrainConfig c; config_load(&c, "configs/demo.ini", &err);
+//   XClip m; ParamStore ps;
+//   if (model_build(&m, &ps, &c, NULL, NULL, &err) != XC_OK) ...;    // c.pretrained (or "none": random)
+//   int32_t *tokens = class_tokens(tok, &labels, c.template_, m.cfg.clip.context);
+//   LoaderConfig lc = loader_config_test(&c, c.num_clip, c.num_crop, c.test_batch_size);
+//   ... xclip_free(&m); param_store_free(&ps); xc_free(tokens);
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "nn/xclip.h"
+#include "train/config.h"
+
+// Tokens (K, S) of the class texts (template with {} replaced by each name). Returns a new array.
+int32_t *class_tokens(Tokenizer *tok, const LabelSet *labels, const char *template_, int64_t S);
+// The model a config describes: weights from `weights` (CLIP or X-CLIP; NULL: c->pretrained, which may be
+// "none" for random initialisation from c->seed), frames c->frames, fix_text / drop_path from c. For CLIP weights
+// the X-CLIP additions are initialised as docs/model.md §7 says, from c->seed. *is_xclip (may be NULL) says which
+// kind was loaded. XC_ERR + a message naming the file or the key.
+int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weights, bool *is_xclip, XcError *err);
+// Loader configuration of the train / test pipeline from c.
+LoaderConfig loader_config_train(const TrainConfig *c, int num_classes);
+LoaderConfig loader_config_test(const TrainConfig *c, int num_clip, int num_crop, int batch);

@@ -1,0 +1,91 @@
+// step.c - see step.h. Letters: B videos, T frames, H input size, K classes, S text context.
+#include "train/step.h"
+
+#include <string.h>
+#include "train/param_groups.h"
+
+void train_step_init(TrainStep *s, XClip *m, ParamStore *ps, AdamWConfig ac, double new_lr_scale, LrSchedule sched,
+                     int accum, uint64_t seed, bool drop_on) {
+    memset(s, 0, sizeof *s);
+    XC_CHECK(accum >= 1, "train_step_init: accumulation steps %d", accum);
+    s->m = m;
+    s->ps = ps;
+    s->sched = sched;
+    s->accum = accum;
+    s->sched_t = -1;
+    s->drop = rng_stream(seed, RNG_STREAM_DROP);
+    s->drop_on = drop_on;
+    adamw_init(&s->opt, ps, ac);
+    xclip_param_groups(&s->opt); // decay switches by name; the rates are set before every step
+    s->group_scale = xc_malloc(sizeof(float) * (size_t)(ps->n ? ps->n : 1));
+    for (int i = 0; i < ps->n; i++)
+        s->group_scale[i] = xclip_lr_scale(ps->p[i]->name) > 1.0f ? (float)new_lr_scale : 1.0f;
+    graph_init(&s->g, 64u << 20);
+    s->fused = false;
+    for (int i = 0; i < ps->n; i++) s->fused |= ps->p[i]->grad_transient;
+    XC_CHECK(!s->fused || accum == 1, "train_step_init: parameters with transient gradients (fused AdamW) cannot "
+                                      "accumulate %d micro-batches", accum);
+    if (s->fused) adamw_fuse(&s->opt, &s->g);
+}
+
+void train_step_free(TrainStep *s) {
+    adamw_free(&s->opt);
+    graph_free(&s->g);
+    xc_free(s->group_scale);
+    memset(s, 0, sizeof *s);
+}
+
+void train_step_set_tokens(TrainStep *s, const int32_t *tokens, int64_t K, int64_t S) {
+    s->tokens = tokens;
+    s->K = K;
+    s->S = S;
+}
+
+void train_step_epoch_begin(TrainStep *s) { param_store_zero_grad(s->ps); }
+
+static double rate_of(const TrainStep *s, double scale) {
+    if (s->sched_t < 0) return lr_schedule_initial(&s->sched) * scale;
+    return lr_schedule_at_scaled(&s->sched, s->sched_t, scale);
+}
+
+double train_step_next_lr(const TrainStep *s) { return rate_of(s, 1.0); }
+
+float train_step_run(TrainStep *s, const float *video, int B, const float *targets, int64_t idx, int64_t t, bool *stepped) {
+    Graph *g = &s->g;
+    const XClipConfig *c = &s->m->cfg;
+    const int64_t H = c->clip.image_size;
+    Tensor *v = tensor_wrap(g, 5, (int64_t[]){B, c->frames, 3, H, H}, video);
+    XClipOut o = xclip_forward(g, s->m, v, s->tokens, s->K, s->S, s->drop_on ? &s->drop : NULL);
+    const int64_t K = o.logits->shape[1];
+    Tensor *y = tensor_wrap(g, 2, (int64_t[]){B, K}, targets);
+    Tensor *loss = op_soft_cross_entropy(g, o.logits, y);
+    float value = loss->data[0];
+    const bool step = (idx + 1) % s->accum == 0;
+    if (step) // every group at its own rate (timm decays each group from its own base to the shared floor)
+        for (int i = 0; i < s->ps->n; i++) s->opt.lr_scale[i] = (float)rate_of(s, s->group_scale[i]);
+    if (s->fused) adamw_begin_step(&s->opt, 1.0f); // the update happens inside backward
+    graph_backward(g, s->accum > 1 ? op_scale(g, loss, 1.0f / (float)s->accum) : loss);
+    if (s->fused) adamw_end_step(&s->opt); // parameters the loss did not reach
+    graph_reset(g);
+    if (step) {
+        s->last_lr = rate_of(s, 1.0);
+        if (!s->fused) {
+            adamw_step(&s->opt, 1.0f);
+            param_store_zero_grad(s->ps);
+        }
+        s->sched_t = t; // lr_scheduler.step_update(t): the rate of the next step
+        s->opt_steps++;
+    }
+    if (stepped) *stepped = step;
+    return value;
+}
+
+void train_step_resume_at(TrainStep *s, int64_t epoch, int64_t iter_in_epoch, int64_t n_iter) {
+    // the iteration of the last optimiser step (steps happen at (idx + 1) % accum == 0)
+    const int64_t a = s->accum;
+    int64_t last = -1;
+    if (iter_in_epoch >= a) last = epoch * n_iter + (iter_in_epoch / a) * a - 1;
+    else if (epoch > 0 && n_iter >= a) last = (epoch - 1) * n_iter + (n_iter / a) * a - 1;
+    s->sched_t = last;
+    s->opt_steps = s->opt.step;
+}
