@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t g_sys_allocs; // only touched outside parallel regions (allocation is not on hot paths)
+static uint64_t g_sys_allocs; // counted atomically: the loader's worker threads allocate too
 
 int xc_err(XcError *err, const char *fmt, ...) {
     if (err) { // formatted aside first: callers often pass err->msg itself as an argument (prefixing context)
