@@ -96,11 +96,11 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
         XClipOut o = xclip_forward(&g, &m, v, NULL, K, 77, NULL);
         Tensor *y = tensor_zeros(&g, 2, (int64_t[]){B, K});
         for (int64_t b = 0; b < B; b++) y->data[b * K + (b * 7) % K] = 1.0f;
-        if (fused) adamw_begin_step(&opt, 1e-5f);
+        if (fused) adamw_begin_step(&opt, (float[]){1e-5f});
         graph_backward(&g, op_soft_cross_entropy(&g, o.logits, y));
         if (fused) adamw_end_step(&opt);
         if (!fused) {
-            adamw_step(&opt, 1e-5f);
+            adamw_step(&opt, (float[]){1e-5f});
             param_store_zero_grad(&ps);
         }
         graph_reset(&g);

@@ -230,7 +230,7 @@ static int write_contents(Writer *w, hid_t f, const SnapshotState *st) {
         int rc = w_i64(w, og, "step", o->step) || w_i64(w, og, "n_params", n) || w_i64(w, og, "total", o->numel) ||
                  w_f64(w, og, "beta1", o->cfg.beta1) || w_f64(w, og, "beta2", o->cfg.beta2) || w_f64(w, og, "eps", o->cfg.eps) ||
                  w_f64(w, og, "weight_decay", o->cfg.weight_decay) ||
-                 w_dataset(w, og, "lr_scale", "optim/lr_scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n, o->lr_scale, (size_t)n * 4) ||
+                 w_dataset(w, og, "lr_scale", "optim/lr_scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n, o->last_lr, (size_t)n * 4) ||
                  w_dataset(w, og, "decay", "optim/decay", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, &n, decay, (size_t)n);
         xc_free(decay);
         hid_t mg = rc ? -1 : w_group(w, og, "m");
@@ -799,7 +799,7 @@ static int load_commit(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t 
         if (rc != XC_OK) return XC_ERR;
         o->step = L->step;
         for (int i = 0; i < ps->n; i++) {
-            o->lr_scale[i] = L->lr_scale[i];
+            o->last_lr[i] = L->lr_scale[i];
             o->decay[i] = L->decay[i] != 0;
         }
     }

@@ -30,7 +30,8 @@
 //                 best_iter, cursor_epoch, cursor_batch (int64; best_acc float64)
 //   /model/<official name>     float32, one per parameter, in parameter order (creation order tracked)
 //   /optim                     attributes step, n_params, total, beta1, beta2, eps, weight_decay;
-//                              lr_scale float32 (n), decay uint8 (n)
+//                              lr_scale float32 (n): the rate of each parameter's latest update (AdamW.last_lr;
+//                              for the record: a run sets its rates from the schedule), decay uint8 (n)
 //   /optim/m/<name>, /optim/v/<name>   float32 moments; written for every trainable parameter and for any
 //                              other whose moments are not all zero (a missing one loads as zeros, so the
 //                              restore is exact; frozen towers cost nothing)
@@ -69,7 +70,7 @@ typedef struct SnapshotRng {
 typedef struct SnapshotState {
     // model and optimiser (borrowed; opt may be NULL for a weights-only snapshot)
     ParamStore *params;          // tensors under their official names
-    AdamW *opt;                  // m, v (params->total floats each), step, lr_scale, decay
+    AdamW *opt;                  // m, v (params->total floats each), step, last_lr, decay
     // progress
     int64_t global_iter;         // schedule position t: loader batches done over the whole run (SPEC §9)
     int64_t epoch;               // current epoch, 0-based

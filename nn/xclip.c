@@ -132,13 +132,14 @@ void xclip_free(XClip *m) {
     m->text_cache = NULL;
 }
 
+// The one rule for "a tensor X-CLIP adds to CLIP", the official optimiser's (utils/optimizer.py): its name
+// contains "message_", "mit" or "prompts". It decides which tensors a CLIP checkpoint may lack, which get the
+// 10x learning rate, and (with visual.*) which train under fix_text.
 bool xclip_is_new_tensor(const char *name) {
-    return strstr(name, "message_") || !strncmp(name, "mit.", 4) || !strncmp(name, "prompts_", 8);
+    return strstr(name, "message_") || strstr(name, "mit") || strstr(name, "prompts");
 }
 
-bool xclip_trains_under_fix_text(const char *name) {
-    return !strncmp(name, "visual.", 7) || strstr(name, "mit") || strstr(name, "prompts");
-}
+bool xclip_trains_under_fix_text(const char *name) { return !strncmp(name, "visual.", 7) || xclip_is_new_tensor(name); }
 
 bool xclip_is_text_tensor(const char *name) {
     return !xclip_trains_under_fix_text(name) && strcmp(name, "logit_scale") != 0;

@@ -80,9 +80,10 @@ void xclip_free(XClip *m);
 void xclip_init_new_tensors(XClip *m, uint64_t seed);
 // CLIP's own random initialisation (training from scratch: pretrained = none).
 void xclip_init_clip_random(XClip *m, uint64_t seed);
-// params_load filter: tensors X-CLIP adds to CLIP (message_*, mit.*, prompts_*).
+// A tensor X-CLIP adds to CLIP? (name contains message_, mit or prompts: the official optimiser's rule.) The one
+// rule for the params_load filter (a CLIP checkpoint lacks them) and the 10x learning-rate group.
 bool xclip_is_new_tensor(const char *name);
-// Trained under fix_text? (visual.*, mit.*, prompts_*) - the official fix_text rule.
+// Trained under fix_text? (visual.* and the new tensors) - the official fix_text rule.
 bool xclip_trains_under_fix_text(const char *name);
 // A text-tower tensor (token_embedding, positional_embedding, transformer.*, ln_final, text_projection)?
 // Under fix_text, once xclip_cache_text has run, these are only read again by exports and snapshots:

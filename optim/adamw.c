@@ -11,14 +11,15 @@ void adamw_init(AdamW *opt, ParamStore *ps, AdamWConfig cfg) {
     opt->cfg = cfg;
     opt->ps = ps;
     opt->offset = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(int64_t));
-    opt->lr_scale = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(float));
+    opt->group = xc_calloc((size_t)(ps->n ? ps->n : 1), sizeof(int));
+    opt->n_groups = 1;
+    opt->last_lr = xc_calloc((size_t)(ps->n ? ps->n : 1), sizeof(float));
     opt->decay = xc_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(bool));
     opt->updated = xc_calloc((size_t)(ps->n ? ps->n : 1), sizeof(int64_t));
     int64_t off = 0;
     for (int i = 0; i < ps->n; i++) { // moments only for parameters that train now (frozen: offset -1)
         opt->offset[i] = ps->p[i]->requires_grad ? off : -1;
         if (ps->p[i]->requires_grad) off += ps->p[i]->numel;
-        opt->lr_scale[i] = 1.0f;
         opt->decay[i] = true;
     }
     opt->numel = off;
@@ -30,21 +31,24 @@ void adamw_free(AdamW *opt) {
     xc_free(opt->m);
     xc_free(opt->v);
     xc_free(opt->offset);
-    xc_free(opt->lr_scale);
+    xc_free(opt->group);
+    xc_free(opt->last_lr);
     xc_free(opt->decay);
     xc_free(opt->updated);
     memset(opt, 0, sizeof *opt);
 }
 
-void adamw_set_group(AdamW *opt, int i, float lr_scale, bool decay) {
+void adamw_set_group(AdamW *opt, int i, int group, bool decay) {
     XC_CHECK(i >= 0 && i < opt->ps->n, "adamw_set_group: no parameter %d", i);
-    opt->lr_scale[i] = lr_scale;
+    XC_CHECK(group >= 0 && group < ADAMW_MAX_GROUPS, "adamw_set_group: group %d of parameter %d", group, i);
+    opt->group[i] = group;
     opt->decay[i] = decay;
+    if (group + 1 > opt->n_groups) opt->n_groups = group + 1;
 }
 
-void adamw_begin_step(AdamW *opt, float base_lr) {
+void adamw_begin_step(AdamW *opt, const float *lr) {
     opt->step++;
-    opt->lr = base_lr;
+    for (int g = 0; g < opt->n_groups; g++) opt->lr[g] = lr[g];
     // scalars in double, as torch computes them in Python before the float32 tensor ops
     opt->bc1 = 1.0 - pow((double)opt->cfg.beta1, (double)opt->step);
     opt->bc2_sqrt = (float)sqrt(1.0 - pow((double)opt->cfg.beta2, (double)opt->step));
@@ -54,7 +58,7 @@ void adamw_begin_step(AdamW *opt, float base_lr) {
 static void update(AdamW *opt, int i, const float *gr) {
     Tensor *p = opt->ps->p[i];
     const float b1 = opt->cfg.beta1, b2 = opt->cfg.beta2, eps = opt->cfg.eps, bc2_sqrt = opt->bc2_sqrt;
-    const double lr = (double)opt->lr * opt->lr_scale[i];
+    const double lr = (double)opt->lr[opt->group[i]];
     const float decay = opt->decay[i] ? (float)(1.0 - lr * opt->cfg.weight_decay) : 1.0f;
     const float step_size = (float)(lr / opt->bc1);
     float *w = p->data, *m = opt->m + opt->offset[i], *v = opt->v + opt->offset[i];
@@ -67,6 +71,7 @@ static void update(AdamW *opt, int i, const float *gr) {
         w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
     }
     opt->updated[i] = opt->step;
+    opt->last_lr[i] = opt->lr[opt->group[i]];
 }
 
 static bool trains(const AdamW *opt, int i) { return opt->ps->p[i]->requires_grad && opt->offset[i] >= 0; }
@@ -80,8 +85,8 @@ void adamw_end_step(AdamW *opt) {
         if (trains(opt, i) && opt->updated[i] != opt->step) update(opt, i, NULL);
 }
 
-void adamw_step(AdamW *opt, float base_lr) {
-    adamw_begin_step(opt, base_lr);
+void adamw_step(AdamW *opt, const float *lr) {
+    adamw_begin_step(opt, lr);
     for (int i = 0; i < opt->ps->n; i++) adamw_update(opt, i);
     adamw_end_step(opt);
 }

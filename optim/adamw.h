@@ -1,11 +1,12 @@
-// adamw.h - AdamW exactly as torch.optim.AdamW (decoupled weight decay, bias-corrected moments),
-// with per-parameter learning-rate scale and weight-decay switch (parameter groups, SPEC.md §9).
+// adamw.h - AdamW exactly as torch.optim.AdamW (decoupled weight decay, bias-corrected moments), with
+// parameter groups (docs/model.md §9): each parameter belongs to a learning-rate group and has a weight-decay
+// switch; every step gives each group its rate.
 //
 //   AdamW opt;
 //   adamw_init(&opt, &params, (AdamWConfig){.beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-8f, .weight_decay = 0.001f});
-//   adamw_set_group(&opt, i, 10.0f, false);      // parameter i: 10x lr, no weight decay
+//   adamw_set_group(&opt, i, 1, false);           // parameter i: group 1, no weight decay (default: group 0, decay)
 //   ... backward ...
-//   adamw_step(&opt, lr);                         // one update of every trainable parameter
+//   adamw_step(&opt, (float[]){lr, 10 * lr});     // one update of every trainable parameter at its group's rate
 //   param_store_zero_grad(&params);
 //
 // Moments live in one allocation made at init (no allocation per step), for the parameters that are
@@ -18,28 +19,33 @@ typedef struct AdamWConfig {
     float beta1, beta2, eps, weight_decay;
 } AdamWConfig;
 
+#define ADAMW_MAX_GROUPS 4
+
 typedef struct AdamW {
     AdamWConfig cfg;
     ParamStore *ps;
     float *m, *v;          // first and second moments, numel floats each, in parameter order
     int64_t numel;         // floats of the parameters that were trainable at adamw_init
     int64_t *offset;       // (n params) offset of each parameter in m and v; -1: frozen at init (no moments)
-    float *lr_scale;       // (n params) multiplier of the base learning rate
+    int *group;            // (n params) learning-rate group, 0..ADAMW_MAX_GROUPS-1 (adamw_set_group; default 0)
+    int n_groups;          // 1 + the largest group in use
     bool *decay;           // (n params) apply weight decay?
+    float *last_lr;        // (n params) the rate of each parameter's latest update (for the record: snapshots keep it)
     int64_t *updated;      // (n params) the step that last updated each parameter
     int64_t step;          // number of updates done (torch's per-parameter 'step', shared here)
-    float lr;              // base rate of the current step (adamw_begin_step)
+    float lr[ADAMW_MAX_GROUPS]; // rate of each group in the current step (adamw_begin_step)
     double bc1;            // 1 - beta1^step
     float bc2_sqrt;        // sqrt(1 - beta2^step)
 } AdamW;
 
 void adamw_init(AdamW *opt, ParamStore *ps, AdamWConfig cfg);
 void adamw_free(AdamW *opt);
-void adamw_set_group(AdamW *opt, int param_index, float lr_scale, bool decay);
+void adamw_set_group(AdamW *opt, int param_index, int group, bool decay);
 // Every parameter that trains is updated once per step; one without a gradient buffer counts as a zero
-// gradient (weight and moment decay still apply), exactly as a buffer of zeros would.
-void adamw_step(AdamW *opt, float lr);   // = adamw_begin_step, adamw_update of every parameter, adamw_end_step
-void adamw_begin_step(AdamW *opt, float lr);
+// gradient (weight and moment decay still apply), exactly as a buffer of zeros would. lr holds the rate of
+// every group a parameter belongs to (lr[g] for group g).
+void adamw_step(AdamW *opt, const float *lr);  // = adamw_begin_step, adamw_update of every parameter, adamw_end_step
+void adamw_begin_step(AdamW *opt, const float *lr);
 void adamw_update(AdamW *opt, int param_index); // with its gradient, if it has one and is not updated yet
 void adamw_end_step(AdamW *opt);                // zero-gradient updates of the parameters not updated this step
 // Fused update: the graph's backward updates each parameter as soon as its gradient is complete, so

@@ -92,8 +92,8 @@ static void test_against_reference(void) {
     // one AdamW step (the reference's groups: decay on tensors of 2 or more dimensions), then the clamp
     AdamW opt;
     adamw_init(&opt, &ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.2f});
-    for (int i = 0; i < ps.n; i++) adamw_set_group(&opt, i, 1.0f, ps.p[i]->ndim >= 2);
-    adamw_step(&opt, 0.05f);
+    for (int i = 0; i < ps.n; i++) adamw_set_group(&opt, i, 0, ps.p[i]->ndim >= 2);
+    adamw_step(&opt, (float[]){0.05f});
     const float before = m.logit_scale->data[0];
     bool changed = clip_clamp_logit_scale(m.logit_scale);
     XC_EXPECT(changed && clamped[0] == 1.0f, "the clamp did not act (logit_scale %.5f after the step)", before);

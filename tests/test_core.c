@@ -233,8 +233,8 @@ static void test_adamw_by_hand(void) {
     b->data[0] = 3.0f; b->data[1] = 0.0f; b->grad[0] = -1.0f; b->grad[1] = 0.0f;
     AdamW opt;
     adamw_init(&opt, &ps, (AdamWConfig){0.0f, 0.0f, 1e-8f, 0.1f});
-    adamw_set_group(&opt, 1, 0.5f, false); // b: half lr, no decay
-    adamw_step(&opt, 1.0f);
+    adamw_set_group(&opt, 1, 1, false); // b: group 1 (at half the rate), no decay
+    adamw_step(&opt, (float[]){1.0f, 0.5f});
     const float eps = 1e-8f;
     XC_EXPECT(fabsf(a->data[0] - (1.0f * 0.9f - 0.5f / (0.5f + eps))) < 1e-6f, "a0 = %g", a->data[0]);
     XC_EXPECT(fabsf(a->data[1] - (-2.0f * 0.9f + 4.0f / (4.0f + eps))) < 1e-6f, "a1 = %g", a->data[1]);
@@ -269,12 +269,12 @@ static void test_fused_unreached(void) {
         graph_init(&g, 0);
         if (fused) adamw_fuse(&opt, &g);
         for (int step = 0; step < 3; step++) {
-            if (fused) adamw_begin_step(&opt, 0.05f);
+            if (fused) adamw_begin_step(&opt, (float[]){0.05f});
             op_mul(&g, p, p); // recorded, never reaches the loss
             graph_backward(&g, op_sum(&g, op_scale(&g, p, 2.0f), 0));
             if (fused) adamw_end_step(&opt);
             else {
-                adamw_step(&opt, 0.05f);
+                adamw_step(&opt, (float[]){0.05f});
                 param_store_zero_grad(&ps);
             }
             graph_reset(&g);

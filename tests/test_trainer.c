@@ -129,13 +129,13 @@ static void test_lag(void) {
     int i10 = -1;
     for (int i = 0; i < t.ps.n; i++)
         if (t.ps.p[i] == w) i10 = i;
-    XC_EXPECT(i10 >= 0 && near(s.opt.lr_scale[i10], (float)2.5e-3), "10x group rate %g, want 2.5e-3", s.opt.lr_scale[i10]);
+    XC_EXPECT(i10 >= 0 && near(s.opt.last_lr[i10], (float)2.5e-3), "10x group rate %g, want 2.5e-3", s.opt.last_lr[i10]);
     XC_EXPECT(near(train_step_next_lr(&s), 5e-4), "next rate %g, want lr(2) = 5e-4", train_step_next_lr(&s));
     // into the cosine: the 10x group decays from 10 x base to the shared floor
     for (int64_t it = 3; it <= 10; it++) train_step_run(&s, video, 4, targets, it, it, NULL);
     double want1 = lr_schedule_at(&sched, 9), want10 = lr_schedule_at_scaled(&sched, 9, 10.0);
-    XC_EXPECT(near(s.last_lr, want1) && fabs(s.opt.lr_scale[i10] - want10) <= 1e-6 * want10 && fabs(want10 - 10 * want1) > 1e-6,
-              "cosine step rates %g / %g, want %g / %g (not 10x)", s.last_lr, s.opt.lr_scale[i10], want1, want10);
+    XC_EXPECT(near(s.last_lr, want1) && fabs(s.opt.last_lr[i10] - want10) <= 1e-6 * want10 && fabs(want10 - 10 * want1) > 1e-6,
+              "cosine step rates %g / %g, want %g / %g (not 10x)", s.last_lr, s.opt.last_lr[i10], want1, want10);
     train_step_free(&s);
 
     // with accumulation 2 the optimiser steps at idx 1, 3, ... and step k uses the rate of step k-1's t
@@ -234,7 +234,7 @@ static void test_groups_and_alloc(void) {
         int i = -1;
         for (int j = 0; j < t.ps.n; j++)
             if (!strcmp(t.ps.p[j]->name, G[g].name)) i = j;
-        if (i < 0 || s.group_scale[i] != G[g].scale || s.opt.decay[i] != G[g].decay || !t.ps.p[i]->requires_grad) {
+        if (i < 0 || s.groups.scale[s.opt.group[i]] != G[g].scale || s.opt.decay[i] != G[g].decay || !t.ps.p[i]->requires_grad) {
             fprintf(stderr, "  %s: %s\n", G[g].name, i < 0 ? "missing" : "wrong group");
             bad++;
         }

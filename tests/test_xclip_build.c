@@ -277,19 +277,19 @@ static void test_fused_adamw(H5Array *video, H5Array *tokens, H5Array *labels) {
         xclip_cache_text(&m, tokens->data, K, S);
         AdamW opt;
         adamw_init(&opt, &ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
-        xclip_param_groups(&opt);
+        xclip_adamw_groups(&opt);
         Graph g;
         graph_init(&g, 0);
         if (mode) adamw_fuse(&opt, &g);
         for (int step = 0; step < 3; step++) {
             Tensor *y = tensor_zeros(&g, 2, (int64_t[]){B, K});
             for (int64_t b = 0; b < B; b++) y->data[b * K + ((int64_t *)labels->data)[b]] = 1.0f;
-            if (mode) adamw_begin_step(&opt, 1e-3f);
+            if (mode) adamw_begin_step(&opt, (float[]){1e-3f, 1e-2f});
             Tensor *l = op_soft_cross_entropy(&g, xclip_forward(&g, &m, tensor_from(&g, 5, video->shape, video->data), tokens->data, K, S, NULL).logits, y);
             graph_backward(&g, l);
             if (mode) adamw_end_step(&opt);
             if (!mode) {
-                adamw_step(&opt, 1e-3f);
+                adamw_step(&opt, (float[]){1e-3f, 1e-2f});
                 param_store_zero_grad(&ps);
             }
             graph_reset(&g);

@@ -65,7 +65,7 @@ static void check_groups(const char *dir, const ParamStore *ps) {
     while (fscanf(f, "%255s %d %d", name, &mult, &decay) == 3) {
         Tensor *p = param_find(ps, name);
         n++;
-        if (!p || !p->requires_grad || xclip_lr_scale(name) != (float)mult || xclip_decays(name, p->ndim) != (decay == 1)) {
+        if (!p || !p->requires_grad || (xclip_is_new_tensor(name) ? 10 : 1) != mult || xclip_decays(name, p->ndim) != (decay == 1)) {
             if (bad++ < 5) fprintf(stderr, "  group mismatch: %s (ref lr x%d decay %d)\n", name, mult, decay);
         }
     }
@@ -141,7 +141,7 @@ static void run_config(const char *cfgname) {
     xclip_cache_text(&md.m, tokens.data, K, S);
     AdamW opt;
     adamw_init(&opt, &md.ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
-    xclip_param_groups(&opt);
+    xclip_adamw_groups(&opt);
     float got[4];
     double e_adam = 0;
     for (int s = 0; s < 4; s++) {
@@ -150,7 +150,7 @@ static void run_config(const char *cfgname) {
         got[s] = ls->data[0];
         if (s < 3) {
             graph_backward(&g, ls);
-            adamw_step(&opt, 1e-3f);
+            adamw_step(&opt, (float[]){1e-3f, 1e-2f});
             param_store_zero_grad(&md.ps);
         }
         graph_reset(&g);

@@ -73,7 +73,7 @@ void demo_init(Demo *d, const DemoConfig *cfg) {
 
     adamw_init(&d->opt, ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
     for (int i = 0; i < ps->n; i++) // no decay for 1-D tensors and positional embeddings (SPEC.md §9)
-        adamw_set_group(&d->opt, i, 1.0f, ps->p[i]->ndim > 1 && !strstr(ps->p[i]->name, "positional_embedding"));
+        adamw_set_group(&d->opt, i, 0, ps->p[i]->ndim > 1 && !strstr(ps->p[i]->name, "positional_embedding"));
     graph_init(&d->g, 8u << 20);
     d->data = rng_stream(cfg->seed, RNG_STREAM_DATA);
 }
@@ -133,7 +133,7 @@ float demo_train_step(Demo *d, int step) {
     int warm = c->steps / 10 > 0 ? c->steps / 10 : 1;
     float lr = step < warm ? c->lr * (float)(step + 1) / (float)warm
                            : c->lr * 0.5f * (1.0f + cosf((float)M_PI * (float)(step - warm) / (float)(c->steps - warm)));
-    adamw_step(&d->opt, lr);
+    adamw_step(&d->opt, (float[]){lr});
     param_store_zero_grad(&d->ps);
     float l = loss->data[0];
     graph_reset(g);

@@ -2,10 +2,7 @@
 #include "train/param_groups.h"
 
 #include <string.h>
-
-float xclip_lr_scale(const char *name) {
-    return strstr(name, "message_") || strstr(name, "mit") || strstr(name, "prompts") ? 10.0f : 1.0f;
-}
+#include "nn/xclip.h"
 
 bool xclip_decays(const char *name, int ndim) {
     size_t n = strlen(name);
@@ -13,9 +10,9 @@ bool xclip_decays(const char *name, int ndim) {
     return ndim != 1 && !bias && !strstr(name, "positional_embedding");
 }
 
-void xclip_param_groups(AdamW *opt) {
+void xclip_adamw_groups(AdamW *opt) {
     for (int i = 0; i < opt->ps->n; i++) {
         const Tensor *p = opt->ps->p[i];
-        adamw_set_group(opt, i, xclip_lr_scale(p->name), xclip_decays(p->name, p->ndim));
+        adamw_set_group(opt, i, xclip_is_new_tensor(p->name) ? 1 : 0, xclip_decays(p->name, p->ndim));
     }
 }

@@ -4,22 +4,31 @@
 #include <string.h>
 #include "train/param_groups.h"
 
-void train_step_init(TrainStep *s, XClip *m, ParamStore *ps, AdamWConfig ac, double new_lr_scale, LrSchedule sched,
-                     int accum, uint64_t seed, bool drop_on) {
+static int xclip_group_of(const char *name) { return xclip_is_new_tensor(name) ? 1 : 0; }
+
+StepGroups xclip_step_groups(double new_lr_scale) {
+    return (StepGroups){.n = 2, .scale = {1.0f, (float)new_lr_scale}, .group_of = xclip_group_of, .decays = xclip_decays};
+}
+
+void train_step_init_groups(TrainStep *s, ParamStore *ps, AdamWConfig ac, StepGroups groups, LrSchedule sched, int accum,
+                            uint64_t seed, bool drop_on) {
     memset(s, 0, sizeof *s);
     XC_CHECK(accum >= 1, "train_step_init: accumulation steps %d", accum);
-    s->m = m;
+    XC_CHECK(groups.n >= 1 && groups.n <= STEP_MAX_GROUPS, "train_step_init: %d learning-rate groups", groups.n);
     s->ps = ps;
     s->sched = sched;
+    s->groups = groups;
     s->accum = accum;
     s->sched_t = -1;
     s->drop = rng_stream(seed, RNG_STREAM_DROP);
     s->drop_on = drop_on;
     adamw_init(&s->opt, ps, ac);
-    xclip_param_groups(&s->opt); // decay switches by name; the rates are set before every step
-    s->group_scale = xc_malloc(sizeof(float) * (size_t)(ps->n ? ps->n : 1));
-    for (int i = 0; i < ps->n; i++)
-        s->group_scale[i] = xclip_lr_scale(ps->p[i]->name) > 1.0f ? (float)new_lr_scale : 1.0f;
+    for (int i = 0; i < ps->n; i++) {
+        const Tensor *p = ps->p[i];
+        const int group = groups.group_of ? groups.group_of(p->name) : 0;
+        XC_CHECK(group >= 0 && group < groups.n, "train_step_init: %s in group %d of %d", p->name, group, groups.n);
+        adamw_set_group(&s->opt, i, group, groups.decays ? groups.decays(p->name, p->ndim) : true);
+    }
     graph_init(&s->g, 64u << 20);
     s->fused = false;
     for (int i = 0; i < ps->n; i++) s->fused |= ps->p[i]->grad_transient;
@@ -28,10 +37,15 @@ void train_step_init(TrainStep *s, XClip *m, ParamStore *ps, AdamWConfig ac, dou
     if (s->fused) adamw_fuse(&s->opt, &s->g);
 }
 
+void train_step_init(TrainStep *s, XClip *m, ParamStore *ps, AdamWConfig ac, double new_lr_scale, LrSchedule sched,
+                     int accum, uint64_t seed, bool drop_on) {
+    train_step_init_groups(s, ps, ac, xclip_step_groups(new_lr_scale), sched, accum, seed, drop_on);
+    s->m = m;
+}
+
 void train_step_free(TrainStep *s) {
     adamw_free(&s->opt);
     graph_free(&s->g);
-    xc_free(s->group_scale);
     memset(s, 0, sizeof *s);
 }
 
@@ -50,34 +64,52 @@ static double rate_of(const TrainStep *s, double scale) {
 
 double train_step_next_lr(const TrainStep *s) { return rate_of(s, 1.0); }
 
-float train_step_run(TrainStep *s, const float *video, int B, const float *targets, int64_t idx, int64_t t, bool *stepped) {
+float train_step_run_loss(TrainStep *s, StepLossFn fn, void *ctx, int64_t idx, int64_t t, bool *stepped) {
     Graph *g = &s->g;
-    const XClipConfig *c = &s->m->cfg;
-    const int64_t H = c->clip.image_size;
-    Tensor *v = tensor_wrap(g, 5, (int64_t[]){B, c->frames, 3, H, H}, video);
-    XClipOut o = xclip_forward(g, s->m, v, s->tokens, s->K, s->S, s->drop_on ? &s->drop : NULL);
-    const int64_t K = o.logits->shape[1];
-    Tensor *y = tensor_wrap(g, 2, (int64_t[]){B, K}, targets);
-    Tensor *loss = op_soft_cross_entropy(g, o.logits, y);
+    Tensor *loss = fn(ctx, g, s->drop_on ? &s->drop : NULL);
     float value = loss->data[0];
     const bool step = (idx + 1) % s->accum == 0;
-    if (step) // every group at its own rate (timm decays each group from its own base to the shared floor)
-        for (int i = 0; i < s->ps->n; i++) s->opt.lr_scale[i] = (float)rate_of(s, s->group_scale[i]);
-    if (s->fused) adamw_begin_step(&s->opt, 1.0f); // the update happens inside backward
+    float lr[STEP_MAX_GROUPS] = {0}; // every group at its own rate (timm decays each from its own base to the shared floor)
+    for (int k = 0; k < s->groups.n; k++) lr[k] = (float)rate_of(s, s->groups.scale[k]);
+    if (s->fused) adamw_begin_step(&s->opt, lr); // the update happens inside backward
     graph_backward(g, s->accum > 1 ? op_scale(g, loss, 1.0f / (float)s->accum) : loss);
     if (s->fused) adamw_end_step(&s->opt); // parameters the loss did not reach
     graph_reset(g);
     if (step) {
         s->last_lr = rate_of(s, 1.0);
         if (!s->fused) {
-            adamw_step(&s->opt, 1.0f);
+            adamw_step(&s->opt, lr);
             param_store_zero_grad(s->ps);
         }
+        if (s->after_update) s->after_update(s->after_ctx);
         s->sched_t = t; // lr_scheduler.step_update(t): the rate of the next step
         s->opt_steps++;
     }
     if (stepped) *stepped = step;
     return value;
+}
+
+typedef struct XClipBatch {   // X-CLIP's micro-batch, for xclip_loss
+    const TrainStep *s;
+    const float *video, *targets; // (B, T, 3, H, H), (B, K)
+    int B;
+} XClipBatch;
+
+static Tensor *xclip_loss(void *ctx, Graph *g, Rng *drop) {
+    const XClipBatch *b = ctx;
+    const TrainStep *s = b->s;
+    const XClipConfig *c = &s->m->cfg;
+    const int64_t H = c->clip.image_size;
+    Tensor *v = tensor_wrap(g, 5, (int64_t[]){b->B, c->frames, 3, H, H}, b->video);
+    XClipOut o = xclip_forward(g, s->m, v, s->tokens, s->K, s->S, drop);
+    Tensor *y = tensor_wrap(g, 2, (int64_t[]){b->B, o.logits->shape[1]}, b->targets);
+    return op_soft_cross_entropy(g, o.logits, y);
+}
+
+float train_step_run(TrainStep *s, const float *video, int B, const float *targets, int64_t idx, int64_t t, bool *stepped) {
+    XC_CHECK(s->m, "train_step_run: not an X-CLIP step (train_step_init)");
+    XClipBatch b = {s, video, targets, B};
+    return train_step_run_loss(s, xclip_loss, &b, idx, t, stepped);
 }
 
 void train_step_resume_at(TrainStep *s, int64_t epoch, int64_t iter_in_epoch, int64_t n_iter) {
