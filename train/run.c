@@ -1,0 +1,422 @@
+// run.c - see run.h. run_main reads as its phases: open the run directory, build the task, restore a snapshot,
+// train epoch by epoch, finish.
+#include "train/run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <cblas.h>
+#include "checkpoints/snapshot.h"
+
+// Where a run stands: what a snapshot records besides the model, the optimiser and the drop-path stream. The
+// one progress record of a run: the loop advances it, snapshots save it, a resume restores it.
+typedef struct Progress {
+    int64_t global_iter;     // batches done over the whole run (the next batch's t)
+    int epoch;               // current epoch
+    int64_t iter_in_epoch;   // batches done in it
+    double best;             // best validation score (-1: none)
+    int best_epoch;          // -1: none
+    int64_t best_iter;       // global_iter of the snapshot that holds the best model (-1: none)
+} Progress;
+
+// Training figures since the last log line.
+typedef struct Window {
+    double loss_sum, time, wait;
+    int64_t n;
+} Window;
+
+struct Run {
+    const TrainConfig *c;
+    const TrainRunOptions *o;
+    RunLog log;
+    Gemm gemm;                  // matmul precision (train.matmul) of training and evaluation
+    RunTask task;
+    bool task_ok;
+    int64_t total, limit;       // batches of the schedule, of this run (train.max_iters)
+    Progress p;
+    int64_t *order;             // (n_items) the epoch's permutation of the training items, as the data draws it
+    char *config;               // the effective config, kept in snapshots
+    bool snap_due;              // a snapshot is wanted at the next accumulation boundary
+    double t_start, t_train, t_wait;
+    int64_t run_iters;          // batches trained by this process (not counting a resumed run's earlier ones)
+    Window win;
+    int64_t signal_at;          // XCLIP_TEST_SIGNAL_AT: raise signal_sig after this global iteration (0: never)
+    int signal_sig;
+};
+
+RunLog *run_log(Run *r) { return &r->log; }
+Gemm *run_gemm(Run *r) { return &r->gemm; }
+const TrainConfig *run_config(Run *r) { return r->c; }
+bool run_resuming(const Run *r) { return r->o->resume != NULL; }
+
+static int mkdir_p(const char *dir, XcError *err) {
+    char buf[CONFIG_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return xc_err(err, "%s: cannot create: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return xc_err(err, "%s: cannot create: %s", buf, strerror(errno));
+    return XC_OK;
+}
+
+static int save_weights(ParamStore *ps, const char *path, XcError *err) {
+    WeightSet ws = {0};
+    params_to_weights(ps, &ws);
+    int rc = weights_save_safetensors(&ws, path, err);
+    weights_free(&ws);
+    param_store_page_out(ps); // a spilled tensor was read back for the file: let it go again
+    return rc;
+}
+
+static void read_test_signal_hook(Run *r) {
+    const char *v = getenv("XCLIP_TEST_SIGNAL_AT");
+    if (!v || !*v) return;
+    char *end;
+    long long at = strtoll(v, &end, 10);
+    const char *name = *end == ':' ? end + 1 : "";
+    int sig = !strcmp(name, "TERM") ? SIGTERM : !strcmp(name, "INT") ? SIGINT : !strcmp(name, "USR1") ? SIGUSR1 : 0;
+    if (at <= 0 || !sig) {
+        runlog_say(&r->log, "warning: XCLIP_TEST_SIGNAL_AT = '%s' ignored (want ITER:TERM|INT|USR1)\n", v);
+        return;
+    }
+    r->signal_at = at;
+    r->signal_sig = sig;
+}
+
+// ---- set-up -------------------------------------------------------------------------------------------------
+// Threads, the run directory (config.ini, log.txt, metrics.jsonl), signal handlers, the matmul precision.
+static int run_open(Run *r, XcError *err) {
+    const TrainConfig *c = r->c;
+    if (c->threads > 0) {
+#ifdef _OPENMP
+        omp_set_num_threads(c->threads);
+#endif
+        openblas_set_num_threads(c->threads);
+    }
+    if (mkdir_p(c->dir, err) != XC_OK) return XC_ERR;
+    char path[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/config.ini", c->dir);
+    FILE *f = xc_fopen(path, "w", err);
+    if (!f) return XC_ERR;
+    config_write(c, f);
+    fclose(f);
+    if (runlog_open(&r->log, c->dir, r->o->resume != NULL, config_progress_bar(c), err) != XC_OK) return XC_ERR;
+    size_t len = 0;
+    FILE *cf = open_memstream(&r->config, &len);
+    if (cf) {
+        config_write(c, cf);
+        fclose(cf);
+    }
+    signals_install();
+    read_test_signal_hook(r);
+    return config_gemm_init(c, &r->gemm, err);
+}
+
+// The task (model, data, step), --init weights over its model, the schedule's extent.
+static int run_build(Run *r, RunTaskBuild build, XcError *err) {
+    const TrainConfig *c = r->c;
+    RunTask *t = &r->task;
+    if (build(r, t, err) != XC_OK) {
+        if (t->free) t->free(t->ctx);
+        memset(t, 0, sizeof *t);
+        return XC_ERR;
+    }
+    r->task_ok = true;
+    if (r->o->init) {
+        WeightSet ws = {0};
+        int rc = weights_load(&ws, r->o->init, err);
+        if (rc == XC_OK) rc = params_load(t->ps, &ws, NULL, err);
+        weights_free(&ws);
+        if (rc != XC_OK) return xc_err(err, "--init %s: %s", r->o->init, err->msg);
+        runlog_say(&r->log, "weights initialised from %s (--init)\n", r->o->init);
+    }
+    r->total = (int64_t)c->epochs * t->n_iter;
+    r->limit = c->max_iters > 0 && c->max_iters < r->total ? c->max_iters : r->total;
+    r->order = xc_malloc(sizeof(int64_t) * (size_t)(t->n_items ? t->n_items : 1));
+    return XC_OK;
+}
+
+// ---- snapshots --------------------------------------------------------------------------------------------
+static void epoch_order(const TrainConfig *c, int epoch, int64_t *order, int64_t n) {
+    Rng rng = rng_substream((uint64_t)c->seed, RNG_STREAM_ORDER, (uint64_t)epoch, 0);
+    rng_permutation(&rng, order, n);
+}
+
+// The one place a snapshot is written (periodic, epoch end, on request). Only at accumulation boundaries,
+// where no partial gradient is pending, so a resumed run continues exactly.
+static int run_snapshot(Run *r, XcError *err) {
+    const Progress *p = &r->p;
+    const RunTask *t = &r->task;
+    SnapshotRng rngs[1] = {{"drop", rng_get_state(&t->st->drop)}};
+    epoch_order(r->c, p->epoch, r->order, t->n_items);
+    char *bad_text = t->bad_items ? t->bad_items(t->ctx) : NULL;
+    SnapshotState ss = {.params = t->ps, .opt = &t->st->opt, .global_iter = p->global_iter, .epoch = p->epoch,
+                        .iter_in_epoch = p->iter_in_epoch, .best_acc = p->best, .best_epoch = p->best_epoch,
+                        .best_iter = p->best_iter, .rngs = rngs, .n_rngs = 1, .order = r->order, .order_len = t->n_items,
+                        .cursor = t->cursor(t->ctx), .fewshot_list = t->fewshot, .bad_videos = bad_text,
+                        .config = r->config};
+    char path[CONFIG_PATH_MAX + 64];
+    double t0 = xc_now();
+    int rc = snapshot_save(r->c->dir, &ss, path, sizeof path, err);
+    param_store_page_out(t->ps); // a spilled tensor was read back for the file: let it go again
+    free(bad_text);
+    if (rc != XC_OK) return XC_ERR;
+    if (snapshot_retain(r->c->dir, r->c->keep_snapshots, p->best_iter, NULL, err) < 0) return XC_ERR;
+    runlog_say(&r->log, "snapshot %s (epoch %d, iteration %lld, %.1f s)\n", path, p->epoch + 1, (long long)p->iter_in_epoch,
+               xc_now() - t0);
+    r->snap_due = false;
+    signals_clear(SIGNAL_SNAPSHOT);
+    return XC_OK;
+}
+
+// The one stop handler: after a snapshot, a pending SIGINT / SIGTERM ends the run.
+static int run_stop_if_asked(Run *r) {
+    if (!(signals_poll() & SIGNAL_STOP)) return XC_OK;
+    runlog_say(&r->log, "stopped by signal %d after the snapshot; continue with: %s %s --resume auto\n",
+               signals_stop_signal(), r->task.program, *r->c->source ? r->c->source : "CONFIG");
+    return RUN_EXIT_STOPPED;
+}
+
+// The one place a run is restored (--resume PATH|auto). 1 resumed, 0 nothing to resume, XC_ERR.
+static int run_resume(Run *r, const char *resume, XcError *err) {
+    RunTask *t = &r->task;
+    SnapshotRng rngs[1] = {{"drop", {0}}};
+    SnapshotState ss = {.params = t->ps, .opt = &t->st->opt, .rngs = rngs, .n_rngs = 1, .order = r->order,
+                        .order_len = t->n_items};
+    char path[CONFIG_PATH_MAX + 64];
+    if (!strcmp(resume, "auto")) {
+        if (snapshot_remove_stale_temps(r->c->dir, stdout, err) < 0) return XC_ERR;
+        int rc = snapshot_resume_latest(r->c->dir, &ss, path, sizeof path, stdout, err);
+        if (rc < 0) return XC_ERR;
+        if (rc == 0) {
+            runlog_say(&r->log, "--resume auto: no snapshot in %s, starting from the beginning\n", r->c->dir);
+            return 0;
+        }
+    } else {
+        snprintf(path, sizeof path, "%s", resume);
+        if (snapshot_load(resume, &ss, err) != XC_OK) return xc_err(err, "--resume %s: %s", resume, err->msg);
+    }
+    if (ss.config && r->config && strcmp(ss.config, r->config)) {
+        char diff[2048];
+        int nd = config_diff(r->config, ss.config, diff, sizeof diff);
+        if (nd > 0)
+            runlog_say(&r->log, "warning: %d setting%s differ%s from the snapshot's (%s); the run goes on with the current "
+                                "values: %s\n", nd, nd == 1 ? "" : "s", nd == 1 ? "s" : "", path, diff);
+    }
+    snapshot_state_free_text(&ss);
+    rng_set_state(&t->st->drop, rngs[0].state);
+    r->p = (Progress){.global_iter = ss.global_iter, .epoch = (int)ss.epoch, .iter_in_epoch = ss.iter_in_epoch,
+                      .best = ss.best_acc, .best_epoch = (int)ss.best_epoch, .best_iter = ss.best_iter};
+    train_step_resume_at(t->st, r->p.epoch, r->p.iter_in_epoch, t->n_iter);
+    t->seek(t->ctx, ss.cursor);
+    runlog_say(&r->log, "resumed from %s: epoch %d, iteration %lld of %lld, %lld optimiser steps, best %.2f%%\n", path,
+               r->p.epoch + 1, (long long)r->p.iter_in_epoch, (long long)t->n_iter, (long long)t->st->opt_steps, r->p.best);
+    return 1;
+}
+
+// A resume if asked, the task's own restoration, and the plan.
+static int run_restore(Run *r, XcError *err) {
+    const TrainConfig *c = r->c;
+    const RunTask *t = &r->task;
+    r->p = (Progress){.best = -1, .best_epoch = -1, .best_iter = -1};
+    if (r->o->resume && run_resume(r, r->o->resume, err) < 0) return XC_ERR;
+    if (t->restored && t->restored(t->ctx, err) != XC_OK) return XC_ERR;
+    runlog_say(&r->log, "optimiser: AdamW%s; matmuls in %s\n",
+               t->st->fused ? ", applied inside backward (fused: no gradient buffers between steps)" : "",
+               r->gemm.precision == XC_MATMUL_BF16 ? "bf16 (AMX, float32 sums; train.matmul)" : "float32");
+    runlog_say(&r->log, "data: %lld training %s, %lld batches of %d per epoch, accumulation %d: %d %s per step\n",
+               (long long)t->n_items, t->items, (long long)t->n_iter, t->batch_size, c->accumulation_steps,
+               t->batch_size * c->accumulation_steps, t->items);
+    runlog_say(&r->log, "schedule: %d epochs = %lld iterations, warm-up %lld, lr %.3g (group scales", c->epochs,
+               (long long)r->total, (long long)t->st->sched.warmup, c->lr);
+    for (int g = 0; g < t->st->groups.n; g++) runlog_say(&r->log, " x%g", t->st->groups.scale[g]);
+    runlog_say(&r->log, "), floor %.3g\n", t->st->sched.min);
+    return XC_OK;
+}
+
+// ---- training ------------------------------------------------------------------------------------------
+// The log line (and metrics record) after batch idx of an epoch, every output.print_freq batches; the
+// progress bar in between.
+static void run_report_iteration(Run *r, int epoch, int64_t idx, int64_t t, float loss) {
+    const TrainConfig *c = r->c;
+    const RunTask *task = &r->task;
+    const bool last = r->p.global_iter == r->limit || idx + 1 == task->n_iter;
+    if ((idx + 1) % c->print_freq != 0 && !last) {
+        char extra[160];
+        snprintf(extra, sizeof extra, "epoch %d/%d loss %.4f", epoch + 1, c->epochs, loss);
+        runlog_bar(&r->log, "train", idx + 1, task->n_iter, extra);
+        return;
+    }
+    Window *w = &r->win;
+    char eta[32];
+    fmt_duration(r->t_train / (double)r->run_iters * (double)(r->limit - r->p.global_iter), eta, sizeof eta);
+    const double avg = w->loss_sum / (double)w->n, ips = (double)w->n * task->batch_size / w->time;
+    runlog_say(&r->log, "train epoch %d/%d iter %lld/%lld  lr %.3e  loss %.4f (avg %.4f)  %.1f %s/s  data wait %.0f%%  "
+                        "eta %s  mem %.0f MiB (arena %.0f MiB)\n",
+               epoch + 1, c->epochs, (long long)idx + 1, (long long)task->n_iter, task->st->last_lr, loss, avg, ips,
+               task->items, 100.0 * w->wait / w->time, eta, xc_peak_rss() / 1048576.0, task->st->g.step.peak / 1048576.0);
+    runlog_metrics(&r->log, "train",
+                   (Metric[]){METRIC_INT("epoch", epoch), METRIC_INT("iter", idx), METRIC_INT("global_iter", t),
+                              METRIC_NUM("lr", task->st->last_lr), METRIC_NUM("next_lr", train_step_next_lr(task->st)),
+                              METRIC_NUM("loss", loss), METRIC_NUM("loss_avg", avg), METRIC_NUM("items_per_s", ips),
+                              METRIC_NUM("data_wait", w->wait / w->time), METRIC_INT("opt_steps", task->st->opt_steps),
+                              METRIC_NUM("peak_rss_mib", xc_peak_rss() / 1048576.0)},
+                   11);
+    *w = (Window){0};
+}
+
+// One batch through the task. Sets *stop when the run's iteration limit is reached.
+static int run_iteration(Run *r, int epoch, int64_t idx, double *ep_loss, bool *stop, XcError *err) {
+    const RunTask *task = &r->task;
+    const int64_t t = (int64_t)epoch * task->n_iter + idx;
+    double t0 = xc_now(), wait = 0;
+    float loss;
+    if (task->train_batch(task->ctx, idx, t, &loss, &wait, err) != XC_OK) return XC_ERR;
+    double t2 = xc_now();
+    r->t_train += t2 - t0;
+    r->t_wait += wait;
+    r->win.time += t2 - t0;
+    r->win.wait += wait;
+    r->win.loss_sum += loss;
+    r->win.n++;
+    *ep_loss += loss;
+    r->p.global_iter++;
+    r->p.epoch = epoch;
+    r->p.iter_in_epoch = idx + 1;
+    r->run_iters++;
+    if (!isfinite(loss))
+        return xc_err(err, "loss is %g at epoch %d iteration %lld\nHINT: lower train.lr", loss, epoch, (long long)idx);
+    run_report_iteration(r, epoch, idx, t, loss);
+    if (r->signal_at == r->p.global_iter) raise(r->signal_sig);
+    *stop = r->p.global_iter >= r->limit;
+    return XC_OK;
+}
+
+// The batches of one epoch from where the run stands, with the snapshots due within it: periodic
+// (output.snapshot_freq) or asked for by a signal, taken at the next accumulation boundary.
+static int run_epoch(Run *r, int epoch, double *ep_loss, int64_t *ep_n, bool *stop, XcError *err) {
+    const TrainConfig *c = r->c;
+    const RunTask *task = &r->task;
+    const int64_t first = epoch == r->p.epoch ? r->p.iter_in_epoch : 0;
+    if (first == 0) train_step_epoch_begin(task->st);
+    for (int64_t idx = first; idx < task->n_iter; idx++) {
+        if (run_iteration(r, epoch, idx, ep_loss, stop, err) != XC_OK) return XC_ERR;
+        (*ep_n)++;
+        if (*stop) return XC_OK;
+        if (c->snapshot_freq > 0 && r->p.global_iter % c->snapshot_freq == 0) r->snap_due = true;
+        if (signals_poll() & (SIGNAL_SNAPSHOT | SIGNAL_STOP)) r->snap_due = true;
+        if (r->snap_due && ((idx + 1) % c->accumulation_steps == 0 || idx + 1 == task->n_iter)) {
+            if (run_snapshot(r, err) != XC_OK) return XC_ERR;
+            int rc = run_stop_if_asked(r);
+            if (rc != XC_OK) return rc;
+        }
+    }
+    return task->end_epoch(task->ctx, err);
+}
+
+// Evaluation after an epoch (every train.eval_freq epochs and after the last); best weights.
+static int run_epoch_eval(Run *r, int epoch, double train_loss, XcError *err) {
+    const TrainConfig *c = r->c;
+    const RunTask *task = &r->task;
+    RunScore s = {0};
+    double te = xc_now();
+    int rc = task->evaluate(task->ctx, false, &s, err);
+    if (rc <= 0) return rc;
+    Progress *p = &r->p;
+    const bool better = s.top1 > p->best;
+    if (better) {
+        p->best = s.top1;
+        p->best_epoch = epoch;
+        p->best_iter = p->global_iter; // the epoch-end snapshot holds this model
+    }
+    runlog_say(&r->log, "eval epoch %d/%d: %s  (%.1f s)  train loss %.4f  best %.2f%% (epoch %d)\n", epoch + 1, c->epochs,
+               s.text, xc_now() - te, train_loss, p->best, p->best_epoch + 1);
+    Metric f[24];
+    int n = 0;
+    f[n++] = METRIC_INT("epoch", epoch);
+    f[n++] = METRIC_INT("global_iter", p->global_iter);
+    for (int i = 0; i < s.n_fields && n < 21; i++) f[n++] = s.fields[i];
+    f[n++] = METRIC_NUM("train_loss", train_loss);
+    f[n++] = METRIC_NUM("best_top1", p->best);
+    runlog_metrics(&r->log, "eval", f, n);
+    if (!better || !c->save_best) return XC_OK;
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/best.safetensors", c->dir);
+    return save_weights(task->ps, path, err);
+}
+
+// Epoch after epoch from where the run stands: train, evaluate, snapshot at the epoch's end.
+static int run_train(Run *r, XcError *err) {
+    const TrainConfig *c = r->c;
+    r->t_start = xc_now();
+    bool stop = r->p.global_iter >= r->limit;
+    for (int epoch = r->p.epoch; epoch < c->epochs && !stop; epoch++) {
+        double ep_loss = 0;
+        int64_t ep_n = 0;
+        int rc = run_epoch(r, epoch, &ep_loss, &ep_n, &stop, err);
+        if (rc != XC_OK) return rc;
+        if ((c->eval_freq > 0 && (epoch + 1) % c->eval_freq == 0) || epoch + 1 == c->epochs || stop)
+            if (run_epoch_eval(r, epoch, ep_n ? ep_loss / (double)ep_n : 0.0, err) != XC_OK) return XC_ERR;
+        if (!stop) { // the data's cursor already points at the next epoch
+            r->p.epoch = epoch + 1;
+            r->p.iter_in_epoch = 0;
+        }
+        if (run_snapshot(r, err) != XC_OK) return XC_ERR;
+        if ((rc = run_stop_if_asked(r)) != XC_OK) return rc;
+    }
+    return XC_OK;
+}
+
+// The last weights, the final evaluation, the summary line.
+static int run_finish(Run *r, XcError *err) {
+    const TrainConfig *c = r->c;
+    const RunTask *task = &r->task;
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/last.safetensors", c->dir);
+    if (save_weights(task->ps, path, err) != XC_OK) return XC_ERR;
+    RunScore s = {0};
+    double te = xc_now();
+    int rc = task->evaluate(task->ctx, true, &s, err);
+    if (rc < 0) return XC_ERR;
+    if (rc > 0) { // a final evaluation ran
+        runlog_say(&r->log, "final eval: %s  (%.1f s)\n", s.text, xc_now() - te);
+        runlog_metrics(&r->log, "final_eval", s.fields, s.n_fields);
+    }
+    char dur[32];
+    fmt_duration(xc_now() - r->t_start, dur, sizeof dur);
+    runlog_say(&r->log, "done: %lld iterations, %lld optimiser steps in %s (data wait %.0f%%); best %.2f%% at epoch %d%s%s%s\n",
+               (long long)r->p.global_iter, (long long)task->st->opt_steps, dur,
+               r->t_train > 0 ? 100.0 * r->t_wait / r->t_train : 0.0, r->p.best, r->p.best_epoch + 1,
+               c->save_best ? " -> " : "", c->save_best ? c->dir : "", c->save_best ? "/best.safetensors" : "");
+    return XC_OK;
+}
+
+static void run_close(Run *r, int rc, XcError *err) {
+    signals_uninstall();
+    xc_free(r->order);
+    free(r->config);
+    if (r->task_ok && r->task.free) r->task.free(r->task.ctx);
+    gemm_free(&r->gemm);
+    if (rc == XC_ERR && r->log.log) fprintf(r->log.log, "error: %s\n", err->msg);
+    runlog_close(&r->log);
+}
+
+int run_main(const TrainConfig *c, const TrainRunOptions *o, RunTaskBuild build, XcError *err) {
+    Run r = {.c = c, .o = o};
+    int rc = run_open(&r, err);
+    if (rc == XC_OK) rc = run_build(&r, build, err);
+    if (rc == XC_OK) rc = run_restore(&r, err);
+    if (rc == XC_OK) rc = run_train(&r, err);
+    if (rc == XC_OK) rc = run_finish(&r, err);
+    run_close(&r, rc, err);
+    return rc;
+}
