@@ -1,8 +1,9 @@
-// ckpt_internal.h - helpers shared by the checkpoint readers and writers (not a public API).
+// ckpt_internal.h - helpers shared by the checkpoint readers and writers (not a public API; defined in
+// weight_set.c). Readers include this and weight_formats.h, never weights.h (the dispatch above them).
 #pragma once
 #include <stdint.h>
 #include <string.h>
-#include "checkpoints/weights.h"
+#include "checkpoints/weight_set.h"
 
 // Limits for untrusted files.
 #define CKPT_MAX_FILE_BYTES ((size_t)1 << 36)        // 64 GiB: larger files are refused before reading

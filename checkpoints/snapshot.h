@@ -51,7 +51,7 @@
 #include <stdio.h>
 #include "autograd/rng.h"
 #include "autograd/tensor.h"
-#include "checkpoints/weights.h"
+#include "checkpoints/weight_set.h"
 #include "data/loader.h"
 #include "optim/adamw.h"
 
