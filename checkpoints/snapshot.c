@@ -220,16 +220,16 @@ static int write_contents(Writer *w, hid_t f, const SnapshotState *st) {
                       (size_t)p->numel * sizeof(float)) != XC_OK) { H5Gclose(g); return XC_ERR; }
     }
     H5Gclose(g);
-    if (st->opt) {
-        const AdamW *o = st->opt;
+    if (st->opt.ps) {
+        const OptimState *o = &st->opt;
         hid_t og = w_group(w, f, "optim");
         if (og < 0) return XC_ERR;
         int64_t n = ps->n;
         uint8_t *decay = xc_malloc((size_t)(n ? n : 1));
         for (int64_t i = 0; i < n; i++) decay[i] = o->decay[i] ? 1 : 0;
-        int rc = w_i64(w, og, "step", o->step) || w_i64(w, og, "n_params", n) || w_i64(w, og, "total", o->numel) ||
-                 w_f64(w, og, "beta1", o->cfg.beta1) || w_f64(w, og, "beta2", o->cfg.beta2) || w_f64(w, og, "eps", o->cfg.eps) ||
-                 w_f64(w, og, "weight_decay", o->cfg.weight_decay) ||
+        int rc = w_i64(w, og, "step", *o->step) || w_i64(w, og, "n_params", n) || w_i64(w, og, "total", o->total) ||
+                 w_f64(w, og, "beta1", o->beta1) || w_f64(w, og, "beta2", o->beta2) || w_f64(w, og, "eps", o->eps) ||
+                 w_f64(w, og, "weight_decay", o->weight_decay) ||
                  w_dataset(w, og, "lr_scale", "optim/lr_scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n, o->lr_scale, (size_t)n * 4) ||
                  w_dataset(w, og, "decay", "optim/decay", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, &n, decay, (size_t)n);
         xc_free(decay);
@@ -238,8 +238,8 @@ static int write_contents(Writer *w, hid_t f, const SnapshotState *st) {
         if (vg < 0) rc = XC_ERR;
         for (int i = 0; i < ps->n && !rc; i++) {
             const Tensor *p = ps->p[i];
-            if (o->offset[i] < 0) continue; // frozen when the optimiser was made: no moments
-            const float *m = o->m + o->offset[i], *v = o->v + o->offset[i];
+            const float *m = optim_state_moment(o, 0, i), *v = optim_state_moment(o, 1, i);
+            if (!m) continue; // frozen when the optimiser was made: no moments
             size_t nb = (size_t)p->numel * sizeof(float);
             snprintf(what, sizeof what, "optim/m/%s", p->name);
             rc = w_dataset(w, mg, p->name, what, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->ndim, p->shape, m, nb);
@@ -308,7 +308,7 @@ int snapshot_write(const char *path, const SnapshotState *st, XcError *err) {
             if (strcmp(st->rngs[i].name, st->rngs[j].name) == 0) return xc_err(err, "%s: RNG stream \"%s\" given twice", path, st->rngs[i].name);
     }
     XC_CHECK(st->order_len >= 0 && (st->order || st->order_len == 0), "snapshot_write: order_len %lld without an order", (long long)st->order_len);
-    XC_CHECK(!st->opt || st->opt->ps == st->params, "snapshot_write: the AdamW belongs to another ParamStore");
+    XC_CHECK(!st->opt.ps || st->opt.ps == st->params, "snapshot_write: the AdamW belongs to another ParamStore");
 
     char dir[4096], tmp[4096 + 300];
     const char *base;
@@ -685,14 +685,14 @@ static int load_check(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t o
     names_free(&nm);
     if (rc != XC_OK) return XC_ERR;
     // optimiser
-    if (st->opt) {
+    if (st->opt.ps) {
         if (og < 0) return xc_err(r->err, "%s: optimiser state missing (a weights-only snapshot cannot resume training)", r->path);
         int64_t n, total;
         if (r_i64(r, og, "optim", "n_params", &n) || r_i64(r, og, "optim", "total", &total) || r_i64(r, og, "optim", "step", &L->step))
             return XC_ERR;
-        if (n != ps->n || total != st->opt->numel)
+        if (n != ps->n || total != st->opt.total)
             return xc_err(r->err, "%s: optimiser size: the snapshot has %lld parameters / %lld trained floats, the run %d / %lld",
-                          r->path, (long long)n, (long long)total, ps->n, (long long)st->opt->numel);
+                          r->path, (long long)n, (long long)total, ps->n, (long long)st->opt.total);
         if (L->step < 0) return xc_err(r->err, "%s: optimiser step %lld is negative", r->path, (long long)L->step);
         L->lr_scale = xc_malloc((size_t)(n ? n : 1) * sizeof(float));
         L->decay = xc_malloc((size_t)(n ? n : 1));
@@ -774,10 +774,10 @@ static int load_commit(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t 
         if (d < 0 || r_read(r, d, what, H5T_NATIVE_FLOAT, p->data, &di) != XC_OK) { if (d >= 0) H5Dclose(d); return XC_ERR; }
         H5Dclose(d);
     }
-    if (st->opt) {
-        AdamW *o = st->opt;
-        memset(o->m, 0, (size_t)o->numel * sizeof(float));
-        memset(o->v, 0, (size_t)o->numel * sizeof(float));
+    if (st->opt.ps) {
+        const OptimState *o = &st->opt;
+        memset(o->m, 0, (size_t)o->total * sizeof(float));
+        memset(o->v, 0, (size_t)o->total * sizeof(float));
         hid_t g[2] = {H5Gopen2(og, "m", H5P_DEFAULT), H5Gopen2(og, "v", H5P_DEFAULT)};
         int rc = g[0] >= 0 && g[1] >= 0 ? XC_OK : xc_err(r->err, "%s: optim/m or optim/v unreadable", r->path);
         for (int i = 0; i < ps->n && rc == XC_OK; i++) {
@@ -785,19 +785,19 @@ static int load_commit(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t 
             for (int k = 0; k < 2 && rc == XC_OK; k++) {
                 if (!link_exists(g[k], p->name)) continue; // not stored: all zero
                 snprintf(what, sizeof what, "optimiser moment %s of '%s'", k ? "v" : "m", p->name);
-                if (o->offset[i] < 0) {
+                float *dst = optim_state_moment(o, k, i);
+                if (!dst) {
                     rc = xc_err(r->err, "%s: the snapshot has an %s, but '%s' is frozen in this run", r->path, what, p->name);
                     break;
                 }
                 hid_t d = r_open(r, g[k], p->name, what, H5T_FLOAT, 4, &di);
-                float *dst = (k ? o->v : o->m) + o->offset[i];
                 rc = d >= 0 ? r_read(r, d, what, H5T_NATIVE_FLOAT, dst, &di) : XC_ERR;
                 if (d >= 0) H5Dclose(d);
             }
         }
         for (int k = 0; k < 2; k++) if (g[k] >= 0) H5Gclose(g[k]);
         if (rc != XC_OK) return XC_ERR;
-        o->step = L->step;
+        *o->step = L->step;
         for (int i = 0; i < ps->n; i++) {
             o->lr_scale[i] = L->lr_scale[i];
             o->decay[i] = L->decay[i] != 0;
@@ -828,7 +828,7 @@ static hid_t open_group(hid_t f, const char *name) { return link_exists(f, name)
 
 int snapshot_load(const char *path, SnapshotState *st, XcError *err) {
     XC_CHECK(st && st->params, "snapshot_load: no ParamStore");
-    XC_CHECK(!st->opt || st->opt->ps == st->params, "snapshot_load: the AdamW belongs to another ParamStore");
+    XC_CHECK(!st->opt.ps || st->opt.ps == st->params, "snapshot_load: the AdamW belongs to another ParamStore");
     XC_CHECK(st->order_len >= 0 && (st->order || st->order_len == 0), "snapshot_load: order_len without an order buffer");
     Reader r;
     Loaded L;

@@ -36,6 +36,12 @@ void adamw_free(AdamW *opt) {
     memset(opt, 0, sizeof *opt);
 }
 
+OptimState adamw_state(AdamW *opt) {
+    return (OptimState){.ps = opt->ps, .step = &opt->step, .total = opt->numel, .beta1 = opt->cfg.beta1,
+                        .beta2 = opt->cfg.beta2, .eps = opt->cfg.eps, .weight_decay = opt->cfg.weight_decay,
+                        .lr_scale = opt->lr_scale, .decay = opt->decay, .m = opt->m, .v = opt->v, .offset = opt->offset};
+}
+
 void adamw_set_group(AdamW *opt, int i, float lr_scale, bool decay) {
     XC_CHECK(i >= 0 && i < opt->ps->n, "adamw_set_group: no parameter %d", i);
     opt->lr_scale[i] = lr_scale;

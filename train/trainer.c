@@ -454,7 +454,7 @@ static int run_snapshot(Run *r, SnapCtx *sc, const Progress *p, XcError *err) {
     FILE *bf = open_memstream(&bad_text, &bad_len);
     for (int64_t i = 0; bf && i < nbad; i++) fprintf(bf, "%lld\t%s\n", (long long)bad[i].item, bad[i].reason);
     if (bf) fclose(bf);
-    SnapshotState ss = {.params = sc->st->ps, .opt = &sc->st->opt, .global_iter = p->global_iter, .epoch = p->epoch,
+    SnapshotState ss = {.params = sc->st->ps, .opt = adamw_state(&sc->st->opt), .global_iter = p->global_iter, .epoch = p->epoch,
                         .iter_in_epoch = p->iter_in_epoch, .best_acc = p->best, .best_epoch = p->best_epoch,
                         .best_iter = p->best_iter, .rngs = rngs, .n_rngs = 1, .order = sc->order, .order_len = sc->n,
                         .cursor = loader_cursor(sc->ld), .fewshot_list = sc->fewshot, .bad_videos = bad_text,
@@ -473,7 +473,7 @@ static int run_snapshot(Run *r, SnapCtx *sc, const Progress *p, XcError *err) {
 // The one place a run is restored (--resume PATH|auto). 1 resumed, 0 nothing to resume, XC_ERR.
 static int run_resume(Run *r, SnapCtx *sc, const char *resume, int64_t n_iter, Progress *p, XcError *err) {
     SnapshotRng rngs[1] = {{"drop", {0}}};
-    SnapshotState ss = {.params = sc->st->ps, .opt = &sc->st->opt, .rngs = rngs, .n_rngs = 1, .order = sc->order,
+    SnapshotState ss = {.params = sc->st->ps, .opt = adamw_state(&sc->st->opt), .rngs = rngs, .n_rngs = 1, .order = sc->order,
                         .order_len = sc->n};
     char path[CONFIG_PATH_MAX + 64];
     int rc;
