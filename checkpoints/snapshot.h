@@ -48,6 +48,8 @@
 // its header and whole-file checksum verify (wrong magic, short file, length or checksum mismatch: a clear
 // error, never a crash); after that every shape and size is checked before anything is allocated, and every
 // dataset's own checksum is verified after it is read.
+// Code: snapshot_header.c (user block, sealing, checking), snapshot_write.c, snapshot_read.c (checked
+// reads, verify, weights only), snapshot_load.c (the two-pass restore), snapshot_dir.c (directories).
 #pragma once
 #include <stdio.h>
 #include "autograd/rng.h"
