@@ -9,7 +9,7 @@
 // buffer, tensors contiguous and non-overlapping and covering the buffer exactly.
 #include "checkpoints/ckpt_internal.h"
 #include "checkpoints/weight_formats.h"
-#include "checkpoints/json.h"
+#include "autograd/json.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "autograd/json.h"
+#include "autograd/utf8.h"
 #include "data/tokenizer_tables.h"
 
 #define TOK_MAX_GZ_FILE ((size_t)64 << 20)    // compressed merges file
@@ -108,37 +110,6 @@ static bool in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
     return false;
 }
 #define IN_TABLE(t, c) in_ranges((t), sizeof(t) / sizeof((t)[0]), (c))
-
-static size_t utf8_put(uint32_t c, char *out) { // out has room for 4 bytes
-    if (c < 0x80) { out[0] = (char)c; return 1; }
-    if (c < 0x800) { out[0] = (char)(0xC0 | (c >> 6)); out[1] = (char)(0x80 | (c & 0x3F)); return 2; }
-    if (c < 0x10000) {
-        out[0] = (char)(0xE0 | (c >> 12)); out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (c & 0x3F)); return 3;
-    }
-    out[0] = (char)(0xF0 | (c >> 18)); out[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((c >> 6) & 0x3F)); out[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
-// Decode one UTF-8 sequence at s[0..n); *c gets the code point, or U+FFFD for an invalid byte (consumed alone).
-static size_t utf8_get(const unsigned char *s, size_t n, uint32_t *c) {
-    unsigned char b = s[0];
-    size_t len; uint32_t v, min;
-    if (b < 0x80) { *c = b; return 1; }
-    if (b >= 0xC2 && b <= 0xDF) { len = 2; v = b & 0x1F; min = 0x80; }
-    else if (b >= 0xE0 && b <= 0xEF) { len = 3; v = b & 0x0F; min = 0x800; }
-    else if (b >= 0xF0 && b <= 0xF4) { len = 4; v = b & 0x07; min = 0x10000; }
-    else { *c = 0xFFFD; return 1; }
-    if (len > n) { *c = 0xFFFD; return 1; }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) { *c = 0xFFFD; return 1; }
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) { *c = 0xFFFD; return 1; }
-    *c = v;
-    return len;
-}
 
 // ---- vocabulary and merges --------------------------------------------------------------------------------
 
@@ -248,7 +219,7 @@ static bool split_merge(char *line, size_t n, char **a, size_t *na, char **b, si
 static int tok_finish(Tokenizer *t, const char *path, XcError *err) {
     char buf[16];
     for (int b = 0; b < 256; b++) {
-        size_t n = utf8_put(t->byte_cp[b], buf);
+        size_t n = xc_utf8_encode(t->byte_cp[b], buf);
         t->byte_id[b] = vocab_find(t, buf, n);
         memcpy(buf + n, "</w>", 4);
         t->byte_id_w[b] = vocab_find(t, buf, n + 4);
@@ -348,7 +319,7 @@ Tokenizer *tokenizer_load_clip(const char *path, XcError *err) {
     int32_t id = 0;
     for (int w = 0; w < 2; w++) // the 256 byte symbols in bytes_to_unicode order, then the same with "</w>"
         for (int k = 0; k < 256; k++) {
-            size_t n = utf8_put(t->byte_cp[t->byte_order[k]], buf);
+            size_t n = xc_utf8_encode(t->byte_cp[t->byte_order[k]], buf);
             if (w) { memcpy(buf + n, "</w>", 4); n += 4; }
             vocab_set(t, id++, buf, n);
         }
@@ -383,105 +354,69 @@ Tokenizer *tokenizer_load_clip(const char *path, XcError *err) {
 
 // ---- Hugging Face vocab.json + merges.txt ------------------------------------------------------------------
 
-// A minimal reader for one JSON object of string -> non-negative integer (vocab.json). Strings are decoded to
-// UTF-8 (escapes \" \\ \/ \b \f \n \r \t \uXXXX incl. surrogate pairs); anything else is rejected with the file,
-// line and column.
-typedef struct JsonReader {
-    const char *s;
-    size_t n, pos;
-    const char *path;
-    XcError *err;
-} JsonReader;
-
-static int json_fail(JsonReader *j, const char *what) {
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i < j->pos && i < j->n; i++) {
-        if (j->s[i] == '\n') { line++; col = 1; } else col++;
-    }
-    return xc_err(j->err, "%s: malformed JSON at line %zu, column %zu (byte %zu): %s", j->path, line, col,
-                  j->pos, what);
-}
-
-static void json_ws(JsonReader *j) {
-    while (j->pos < j->n && (j->s[j->pos] == ' ' || j->s[j->pos] == '\t' || j->s[j->pos] == '\n' ||
-                             j->s[j->pos] == '\r'))
-        j->pos++;
-}
-
-static int json_hex4(JsonReader *j, uint32_t *v) {
-    if (j->n - j->pos < 4) return json_fail(j, "truncated \\u escape");
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = j->s[j->pos + (size_t)i];
-        int d = c >= '0' && c <= '9' ? c - '0'
-              : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return json_fail(j, "bad hex digit in \\u escape");
-        *v = *v * 16 + (uint32_t)d;
-    }
-    j->pos += 4;
+// The id of vocabulary entry `key`: a JSON integer in 0..2^24.
+static int vocab_id(const JsonValue *v, const char *key, const char *path, int32_t *id, XcError *err) {
+    if (v->type != JSON_NUMBER)
+        return xc_err(err, "%s: the id of \"%.100s\" is a JSON %s, expected a non-negative integer id", path, key,
+                      json_type_name(v->type));
+    char num[32];
+    if (v->is_int) snprintf(num, sizeof num, "%lld", (long long)v->i);
+    else snprintf(num, sizeof num, "%g", v->d);
+    if (v->d < 0) return xc_err(err, "%s: the id of \"%.100s\" is %s, expected a non-negative integer id", path, key, num);
+    if (v->d > (double)(1 << 24)) return xc_err(err, "%s: the id of \"%.100s\" is %s: too large (more than 16M)", path, key, num);
+    if (!v->is_int)
+        return xc_err(err, "%s: the id of \"%.100s\" is %s, expected an integer id, found a fraction or exponent", path,
+                      key, num);
+    *id = (int32_t)v->i;
     return XC_OK;
 }
 
-// Parse a string at j->pos (which must be '"') into *buf (grown), setting *len. No NUL is appended.
-static int json_string(JsonReader *j, char **buf, size_t *cap, size_t *len) {
-    if (j->pos >= j->n || j->s[j->pos] != '"') return json_fail(j, "expected a string");
-    j->pos++;
-    *len = 0;
-    for (;;) {
-        if (j->pos >= j->n) return json_fail(j, "unterminated string");
-        grow((void **)buf, cap, *len + 8, 1);
-        unsigned char c = (unsigned char)j->s[j->pos];
-        if (c == '"') { j->pos++; break; }
-        if (c < 0x20) return json_fail(j, "control character inside a string");
-        if (c != '\\') { (*buf)[(*len)++] = (char)c; j->pos++; continue; }
-        j->pos++;
-        if (j->pos >= j->n) return json_fail(j, "unterminated escape");
-        char e = j->s[j->pos++];
-        uint32_t cp;
-        switch (e) {
-        case '"': cp = '"'; break;
-        case '\\': cp = '\\'; break;
-        case '/': cp = '/'; break;
-        case 'b': cp = '\b'; break;
-        case 'f': cp = '\f'; break;
-        case 'n': cp = '\n'; break;
-        case 'r': cp = '\r'; break;
-        case 't': cp = '\t'; break;
-        case 'u':
-            if (json_hex4(j, &cp) != XC_OK) return XC_ERR;
-            if (cp >= 0xDC00 && cp <= 0xDFFF) return json_fail(j, "lone low surrogate in \\u escape");
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                uint32_t lo;
-                if (j->n - j->pos < 2 || j->s[j->pos] != '\\' || j->s[j->pos + 1] != 'u')
-                    return json_fail(j, "high surrogate without its low half");
-                j->pos += 2;
-                if (json_hex4(j, &lo) != XC_OK) return XC_ERR;
-                if (lo < 0xDC00 || lo > 0xDFFF) return json_fail(j, "high surrogate without its low half");
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            break;
-        default: j->pos--; return json_fail(j, "unknown escape");
+// vocab.json, parsed (autograd/json.h: strict JSON, no duplicate keys) -> a tokenizer holding the vocabulary.
+static Tokenizer *vocab_from_json(const JsonValue *root, const char *path, XcError *err) {
+    if (root->type != JSON_OBJECT) {
+        xc_err(err, "%s: expected '{' (vocab.json is one object: token string -> id), found a JSON %s", path,
+               json_type_name(root->type));
+        return NULL;
+    }
+    if (root->n == 0) { xc_err(err, "%s: empty vocabulary", path); return NULL; }
+    size_t n = (size_t)root->n;
+    int32_t *ids = xc_malloc(n * sizeof *ids);
+    uint8_t *seen = xc_calloc(n, 1);
+    Tokenizer *t = NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(root->keys[i]);
+        if (len > TOK_MAX_TOKEN_BYTES) {
+            xc_err(err, "%s: key \"%.40s...\" (%zu bytes) is too long for a vocabulary entry (at most %d bytes)", path,
+                   root->keys[i], len, TOK_MAX_TOKEN_BYTES);
+            goto fail;
         }
-        *len += utf8_put(cp, *buf + *len);
+        if (vocab_id(&root->items[i], root->keys[i], path, &ids[i], err) != XC_OK) goto fail;
     }
-    if (*len > TOK_MAX_TOKEN_BYTES) return json_fail(j, "string too long for a vocabulary entry");
-    return XC_OK;
-}
-
-static int json_id(JsonReader *j, int32_t *id) {
-    size_t start = j->pos;
-    uint64_t v = 0;
-    while (j->pos < j->n && j->s[j->pos] >= '0' && j->s[j->pos] <= '9') {
-        v = v * 10 + (uint64_t)(j->s[j->pos] - '0');
-        if (v > (1u << 24)) return json_fail(j, "id too large (more than 16M)");
-        j->pos++;
+    // ids must be exactly 0..n-1
+    for (size_t i = 0; i < n; i++) {
+        if ((size_t)ids[i] >= n) {
+            xc_err(err, "%s: id %d of \"%s\" is outside 0..%zu (ids must be 0..n-1 without gaps)", path, ids[i],
+                   root->keys[i], n - 1);
+            goto fail;
+        }
+        if (seen[ids[i]]++) {
+            xc_err(err, "%s: id %d is used twice (\"%s\")", path, ids[i], root->keys[i]);
+            goto fail;
+        }
     }
-    if (j->pos == start) return json_fail(j, "expected a non-negative integer id");
-    if (j->pos < j->n && (j->s[j->pos] == '.' || j->s[j->pos] == 'e' || j->s[j->pos] == 'E'))
-        return json_fail(j, "expected an integer id, found a fraction or exponent");
-    *id = (int32_t)v;
-    return XC_OK;
+    t = tok_new();
+    vocab_init(t, n);
+    for (size_t i = 0; i < n; i++)
+        if (vocab_set(t, ids[i], root->keys[i], strlen(root->keys[i])) >= 0) { // json_parse refuses these already
+            xc_err(err, "%s: key \"%s\" appears twice", path, root->keys[i]);
+            goto fail;
+        }
+    xc_free(ids); xc_free(seen);
+    return t;
+fail:
+    xc_free(ids); xc_free(seen);
+    tokenizer_free(t);
+    return NULL;
 }
 
 Tokenizer *tokenizer_load_hf(const char *vocab_path, const char *merges_path, XcError *err) {
@@ -491,67 +426,12 @@ Tokenizer *tokenizer_load_hf(const char *vocab_path, const char *merges_path, Xc
     char *merges = xc_read_file(merges_path, TOK_MAX_TEXT_FILE, &merges_len, err);
     if (!merges) { xc_free(json); return NULL; }
     Tokenizer *t = NULL;
-    char *keys = NULL, *str = NULL; // keys: all entry strings back to back
-    size_t keys_len = 0, keys_cap = 0, str_cap = 0, str_len = 0;
-    size_t *key_off = NULL, *key_len = NULL, entries_cap = 0, lens_cap = 0, n = 0;
-    int32_t *ids = NULL;
-    uint8_t *seen = NULL;
-    size_t ids_cap = 0;
-    JsonReader j = {json, json_len, 0, vocab_path, err};
-
-    json_ws(&j);
-    if (j.pos >= j.n || j.s[j.pos] != '{') { json_fail(&j, "expected '{' (vocab.json is one object)"); goto fail; }
-    j.pos++;
-    json_ws(&j);
-    if (j.pos < j.n && j.s[j.pos] == '}') { json_fail(&j, "empty vocabulary"); goto fail; }
-    for (;;) {
-        json_ws(&j);
-        if (json_string(&j, &str, &str_cap, &str_len) != XC_OK) goto fail;
-        json_ws(&j);
-        if (j.pos >= j.n || j.s[j.pos] != ':') { json_fail(&j, "expected ':'"); goto fail; }
-        j.pos++;
-        json_ws(&j);
-        int32_t id = 0;
-        if (json_id(&j, &id) != XC_OK) goto fail;
-        grow((void **)&keys, &keys_cap, keys_len + str_len + 1, 1);
-        grow((void **)&key_off, &entries_cap, n + 1, sizeof *key_off);
-        grow((void **)&key_len, &lens_cap, n + 1, sizeof *key_len);
-        grow((void **)&ids, &ids_cap, n + 1, sizeof *ids);
-        memcpy(keys + keys_len, str, str_len);
-        key_off[n] = keys_len;
-        key_len[n] = str_len;
-        ids[n] = id;
-        keys_len += str_len;
-        n++;
-        json_ws(&j);
-        if (j.pos < j.n && j.s[j.pos] == ',') { j.pos++; continue; }
-        if (j.pos < j.n && j.s[j.pos] == '}') { j.pos++; break; }
-        json_fail(&j, "expected ',' or '}'");
-        goto fail;
-    }
-    json_ws(&j);
-    if (j.pos != j.n) { json_fail(&j, "unexpected text after the object"); goto fail; }
-
-    // ids must be exactly 0..n-1
-    seen = xc_calloc(n, 1);
-    for (size_t i = 0; i < n; i++) {
-        if ((size_t)ids[i] >= n) {
-            xc_err(err, "%s: id %d of \"%.*s\" is outside 0..%zu (ids must be 0..n-1 without gaps)", vocab_path,
-                   ids[i], (int)key_len[i], keys + key_off[i], n - 1);
-            goto fail;
-        }
-        if (seen[ids[i]]++) {
-            xc_err(err, "%s: id %d is used twice (\"%.*s\")", vocab_path, ids[i], (int)key_len[i], keys + key_off[i]);
-            goto fail;
-        }
-    }
-    t = tok_new();
-    vocab_init(t, n);
-    for (size_t i = 0; i < n; i++)
-        if (vocab_set(t, ids[i], keys + key_off[i], key_len[i]) >= 0) {
-            xc_err(err, "%s: key \"%.*s\" appears twice", vocab_path, (int)key_len[i], keys + key_off[i]);
-            goto fail;
-        }
+    JsonValue root;
+    int rc = json_parse(&root, json, json_len, vocab_path, err);
+    xc_free(json);
+    if (rc == XC_OK) t = vocab_from_json(&root, vocab_path, err);
+    json_free(&root);
+    if (!t) goto fail;
 
     // merges.txt: optional "#version" header, then "a b" per line in rank order; blank lines are skipped.
     size_t n_lines = 1;
@@ -586,12 +466,10 @@ Tokenizer *tokenizer_load_hf(const char *vocab_path, const char *merges_path, Xc
         merge_add(t, a, b, ab, rank++);
     }
     if (tok_finish(t, vocab_path, err) != XC_OK) goto fail;
-    xc_free(json); xc_free(merges); xc_free(keys); xc_free(str); xc_free(key_off); xc_free(key_len);
-    xc_free(ids); xc_free(seen);
+    xc_free(merges);
     return t;
 fail:
-    xc_free(json); xc_free(merges); xc_free(keys); xc_free(str); xc_free(key_off); xc_free(key_len);
-    xc_free(ids); xc_free(seen);
+    xc_free(merges);
     tokenizer_free(t);
     return NULL;
 }
@@ -755,7 +633,10 @@ static size_t clean_text(Tokenizer *t, const char *text) {
     size_t nb = strlen(text);
     grow((void **)&t->cps, &t->cps_cap, nb + 1, sizeof *t->cps);
     size_t n = 0;
-    for (size_t i = 0; i < nb;) i += utf8_get((const unsigned char *)text + i, nb - i, &t->cps[n++]);
+    for (size_t i = 0; i < nb; n++) { // an invalid byte reads as U+FFFD, consumed alone
+        size_t used = xc_utf8_decode((const unsigned char *)text + i, nb - i, &t->cps[n]);
+        i += used ? used : 1;
+    }
     n = html_unescape(t->cps, n);
     n = html_unescape(t->cps, n);
     n = strip_py_space(t->cps, n);
@@ -901,7 +782,7 @@ size_t tokenizer_encode_ids(Tokenizer *t, const char *text, int32_t *ids, size_t
         }
         grow((void **)&t->piece, &t->piece_cap, 4 * (e - i) + 1, 1);
         size_t nb = 0;
-        for (size_t k = i; k < e; k++) nb += utf8_put(s[k], t->piece + nb);
+        for (size_t k = i; k < e; k++) nb += xc_utf8_encode(s[k], t->piece + nb);
         bpe_piece(t, t->piece, nb, ids, cap, &count);
         i = e;
     }
@@ -934,7 +815,8 @@ size_t tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, char *
         size_t sl = t->str_len[ids[i]];
         for (size_t k = 0; k < sl;) { // each char of a token string stands for one byte
             uint32_t cp;
-            size_t used = utf8_get(s + k, sl - k, &cp);
+            size_t used = xc_utf8_decode(s + k, sl - k, &cp);
+            if (!used) used = 1; // not UTF-8: the byte as it is (cp = U+FFFD maps to no byte)
             if (cp < 324 && t->cp_byte[cp] >= 0) raw[len++] = (char)t->cp_byte[cp];
             else { memcpy(raw + len, s + k, used); len += used; }
             k += used;
