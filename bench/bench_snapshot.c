@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "checkpoints/snapshot.h"
+#include "optim/adamw.h"
 #include "tests/xclip_params.h"
 
 // Phase times of the last write, from the snapshot test hook.
@@ -56,7 +57,7 @@ int main(int argc, char **argv) {
     int64_t *order = xc_malloc((size_t)order_len * sizeof *order);
     rng_permutation(&r, order, order_len);
     SnapshotRng rngs[3] = {{"drop", rng_get_state(&r)}, {"mix", rng_get_state(&r)}, {"order", rng_get_state(&r)}};
-    SnapshotState st = {.params = &ps, .opt = &opt, .global_iter = 12345, .epoch = 3, .rngs = rngs, .n_rngs = 3,
+    SnapshotState st = {.params = &ps, .opt = adamw_state(&opt), .global_iter = 12345, .epoch = 3, .rngs = rngs, .n_rngs = 3,
                         .order = order, .order_len = order_len, .config = "(config text)"};
     int64_t stored = ps.total + 2 * trainable;
     printf("X-CLIP ViT-B/32: %d tensors, %lld parameters (%lld trainable%s); floats stored with moments: %lld (%.1f M)\n", ps.n,

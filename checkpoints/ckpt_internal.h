@@ -1,8 +1,9 @@
-// ckpt_internal.h - helpers shared by the checkpoint readers and writers (not a public API).
+// ckpt_internal.h - helpers shared by the checkpoint readers and writers (not a public API; defined in
+// ckpt_internal.c). Readers include this and weight_formats.h, never weights.h (the dispatch above them).
 #pragma once
 #include <stdint.h>
 #include <string.h>
-#include "checkpoints/weights.h"
+#include "checkpoints/weight_set.h"
 
 // Limits for untrusted files.
 #define CKPT_MAX_FILE_BYTES ((size_t)1 << 36)        // 64 GiB: larger files are refused before reading
@@ -46,10 +47,6 @@ bool ckpt_skippable_int_tensor(const char *name);
 
 #define CKPT_MAX_TENSORS (1 << 20)
 
-// Append a tensor taking ownership of data (numel floats from xc_malloc). Fatal on a duplicate name.
-WeightTensor *weights_add_owned(WeightSet *ws, const char *name, int ndim, const int64_t *shape, float *data);
-// The same without the (linear) duplicate check: for loaders that checked all names at once.
-WeightTensor *ckpt_append_owned(WeightSet *ws, const char *name, int ndim, const int64_t *shape, float *data);
 // First duplicate among n names (sorted copy, O(n log n)), or NULL.
 const char *ckpt_find_duplicate(const char *const *names, int64_t n);
 

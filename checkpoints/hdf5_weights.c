@@ -8,6 +8,7 @@
 // ("/visual/conv1/weight" and "/visual.conv1.weight" both give "visual.conv1.weight"), converted to
 // float32 by HDF5 (float16 and float64 datasets included). Soft and external links are not followed.
 #include "checkpoints/ckpt_internal.h"
+#include "checkpoints/weight_formats.h"
 
 #include <errno.h>
 #include <hdf5.h>

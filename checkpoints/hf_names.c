@@ -1,11 +1,12 @@
 // hf_names.c - Hugging Face CLIPModel / XCLIPModel names <-> official OpenAI CLIP / X-CLIP names
-// (tables in weights.h).
+// (tables in hf_names.h).
 //
 // Tables drive both directions: names at the level of a tower (embeddings, layer norms), names inside one
 // encoder layer, and the X-CLIP modules on top (mit, prompts). q/k/v projections are stacked into
 // in_proj_* (q first, as nn.MultiheadAttention) and the two CLIP projection matrices are transposed (HF
 // stores Linear [E,W], OpenAI uses a plain [W,E] matrix applied as x @ M); prompts_visual_proj is a plain
 // parameter on both sides and is not transposed. Every conversion only moves bytes, so round trips are exact.
+#include "checkpoints/hf_names.h"
 #include "checkpoints/ckpt_internal.h"
 
 #include <stdio.h>

@@ -8,7 +8,8 @@
 // names, known dtype, non-negative dims, 64-bit checked dtype x shape = end - begin, offsets in the
 // buffer, tensors contiguous and non-overlapping and covering the buffer exactly.
 #include "checkpoints/ckpt_internal.h"
-#include "checkpoints/json.h"
+#include "checkpoints/weight_formats.h"
+#include "autograd/json.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
 // (texts), a format version, and an XXH64 checksum per dataset.
 //
 //   SnapshotRng rngs[] = {{"drop", rng_get_state(&drop)}, {"mix", rng_get_state(&mix)}};
-//   SnapshotState st = {.params = &ps, .opt = &opt, .global_iter = t, .epoch = e, .iter_in_epoch = i,
+//   SnapshotState st = {.params = &ps, .opt = adamw_state(&opt), .global_iter = t, .epoch = e, .iter_in_epoch = i,
 //                       .best_acc = best, .best_epoch = best_e, .best_iter = best_t,
 //                       .rngs = rngs, .n_rngs = 2, .order = order, .order_len = n_items,
 //                       .cursor = loader_cursor(ld), .fewshot_list = fs, .bad_videos = bad, .config = cfg_text};
@@ -16,7 +16,8 @@
 //
 //   // start-up with --resume auto:
 //   snapshot_remove_stale_temps(dir, stderr, &err);
-//   SnapshotState st = {.params = &ps, .opt = &opt, .rngs = rngs, .n_rngs = 2,   // names to restore
+//   SnapshotState st = {.params = &ps, .opt = adamw_state(&opt),
+//                       .rngs = rngs, .n_rngs = 2,                               // names to restore
 //                       .order = order, .order_len = n_items};                   // expected length
 //   int rc = snapshot_resume_latest(dir, &st, path, sizeof path, stderr, &err);  // 1 resumed, 0 none
 //   if (rc < 0) { fprintf(stderr, "%s\n", err.msg); exit(1); }
@@ -48,13 +49,15 @@
 // its header and whole-file checksum verify (wrong magic, short file, length or checksum mismatch: a clear
 // error, never a crash); after that every shape and size is checked before anything is allocated, and every
 // dataset's own checksum is verified after it is read.
+// Code: snapshot_header.c (user block, sealing, checking), snapshot_write.c, snapshot_read.c (checked
+// reads, verify, weights only), snapshot_load.c (the two-pass restore), snapshot_dir.c (directories).
 #pragma once
 #include <stdio.h>
 #include "autograd/rng.h"
 #include "autograd/tensor.h"
-#include "checkpoints/weights.h"
+#include "checkpoints/weight_set.h"
 #include "data/loader.h"
-#include "optim/adamw.h"
+#include "optim/optim_state.h"
 
 #define SNAPSHOT_FORMAT_VERSION 1
 #define SNAPSHOT_USERBLOCK 512
@@ -68,9 +71,9 @@ typedef struct SnapshotRng {
 } SnapshotRng;
 
 typedef struct SnapshotState {
-    // model and optimiser (borrowed; opt may be NULL for a weights-only snapshot)
+    // model and optimiser (borrowed; opt = {0} for a weights-only snapshot)
     ParamStore *params;          // tensors under their official names
-    AdamW *opt;                  // m, v (params->total floats each), step, last_lr, decay
+    OptimState opt;              // view of the optimiser's step, last_lr, decay, m, v (adamw_state)
     // progress
     int64_t global_iter;         // schedule position t: loader batches done over the whole run (SPEC §9)
     int64_t epoch;               // current epoch, 0-based
@@ -114,7 +117,7 @@ int snapshot_check_file(const char *path, SnapshotInfo *info, XcError *err);
 // Everything: snapshot_check_file, then open with libhdf5, walk every dataset and verify its checksum.
 int snapshot_verify(const char *path, SnapshotInfo *info, XcError *err);
 // Restore st from path. Refused, naming the field, when the snapshot does not fit: a parameter missing or
-// extra or of another shape, optimiser of another size (or absent while st->opt is set), an RNG stream
+// extra or of another shape, optimiser of another size (or absent while st->opt.ps is set), an RNG stream
 // missing or extra, a data order of another length. All such checks run before anything is modified; only
 // a tensor checksum failing during the final reads can leave st partly overwritten (the error says so).
 int snapshot_load(const char *path, SnapshotState *st, XcError *err);

@@ -16,6 +16,7 @@
 // such as CLIP's attn_mask are not state), then the submodules, prefixed by their attribute names.
 // An eager nn.Module pickled whole (torch.save(model)) is walked through its _parameters/_buffers/_modules.
 #include "checkpoints/ckpt_internal.h"
+#include "checkpoints/weight_formats.h"
 #include "checkpoints/pickle.h"
 #include "checkpoints/zip.h"
 
@@ -346,4 +347,16 @@ done:
     pk_free(&m);
     zip_close(&L.zip);
     return rc;
+}
+
+int weights_load_torch(WeightSet *ws, const char *path, XcError *err) {
+    size_t len;
+    uint8_t *buf = ckpt_read_file(path, &len, err);
+    if (!buf) return XC_ERR;
+    WeightSet tmp = {0};
+    int rc = weights_parse_torch(&tmp, buf, len, path, err);
+    xc_free(buf);
+    if (rc != XC_OK) { weights_free(&tmp); return XC_ERR; }
+    *ws = tmp;
+    return XC_OK;
 }

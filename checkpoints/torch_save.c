@@ -15,6 +15,7 @@
 // SETITEMS batches of 1000. Keys are 0, 1, 2... in state-dict order, each tensor its own contiguous storage;
 // the data/<key> records follow in the order of the keys sorted as strings, as torch.save writes them.
 #include "checkpoints/ckpt_internal.h"
+#include "checkpoints/weight_formats.h"
 
 #include <errno.h>
 #include <stdio.h>

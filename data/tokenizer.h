@@ -34,6 +34,8 @@
 //   - Text is NUL-terminated UTF-8, so it cannot contain U+0000; invalid UTF-8 bytes are read as U+FFFD each
 //     (Python could not hold them in a str at all).
 // Threads: encoding updates the BPE cache, so a Tokenizer must not be used by two threads at once.
+// Code: tokenizer_vocab.c (the object and its hash tables), tokenizer_load.c (both loaders), tokenizer_clean.c
+// (step 1), tokenizer_encode.c (steps 2-3 and the BPE cache), tokenizer_decode.c; tokenizer_internal.h.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

@@ -38,6 +38,12 @@ void adamw_free(AdamW *opt) {
     memset(opt, 0, sizeof *opt);
 }
 
+OptimState adamw_state(AdamW *opt) {
+    return (OptimState){.ps = opt->ps, .step = &opt->step, .total = opt->numel, .beta1 = opt->cfg.beta1,
+                        .beta2 = opt->cfg.beta2, .eps = opt->cfg.eps, .weight_decay = opt->cfg.weight_decay,
+                        .last_lr = opt->last_lr, .decay = opt->decay, .m = opt->m, .v = opt->v, .offset = opt->offset};
+}
+
 void adamw_set_group(AdamW *opt, int i, int group, bool decay) {
     XC_CHECK(i >= 0 && i < opt->ps->n, "adamw_set_group: no parameter %d", i);
     XC_CHECK(group >= 0 && group < ADAMW_MAX_GROUPS, "adamw_set_group: group %d of parameter %d", group, i);

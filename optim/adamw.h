@@ -14,6 +14,7 @@
 // so the result does not depend on the thread count.
 #pragma once
 #include "autograd/tensor.h"
+#include "optim/optim_state.h"
 
 typedef struct AdamWConfig {
     float beta1, beta2, eps, weight_decay;
@@ -54,3 +55,7 @@ void adamw_end_step(AdamW *opt);                // zero-gradient updates of the 
 // (parameters the loss did not reach); no adamw_step.
 // The arithmetic is adamw_step's, element for element: the same parameters result.
 void adamw_fuse(AdamW *opt, Graph *g);
+
+// What a snapshot saves of opt (optim/optim_state.h): a view of its step, groups and moments, valid while
+// opt lives; restoring through it changes opt.
+OptimState adamw_state(AdamW *opt);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "checkpoints/snapshot.h"
+#include "optim/adamw.h"
 #include "tests/snap_test_util.h"
 #include "tests/test_util.h"
 #include "tests/xclip_params.h"
@@ -138,7 +139,7 @@ static void test_pairs(const WeightSet *src, const char *dir) {
 static void test_snapshot_input(const WeightSet *src, ParamStore *ps, const char *dir) {
     AdamW opt;
     adamw_init(&opt, ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
-    SnapshotState st = {.params = ps, .opt = &opt, .global_iter = 77};
+    SnapshotState st = {.params = ps, .opt = adamw_state(&opt), .global_iter = 77};
     char snap[4200], out[4200], back[4200], cmd[40000];
     XcError err;
     XC_EXPECT(snapshot_save(dir, &st, snap, sizeof snap, &err) == XC_OK, "snapshot: %s", err.msg);

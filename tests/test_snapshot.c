@@ -7,6 +7,7 @@
 
 #include "checkpoints/hash64.h"
 #include "checkpoints/snapshot.h"
+#include "optim/adamw.h"
 #include "tests/snap_test_util.h"
 #include "tests/test_util.h"
 #include "tests/xclip_params.h"
@@ -34,7 +35,7 @@ static void run_free(Run *r) {
     param_store_free(&r->ps);
 }
 static SnapshotState run_state(Run *r) {
-    return (SnapshotState){.params = &r->ps, .opt = &r->opt, .rngs = r->rngs, .n_rngs = 3, .order = r->order, .order_len = 37};
+    return (SnapshotState){.params = &r->ps, .opt = adamw_state(&r->opt), .rngs = r->rngs, .n_rngs = 3, .order = r->order, .order_len = 37};
 }
 
 // Everything random, with awkward float values in one tensor.
@@ -209,7 +210,7 @@ static void test_refusals(const char *dir) {
     char path[4200], wpath[4200];
     XC_EXPECT(snapshot_save(dir, &sa, path, sizeof path, &err) == XC_OK, "save: %s", err.msg);
     SnapshotState sw = sa;
-    sw.opt = NULL;
+    sw.opt = (OptimState){0};
     snprintf(wpath, sizeof wpath, "%s/weights-only.h5", dir);
     XC_EXPECT(snapshot_write(wpath, &sw, &err) == XC_OK, "weights-only save: %s", err.msg);
 
@@ -265,7 +266,7 @@ static void test_refusals(const char *dir) {
     snapshot_state_free_text(&sb);
     // a weights-only snapshot restores the model when no optimiser is asked for
     memset(b.ps.p[3]->data, 0, (size_t)b.ps.p[3]->numel * 4);
-    sb.opt = NULL;
+    sb.opt = (OptimState){0};
     XC_EXPECT(snapshot_load(wpath, &sb, &err) == XC_OK && !memcmp(b.ps.p[3]->data, a.ps.p[3]->data, (size_t)a.ps.p[3]->numel * 4),
               "weights-only snapshot loads without an optimiser: %s", err.msg);
     snapshot_state_free_text(&sb);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "checkpoints/snapshot.h"
+#include "optim/adamw.h"
 #include "tests/snap_test_util.h"
 #include "tests/test_util.h"
 #include "tests/xclip_params.h"
@@ -24,7 +25,7 @@ static char g_dir[4096];
 static int g_cases, g_crashes, g_accepted;
 
 static SnapshotState state(void) {
-    return (SnapshotState){.params = &g_ps, .opt = &g_opt, .global_iter = 5, .rngs = g_rng, .n_rngs = 1,
+    return (SnapshotState){.params = &g_ps, .opt = adamw_state(&g_opt), .global_iter = 5, .rngs = g_rng, .n_rngs = 1,
                            .order = g_order, .order_len = 12, .config = "x: 1\n", .bad_videos = "", .fewshot_list = "a 1\n"};
 }
 

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "checkpoints/snapshot.h"
+#include "optim/adamw.h"
 #include "tests/snap_test_util.h"
 #include "tests/test_util.h"
 #include "tests/xclip_params.h"
@@ -62,7 +63,7 @@ static void fill(int which) {
 }
 
 static SnapshotState state(int64_t iter) {
-    return (SnapshotState){.params = &g_ps, .opt = &g_opt, .global_iter = iter, .rngs = g_rng, .n_rngs = 1,
+    return (SnapshotState){.params = &g_ps, .opt = adamw_state(&g_opt), .global_iter = iter, .rngs = g_rng, .n_rngs = 1,
                            .order = g_order, .order_len = 10, .config = "cfg"};
 }
 

@@ -151,24 +151,28 @@ static void test_errors(const char *gz_path, const char *vocab_path, const char 
     snprintf(p2, sizeof p2, "%s/no_such_vocab.json", dir);
     expect_load_error(tokenizer_load_hf(p2, merges_path, &err), &err, p2, NULL);
     static const struct { const char *json, *what; } bad_json[] = {
-        {"", "expected '{'"},
+        {"", "end of input"},
         {"[1, 2]", "expected '{'"},
         {"{}", "empty"},
         {"{\"a\" 1}", "expected ':'"},
-        {"{\"a\": 1,}", "expected a string"},
-        {"{\"a\": 1", "expected ',' or '}'"},
+        {"{\"a\": 1,}", "trailing comma"},
+        {"{\"a\": 1", "unterminated object"},
         {"{\"a\": -1}", "integer id"},
         {"{\"a\": 1.5}", "fraction"},
+        {"{\"a\": 1e3}", "fraction or exponent"},
+        {"{\"a\": 16777217}", "too large"},
+        {"{\"a\": 007}", "leading zero"},
+        {"{\"a\xff\": 0}", "invalid UTF-8"},
         {"{\"a\": \"b\"}", "integer id"},
-        {"{\"a\\q\": 0}", "unknown escape"},
+        {"{\"a\\q\": 0}", "bad escape"},
         {"{\"a\\u12\": 0}", "\\u escape"},
         {"{\"\\ud800\": 0}", "surrogate"},
         {"{\"abc", "unterminated"},
         {"{\"a\tb\": 0}", "control character"},
-        {"{\"a\": 0} x", "after the object"},
+        {"{\"a\": 0} x", "after the value"},
         {"{\"a\": 0, \"b\": 2}", "outside"},
         {"{\"a\": 0, \"b\": 0}", "used twice"},
-        {"{\"a\": 0, \"a\": 1}", "twice"},
+        {"{\"a\": 0, \"a\": 1}", "duplicate key"},
     };
     for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {
         write_file(p1, bad_json[i].json, strlen(bad_json[i].json));

@@ -159,7 +159,7 @@ static int run_snapshot(Run *r, XcError *err) {
     SnapshotRng rngs[1] = {{"drop", rng_get_state(&t->st->drop)}};
     epoch_order(r->c, p->epoch, r->order, t->n_items);
     char *bad_text = t->bad_items ? t->bad_items(t->ctx) : NULL;
-    SnapshotState ss = {.params = t->ps, .opt = &t->st->opt, .global_iter = p->global_iter, .epoch = p->epoch,
+    SnapshotState ss = {.params = t->ps, .opt = adamw_state(&t->st->opt), .global_iter = p->global_iter, .epoch = p->epoch,
                         .iter_in_epoch = p->iter_in_epoch, .best_acc = p->best, .best_epoch = p->best_epoch,
                         .best_iter = p->best_iter, .rngs = rngs, .n_rngs = 1, .order = r->order, .order_len = t->n_items,
                         .cursor = t->cursor(t->ctx), .fewshot_list = t->fewshot, .bad_videos = bad_text,
@@ -190,7 +190,7 @@ static int run_stop_if_asked(Run *r) {
 static int run_resume(Run *r, const char *resume, XcError *err) {
     RunTask *t = &r->task;
     SnapshotRng rngs[1] = {{"drop", {0}}};
-    SnapshotState ss = {.params = t->ps, .opt = &t->st->opt, .rngs = rngs, .n_rngs = 1, .order = r->order,
+    SnapshotState ss = {.params = t->ps, .opt = adamw_state(&t->st->opt), .rngs = rngs, .n_rngs = 1, .order = r->order,
                         .order_len = t->n_items};
     char path[CONFIG_PATH_MAX + 64];
     if (!strcmp(resume, "auto")) {

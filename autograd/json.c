@@ -1,7 +1,8 @@
 // json.c - see json.h. A recursive-descent parser over a byte range; every read is bounds-checked
 // against the end of the input and the recursion depth is capped, so hostile input cannot run past
 // the buffer or the C stack.
-#include "checkpoints/json.h"
+#include "autograd/json.h"
+#include "autograd/utf8.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -35,18 +36,6 @@ static bool match_word(Parser *ps, const char *w) {
     return true;
 }
 
-// Append one UTF-8 encoded code point to buf (which has room: callers reserve 4 bytes).
-static size_t put_utf8(char *buf, uint32_t c) {
-    if (c < 0x80) { buf[0] = (char)c; return 1; }
-    if (c < 0x800) { buf[0] = (char)(0xC0 | (c >> 6)); buf[1] = (char)(0x80 | (c & 0x3F)); return 2; }
-    if (c < 0x10000) {
-        buf[0] = (char)(0xE0 | (c >> 12)); buf[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        buf[2] = (char)(0x80 | (c & 0x3F)); return 3;
-    }
-    buf[0] = (char)(0xF0 | (c >> 18)); buf[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    buf[2] = (char)(0x80 | ((c >> 6) & 0x3F)); buf[3] = (char)(0x80 | (c & 0x3F)); return 4;
-}
-
 static int hex4(Parser *ps, uint32_t *out) {
     if (ps->end - ps->p < 4) return fail(ps, "truncated \\u escape");
     uint32_t v = 0;
@@ -60,25 +49,6 @@ static int hex4(Parser *ps, uint32_t *out) {
     ps->p += 4;
     *out = v;
     return XC_OK;
-}
-
-// Length of a valid UTF-8 sequence starting at p (p < end), or 0 if invalid (overlong, surrogate,
-// beyond U+10FFFF, truncated).
-static int utf8_len(const unsigned char *p, const unsigned char *end) {
-    unsigned char c = p[0];
-    int n; uint32_t cp, min;
-    if (c < 0x80) return 1;
-    else if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; min = 0x10000; }
-    else return 0;
-    if (end - p < n) return 0;
-    for (int i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return n;
 }
 
 static int parse_string(Parser *ps, char **out) {
@@ -102,9 +72,10 @@ static int parse_string(Parser *ps, char **out) {
         unsigned char c = *ps->p;
         if (c < 0x20) { xc_free(buf); return fail(ps, "control character in string"); }
         if (c != '\\') {
-            int len = utf8_len(ps->p, e);
+            uint32_t cp;
+            size_t len = xc_utf8_decode(ps->p, (size_t)(e - ps->p), &cp);
             if (!len) { xc_free(buf); return fail(ps, "invalid UTF-8 in string"); }
-            memcpy(buf + n, ps->p, (size_t)len); n += (size_t)len; ps->p += len;
+            memcpy(buf + n, ps->p, len); n += len; ps->p += len;
             continue;
         }
         ps->p++;
@@ -133,7 +104,7 @@ static int parse_string(Parser *ps, char **out) {
             } else if (cp == 0) {
                 xc_free(buf); return fail(ps, "\\u0000 in string");
             }
-            n += put_utf8(buf + n, cp);
+            n += xc_utf8_encode(cp, buf + n);
             break;
         }
         default: xc_free(buf); ps->p--; return fail(ps, "bad escape in string");

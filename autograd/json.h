@@ -1,4 +1,5 @@
-// json.h - a small strict JSON parser (RFC 8259) for untrusted headers such as safetensors'.
+// json.h - a small strict JSON parser (RFC 8259) for untrusted input: safetensors headers, the tokenizer's
+// vocab.json.
 //
 // Strict means: one value, optional surrounding whitespace, no comments, no trailing commas, no
 // leading zeros, no control characters or invalid UTF-8 in strings, paired \u surrogates, no duplicate
