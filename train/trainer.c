@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -517,6 +518,29 @@ static int run_resume(Run *r, SnapCtx *sc, const char *resume, int64_t n_iter, P
     return 1;
 }
 
+// ---- test hook: a signal at a chosen iteration ----------------------------------------------------
+// XCLIP_TEST_SIGNAL_AT="ITER:SIGNAME" (SIGNAME TERM, INT or USR1; e.g. "5:TERM") makes train_run raise() that signal
+// to its own process right after the global iteration count (loader batches over the whole run, a resumed run's
+// earlier ones included) reaches ITER, so a test stops or snapshots a run at a known point through the real
+// signal handler instead of racing a kill from outside. Read once when the run starts; unset: no effect.
+typedef struct TestSignal {
+    int64_t at; // global iteration after which to raise (-1: never)
+    int sig;
+} TestSignal;
+
+static TestSignal test_signal_from_env(void) {
+    TestSignal t = {-1, 0};
+    const char *v = getenv("XCLIP_TEST_SIGNAL_AT");
+    if (!v || !*v) return t;
+    char *end;
+    long long at = strtoll(v, &end, 10);
+    static const struct { const char *name; int sig; } names[] = {{"TERM", SIGTERM}, {"INT", SIGINT}, {"USR1", SIGUSR1}};
+    for (size_t i = 0; *end == ':' && i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(end + 1, names[i].name)) t = (TestSignal){at, names[i].sig};
+    XC_CHECK(t.sig && at > 0, "XCLIP_TEST_SIGNAL_AT=%s: want ITER:SIGNAME with ITER > 0 and SIGNAME TERM, INT or USR1 (e.g. 5:TERM)", v);
+    return t;
+}
+
 int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
     if (c->threads > 0) {
 #ifdef _OPENMP
@@ -552,6 +576,7 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
     TrainStep st;
     SnapCtx sc = {.c = c};
     signals_install();
+    const TestSignal test_signal = test_signal_from_env();
     const MatmulPrecision prev_precision = xc_matmul_precision(); // restored on the way out
     if (config_apply_matmul(c, err) != XC_OK) goto done;
 
@@ -688,6 +713,7 @@ int train_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
             ep_n++;
             done_iters++;
             run_iters++;
+            if (done_iters == test_signal.at) raise(test_signal.sig);
             if (!isfinite(loss)) {
                 xc_err(err, "loss is %g at epoch %d iteration %lld\nHINT: lower train.lr", loss, epoch, (long long)idx);
                 goto done;
