@@ -165,7 +165,7 @@ static double check_case(const OpCase *c, const OpTol *t) {
                 if (err > worst || err != err) worst = err;
                 if (!(err <= tol)) {
                     if (bad < 4)
-                        fprintf(stderr, "  %s input %d [%lld] (%s): analytic %.9g numeric %.9g, |err| %.3g > tol %.1g\n", c->id,
+                        fprintf(stderr, "  %s input %d [%lld] (%s): analytic %.9g numeric %.9g, |err| %.3g > tol %.2g\n", c->id,
                                 i, (long long)j, k ? "accumulate" : "fresh", ana[k], num, err, tol);
                     bad++;
                 }
@@ -176,7 +176,7 @@ static double check_case(const OpCase *c, const OpTol *t) {
         }
         XC_EXPECT(amax > 0, "%s: input %d received no gradient", c->id, i);
     }
-    XC_EXPECT(bad == 0, "%s: %d of %lld gradient entries (fresh and accumulate) off: max |err| %.3g, tol %.1g", c->id, bad,
+    XC_EXPECT(bad == 0, "%s: %d of %lld gradient entries (fresh and accumulate) off: max |err| %.3g, tol %.2g", c->id, bad,
               (long long)checked, worst, tol);
     printf("  %-20s %-18s %5lld  %9.2e  %9.2e  %7.1e  %7.1f\n", c->id, c->op, (long long)checked, nmax, worst, tol,
            worst > 0 ? tol / worst : INFINITY);

@@ -94,7 +94,7 @@ int main(void) {
     XC_EXPECT(stat(p2, &st) == 0, "SIGTERM after iteration 7: no snapshot at the accumulation boundary (iteration 8)");
     snprintf(p2, sizeof p2, "%s/metrics.jsonl", d2);
     int lines = count_lines(p2);
-    XC_EXPECT(lines == 8, "SIGTERM after iteration 7: %d iterations logged, want 8", lines);
+    XC_EXPECT(lines == 8, "SIGTERM after iteration 7: %d lines in metrics.jsonl, want 8 (iterations 1-8, no eval)", lines);
     printf("  SIGTERM raised after iteration 7: exit %d, %d iterations logged, snapshot at 8\n", code, lines);
     XC_EXPECT(run("--set train.max_iters=40 --set train.accumulation_steps=2 --resume auto", d2) == 0, "resume after SIGTERM failed");
     snprintf(cmd, sizeof cmd, "grep -q 'snap-000000000008.h5: epoch 1, iteration 8 of 16' '%s.log'", d2);
