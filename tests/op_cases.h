@@ -106,6 +106,23 @@ static Tensor *c_drop_path(Graph *g, Tensor **x) {
     return op_drop_path(g, x[0], 0.5f, &r);
 }
 
+// Gradient checkpointing (op_checkpoint, autograd/tape.c; not in XC_OPS: it is not a kernel but a way to run
+// one): y = x + drop_path(linear(quick_gelu(x), w, b)). The weights reach the region through its context, as a
+// transformer block's do; the backward recomputes the region, replaying the drop-path mask from the saved RNG
+// state (seed 13 keeps sample 0 of 3 and drops the others), and must deliver gradients for x, w and b.
+typedef struct CkptArgs {
+    Tensor *w, *b;
+} CkptArgs;
+static Tensor *ckpt_region(Graph *g, const void *ctx, Tensor *x, Rng *rng) {
+    const CkptArgs *a = ctx;
+    return op_add(g, x, op_drop_path(g, op_linear(g, op_quick_gelu(g, x), a->w, a->b), 0.5f, rng));
+}
+static Tensor *c_checkpoint(Graph *g, Tensor **x) {
+    Rng r = rng_stream(13, RNG_STREAM_TEST);
+    CkptArgs a = {x[1], x[2]};
+    return op_checkpoint(g, ckpt_region, &a, sizeof a, x[0], &r);
+}
+
 static const OpCase op_cases[] = {
     {"matmul_nn", "matmul", 2, {2, 2}, {{3, 4}, {4, 5}}, c_matmul_nn, false},
     {"matmul_tn_batched", "matmul", 2, {3, 3}, {{2, 4, 3}, {2, 4, 5}}, c_matmul_tn, false},
@@ -147,12 +164,13 @@ static const OpCase op_cases[] = {
     {"attention", "attention", 1, {3}, {{2, 5, 12}}, c_attention, false},
     {"attention_causal", "attention", 1, {3}, {{1, 4, 18}}, c_attention_causal, false},
     {"cross_attention", "cross_attention", 3, {3, 3, 3}, {{2, 3, 8}, {2, 5, 8}, {2, 5, 8}}, c_cross_attention, false},
-    {"mha_causal", "attention", 4, {3, 2, 1, 2}, {{2, 4, 8}, {24, 8}, {24}, {9, 8}}, c_mha, false},
+    {"mha_causal", "mha", 4, {3, 2, 1, 2}, {{2, 4, 8}, {24, 8}, {24}, {9, 8}}, c_mha, false},
     {"patch_embed", "patch_embed", 2, {4, 4}, {{2, 3, 6, 9}, {4, 3, 3, 3}}, c_patch_embed, false},
     {"l2_normalize", "l2_normalize", 1, {3}, {{2, 3, 5}}, c_l2, false},
     {"soft_cross_entropy", "soft_cross_entropy", 1, {2}, {{3, 5}}, c_soft_ce, false},
     {"dropout", "dropout", 1, {2}, {{4, 6}}, c_dropout, false},
     {"drop_path", "drop_path", 1, {3}, {{6, 2, 3}}, c_drop_path, false},
+    {"checkpoint", "checkpoint", 3, {3, 2, 1}, {{3, 2, 4}, {4, 4}, {4}}, c_checkpoint, false},
 };
 static const int n_op_cases = (int)(sizeof op_cases / sizeof op_cases[0]);
 #undef T

@@ -1,7 +1,7 @@
 // test_demo_run.c - configs/demo.ini end to end, as scripts/demo.sh runs it: xclip-synth writes the synthetic
 // dataset into the build directory, xclip-train trains the random X-CLIP (960 iterations, about a minute on
-// 2 cores) and must reach >= 30% top-1 on the 128 validation videos (8 classes: chance 12.5%; the run gets
-// 40-50%). Then: the run directory holds what it should, its config.ini loads again, xclip-eval on
+// 2 cores: the time is printed, never asserted, since a loaded machine or a sanitizer build is slower) and must
+// reach >= 30% top-1 on the 128 validation videos (8 classes: chance 12.5%; the run gets 40-50%). Then: the run directory holds what it should, its config.ini loads again, xclip-eval on
 // best.safetensors reproduces the best validation top-1 exactly, and xclip-infer classifies a video.
 #include "test_util.h"
 #include "train/config.h"
@@ -67,7 +67,6 @@ int main(void) {
     XC_EXPECT(evals == 6 && trains == 30, "metrics.jsonl: %d eval and %d train lines, want 6 and 30", evals, trains);
     XC_EXPECT(best >= 30.0, "demo reached %.2f%% top-1, want >= 30%% (chance 12.5%%)", best);
     printf("  demo: best top-1 %.2f%% (chance 12.5%%) in %.0f s\n", best, secs);
-    XC_EXPECT(secs < 240, "the demo took %.0f s (budget 240)", secs);
     static const char *FILES[] = {"config.ini", "log.txt", "metrics.jsonl", "best.safetensors", "last.safetensors"};
     for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) XC_EXPECT(exists(rundir, FILES[i]), "run directory lacks %s", FILES[i]);
     TrainConfig c;

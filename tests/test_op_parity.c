@@ -1,7 +1,11 @@
 // test_op_parity.c - forward and backward of every op case against PyTorch (tests/fixtures/ops.h5,
 // written by tests/ref/make_op_fixtures.py from a float64 reference on the same float32 inputs).
-// Tolerances: |c - ref| <= 1e-5 + 1e-4 |ref| for outputs and gradients (float32 accumulation over
-// at most a few dozen terms here stays ~1e-6).
+// Tolerance, elementwise for outputs and gradients: |c - ref| <= ATOL + RTOL |ref|, 5x (rounded up) the worst
+// measured here and with OpenBLAS core types Haswell, Sandybridge and Prescott: ATOL 2.2e-6 from the worst
+// |c - ref| of entries with |ref| < 0.1 (4.4e-7: mha_causal's output, where terms of ~4 cancel), RTOL 1e-5 from
+// the worst |c - ref| / |ref| of the entries above (1.95e-6). One absolute floor serves every case: the inputs
+// are drawn from [-1, 1], so every case has values of order 1 (the largest, mha_causal's, ~5).
+// op_checkpoint is no PyTorch op (test_gradcheck checks its gradient; test_xclip_build a checkpointed model).
 // dropout / drop_path masks come from our RNG, which PyTorch cannot replay: for them the mask is read
 // back from the output and the output and gradient are checked against the formula PyTorch uses
 // (x * mask / (1 - p)), plus that whole samples are dropped together for drop_path.
@@ -9,20 +13,23 @@
 #include "h5_fixture.h"
 #include "op_cases.h"
 
-#define ATOL 1e-5
-#define RTOL 1e-4
+#define ATOL 2.2e-6
+#define RTOL 1e-5
 
-static double worst_out, worst_grad;
-static const char *worst_out_id = "", *worst_grad_id = "";
+// Achieved: the worst |c - ref| of entries with |ref| < 0.1 and the worst |c - ref| / |ref| of the others.
+typedef struct Achieved {
+    double abs_small, rel_large;
+    const char *abs_id, *rel_id;
+} Achieved;
+static Achieved worst_out, worst_grad;
 
-static double rel_err(const float *a, const float *b, int64_t n) {
-    double w = 0;
+static void achieved(Achieved *w, const char *id, const float *a, const float *b, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
-        if (isinf(a[i]) && a[i] == b[i]) continue;
-        double d = fabs((double)a[i] - b[i]) / (fabs((double)b[i]) + 1e-3);
-        if (d > w) w = d;
+        if (isinf(b[i]) && a[i] == b[i]) continue;
+        double d = fabs((double)a[i] - b[i]), r = fabs((double)b[i]);
+        if (r < 0.1 && d > w->abs_small) { w->abs_small = d; w->abs_id = id; }
+        if (r >= 0.1 && d / r > w->rel_large) { w->rel_large = d / r; w->rel_id = id; }
     }
-    return w;
 }
 
 static void parity_case(hid_t f, const OpCase *c) {
@@ -51,8 +58,7 @@ static void parity_case(hid_t f, const OpCase *c) {
     if (!r || !ref || shape_numel(nd, dims) != out->numel) goto done;
     snprintf(name, sizeof name, "%s out", c->id);
     xc_expect_close(name, out->data, ref, out->numel, ATOL, RTOL);
-    double e = rel_err(out->data, ref, out->numel);
-    if (e > worst_out) { worst_out = e; worst_out_id = c->id; }
+    achieved(&worst_out, c->id, out->data, ref, out->numel);
     graph_backward_from(&g, out, r);
     for (int i = 0; i < c->n_in; i++) {
         snprintf(name, sizeof name, "%s/gin%d", c->id, i);
@@ -63,8 +69,7 @@ static void parity_case(hid_t f, const OpCase *c) {
         if (!in[i]->grad) continue;
         snprintf(name, sizeof name, "%s grad in%d", c->id, i);
         xc_expect_close(name, in[i]->grad, gref, in[i]->numel, ATOL, RTOL);
-        e = rel_err(in[i]->grad, gref, in[i]->numel);
-        if (e > worst_grad) { worst_grad = e; worst_grad_id = c->id; }
+        achieved(&worst_grad, c->id, in[i]->grad, gref, in[i]->numel);
     }
 done:
     for (int i = 0; i < nb; i++) free(bufs[i]);
@@ -110,7 +115,7 @@ int main(void) {
     int covered = 0;
     for (int i = 0; i < n_op_cases; i++) {
         const OpCase *c = &op_cases[i];
-        if (!strcmp(c->op, "dropout") || !strcmp(c->op, "drop_path")) continue;
+        if (!strcmp(c->op, "dropout") || !strcmp(c->op, "drop_path") || !strcmp(c->op, "checkpoint")) continue;
         parity_case(f, c);
         covered++;
     }
@@ -125,7 +130,10 @@ int main(void) {
     XC_OPS(XC_HAS_PARITY)
     masked_formula("dropout", false, 0.3f);
     masked_formula("drop_path", true, 0.25f);
-    printf("  %d cases against PyTorch; worst relative error: output %.2e (%s), gradient %.2e (%s)\n", covered,
-           worst_out, worst_out_id, worst_grad, worst_grad_id);
+    printf("  %d cases against PyTorch (ATOL %.1e, RTOL %.1e)\n", covered, ATOL, RTOL);
+    printf("    outputs:   worst |c - ref| where |ref| < 0.1 %.2e (%s), worst |c - ref| / |ref| elsewhere %.2e (%s)\n",
+           worst_out.abs_small, worst_out.abs_id, worst_out.rel_large, worst_out.rel_id);
+    printf("    gradients: worst |c - ref| where |ref| < 0.1 %.2e (%s), worst |c - ref| / |ref| elsewhere %.2e (%s)\n",
+           worst_grad.abs_small, worst_grad.abs_id, worst_grad.rel_large, worst_grad.rel_id);
     return xc_test_summary("test_op_parity");
 }

@@ -1,7 +1,10 @@
 // test_train_resume.c - snapshots in xclip-train: a run stopped and resumed ends with the same weights, bit for
 // bit, as an uninterrupted one:
 //   - stopped by train.max_iters in the middle of an epoch (after periodic snapshots), continued with --resume auto;
-//   - with gradient accumulation 2, stopped by SIGTERM (exit status 75 after writing a snapshot), continued;
+//   - with gradient accumulation 2, stopped by SIGTERM, continued: the run raises SIGTERM to itself after iteration 7
+//     (XCLIP_TEST_SIGNAL_AT=7:TERM, a hook in train_run), so the stop always happens, through the real handler:
+//     it must exit with status 75, say "stopped by signal 15" in its log.txt, and leave its snapshot at the next
+//     accumulation boundary (iteration 8), which the resumed run starts from;
 //   - --resume PATH of a missing file fails naming it; --resume auto in an empty directory starts afresh;
 //   - train.matmul = bf16 (where AMX exists): the run says so, its mean loss over the last 8 iterations is within
 //     5% of the float32 run's, and stopped + resumed equals uninterrupted, bit for bit; without AMX the key is
@@ -14,18 +17,20 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 static const char *g_build;
 static char g_sets[8192], g_configs[1024];
 
-static int run(const char *args, const char *dir) {
+// xclip-train with the common settings; env: "VAR=value " prefix or "".
+static int run_env(const char *env, const char *args, const char *dir) {
     char cmd[16384];
-    snprintf(cmd, sizeof cmd, "'%s/xclip-train' '%s/demo.ini' %s --set output.dir='%s' %s > '%s.log' 2>&1", g_build, g_configs,
-             g_sets, dir, args, dir);
+    snprintf(cmd, sizeof cmd, "%s'%s/xclip-train' '%s/demo.ini' %s --set output.dir='%s' %s > '%s.log' 2>&1", env, g_build,
+             g_configs, g_sets, dir, args, dir);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static int run(const char *args, const char *dir) { return run_env("", args, dir); }
 
 static bool same_file(const char *a, const char *b) {
     size_t na, nb;
@@ -81,25 +86,19 @@ int main(void) {
     snprintf(c2, sizeof c2, "%s.c", data);
     snprintf(d2, sizeof d2, "%s.d", data);
     XC_EXPECT(run("--set train.max_iters=40 --set train.accumulation_steps=2", c2) == 0, "uninterrupted accumulation run failed");
-    pid_t pid = fork();
-    if (pid == 0) {
-        snprintf(cmd, sizeof cmd, "exec '%s/xclip-train' '%s/demo.ini' %s --set output.dir='%s' --set train.max_iters=40 "
-                 "--set train.accumulation_steps=2 > '%s.log' 2>&1", g_build, g_configs, g_sets, d2, d2);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    char metrics[1300];
-    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", d2);
-    double t0 = xc_now();
-    while (count_lines(metrics) < 7 && xc_now() - t0 < 60) usleep(2000);
-    kill(pid, SIGTERM);
-    int status;
-    waitpid(pid, &status, 0);
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    int lines = count_lines(metrics);
-    XC_EXPECT(code == 75 || (code == 0 && lines >= 40), "SIGTERM: exit status %d, want 75 (see %s.log)", code, d2);
-    printf("  SIGTERM after %d logged iterations: exit %d\n", lines, code);
+    int code = run_env("XCLIP_TEST_SIGNAL_AT=7:TERM ", "--set train.max_iters=40 --set train.accumulation_steps=2", d2);
+    XC_EXPECT(code == 75, "SIGTERM after iteration 7: exit status %d, want 75 (stopped after a snapshot; see %s.log)", code, d2);
+    snprintf(cmd, sizeof cmd, "grep -q 'stopped by signal %d after the snapshot' '%s/log.txt'", SIGTERM, d2);
+    XC_EXPECT(system(cmd) == 0, "SIGTERM: no 'stopped by signal %d' line in %s/log.txt", SIGTERM, d2);
+    snprintf(p2, sizeof p2, "%s/snap-000000000008.h5", d2);
+    XC_EXPECT(stat(p2, &st) == 0, "SIGTERM after iteration 7: no snapshot at the accumulation boundary (iteration 8)");
+    snprintf(p2, sizeof p2, "%s/metrics.jsonl", d2);
+    int lines = count_lines(p2);
+    XC_EXPECT(lines == 8, "SIGTERM after iteration 7: %d lines in metrics.jsonl, want 8 (iterations 1-8, no eval)", lines);
+    printf("  SIGTERM raised after iteration 7: exit %d, %d iterations logged, snapshot at 8\n", code, lines);
     XC_EXPECT(run("--set train.max_iters=40 --set train.accumulation_steps=2 --resume auto", d2) == 0, "resume after SIGTERM failed");
+    snprintf(cmd, sizeof cmd, "grep -q 'snap-000000000008.h5: epoch 1, iteration 8 of 16' '%s.log'", d2);
+    XC_EXPECT(system(cmd) == 0, "the run resumed after SIGTERM does not start from iteration 8 (see %s.log)", d2);
     snprintf(p1, sizeof p1, "%s/last.safetensors", c2);
     snprintf(p2, sizeof p2, "%s/last.safetensors", d2);
     XC_EXPECT(same_file(p1, p2), "SIGTERM and resume with accumulation 2: weights differ from the uninterrupted run");

@@ -3,6 +3,7 @@
 //   int main(void) {
 //       XC_EXPECT(x == 3, "x was %d", x);
 //       xc_expect_close("logits", got, ref, n, 1e-5, 1e-4);
+//       xc_expect_elementwise("grad w", got, ref, n, 3e-6, 3e-5);  // floor relative to max |ref|
 //       return xc_test_summary("test_name");   // prints "N passed, M failed", returns 0 or 1
 //   }
 #pragma once
@@ -71,6 +72,26 @@ static inline double xc_expect_scaled(const char *what, const float *got, const 
         fprintf(stderr, "FAIL %s: max |diff| / max |ref| = %.3g > %.1g\n", what, e, tol);
     }
     return e;
+}
+
+// Elementwise with a floor: |got - ref| <= floor * max |ref| + rtol * |ref| for every element (one pass or one
+// fail; prints the first mismatches as xc_expect_close does). Beside xc_expect_scaled, which lets every entry be
+// off by tol * max |ref|, this holds an entry far below the tensor's largest to its own size (rtol) down to the
+// floor, so a small error in small entries cannot hide behind the large ones. The floor is relative to the
+// tensor's largest value: float32 rounding in an entry follows the size of the terms summed into it, which
+// follows the tensor's scale rather than the entry's own size (tiny entries come from cancellation).
+// Returns the largest |got - ref| / (floor * max |ref| + rtol * |ref|): the share of the tolerance used.
+static inline double xc_expect_elementwise(const char *what, const float *got, const float *ref, int64_t n, double floor,
+                                           double rtol) {
+    double scale = 0, used = 0;
+    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+    xc_expect_close(what, got, ref, (long)n, floor * scale, rtol);
+    for (int64_t i = 0; i < n; i++) {
+        double allowed = floor * scale + rtol * fabs((double)ref[i]), d = fabs((double)got[i] - ref[i]);
+        if (allowed > 0) used = fmax(used, d / allowed);
+        else if (d > 0 || d != d) used = INFINITY;
+    }
+    return used;
 }
 
 // Path to a file under $XCLIP_FIXTURES or $XCLIP_SHARED (set by CTest); falls back to the source layout.
