@@ -1,6 +1,6 @@
 // tensor.h - float32 tensors, memory arenas, the tape and the parameter store.
 //
-// Letters (SPEC.md): B videos, T frames, N patches, L tokens, W vision width, E embed dim, D text
+// Letters (docs/model.md): B videos, T frames, N patches, L tokens, W vision width, E embed dim, D text
 // width, K classes, S text context. Layout is PyTorch's: contiguous row-major, same dimension order.
 //
 // Lifetimes. Parameters, their gradients and optimiser state live in a ParamStore (persistent arena).

@@ -6,7 +6,7 @@
 // shapes, random values) in a ParamStore with an AdamW whose moments are random, then times snapshot_save
 // (HDF5 write, H5Fclose, read-back checksum, fsync, rename, directory fsync), snapshot_verify (header,
 // whole-file checksum, every dataset checksum) and snapshot_load (verify + restore into the run), and
-// prints the file size. By default the text tower is frozen (fix_text, SPEC §2): its moments are all zero
+// prints the file size. By default the text tower is frozen (fix_text, docs/model.md §2): its moments are all zero
 // and are not stored; --train-text stores moments for every tensor.
 // DIR defaults to $TMPDIR or /tmp; the snapshot is deleted at the end.
 #include <stdlib.h>

@@ -75,7 +75,7 @@ typedef struct SnapshotState {
     ParamStore *params;          // tensors under their official names
     OptimState opt;              // view of the optimiser's step, last_lr, decay, m, v (adamw_state)
     // progress
-    int64_t global_iter;         // schedule position t: loader batches done over the whole run (SPEC §9)
+    int64_t global_iter;         // schedule position t: loader batches done over the whole run (docs/model.md §9)
     int64_t epoch;               // current epoch, 0-based
     int64_t iter_in_epoch;       // batches done in the current epoch
     double best_acc;             // best validation top-1 so far (negative: none yet)

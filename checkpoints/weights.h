@@ -4,7 +4,7 @@
 // The WeightSet (checkpoints/weight_set.h) is the common currency between file formats and the model:
 // every reader (checkpoints/weight_formats.h: safetensors, PyTorch zip / TorchScript archives, HDF5)
 // produces one, converted to float32, and weights_load keys it by the official state-dict names
-// (SPEC.md; Hugging Face layouts mapped by checkpoints/hf_names.h); the model then takes tensors by name.
+// (docs/model.md; Hugging Face layouts mapped by checkpoints/hf_names.h); the model then takes tensors by name.
 // This header includes those three, so callers include it alone. The readers never include it: the
 // arrows go weights.c -> readers -> weight_set.
 //

@@ -1,4 +1,4 @@
-// dataset.h - video lists, label CSVs, .tar roots and few-shot subsets (SPEC.md §8, §10).
+// dataset.h - video lists, label CSVs, .tar roots and few-shot subsets (docs/model.md §8, §10).
 //
 // A list file has one video per line: `relative/path.mp4 <label id>` (whitespace separated; a UTF-8 BOM, CRLF line
 // ends and blank lines are accepted). The root is a folder or an uncompressed .tar holding the videos; a .tar is

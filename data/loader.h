@@ -1,4 +1,4 @@
-// loader.h - multi-threaded, deterministic batch loader over a Dataset (SPEC.md §8).
+// loader.h - multi-threaded, deterministic batch loader over a Dataset (docs/model.md §8).
 //
 // Worker threads decode and augment whole clips into a bounded ring of prefetched batches, delivered in order.
 // Every random decision of a sample comes from rng_substream(seed, RNG_STREAM_DATA, epoch, dataset index)

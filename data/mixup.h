@@ -1,5 +1,5 @@
 // mixup.h - Mixup / CutMix with label smoothing on a batch (X-CLIP datasets/blending.py CutmixMixupBlending,
-// SPEC.md §8).
+// docs/model.md §8).
 //
 //   MixConfig mc = mix_config_default(K);            // mixup .8, cutmix 1.0, switch .5, smoothing .1
 //   Rng r = rng_substream(seed, RNG_STREAM_MIX, epoch, batch_index);

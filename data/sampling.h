@@ -1,4 +1,4 @@
-// sampling.h - which frames of a video a clip uses (mmaction2 SampleFrames with clip_len 1, SPEC.md §8).
+// sampling.h - which frames of a video a clip uses (mmaction2 SampleFrames with clip_len 1, docs/model.md §8).
 //
 //   Rng r = rng_substream(seed, RNG_STREAM_DATA, epoch, sample_index);
 //   int64_t idx[8];

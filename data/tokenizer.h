@@ -1,7 +1,7 @@
 // tokenizer.h - CLIP's byte-level BPE tokenizer (openai/CLIP clip/simple_tokenizer.py) in C.
 //
 // Text -> [SOT, BPE ids..., EOT, 0, 0, ...] exactly as CLIP's tokenize() builds the [K,S] token matrix the text
-// encoder reads (SPEC.md §2). The steps, each as CLIP does them:
+// encoder reads (docs/model.md §2). The steps, each as CLIP does them:
 //   1. clean: html.unescape twice, strip, collapse runs of whitespace to one ' ', strip, str.lower();
 //   2. pre-tokenise with CLIP's pattern
 //        <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+   (IGNORECASE)

@@ -1,4 +1,4 @@
-// transforms.h - the X-CLIP image transforms (SPEC.md §8) on uint8 RGB frames, and the clip pipelines.
+// transforms.h - the X-CLIP image transforms (docs/model.md §8) on uint8 RGB frames, and the clip pipelines.
 //
 // Frames are (H, W, 3) uint8 RGB, rows contiguous unless a stride is given; a clip is T frames of one size.
 // Each transform reproduces the reference's arithmetic:

@@ -6,7 +6,7 @@
 // lying headers are handled. Reading then decodes only what the requested indices need: it seeks to the
 // keyframe before the first wanted frame, decodes forward, and seeks again when the keyframe before the next
 // wanted frame lies after the current position. Frames come out as RGB24 with the short side resized to a given
-// length (the first Resize of the X-CLIP pipeline, SPEC.md §8).
+// length (the first Resize of the X-CLIP pipeline, docs/model.md §8).
 //
 //   XcError err = {0};
 //   VideoLimits lim = video_limits_default();

@@ -1,4 +1,4 @@
-// clip.h - CLIP's image and text towers (SPEC.md §1-§2, §7) with the official parameter names, and
+// clip.h - CLIP's image and text towers (docs/model.md §1-§2, §7) with the official parameter names, and
 // loading a ParamStore from a WeightSet by name.
 //
 //   WeightSet ws = {0};
@@ -58,7 +58,7 @@ typedef struct Clip {
     Tensor *logit_scale;          // scalar
 } Clip;
 
-// Reads the architecture off a CLIP-shaped weight set (SPEC.md §7); names what is missing or odd.
+// Reads the architecture off a CLIP-shaped weight set (docs/model.md §7); names what is missing or odd.
 int clip_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err);
 // Registers every CLIP parameter (zero-initialised) in ps. With freeze_text, the text tower and
 // logit_scale are frozen (no gradient buffers).

@@ -1,4 +1,4 @@
-// layers.h - the CLIP building blocks (SPEC.md §1) over the autograd ops, with parameters registered
+// layers.h - the CLIP building blocks (docs/model.md §1) over the autograd ops, with parameters registered
 // in a ParamStore under their official state-dict names.
 //
 //   ResBlock blk;

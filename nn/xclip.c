@@ -145,7 +145,7 @@ bool xclip_is_text_tensor(const char *name) {
     return !xclip_trains_under_fix_text(name) && strcmp(name, "logit_scale") != 0;
 }
 
-// ---- initialisation (SPEC.md §7) ------------------------------------------------------------------
+// ---- initialisation (docs/model.md §7) ------------------------------------------------------------------
 static void zero(Tensor *t) { init_constant(t, 0.0f); }
 
 static void init_mha_new(MultiheadAttention *a, Rng *r, bool out_trunc) {

@@ -1,4 +1,4 @@
-// xclip.h - the X-CLIP model (SPEC.md §3-§7): cross-frame communication transformer (message tokens),
+// xclip.h - the X-CLIP model (docs/model.md §3-§7): cross-frame communication transformer (message tokens),
 // multi-frame integration transformer, video-specific prompt generator and the video-text logits,
 // with the official parameter names.
 //
@@ -6,7 +6,7 @@
 //   xclip_config_from_weights(&cfg, &ws, 8, false, &err); // CLIP or X-CLIP weights; T = 8 (no resampling)
 //   XClip m; ParamStore ps; param_store_init(&ps, "params");
 //   xclip_init(&m, &ps, &cfg);                             // registers every tensor; text frozen if fix_text
-//   xclip_init_new_tensors(&m, seed);                      // SPEC §7 initialisation of the X-CLIP additions
+//   xclip_init_new_tensors(&m, seed);                      // docs/model.md §7 initialisation of the X-CLIP additions
 //   params_load(&ps, &ws, xclip_is_new_tensor, &err);      // CLIP tensors by name (X-CLIP ones may be missing)
 //   xclip_cache_text(&m, tokens, K, 77);                   // fix_text: text features once, no grad
 //   XClipOut o = xclip_forward(g, &m, video, NULL, K, 77, &drop); // video (B, T, 3, H, W) -> o.logits (B, K)
@@ -61,7 +61,7 @@ typedef struct XClip {
     int64_t text_cache_k;
 } XClip;
 
-// Defaults of SPEC.md §7 on top of a CLIP config.
+// Defaults of docs/model.md §7 on top of a CLIP config.
 XClipConfig xclip_config_default(const ClipConfig *clip, int64_t frames);
 // Reads the architecture off CLIP or X-CLIP weights. For X-CLIP weights T comes from
 // mit.positional_embedding and must equal `frames` unless interpolate_frames (then the embedding is
@@ -76,7 +76,7 @@ int xclip_adapt_weights(WeightSet *ws, int64_t frames, XcError *err);
 
 void xclip_init(XClip *m, ParamStore *ps, const XClipConfig *cfg);
 void xclip_free(XClip *m);
-// SPEC.md §7 initialisation of the tensors X-CLIP adds to CLIP, from rng_stream(seed, RNG_STREAM_INIT).
+// docs/model.md §7 initialisation of the tensors X-CLIP adds to CLIP, from rng_stream(seed, RNG_STREAM_INIT).
 void xclip_init_new_tensors(XClip *m, uint64_t seed);
 // CLIP's own random initialisation (training from scratch: pretrained = none).
 void xclip_init_clip_random(XClip *m, uint64_t seed);

@@ -1,6 +1,6 @@
 // test_xclip_build.c - building X-CLIP models: from a Hugging Face X-CLIP file, at another frame count
 // (refused by default, with linear interpolation of the MIT positional embedding on request), from a
-// plain CLIP checkpoint (SPEC.md §7 initialisation of the additions, reproducible from the seed), and
+// plain CLIP checkpoint (docs/model.md §7 initialisation of the additions, reproducible from the seed), and
 // with fix_text off (the text tower trains: its gradients against finite differences).
 #include "test_util.h"
 #include "xclip_fixture.h"
@@ -124,7 +124,7 @@ static void test_from_clip(void) {
     XClipConfig cfg;
     XC_EXPECT(xclip_config_from_weights(&cfg, &ws, 8, false, &err) == XC_OK, "%s", err.msg);
     XC_EXPECT(cfg.mit_layers == 1 && cfg.prompt_layers == 2 && cfg.fix_text && fabsf(cfg.prompt_alpha - 0.1f) < 1e-7f,
-              "SPEC defaults: mit 1, prompts 2, alpha 0.1, fix_text");
+              "docs/model.md §7.3 defaults: mit 1, prompts 2, alpha 0.1, fix_text");
     float *first = NULL;
     int64_t n_first = 0;
     for (int run = 0; run < 3; run++) {

@@ -7,7 +7,7 @@
 //         logits, training mode, drop-path 0) and /grad/<official name> for every tensor that trains under
 //         fix_text (visual.*, mit.*, prompts_*).
 // CKPT: any weights file the project reads (X-CLIP, or CLIP: then the X-CLIP additions are initialised as
-// SPEC.md §7 from --seed, and T comes from /video).
+// docs/model.md §7 from --seed, and T comes from /video).
 #include "autograd/runtime.h"
 #include "nn/xclip.h"
 #include "checkpoints/h5io.h"

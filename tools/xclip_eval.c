@@ -1,4 +1,4 @@
-// xclip-eval - evaluate an X-CLIP checkpoint on one or more test lists (SPEC.md §10): top-1, top-5 and
+// xclip-eval - evaluate an X-CLIP checkpoint on one or more test lists (docs/model.md §10): top-1, top-5 and
 // mean-class accuracy, mean ± std over several lists / label sets (zero-shot splits), per-video predictions.
 //
 //   xclip-eval CONFIG --checkpoint CKPT [--views CLIPSxCROPS] [--labels CSV]... [--list LIST]...

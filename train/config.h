@@ -1,5 +1,5 @@
 // config.h - run configuration: INI files with sections [data] [model] [train] [aug] [test] [output]
-// (SPEC.md §8-§10), command-line overrides, validation and the effective config of a run.
+// (docs/model.md §8-§10), command-line overrides, validation and the effective config of a run.
 //
 //   TrainConfig c;
 //   XcError err;

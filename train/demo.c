@@ -72,7 +72,7 @@ void demo_init(Demo *d, const DemoConfig *cfg) {
     init_trunc_normal(d->head.w, &init, 0.02f);
 
     adamw_init(&d->opt, ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
-    for (int i = 0; i < ps->n; i++) // no decay for 1-D tensors and positional embeddings (SPEC.md §9)
+    for (int i = 0; i < ps->n; i++) // no decay for 1-D tensors and positional embeddings (docs/model.md §9)
         adamw_set_group(&d->opt, i, 0, ps->p[i]->ndim > 1 && !strstr(ps->p[i]->name, "positional_embedding"));
     graph_init(&d->g, 8u << 20);
     d->data = rng_stream(cfg->seed, RNG_STREAM_DATA);

@@ -1,4 +1,4 @@
-// schedule.h - the learning-rate schedule of SPEC.md §9: linear warm-up from 0, then cosine to lr_min, per
+// schedule.h - the learning-rate schedule of docs/model.md §9: linear warm-up from 0, then cosine to lr_min, per
 // iteration, as timm's CosineLRScheduler(t_initial = epochs*n_iter, lr_min, warmup_lr_init = 0,
 // warmup_t = int(warmup_epochs*n_iter), cycle_limit = 1, t_in_epochs = False) in the official code:
 //   t <  warmup:  lr(t) = base * t / warmup

@@ -4,7 +4,7 @@
 Run with the system Python that has torch 1.13 (not a pyenv without torch):
     /usr/bin/python3 tests/ref/make_ckpt_fixtures.py [OUT_DIR]
 
-The model follows SPEC.md sections 1-2 (official parameter names, nn.MultiheadAttention with stacked
+The model follows docs/model.md §1-§2 (official parameter names, nn.MultiheadAttention with stacked
 in_proj_*, QuickGELU MLP called c_fc/c_proj, OpenAI's attn_mask as a plain tensor attribute), kept small
 so that the fixtures stay under 2 MB: width 64 (one head), image 24, patch 8, 2 vision blocks,
 1 text block, vocabulary 32, context 8, embed dim 32. To save space the MLP hidden width is W/2 instead

@@ -1,4 +1,4 @@
-"""Reference PyTorch models for xclip.c's parity tests, written from ../shared/SPEC.md and checked
+"""Reference PyTorch models for xclip.c's parity tests, written from docs/model.md and checked
 against the official code (openai/CLIP clip/model.py; microsoft/VideoX X-CLIP/models/).
 
 CLIP here is the official architecture with its state-dict names, made small through the constructor:
@@ -104,16 +104,16 @@ def randomise_norms(model, scale=0.1):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# X-CLIP (microsoft/VideoX X-CLIP/models/{xclip,cct,mit,prompt}.py), written from SPEC.md §3-§7 and checked line by
+# X-CLIP (microsoft/VideoX X-CLIP/models/{xclip,cct,mit,prompt}.py), written from docs/model.md §3-§7 and checked line by
 # line against the official code. Tensors are sequence-first (L, N, W) inside the transformers, as there.
-# Where SPEC.md and the official code differ, the official behaviour is implemented and the difference noted
-# in a "SPEC vs official" comment.
+# The official behaviour is implemented throughout; comments marked "Note" point out details that are easy to
+# get wrong (docs/model.md §12 lists where xclip.c itself departs from the official code).
 # ---------------------------------------------------------------------------------------------------------------
 
 class DropPath(nn.Module):
     """Stochastic depth as the official code uses it (clip/model.py drop_path, timm's formula).
 
-    SPEC vs official: SPEC §3 calls it per-sample stochastic depth, but the official mask has shape
+    Note (docs/model.md §3.6): not per-sample stochastic depth: the official mask has shape
     (x.shape[0], 1, ..., 1) and every call site in cct.py passes a sequence-first tensor, so what is dropped is a
     sequence position shared by all samples: a frame index t for the message attention ((T, B, W) input), a
     token position for the intra-frame attention ((L+1, B*T, W)) and the MLP ((L, B*T, W)). With drop_path 0 (the
@@ -355,7 +355,7 @@ class XCLIP(nn.Module):
         """With fix_text (use_cache) the text features are computed once, in eval mode and without gradients,
         and reused for every later call whatever text is passed. As in the official code this ends with
         self.train(), also when called from an eval-mode forward.
-        SPEC vs official (not in SPEC): official validate() calls model.eval() once, then every forward runs
+        Note: official validate() calls model.eval() once, then every forward runs
         cache_text, which leaves the model in train mode, so from the second validation batch on the video
         encoder runs in train mode: with drop_path > 0 evaluation would be stochastic (the default drop_path 0
         hides this; no other train/eval difference exists in X-CLIP). The cache is never invalidated either."""
@@ -387,7 +387,7 @@ def fix_text(model):
     """utils/optimizer.py fix_text: every parameter whose name contains none of "visual.", "mit", "prompts" is
     frozen: the text tower (token_embedding, positional_embedding, transformer.*, ln_final, text_projection) and
     logit_scale. prompts_visual_ln / prompts_visual_proj stay trainable through "prompts" ("visual." has a dot).
-    SPEC §2 only says the text encoder gets no gradients: logit_scale is frozen too. main.py also sets
+    Note (docs/model.md §2.4): logit_scale is frozen too, not only the text encoder. main.py also sets
     use_cache = FIX_TEXT, so the text features are computed once (cache_text)."""
     for name, p in model.named_parameters():
         if not ("visual." in name or "mit" in name or "prompts" in name):
@@ -408,7 +408,7 @@ def param_groups(model, lr, weight_decay=0.001):
       prompts: names containing "prompts"                              10 lr
       msg:     names containing "message_"                             10 lr
     Frozen parameters (requires_grad False) are skipped. Returns a list for torch.optim.AdamW.
-    Not in SPEC §9: a 0-d tensor is not "1-D", so logit_scale (trainable only without fix_text) gets weight decay;
+    Note (docs/model.md §9.1): a 0-d tensor is not "1-D", so logit_scale (trainable only without fix_text) gets weight decay;
     in_proj_bias does not end in ".bias" but is 1-D, so no decay. The group order (clip, mit, prompts, msg; decay
     before no-decay; named_parameters order inside) numbers the parameters in optimizer.state_dict(), which the
     official checkpoints save ('optimizer')."""
