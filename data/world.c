@@ -209,7 +209,8 @@ static void draw_object(const WorldObject *o, int S, float *acc) {
 }
 
 void world_render(const WorldScene *sc, int S, uint8_t *rgb) {
-    float *acc = xc_malloc((size_t)S * S * 3 * sizeof(float)); // (S, S, 3)
+    float local[64 * 64 * 3]; // up to 64x64 no allocation (a loader may render in its workers)
+    float *acc = S <= 64 ? local : xc_malloc((size_t)S * S * 3 * sizeof(float)); // (S, S, 3)
     draw_background(&sc->bg, S, acc);
     for (int i = 0; i < sc->n; i++) draw_object(&sc->obj[i], S, acc);
     Rng noise = rng_stream(sc->noise_key, RNG_STREAM_DATA);
@@ -220,7 +221,7 @@ void world_render(const WorldScene *sc, int S, uint8_t *rgb) {
             rgb[p * 3 + k] = (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
         }
     }
-    xc_free(acc);
+    if (acc != local) xc_free(acc);
 }
 
 void world_image_caption(const WorldConfig *wc, WorldImageSplit split, int64_t index, int variant,

@@ -117,7 +117,8 @@ int64_t world_image_count(const WorldConfig *wc, WorldImageSplit split);
 
 // The scene of image `index` of a split (random from (seed, split, index)).
 void world_image_scene(const WorldConfig *wc, WorldImageSplit split, int64_t index, WorldScene *out);
-// Draw a scene into rgb (S, S, 3): background, objects with 4x4 supersampled edges, grey noise.
+// Draw a scene into rgb (S, S, 3): background, objects with 4x4 supersampled edges, grey noise. Thread-safe;
+// allocates nothing up to S = 64.
 void world_render(const WorldScene *sc, int S, uint8_t *rgb);
 // 1 if the point (u, w) of the unit shape (radius 1, upright, w down) is inside it.
 int world_shape_inside(int shape, float u, float w);

@@ -14,7 +14,7 @@
 //   WorldClass cls[WORLD_MAX_CLASSES];
 //   int K = world_classes(WORLD_SOURCE, cls);                 // 58 classes
 //   char name[96];
-//   world_class_name(&cls[3], name, sizeof name);              // "a yellow ring moving left"
+//   world_class_name(&cls[3], name, sizeof name);              // "a ring moving left"
 //   WorldVideo v;
 //   world_video_sample(&wc, WORLD_SOURCE, 3, 0, &v);           // video 0 of class 3 (from the seed)
 //   uint8_t rgb[32 * 32 * 3];
