@@ -194,6 +194,8 @@ static int write_image_split(const char *dir, const WorldConfig *wc, WorldImageS
                                     WORLD_CAPTION_MAX);
         }
         for (int j = 0; j < nb; j++) write_image(wc, &fs, split, b0 + j, &pd[j]);
+        if (ferror(fs.tar) || ferror(fs.captions)) // a full disk stops the split at once
+            rc = xc_err(err, "%s/%s.tar: write failed: %s", dir, world_image_split_names[split], strerror(errno));
         progress(wc, what, b0 + nb, N, t0, &last);
     }
     xc_free(caps);
