@@ -89,11 +89,12 @@ void synth_render(const SynthConfig *sc, int c, uint64_t vseed, int t, uint8_t *
         }
 }
 
-int synth_write_video(const char *path, const SynthConfig *sc, int c, uint64_t vseed, XcError *err) {
+int synth_encode_video(const char *path, int size, int frames, int fps, const char *codec_name, SynthRenderFn render,
+                       void *ctx, XcError *err) {
     av_log_set_level(AV_LOG_ERROR);
-    const AVCodec *codec = sc->codec ? avcodec_find_encoder_by_name(sc->codec) : avcodec_find_encoder_by_name("libx264");
-    if (!codec && !sc->codec) codec = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
-    if (!codec) return xc_err(err, "%s: encoder %s not available in this libavcodec", path, sc->codec ? sc->codec : "mpeg4");
+    const AVCodec *codec = codec_name ? avcodec_find_encoder_by_name(codec_name) : avcodec_find_encoder_by_name("libx264");
+    if (!codec && !codec_name) codec = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
+    if (!codec) return xc_err(err, "%s: encoder %s not available in this libavcodec", path, codec_name ? codec_name : "mpeg4");
     AVFormatContext *fmt = NULL;
     AVCodecContext *enc = NULL;
     AVFrame *frame = NULL;
@@ -110,9 +111,9 @@ int synth_write_video(const char *path, const SynthConfig *sc, int c, uint64_t v
     AVStream *st = avformat_new_stream(fmt, NULL);
     enc = avcodec_alloc_context3(codec);
     if (!st || !enc) xc_fatal("out of memory (encoder)");
-    enc->width = enc->height = sc->size;
-    enc->time_base = (AVRational){1, sc->fps};
-    enc->framerate = (AVRational){sc->fps, 1};
+    enc->width = enc->height = size;
+    enc->time_base = (AVRational){1, fps};
+    enc->framerate = (AVRational){fps, 1};
     enc->pix_fmt = AV_PIX_FMT_YUV420P;
     enc->gop_size = 8;
     enc->max_b_frames = 2;
@@ -151,28 +152,32 @@ int synth_write_video(const char *path, const SynthConfig *sc, int c, uint64_t v
     frame = av_frame_alloc();
     pkt = av_packet_alloc();
     frame->format = enc->pix_fmt;
-    frame->width = frame->height = sc->size;
+    frame->width = frame->height = size;
     if (av_frame_get_buffer(frame, 0) < 0) xc_fatal("out of memory (frame)");
-    sws = sws_getContext(sc->size, sc->size, AV_PIX_FMT_RGB24, sc->size, sc->size, AV_PIX_FMT_YUV420P, SWS_BILINEAR,
+    sws = sws_getContext(size, size, AV_PIX_FMT_RGB24, size, size, AV_PIX_FMT_YUV420P, SWS_BILINEAR,
                          NULL, NULL, NULL);
-    const int stride = ((sc->size + 16) * 3 + 63) & ~63;
-    rgb = av_malloc((size_t)stride * (sc->size + 2));
-    uint8_t *tight = av_malloc((size_t)sc->size * sc->size * 3);
-    for (int t = 0; t <= sc->frames; t++) {
+    const int stride = ((size + 16) * 3 + 63) & ~63;
+    rgb = av_malloc((size_t)stride * (size + 2));
+    uint8_t *tight = av_malloc((size_t)size * size * 3);
+    for (int t = 0; t <= frames; t++) {
         AVFrame *in = NULL;
-        if (t < sc->frames) {
-            synth_render(sc, c, vseed, t, tight);
-            for (int y = 0; y < sc->size; y++) memcpy(rgb + (size_t)y * stride, tight + (size_t)y * sc->size * 3, (size_t)sc->size * 3);
+        if (t < frames) {
+            render(ctx, t, tight);
+            for (int y = 0; y < size; y++) memcpy(rgb + (size_t)y * stride, tight + (size_t)y * size * 3, (size_t)size * 3);
             if (av_frame_make_writable(frame) < 0) xc_fatal("av_frame_make_writable");
             const uint8_t *src[1] = {rgb};
             int sstride[1] = {stride};
-            sws_scale(sws, src, sstride, 0, sc->size, frame->data, frame->linesize);
+            sws_scale(sws, src, sstride, 0, size, frame->data, frame->linesize);
             frame->pts = t;
             in = frame;
         }
         ret = avcodec_send_frame(enc, in);
         if (ret < 0) { av_free(tight); xc_err(err, "%s: encoding failed", path); goto done; }
         while ((ret = avcodec_receive_packet(enc, pkt)) >= 0) {
+            // Every frame lasts one tick of 1/fps. libx264 leaves pkt->duration 0, and the MP4 muxer then ends the
+            // track's edit list at the last frame's start time: at most frame rates (all but 16 fps) players and
+            // our reader dropped the last frame.
+            if (pkt->duration == 0) pkt->duration = 1;
             av_packet_rescale_ts(pkt, enc->time_base, st->time_base);
             pkt->stream_index = st->index;
             if (av_interleaved_write_frame(fmt, pkt) < 0) { av_free(tight); xc_err(err, "%s: write failed", path); goto done; }
@@ -192,6 +197,17 @@ done:
         avformat_free_context(fmt);
     }
     return rc;
+}
+
+typedef struct SynthCtx { const SynthConfig *sc; int c; uint64_t vseed; } SynthCtx;
+static void synth_render_cb(void *ctx, int t, uint8_t *rgb) {
+    const SynthCtx *s = ctx;
+    synth_render(s->sc, s->c, s->vseed, t, rgb);
+}
+
+int synth_write_video(const char *path, const SynthConfig *sc, int c, uint64_t vseed, XcError *err) {
+    SynthCtx ctx = {sc, c, vseed};
+    return synth_encode_video(path, sc->size, sc->frames, sc->fps, sc->codec, synth_render_cb, &ctx, err);
 }
 
 static int mkdir_p(const char *path, XcError *err) {

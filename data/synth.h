@@ -33,4 +33,10 @@ void synth_class_name(int c, char *buf, size_t n);
 void synth_render(const SynthConfig *sc, int c, uint64_t vseed, int t, uint8_t *rgb);
 // Encode one video.
 int synth_write_video(const char *path, const SynthConfig *sc, int c, uint64_t vseed, XcError *err);
+// The encoder behind it, for any frames: render(ctx, t, rgb) draws frame t into rgb (size, size, 3); the video is
+// written to path (the container follows the name) at fps with codec_name (NULL: libx264 if this libavcodec has
+// it, else mpeg4; libx264 runs single-threaded without macroblock-tree, so the bytes depend only on the frames).
+typedef void (*SynthRenderFn)(void *ctx, int t, uint8_t *rgb);
+int synth_encode_video(const char *path, int size, int frames, int fps, const char *codec_name, SynthRenderFn render,
+                       void *ctx, XcError *err);
 int synth_write_dataset(const char *outdir, const SynthConfig *sc, XcError *err);
