@@ -228,3 +228,45 @@ int params_load(ParamStore *ps, const WeightSet *ws, ParamFilter may_be_missing,
 void params_to_weights(const ParamStore *ps, WeightSet *ws) {
     for (int i = 0; i < ps->n; i++) weights_add(ws, ps->p[i]->name, ps->p[i]->ndim, ps->p[i]->shape, ps->p[i]->data);
 }
+
+// ---- random initialisation (openai/CLIP initialize_parameters) -------------------------------------------
+static void init_block(ResBlock *b, Rng *r, int64_t width, int64_t layers) {
+    float attn_std = 1.0f / sqrtf((float)width), proj_std = attn_std / sqrtf(2.0f * (float)layers);
+    float fc_std = 1.0f / sqrtf(2.0f * (float)width);
+    rng_fill_normal(r, b->attn.in_w->data, b->attn.in_w->numel, 0.0f, attn_std);
+    init_constant(b->attn.in_b, 0.0f);
+    rng_fill_normal(r, b->attn.out_w->data, b->attn.out_w->numel, 0.0f, proj_std);
+    init_constant(b->attn.out_b, 0.0f);
+    rng_fill_normal(r, b->c_fc.w->data, b->c_fc.w->numel, 0.0f, fc_std);
+    init_constant(b->c_fc.b, 0.0f);
+    rng_fill_normal(r, b->c_proj.w->data, b->c_proj.w->numel, 0.0f, proj_std);
+    init_constant(b->c_proj.b, 0.0f);
+    layernorm_reset(&b->ln_1);
+    layernorm_reset(&b->ln_2);
+}
+
+void clip_init_random_towers(ClipVision *v, ResBlock *const *vision_blocks, ClipText *t, Tensor *logit_scale,
+                             const ClipConfig *c, uint64_t seed) {
+    Rng r = rng_substream(seed, RNG_STREAM_INIT, 1, 0); // apart from the X-CLIP additions' stream
+    float scale = 1.0f / sqrtf((float)c->vision_width);
+    float conv_bound = 1.0f / sqrtf((float)(3 * c->patch * c->patch)); // nn.Conv2d default (kaiming a=sqrt(5))
+    rng_fill_uniform(&r, v->conv1->data, v->conv1->numel, -conv_bound, conv_bound);
+    rng_fill_normal(&r, v->class_embedding->data, v->class_embedding->numel, 0.0f, scale);
+    rng_fill_normal(&r, v->positional_embedding->data, v->positional_embedding->numel, 0.0f, scale);
+    rng_fill_normal(&r, v->proj->data, v->proj->numel, 0.0f, scale);
+    layernorm_reset(&v->ln_pre);
+    layernorm_reset(&v->ln_post);
+    for (int64_t i = 0; i < c->vision_layers; i++) init_block(vision_blocks[i], &r, c->vision_width, c->vision_layers);
+    rng_fill_normal(&r, t->token_embedding->data, t->token_embedding->numel, 0.0f, 0.02f);
+    rng_fill_normal(&r, t->positional_embedding->data, t->positional_embedding->numel, 0.0f, 0.01f);
+    for (int64_t i = 0; i < c->text_layers; i++) init_block(&t->blocks[i], &r, c->text_width, c->text_layers);
+    layernorm_reset(&t->ln_final);
+    rng_fill_normal(&r, t->text_projection->data, t->text_projection->numel, 0.0f, 1.0f / sqrtf((float)c->text_width));
+    logit_scale->data[0] = logf(1.0f / 0.07f);
+}
+
+void clip_init_random(Clip *m, uint64_t seed) {
+    ResBlock *vision[CLIP_MAX_LAYERS];
+    for (int64_t i = 0; i < m->cfg.vision_layers; i++) vision[i] = &m->visual.blocks[i];
+    clip_init_random_towers(&m->visual, vision, &m->text, m->logit_scale, &m->cfg, seed);
+}

@@ -67,6 +67,14 @@ void clip_init(Clip *m, ParamStore *ps, const ClipConfig *cfg, bool freeze_text)
 void clip_vision_init_stem(ClipVision *v, ParamStore *ps, const ClipConfig *cfg);
 void clip_text_init(ClipText *t, ParamStore *ps, const ClipConfig *cfg, bool freeze);
 
+// CLIP's own random initialisation (openai/CLIP initialize_parameters; conv1 as nn.Conv2d's default), from
+// rng_substream(seed, RNG_STREAM_INIT, 1, 0): training from scratch.
+void clip_init_random(Clip *m, uint64_t seed);
+// The same on towers held elsewhere (X-CLIP keeps the vision ResBlocks inside its own blocks): vision_blocks
+// lists the c->vision_layers blocks of the vision tower.
+void clip_init_random_towers(ClipVision *v, ResBlock *const *vision_blocks, ClipText *t, Tensor *logit_scale,
+                             const ClipConfig *c, uint64_t seed);
+
 // images (F, 3, H, W) -> (F, E): ln_post(class token) @ proj.
 Tensor *clip_encode_image(Graph *g, const Clip *m, Tensor *images);
 // Patch tokens + class token + positional embedding + ln_pre: images (F, 3, H, W) -> (F, L, W).

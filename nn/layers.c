@@ -77,6 +77,11 @@ void init_linear_default(Linear *l, Rng *r) {
     if (l->b) rng_fill_uniform(r, l->b->data, l->b->numel, -bound, bound);
 }
 
+void layernorm_reset(LayerNorm *ln) {
+    init_constant(ln->w, 1.0f);
+    init_constant(ln->b, 0.0f);
+}
+
 void init_constant(Tensor *t, float v) {
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = v;
 }

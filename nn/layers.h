@@ -53,3 +53,4 @@ void init_trunc_normal(Tensor *t, Rng *r, float std);          // timm trunc_nor
 void init_xavier_uniform(Tensor *t, Rng *r);                   // fan_in + fan_out of a 2-D weight
 void init_linear_default(Linear *l, Rng *r);                   // nn.Linear: U(+-1/sqrt(in)) for w and b
 void init_constant(Tensor *t, float v);
+void layernorm_reset(LayerNorm *ln);                           // weight 1, bias 0

@@ -156,10 +156,6 @@ static void init_mha_new(MultiheadAttention *a, Rng *r, bool out_trunc) {
     zero(a->out_b);
 }
 
-static void init_ln(LayerNorm *ln) {
-    init_constant(ln->w, 1.0f);
-    zero(ln->b);
-}
 
 static void init_linear_trunc(Linear *l, Rng *r) {
     init_trunc_normal(l->w, r, 0.02f);
@@ -172,67 +168,37 @@ void xclip_init_new_tensors(XClip *m, uint64_t seed) {
     for (int64_t i = 0; i < c->clip.vision_layers; i++) {
         CctBlock *b = &m->blocks[i];
         init_linear_default(&b->message_fc, &r);
-        init_ln(&b->message_ln);
+        layernorm_reset(&b->message_ln);
         init_mha_new(&b->message_attn, &r, false);
     }
     init_trunc_normal(m->mit_positional_embedding, &r, 0.02f);
     for (int64_t j = 0; j < c->mit_layers; j++) {
         ResBlock *b = &m->mit[j];
-        init_ln(&b->ln_1);
-        init_ln(&b->ln_2);
+        layernorm_reset(&b->ln_1);
+        layernorm_reset(&b->ln_2);
         init_mha_new(&b->attn, &r, true);
         init_linear_trunc(&b->c_fc, &r);
         init_linear_trunc(&b->c_proj, &r);
     }
-    init_ln(&m->prompts_norm);
+    layernorm_reset(&m->prompts_norm);
     for (int64_t j = 0; j < c->prompt_layers; j++) {
         PromptLayer *p = &m->prompts[j];
         Linear *lin[] = {&p->q_proj, &p->k_proj, &p->v_proj, &p->proj, &p->fc1, &p->fc2};
         for (size_t k = 0; k < sizeof lin / sizeof lin[0]; k++) init_linear_trunc(lin[k], &r);
-        init_ln(&p->norm1);
-        init_ln(&p->norm3);
+        layernorm_reset(&p->norm1);
+        layernorm_reset(&p->norm3);
     }
     init_constant(m->prompts_alpha, c->prompt_alpha);
-    init_ln(&m->prompts_visual_ln);
+    layernorm_reset(&m->prompts_visual_ln);
     rng_fill_normal(&r, m->prompts_visual_proj->data, m->prompts_visual_proj->numel, 0.0f, 1.0f);
 }
 
 // CLIP's initialize_parameters (openai/CLIP model.py) for both towers, plus ViT's own scales.
-static void init_clip_block(ResBlock *b, Rng *r, int64_t width, int64_t layers) {
-    float attn_std = 1.0f / sqrtf((float)width), proj_std = attn_std / sqrtf(2.0f * (float)layers);
-    float fc_std = 1.0f / sqrtf(2.0f * (float)width);
-    rng_fill_normal(r, b->attn.in_w->data, b->attn.in_w->numel, 0.0f, attn_std);
-    zero(b->attn.in_b);
-    rng_fill_normal(r, b->attn.out_w->data, b->attn.out_w->numel, 0.0f, proj_std);
-    zero(b->attn.out_b);
-    rng_fill_normal(r, b->c_fc.w->data, b->c_fc.w->numel, 0.0f, fc_std);
-    zero(b->c_fc.b);
-    rng_fill_normal(r, b->c_proj.w->data, b->c_proj.w->numel, 0.0f, proj_std);
-    zero(b->c_proj.b);
-    init_ln(&b->ln_1);
-    init_ln(&b->ln_2);
-}
 
 void xclip_init_clip_random(XClip *m, uint64_t seed) {
-    Rng r = rng_substream(seed, RNG_STREAM_INIT, 1, 0); // apart from the X-CLIP additions' stream
-    const ClipConfig *c = &m->cfg.clip;
-    ClipVision *v = &m->visual;
-    float scale = 1.0f / sqrtf((float)c->vision_width);
-    float conv_bound = 1.0f / sqrtf((float)(3 * c->patch * c->patch)); // nn.Conv2d default (kaiming a=sqrt(5))
-    rng_fill_uniform(&r, v->conv1->data, v->conv1->numel, -conv_bound, conv_bound);
-    rng_fill_normal(&r, v->class_embedding->data, v->class_embedding->numel, 0.0f, scale);
-    rng_fill_normal(&r, v->positional_embedding->data, v->positional_embedding->numel, 0.0f, scale);
-    rng_fill_normal(&r, v->proj->data, v->proj->numel, 0.0f, scale);
-    init_ln(&v->ln_pre);
-    init_ln(&v->ln_post);
-    for (int64_t i = 0; i < c->vision_layers; i++) init_clip_block(&m->blocks[i].base, &r, c->vision_width, c->vision_layers);
-    ClipText *t = &m->text;
-    rng_fill_normal(&r, t->token_embedding->data, t->token_embedding->numel, 0.0f, 0.02f);
-    rng_fill_normal(&r, t->positional_embedding->data, t->positional_embedding->numel, 0.0f, 0.01f);
-    for (int64_t i = 0; i < c->text_layers; i++) init_clip_block(&t->blocks[i], &r, c->text_width, c->text_layers);
-    init_ln(&t->ln_final);
-    rng_fill_normal(&r, t->text_projection->data, t->text_projection->numel, 0.0f, 1.0f / sqrtf((float)c->text_width));
-    m->logit_scale->data[0] = logf(1.0f / 0.07f);
+    ResBlock *vision[XCLIP_MAX_LAYERS]; // CLIP's blocks inside the cross-frame communication blocks
+    for (int64_t i = 0; i < m->cfg.clip.vision_layers; i++) vision[i] = &m->blocks[i].base;
+    clip_init_random_towers(&m->visual, vision, &m->text, m->logit_scale, &m->cfg.clip, seed);
 }
 
 // ---- forward ------------------------------------------------------------------------------------
