@@ -26,6 +26,11 @@ bool clip_clamp_logit_scale(Tensor *logit_scale) {
     return c != v;
 }
 
+bool clip_pretrain_decays(const char *name, int ndim) {
+    (void)name;
+    return ndim >= 2;
+}
+
 int64_t clip_batch_matches(const Tensor *logits) {
     const int64_t B = logits->shape[0];
     int64_t hits = 0;

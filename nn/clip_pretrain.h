@@ -18,5 +18,8 @@ Tensor *clip_contrastive_loss(Graph *g, Tensor *img, Tensor *txt, Tensor *logit_
 // CLIP keeps the temperature exp(logit_scale) within [1, 100]: logit_scale clamped to [0, ln 100], in place.
 // Returns true if the value changed.
 bool clip_clamp_logit_scale(Tensor *logit_scale);
+// Weight decay in pretraining, as open_clip: tensors of two or more dimensions only (no gains, biases,
+// class_embedding or logit_scale).
+bool clip_pretrain_decays(const char *name, int ndim);
 // Image -> caption top-1 within the batch: rows of logits (B, B) whose largest entry is the diagonal one.
 int64_t clip_batch_matches(const Tensor *logits);

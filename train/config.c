@@ -53,6 +53,9 @@ static const Key KEYS[] = {
     ENUM("data", "resize", resize, "ref|sws", "ref",
          "first resize: ref = mmcv's bilinear geometry (reference), sws = swscale in one pass (faster, not bitwise)"),
     NUM("data", "max_bad_fraction", max_bad_fraction, 0, 1, "0.01", "stop when more than this share of a list fails to decode"),
+    PATH("data", "probe_dir", probe_dir, "",
+         "xclip-pretrain: folder of a world's probe images (images/ of `xclip-synth world`): zero-shot accuracy per "
+         "attribute at every evaluation; empty: none"),
     // [model]
     PATH("model", "pretrained", pretrained, "",
          "CLIP checkpoint (OpenAI .pt, .pth, safetensors, HDF5, Hugging Face) or X-CLIP checkpoint; `none` = random init"),

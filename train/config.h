@@ -52,6 +52,7 @@ typedef struct TrainConfig {
     int64_t shot_seed;
     VideoScale resize;                  // ref (mmcv geometry) or sws (swscale, faster)
     double max_bad_fraction;
+    char probe_dir[CONFIG_PATH_MAX];    // xclip-pretrain: a world's probe images (zero-shot per attribute), "" = none
     // [model]
     char pretrained[CONFIG_PATH_MAX];   // CLIP or X-CLIP weights, or "none" (random initialisation)
     ConfigArch arch;                    // ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14-336, custom (config_arch_name)
