@@ -113,7 +113,8 @@ bool xc_exe_path(char *buf, size_t n) {
 static bool try_path(const char *dir, const char *path, char *found, size_t nfound, char *tried, size_t ntried,
                      size_t *used) {
     char p[4096];
-    if (snprintf(p, sizeof p, "%s%s%s", dir, *dir ? "/" : "", path) >= (int)sizeof p) return false;
+    const bool slash = *dir && dir[strlen(dir) - 1] != '/';
+    if (snprintf(p, sizeof p, "%s%s%s", dir, slash ? "/" : "", path) >= (int)sizeof p) return false;
     char line[4200];
     snprintf(line, sizeof line, "  %s: ", p);
     if (strstr(tried, line)) return false; // the same place reached twice (e.g. build/.. is the source tree)
