@@ -3,7 +3,9 @@
 //   - config_load / config_set: values, relative paths, quoting, and each kind of error with file:line;
 //   - config_diff between effective configs (a resumed run names the settings that changed);
 //   - the programs' error paths: missing config, unknown section, unknown key, bad value, bad --set, a data path
-//     or weight path that does not exist (the message names the key to set), bad options; exit status 2.
+//     or weight path that does not exist (the message names the key to set), bad options; exit status 2;
+//   - every missing path of a config in one message; the default vocabulary found from any directory; --set
+//     with a space instead of '='; scripts/install-deps.sh's sets (the demo's without Python packages).
 #include "test_util.h"
 #include "train/config.h"
 
@@ -291,7 +293,30 @@ static void test_diff(void) {
     free(old);
 }
 
+// scripts/install-deps.sh: the demo's set has no Python packages (PyTorch is 1.1 GB and the demo never runs
+// Python), the test set keeps PyTorch for test_export_torch; demo.sh and test.sh ask for the right one.
+static void test_install_modes(void) {
+    char scripts[1024], cmd[4096];
+    snprintf(scripts, sizeof scripts, "%s/../../scripts", source_dir());
+    snprintf(cmd, sizeof cmd, "bash '%s/install-deps.sh' --demo --list", scripts);
+    int rc = run(cmd);
+    XC_EXPECT(rc == 0 && strstr(g_out, "libopenblas-openmp-dev\n") && strstr(g_out, "ffmpeg\n") && !strstr(g_out, "python3"),
+              "install-deps.sh --demo --list (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "bash '%s/install-deps.sh' --list", scripts);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0 && strstr(g_out, "python3-torch\n") && strstr(g_out, "python3-h5py\n") && !strstr(g_out, "torchvision"),
+              "install-deps.sh --list (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "bash '%s/install-deps.sh' --bogus", scripts);
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "usage: scripts/install-deps.sh"), "install-deps.sh --bogus (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "grep -c '^scripts/install-deps.sh --demo' '%s/demo.sh'; grep -c '^if.*scripts/install-deps.sh;' '%s/test.sh'",
+             scripts, scripts);
+    rc = run(cmd);
+    XC_EXPECT(!strcmp(g_out, "1\n1\n"), "demo.sh must install with --demo, test.sh without:\n%s", g_out);
+}
+
 int main(void) {
+    test_install_modes();
     test_diff();
     test_shipped_configs();
     test_parser();
