@@ -275,7 +275,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "xclip-infer: one label only ('%s'): the probabilities are a softmax over the labels, so a single "
                         "label always gets 100%%\nHINT: give at least two labels, e.g. --labels \"%s,something else\"\n",
                 names[0], names[0]);
-        return 2;
+        exit(2); // as fail(): the clean-up is left to the OS
     }
     char vocab_path[4096], tried[1024];
     if (!xc_locate_file(vocab, vocab_path, sizeof vocab_path, tried, sizeof tried)) {
