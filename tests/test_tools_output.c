@@ -6,7 +6,8 @@
 //   - xclip-infer --json is one valid JSON document (checked by a strict syntax checker) holding the labels
 //     with their escapes, and an entry with "error" for a video that cannot be read;
 //   - xclip-infer's refusals: no labels (named), one label (a softmax over one class is always 100%),
-//     --json with --csv; a label longer than the text context is named with what is kept, not cut silently;
+//     --json with --csv; a label longer than the text context is named with what is kept, not cut silently
+//     (xclip-eval names such a class too);
 //   - the default vocabulary is found when the program runs from another directory.
 #include "test_util.h"
 #include "autograd/util.h"
@@ -210,6 +211,17 @@ int main(void) {
         }
     } else XC_EXPECT(false, "predictions: %d rows, want 7:\n%s", csv.rows, text ? text : "");
     xc_free(text);
+
+    // xclip-eval names a class text too long for the text context (16 tokens here, the model holds 14)
+    char longlab[1200];
+    snprintf(longlab, sizeof longlab, "%s/long.csv", work);
+    write_file(longlab, "id,name\n0,a red circle moving left very slowly on a grey background while it shakes a lot\n1,b\n2,c\n");
+    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/run/config.ini' --checkpoint '%s/run/best.safetensors' --labels '%s' "
+             "--predictions none", build, work, work, longlab);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0 && strstr(g_out, "long.csv: class 0 'a red circle moving left very slowly") &&
+                  strstr(g_out, "is 16 tokens") && strstr(g_out, "more than the 14") && !strstr(g_out, "class 1"),
+              "xclip-eval long class text (%d):\n%s", rc, g_out);
 
     // xclip-infer --csv with the same label file: stdout is CSV only
     char video[1200], infer[4096];

@@ -78,6 +78,22 @@ static int write_predictions(const char *path, const Dataset *ds, const LabelSet
     return XC_OK;
 }
 
+// class_tokens cuts a class text longer than the text context (as CLIP's tokenize(truncate=True)): say so.
+static void warn_long_labels(Tokenizer *tok, const LabelSet *labels, const char *file, const char *templ, int64_t S) {
+    const char *at = strstr(templ, "{}");
+    for (int k = 0; k < labels->count; k++) {
+        size_t len = strlen(templ) + strlen(labels->names[k]);
+        char *text = xc_malloc(len + 1);
+        snprintf(text, len + 1, "%.*s%s%s", (int)(at - templ), templ, labels->names[k], at + 2);
+        size_t count = tokenizer_encode_ids(tok, text, NULL, 0);
+        if (count > (size_t)S - 2)
+            fprintf(stderr, "xclip-eval: warning: %s: class %d '%s' is %zu tokens (data.template applied), more than the "
+                            "%lld the model's text context holds; only its start is read\n",
+                    file, k, labels->names[k], count, (long long)S - 2);
+        xc_free(text);
+    }
+}
+
 static void mean_std(const double *x, int n, double *mean, double *sd) {
     double s = 0, q = 0;
     for (int i = 0; i < n; i++) s += x[i];
@@ -201,6 +217,7 @@ int main(int argc, char **argv) {
         LabelSet labels = {0};
         if (labels_load(lf, &labels, &err) != XC_OK) return fail(err.msg);
         const int K = labels.count;
+        warn_long_labels(tok, &labels, lf, c.template_, m.cfg.clip.context);
         int32_t *tokens = class_tokens(tok, &labels, c.template_, m.cfg.clip.context);
         xclip_cache_text(&m, tokens, K, m.cfg.clip.context);
         Dataset *ds = dataset_open(lists[r], root, K, &err);
