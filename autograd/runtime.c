@@ -4,22 +4,44 @@
 #include "autograd/rng.h"
 #include "autograd/util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+// Re-execute this program with the same arguments (argv[0] included). The kernel names a process after the
+// file it executes (the `comm` that ps -C, pgrep -x and pkill match): executing "/proc/self/exe" would
+// rename xclip-train to "exe". So the real path is executed, and the name the process had (which differs
+// from the file's when it was started through a renamed symlink) is handed over in XCLIP_PROCESS_NAME and
+// restored by xc_runtime_init.
 static void reexec(char **argv, const char *core) {
     if (core) {
         setenv("OPENBLAS_CORETYPE", core, 1);
         setenv("XCLIP_BLAS_CHOSEN", core, 1); // the re-executed process checks these kernels
     }
     setenv("XCLIP_RUNTIME_SET", "1", 1);      // and does not re-execute again
+    char name[17] = "";                       // TASK_COMM_LEN = 16
+    if (prctl(PR_GET_NAME, name) == 0 && *name) setenv("XCLIP_PROCESS_NAME", name, 1);
     fflush(stdout);
     fflush(stderr);
-    execv("/proc/self/exe", argv);
+    char exe[4096];
+    if (xc_exe_path(exe, sizeof exe)) execv(exe, argv);
+    execv("/proc/self/exe", argv); // the file is gone (rebuilt while running): the name is restored anyway
+    unsetenv("XCLIP_PROCESS_NAME");
     // exec failed: carry on with whatever OpenBLAS picked
+}
+
+// After a re-execution: take back the process name the program was started with (see reexec).
+static void restore_name(void) {
+    const char *name = getenv("XCLIP_PROCESS_NAME");
+    if (!name) return;
+    char now[17] = "";
+    if (prctl(PR_GET_NAME, now) == 0 && strcmp(now, name) != 0) prctl(PR_SET_NAME, name);
+    unsetenv("XCLIP_PROCESS_NAME"); // programs this one starts get their own names
 }
 
 static const char *best_core(void) {
@@ -54,6 +76,7 @@ static bool gemm_ok(void) {
 
 void xc_runtime_init(int argc, char **argv) {
     (void)argc;
+    restore_name();
     const char *chosen = getenv("XCLIP_BLAS_CHOSEN");
     const char *auto_ = getenv("XCLIP_BLAS_AUTO");
     if (!getenv("XCLIP_RUNTIME_SET")) {
@@ -75,4 +98,53 @@ void xc_runtime_init(int argc, char **argv) {
 const char *xc_blas_core(void) {
     const char *c = getenv("OPENBLAS_CORETYPE");
     return c && *c ? c : "auto";
+}
+
+bool xc_exe_path(char *buf, size_t n) {
+    if (n < 2) return false;
+    ssize_t len = readlink("/proc/self/exe", buf, n - 1);
+    if (len <= 0 || (size_t)len >= n - 1) return false;
+    buf[len] = 0;
+    struct stat st; // "/path/prog (deleted)" once the file was replaced: not a path to execute or look beside
+    return stat(buf, &st) == 0;
+}
+
+// Append "  dir/path: reason\n" to tried; true if dir/path is readable (then it goes to found).
+static bool try_path(const char *dir, const char *path, char *found, size_t nfound, char *tried, size_t ntried,
+                     size_t *used) {
+    char p[4096];
+    const bool slash = *dir && dir[strlen(dir) - 1] != '/';
+    if (snprintf(p, sizeof p, "%s%s%s", dir, slash ? "/" : "", path) >= (int)sizeof p) return false;
+    char line[4200];
+    snprintf(line, sizeof line, "  %s: ", p);
+    if (strstr(tried, line)) return false; // the same place reached twice (e.g. build/.. is the source tree)
+    bool ok = access(p, R_OK) == 0;
+    if (*used < ntried) {
+        int w = snprintf(tried + *used, ntried - *used, "  %s: %s\n", p, ok ? "found" : strerror(errno));
+        *used += w > 0 ? (size_t)w : 0;
+        if (*used >= ntried) *used = ntried;
+    }
+    if (ok && snprintf(found, nfound, "%s", p) < (int)nfound) return true;
+    return false;
+}
+
+bool xc_locate_file(const char *path, char *found, size_t nfound, char *tried, size_t ntried) {
+    XC_CHECK(ntried > 0 && nfound > 0, "xc_locate_file: empty buffers");
+    size_t used = 0;
+    tried[0] = 0;
+    if (path[0] == '/') return try_path("", path, found, nfound, tried, ntried, &used);
+    char cwd[4096], exe[4096];
+    if (getcwd(cwd, sizeof cwd) && try_path(cwd, path, found, nfound, tried, ntried, &used)) return true;
+    if (xc_exe_path(exe, sizeof exe)) {
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0; // the program's directory
+        if (try_path(exe, path, found, nfound, tried, ntried, &used)) return true;
+        slash = strrchr(exe, '/');
+        if (slash && slash != exe) *slash = 0; // its parent: a build folder inside the source tree
+        if (slash && try_path(exe, path, found, nfound, tried, ntried, &used)) return true;
+    }
+#ifdef XCLIP_SOURCE_DIR
+    if (try_path(XCLIP_SOURCE_DIR, path, found, nfound, tried, ntried, &used)) return true;
+#endif
+    return false;
 }

@@ -114,6 +114,27 @@ void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err
     return buf;
 }
 
+int xc_mkdir_p(const char *path, mode_t mode, XcError *err) {
+    char buf[4096];
+    if (!*path) return xc_err(err, "cannot create a directory with an empty name");
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return xc_err(err, "%.80s...: path too long", path);
+    for (char *p = buf + 1;; p++) { // each prefix ending before a '/', then the whole path
+        if (*p && *p != '/') continue;
+        char c = *p;
+        *p = 0;
+        struct stat st;
+        if (mkdir(buf, mode) != 0) {
+            int e = errno;
+            if (stat(buf, &st) != 0) return xc_err(err, "%s: cannot create directory %s: %s", path, buf, strerror(e));
+            if (!S_ISDIR(st.st_mode)) return xc_err(err, "%s: cannot create directory: %s is not a directory", path, buf);
+        }
+        *p = c;
+        if (!c) return XC_OK;
+        while (p[1] == '/') p++; // a//b
+        if (!p[1]) return XC_OK;  // a trailing '/'
+    }
+}
+
 int xc_pwrite_all(int fd, const void *buf, size_t n, off_t off) {
     const char *p = buf;
     while (n) {

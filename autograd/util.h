@@ -67,6 +67,9 @@ FILE *xc_fopen(const char *path, const char *mode, XcError *err);
 int xc_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 // Read a whole file (at most max_bytes) into a new buffer; *len gets its size. NULL + err on failure.
 void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err);
+// Create a directory and the missing ones above it, as `mkdir -p` does (mode for each one created). XC_OK if it
+// exists afterwards; XC_ERR + "path: cannot create directory prefix: reason" (or "... is not a directory").
+int xc_mkdir_p(const char *path, mode_t mode, XcError *err);
 
 // Monotonic wall clock in seconds.
 double xc_now(void);

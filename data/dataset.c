@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -81,6 +82,43 @@ static void problems_finish(Problems *p) {
 }
 
 // ---- labels ------------------------------------------------------------------------------------------------
+// A quoted CSV field (RFC 4180) in place: "say ""hi"", left" -> say "hi", left. Problems: no closing quote (a
+// field spanning lines is not supported), text after the closing quote (a lone quote inside).
+static int unquote_field(char *field, const char *path, int line, Problems *P) {
+    char shown[64];
+    snprintf(shown, sizeof shown, "%s", field);
+    char *w = field, *r = field + 1;
+    for (; *r; r++) {
+        if (*r != '"') { *w++ = *r; continue; }
+        if (r[1] != '"') break; // the closing quote
+        *w++ = '"';
+        r++;
+    }
+    if (*r != '"') {
+        problem(P, "%s:%d: quoted name `%s` has no closing quote (a name cannot span lines)", path, line, shown);
+        return XC_ERR;
+    }
+    if (r[1]) {
+        problem(P, "%s:%d: text after the closing quote in `%s` (a quote inside a quoted name is written twice: \"\")",
+                path, line, shown);
+        return XC_ERR;
+    }
+    *w = 0;
+    return XC_OK;
+}
+
+void csv_write_field(FILE *f, const char *s) {
+    size_t n = strlen(s);
+    bool quote = strpbrk(s, ",\"\r\n") || (n && (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1])));
+    if (!quote) { fputs(s, f); return; }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
 int labels_load(const char *path, LabelSet *out, XcError *err) {
     memset(out, 0, sizeof *out);
     Lines L;
@@ -109,17 +147,11 @@ int labels_load(const char *path, LabelSet *out, XcError *err) {
         char *ids = s;
         while (isspace((unsigned char)*ids)) ids++;
         if (!parse_int(ids, &id)) { problem(&P, "%s:%d: id `%.30s` is not an integer", path, L.line, s); continue; }
-        // name: trim; a quoted name may contain commas and doubled quotes
+        // name: trimmed; a quoted name (RFC 4180) keeps commas, blanks and doubled quotes
         while (isspace((unsigned char)*name)) name++;
         size_t nl = strlen(name);
         while (nl && isspace((unsigned char)name[nl - 1])) name[--nl] = 0;
-        if (nl >= 2 && name[0] == '"' && name[nl - 1] == '"') {
-            name[nl - 1] = 0;
-            name++;
-            char *w = name;
-            for (char *r = name; *r; r++) { *w++ = *r; if (r[0] == '"' && r[1] == '"') r++; }
-            *w = 0;
-        }
+        if (name[0] == '"' && unquote_field(name, path, L.line, &P) != XC_OK) continue;
         if (!*name) { problem(&P, "%s:%d: empty class name for id %lld", path, L.line, id); continue; }
         if (id != out->count) {
             problem(&P, "%s:%d: id %lld where %d was expected (ids must be 0..K-1 in order)", path, L.line, id,

@@ -16,6 +16,7 @@
 //   dataset_free(ds); labels_free(&labels);
 #pragma once
 #include <stdint.h>
+#include <stdio.h>
 #include "autograd/util.h"
 #include "data/video.h"
 
@@ -25,9 +26,15 @@ typedef struct LabelSet {
 } LabelSet;
 
 // Parse a label CSV. XC_ERR + "path:line: problem" (header, id not an integer, ids not 0..K-1 in order, empty
-// name, duplicate id).
+// name, duplicate id, a quoted name without its closing quote or with text after it). A name in double quotes
+// (RFC 4180) keeps its commas and blanks, and "" inside stands for one quote: `3,"say ""hi"", left"` names
+// class 3 `say "hi", left`. Unquoted names are trimmed and taken as written (quotes inside included).
 int labels_load(const char *path, LabelSet *out, XcError *err);
 void labels_free(LabelSet *ls);
+// One CSV field as RFC 4180 writes it: in double quotes, with quotes doubled, when it holds a comma, a quote,
+// CR or LF (or starts or ends with a blank, which an unquoted field would lose); as it is otherwise.
+// labels_load reads such a name back unchanged (when it has no line break).
+void csv_write_field(FILE *f, const char *s);
 
 typedef struct DatasetItem {
     char *path;        // as written in the list

@@ -210,10 +210,7 @@ int synth_write_video(const char *path, const SynthConfig *sc, int c, uint64_t v
     return synth_encode_video(path, sc->size, sc->frames, sc->fps, sc->codec, synth_render_cb, &ctx, err);
 }
 
-static int mkdir_p(const char *path, XcError *err) {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) return xc_err(err, "%s: cannot create directory: %s", path, strerror(errno));
-    return XC_OK;
-}
+static int mkdir_p(const char *path, XcError *err) { return xc_mkdir_p(path, 0755, err); } // parents too
 
 int synth_write_dataset(const char *outdir, const SynthConfig *sc, XcError *err) {
     if (sc->classes < 1 || sc->classes > 96 || sc->per_class < 0 || sc->val_per_class < 0 || sc->frames < 1 ||

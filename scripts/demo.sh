@@ -5,7 +5,7 @@
 # (e.g. --set train.epochs=10). The built-in job of earlier versions is `build/xclip-train --demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --demo   # no Python packages: the demo never runs Python
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)"
 

@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package xclip.c needs to build and test. Idempotent; run as root.
-#   scripts/install-deps.sh          build + tests (compiler, CMake, OpenBLAS, HDF5, FFmpeg, zlib, and
-#                                    Debian's PyTorch 1.13 + NumPy + h5py, which test_export_torch uses to
-#                                    check the .pth files xclip-export writes)
-#   scripts/install-deps.sh --torch  also torchvision, used by the parity fixture scripts
+# Installs the Debian 12 packages xclip.c needs. Idempotent; run as root.
+#   scripts/install-deps.sh          build + tests: compiler, CMake, OpenBLAS, HDF5, FFmpeg, zlib, and Debian's
+#                                    PyTorch 1.13 + NumPy + h5py (about 1.1 GB), which only test_export_torch
+#                                    uses, to check the .pth files xclip-export writes (scripts/test.sh)
+#   scripts/install-deps.sh --demo   build and run only, no Python packages: what the programs and the demo
+#                                    need (scripts/demo.sh); the test suite then fails test_export_torch
+#   scripts/install-deps.sh --torch  the default set plus torchvision, used by the parity fixture scripts
+#   ... --list                       print the packages of that set, one per line, and install nothing
 set -euo pipefail
+mode="" list=0
+for a in "$@"; do
+  case "$a" in
+    --demo|--torch) mode=$a;;
+    --list) list=1;;
+    *) echo "usage: scripts/install-deps.sh [--demo | --torch] [--list]" >&2; exit 2;;
+  esac
+done
 pkgs=(build-essential cmake pkg-config
       libopenblas-openmp-dev          # OpenMP build of OpenBLAS: one thread pool shared with our loops
       libhdf5-dev zlib1g-dev
-      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
-      python3-torch python3-numpy python3-h5py)   # test_export_torch: torch.load of our .pth files
-if [ "${1:-}" = "--torch" ]; then pkgs+=(python3-torchvision); fi
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
+if [ "$mode" != "--demo" ]; then pkgs+=(python3-torch python3-numpy python3-h5py); fi  # test_export_torch
+if [ "$mode" = "--torch" ]; then pkgs+=(python3-torchvision); fi
+if [ "$list" -eq 1 ]; then printf '%s\n' "${pkgs[@]}"; exit 0; fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -116,6 +116,38 @@ int main(void) {
     XC_EXPECT(labels_load(XC_SHARED("labels/kinetics_400_labels.csv", shared), &ls, &err) == XC_OK && ls.count == 400 &&
               strcmp(ls.names[0], "abseiling") == 0, "kinetics labels: %s", err.msg);
     labels_free(&ls);
+    // quoted names (RFC 4180): doubled quotes, commas, kept blanks; quotes inside an unquoted name stay as written
+    lab = put_file("quoted.csv", "id,name\n0,\"say \"\"hi\"\" left\"\n1,\"a, \"\"b\"\", c\"\n2,\" padded \"\n"
+                                 "3,plain \"quoted\" inside\n4,\"\"\"\"\"\"\n5,\"\"\" , \"\"\"\n");
+    XC_EXPECT(labels_load(lab, &ls, &err) == XC_OK, "%s", err.msg);
+    static const char *QUOTED[] = {"say \"hi\" left", "a, \"b\", c", " padded ", "plain \"quoted\" inside", "\"\"", "\" , \""};
+    XC_EXPECT(ls.count == 6, "quoted names: %d classes, want 6", ls.count);
+    for (int i = 0; i < ls.count && i < 6; i++)
+        XC_EXPECT(strcmp(ls.names[i], QUOTED[i]) == 0, "quoted name %d: got [%s], want [%s]", i, ls.names[i], QUOTED[i]);
+    labels_free(&ls);
+    // csv_write_field writes what labels_load reads back unchanged (and leaves plain names alone)
+    static const char *NAMES[] = {"air drumming", "say \"hi\" left", "a, b", " lead", "trail ", "\"", "x\"\"y", "tab\tin", "é, ü \"ß\""};
+    const int NN = (int)(sizeof NAMES / sizeof NAMES[0]);
+    char written[512];
+    snprintf(written, sizeof written, "%s/written.csv", dir);
+    FILE *wf = fopen(written, "w");
+    XC_CHECK(wf, "cannot write %s", written);
+    fputs("id,name\n", wf);
+    for (int i = 0; i < NN; i++) { fprintf(wf, "%d,", i); csv_write_field(wf, NAMES[i]); fputc('\n', wf); }
+    fclose(wf);
+    XC_EXPECT(labels_load(written, &ls, &err) == XC_OK && ls.count == NN, "round trip: %s", err.msg);
+    for (int i = 0; i < ls.count && i < NN; i++)
+        XC_EXPECT(strcmp(ls.names[i], NAMES[i]) == 0, "round trip %d: got [%s], want [%s]", i, ls.names[i], NAMES[i]);
+    labels_free(&ls);
+    size_t wlen;
+    char *wtext = xc_read_file(written, 1 << 16, &wlen, &err);
+    XC_EXPECT(wtext && strstr(wtext, "\n0,air drumming\n") && strstr(wtext, "\n1,\"say \"\"hi\"\" left\"\n") &&
+                  strstr(wtext, "\n7,tab\tin\n"), "written fields:\n%s", wtext ? wtext : "");
+    xc_free(wtext);
+    expect_label_error("id,name\n0,\"open\n", "bad.csv:2: quoted name `\"open` has no closing quote");
+    expect_label_error("id,name\n0,\"say \"hi\" left\"\n", "bad.csv:2: text after the closing quote");
+    expect_label_error("id,name\n0,\"a\" b\n", "bad.csv:2: text after the closing quote");
+    expect_label_error("id,name\n0,\"\"\n", "bad.csv:2: empty class name");
     expect_label_error("name,id\n0,a\n", "bad.csv:1: header must be `id,name`");
     expect_label_error("id,name\n0,a\n2,b\n", "bad.csv:3: id 2 where 1 was expected");
     expect_label_error("id,name\n0,a\nx,b\n", "bad.csv:3: id `x` is not an integer");

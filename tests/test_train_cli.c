@@ -3,7 +3,9 @@
 //   - config_load / config_set: values, relative paths, quoting, and each kind of error with file:line;
 //   - config_diff between effective configs (a resumed run names the settings that changed);
 //   - the programs' error paths: missing config, unknown section, unknown key, bad value, bad --set, a data path
-//     or weight path that does not exist (the message names the key to set), bad options; exit status 2.
+//     or weight path that does not exist (the message names the key to set), bad options; exit status 2;
+//   - every missing path of a config in one message; the default vocabulary found from any directory; --set
+//     with a space instead of '='; scripts/install-deps.sh's sets (the demo's without Python packages).
 #include "test_util.h"
 #include "train/config.h"
 
@@ -145,7 +147,7 @@ static void test_parser(void) {
 }
 
 static void test_programs(void) {
-    char shared[1024], vocab[1200], labels[1200], cfg[8192], args[2048];
+    char shared[1024], vocab[1200], labels[1200], cfg[8192], args[2048], cmd[4096];
     XC_SHARED("", shared);
     snprintf(vocab, sizeof vocab, "%s/clip/bpe_simple_vocab_16e6.txt.gz", shared);
     snprintf(labels, sizeof labels, "%s/labels/hmdb_51_labels.csv", shared);
@@ -174,17 +176,80 @@ static void test_programs(void) {
     expect_train_error("matmul precision", cfg, "--set train.matmul=fp16", "train.matmul", "fp32|bf16");
     expect_train_error("labels unset", "[data]\ntrain_list = /\nroot = /\nval_list = /\n[model]\npretrained = none\n", "",
                        "data.labels is not set", NULL);
-    // xclip-eval and xclip-infer
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/cli_test.ini'", build_dir(), build_dir());
+    // --set with a space where the '=' goes: the message says so (it used to be "more than one config given")
+    expect_train_error("--set KEY VALUE", "[data]\n", "--set data.frames 16",
+                       "--set needs section.key=value; got 'data.frames' (did you mean --set data.frames=16?)", NULL);
+    expect_train_error("--set KEY = VALUE", "[data]\n", "--set data.frames = 16", "(did you mean --set data.frames=16?)", NULL);
+    expect_train_error("--set KEY at the end", "[data]\n", "--set data.frames", "got 'data.frames'", "--set data.frames=VALUE");
+    expect_train_error("second positional argument", "[data]\n", "other.ini", "unexpected argument 'other.ini'",
+                       "the CONFIG is");
+    // every path still to set, in one message (a shipped recipe leaves root, lists and weights empty)
+    char recipe[1200];
+    snprintf(recipe, sizeof recipe, "%s/../../configs/k400_8f.ini", source_dir());
+    snprintf(cmd, sizeof cmd, "'%s/xclip-train' '%s'", build_dir(), recipe);
     int rc = run(cmd);
-    XC_EXPECT(rc == 2 && strstr(g_out, "usage: xclip-eval"), "xclip-eval without --checkpoint: %d\n%s", rc, g_out);
+    static const char *UNSET[] = {"data.train_list is not set (the training list", "data.root is not set (folder or .tar",
+                                  "model.pretrained is not set (CLIP or X-CLIP weights", "data.val_list is not set (the validation list"};
+    XC_EXPECT(rc == 2 && strstr(g_out, "k400_8f.ini: 4 input paths are not set or not found:"), "k400_8f.ini (%d):\n%s", rc, g_out);
+    for (size_t i = 0; i < sizeof UNSET / sizeof UNSET[0]; i++)
+        XC_EXPECT(strstr(g_out, UNSET[i]) != NULL, "k400_8f.ini: '%s' missing from:\n%s", UNSET[i], g_out);
+    XC_EXPECT(strstr(g_out, "HINT: set them in") && strstr(g_out, "--set data.train_list=PATH --set data.root=PATH "
+                                                                  "--set model.pretrained=PATH --set data.val_list=PATH"),
+              "k400_8f.ini: HINT:\n%s", g_out);
+    snprintf(args, sizeof args, "--set data.root=/nonexistent/videos --set data.train_list=/nonexistent/t.txt");
+    snprintf(cmd, sizeof cmd, "'%s/xclip-train' '%s' %s --set model.pretrained=none", build_dir(), recipe, args);
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "3 input paths") && strstr(g_out, "data.train_list = /nonexistent/t.txt: No such file") &&
+                  strstr(g_out, "data.root = /nonexistent/videos: No such file") && strstr(g_out, "data.val_list is not set") &&
+                  !strstr(g_out, "model.pretrained"),
+              "paths set but missing, and one unset: %d\n%s", rc, g_out);
+    // the default vocabulary (../shared/..., relative to the source tree) works from another directory; a
+    // relative path found nowhere names every place looked at
+    char abs_build[1024], abs_labels[1200];
+    XC_CHECK(realpath(build_dir(), abs_build), "realpath %s", build_dir());
+    XC_CHECK(realpath(labels, abs_labels), "realpath %s", labels);
+    snprintf(cfg, sizeof cfg, "[data]\ntrain_list = %s\nroot = /\nval_list = %s\nlabels = %s\n[model]\npretrained = none\n",
+             abs_labels, abs_labels, abs_labels);
+    char vocab_cfg[1200];
+    snprintf(vocab_cfg, sizeof vocab_cfg, "%s/cli_vocab.ini", abs_build);
+    write_file(vocab_cfg, cfg);
+    char source_vocab[1300];
+    snprintf(source_vocab, sizeof source_vocab, "%s/../../../shared/clip/bpe_simple_vocab_16e6.txt.gz", source_dir());
+    if (access(source_vocab, R_OK) == 0) { // the default names the source tree's neighbour
+        snprintf(cmd, sizeof cmd, "cd / && '%s/xclip-train' '%s' --set data.template=nobraces", abs_build, vocab_cfg);
+        rc = run(cmd); // the path checks pass (the vocabulary found), the next check fails
+        XC_EXPECT(rc == 2 && strstr(g_out, "data.template = 'nobraces' has no {}") && !strstr(g_out, "data.vocab"),
+                  "default vocabulary from /: %d\n%s", rc, g_out);
+    }
+    snprintf(cmd, sizeof cmd, "cd / && '%s/xclip-train' '%s' --set data.vocab=no/such/bpe.txt.gz", abs_build, vocab_cfg);
+    rc = run(cmd);
+    char place[1200];
+    snprintf(place, sizeof place, "    %s/no/such/bpe.txt.gz: No such file or directory", abs_build);
+    XC_EXPECT(rc == 2 && strstr(g_out, "data.vocab = no/such/bpe.txt.gz: not found") && strstr(g_out, "looked at:") &&
+                  strstr(g_out, "    /no/such/bpe.txt.gz: No such file or directory") && strstr(g_out, place),
+              "vocabulary nowhere: %d\n%s", rc, g_out);
+    // xclip-eval and xclip-infer
+    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/cli_test.ini'", build_dir(), build_dir());
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "no --checkpoint given") && strstr(g_out, "usage: xclip-eval"),
+              "xclip-eval without --checkpoint: %d\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/cli_test.ini' --checkpoint x --set data.frames 16", build_dir(), build_dir());
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "xclip-eval: --set needs section.key=value; got 'data.frames' (did you mean --set data.frames=16?)"),
+              "xclip-eval --set KEY VALUE: %d\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/cli_test.ini' --checkpoint=x extra.ini", build_dir(), build_dir());
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "unexpected argument 'extra.ini'"), "xclip-eval second config: %d\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/cli_test.ini' --checkpoint x --bogus 1", build_dir(), build_dir());
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "unknown option --bogus"), "xclip-eval unknown option: %d\n%s", rc, g_out);
     snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/cli_test.ini' --checkpoint x --views 4x2", build_dir(), build_dir());
     rc = run(cmd);
     XC_EXPECT(rc == 2 && strstr(g_out, "--views wants CLIPSxCROPS"), "xclip-eval --views 4x2: %d\n%s", rc, g_out);
     snprintf(cmd, sizeof cmd, "'%s/xclip-infer' --checkpoint x v.mp4", build_dir());
     rc = run(cmd);
-    XC_EXPECT(rc == 2 && strstr(g_out, "usage: xclip-infer"), "xclip-infer without labels: %d\n%s", rc, g_out);
+    XC_EXPECT(rc == 2 && strstr(g_out, "no labels given") && strstr(g_out, "usage: xclip-infer"), "xclip-infer without labels: %d\n%s",
+              rc, g_out);
     snprintf(cmd, sizeof cmd, "'%s/xclip-infer' --checkpoint /nonexistent.pt v.mp4 --labels a,b --vocab '%s'", build_dir(), vocab);
     rc = run(cmd);
     XC_EXPECT(rc == 1 && strstr(g_out, "/nonexistent.pt"), "xclip-infer missing checkpoint: %d\n%s", rc, g_out);
@@ -228,7 +293,30 @@ static void test_diff(void) {
     free(old);
 }
 
+// scripts/install-deps.sh: the demo's set has no Python packages (PyTorch is 1.1 GB and the demo never runs
+// Python), the test set keeps PyTorch for test_export_torch; demo.sh and test.sh ask for the right one.
+static void test_install_modes(void) {
+    char scripts[1024], cmd[4096];
+    snprintf(scripts, sizeof scripts, "%s/../../scripts", source_dir());
+    snprintf(cmd, sizeof cmd, "bash '%s/install-deps.sh' --demo --list", scripts);
+    int rc = run(cmd);
+    XC_EXPECT(rc == 0 && strstr(g_out, "libopenblas-openmp-dev\n") && strstr(g_out, "ffmpeg\n") && !strstr(g_out, "python3"),
+              "install-deps.sh --demo --list (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "bash '%s/install-deps.sh' --list", scripts);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0 && strstr(g_out, "python3-torch\n") && strstr(g_out, "python3-h5py\n") && !strstr(g_out, "torchvision"),
+              "install-deps.sh --list (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "bash '%s/install-deps.sh' --bogus", scripts);
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "usage: scripts/install-deps.sh"), "install-deps.sh --bogus (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "grep -c '^scripts/install-deps.sh --demo' '%s/demo.sh'; grep -c '^if.*scripts/install-deps.sh;' '%s/test.sh'",
+             scripts, scripts);
+    rc = run(cmd);
+    XC_EXPECT(!strcmp(g_out, "1\n1\n"), "demo.sh must install with --demo, test.sh without:\n%s", g_out);
+}
+
 int main(void) {
+    test_install_modes();
     test_diff();
     test_shipped_configs();
     test_parser();

@@ -4,6 +4,7 @@
 //   xclip-eval CONFIG --checkpoint CKPT [--views CLIPSxCROPS] [--labels CSV]... [--list LIST]...
 //              [--set section.key=value]... [--predictions PREFIX]
 #include "autograd/runtime.h"
+#include "tools/cli.h"
 #include "train/trainer.h"
 
 #include <math.h>
@@ -31,9 +32,12 @@ static void usage(FILE *f) {
             "  --list LIST        a test list (repeatable); default data.val_list\n"
             "  --labels CSV       label file (repeatable: one for all lists, or one per list, paired in order);\n"
             "                     default data.labels. Several lists or label sets print mean +- std (zero-shot splits)\n"
-            "  --set s.k=v        override a config key (e.g. --set data.val_root=/videos)\n"
+            "  --set s.k=v        override a config key, one word (e.g. --set data.val_root=/videos)\n"
             "  --predictions P    per-video predictions to P.csv (P_1.csv, P_2.csv... for several lists);\n"
-            "                     default 'predictions'; 'none' writes none\n");
+            "                     default 'predictions'; 'none' writes none. Columns: path,label,label_name,pred,\n"
+            "                     pred_name,prob,correct,top5 (RFC 4180: fields with , \" or line breaks are quoted)\n"
+            "Options take their value as the next word or after '=' (--checkpoint=CKPT); --set takes one word\n"
+            "section.key=value.\n");
 }
 
 static int fail(const char *msg) {
@@ -61,13 +65,33 @@ static int write_predictions(const char *path, const Dataset *ds, const LabelSet
         }
         int y = o->labels[i];
         const char *path_i = o->items[i] >= 0 ? ds->items[o->items[i]].path : "?";
-        fprintf(f, "\"%s\",%d,\"%s\",%d,\"%s\",%.6f,%d,", path_i, y, labels->names[y], order[0], labels->names[order[0]],
-                p[order[0]] / (float)1, order[0] == y);
+        csv_write_field(f, path_i); // RFC 4180: quoted (quotes doubled) only where a field needs it
+        fprintf(f, ",%d,", y);
+        csv_write_field(f, labels->names[y]);
+        fprintf(f, ",%d,", order[0]);
+        csv_write_field(f, labels->names[order[0]]);
+        fprintf(f, ",%.6f,%d,", p[order[0]], order[0] == y);
         for (int r = 0; r < m; r++) fprintf(f, "%s%d", r ? " " : "", order[r]);
         fputc('\n', f);
     }
     fclose(f);
     return XC_OK;
+}
+
+// class_tokens cuts a class text longer than the text context (as CLIP's tokenize(truncate=True)): say so.
+static void warn_long_labels(Tokenizer *tok, const LabelSet *labels, const char *file, const char *templ, int64_t S) {
+    const char *at = strstr(templ, "{}");
+    for (int k = 0; k < labels->count; k++) {
+        size_t len = strlen(templ) + strlen(labels->names[k]);
+        char *text = xc_malloc(len + 1);
+        snprintf(text, len + 1, "%.*s%s%s", (int)(at - templ), templ, labels->names[k], at + 2);
+        size_t count = tokenizer_encode_ids(tok, text, NULL, 0);
+        if (count > (size_t)S - 2)
+            fprintf(stderr, "xclip-eval: warning: %s: class %d '%s' is %zu tokens (data.template applied), more than the "
+                            "%lld the model's text context holds; only its start is read\n",
+                    file, k, labels->names[k], count, (long long)S - 2);
+        xc_free(text);
+    }
 }
 
 static void mean_std(const double *x, int n, double *mean, double *sd) {
@@ -87,21 +111,47 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         if (a[0] == '-' && a[1] == '-') {
-            if (i + 1 >= argc) { fprintf(stderr, "xclip-eval: %s needs a value\n", a); return 2; }
-            const char *v = argv[++i];
-            if (!strcmp(a, "--checkpoint")) ckpt = v;
-            else if (!strcmp(a, "--views")) views = v;
-            else if (!strcmp(a, "--predictions")) pred = v;
-            else if (!strcmp(a, "--list") && nlists < MAX_SETS) lists[nlists++] = v;
-            else if (!strcmp(a, "--labels") && nlabels < MAX_SETS) labelfiles[nlabels++] = v;
-            else if (!strcmp(a, "--set") && nsets < 256) sets[nsets++] = v;
-            else { fprintf(stderr, "xclip-eval: unknown option %s\n", a); usage(stderr); return 2; }
+            // --flag VALUE or --flag=VALUE
+            char flag[32];
+            const char *v = NULL, *eq = strchr(a, '=');
+            if (eq && eq - a < (long)sizeof flag) {
+                snprintf(flag, sizeof flag, "%.*s", (int)(eq - a), a);
+                v = eq + 1;
+            } else snprintf(flag, sizeof flag, "%.31s", a);
+            static const char *FLAGS[] = {"--checkpoint", "--views", "--predictions", "--list", "--labels", "--set"};
+            bool known = false;
+            for (size_t f = 0; f < sizeof FLAGS / sizeof FLAGS[0]; f++) known |= !strcmp(flag, FLAGS[f]);
+            if (!known) { fprintf(stderr, "xclip-eval: unknown option %s\n", a); usage(stderr); return 2; }
+            if (!v) {
+                if (i + 1 >= argc) { fprintf(stderr, "xclip-eval: %s needs a value\n", flag); return 2; }
+                v = argv[++i];
+            }
+            const char *next = i + 1 < argc ? argv[i + 1] : NULL, *next2 = i + 2 < argc ? argv[i + 2] : NULL;
+            if (!strcmp(flag, "--checkpoint")) ckpt = v;
+            else if (!strcmp(flag, "--views")) views = v;
+            else if (!strcmp(flag, "--predictions")) pred = v;
+            else if (!strcmp(flag, "--list")) {
+                if (nlists == MAX_SETS) { fprintf(stderr, "xclip-eval: more than %d --list\n", MAX_SETS); return 2; }
+                lists[nlists++] = v;
+            } else if (!strcmp(flag, "--labels")) {
+                if (nlabels == MAX_SETS) { fprintf(stderr, "xclip-eval: more than %d --labels\n", MAX_SETS); return 2; }
+                labelfiles[nlabels++] = v;
+            } else {
+                if (!cli_check_set("xclip-eval", v, next, next2)) return 2;
+                if (nsets == (int)(sizeof sets / sizeof sets[0])) { fprintf(stderr, "xclip-eval: too many --set\n"); return 2; }
+                sets[nsets++] = v;
+            }
             continue;
         }
-        if (config) { fprintf(stderr, "xclip-eval: more than one config given\n"); return 2; }
+        if (config) { cli_extra_argument("xclip-eval", config, "the CONFIG", a); return 2; }
         config = a;
     }
-    if (!config || !ckpt) { usage(stderr); return 2; }
+    if (!config || !ckpt) {
+        if (!config) fprintf(stderr, "xclip-eval: no CONFIG given (the config of the run, e.g. configs/demo.ini or RUN/config.ini)\n");
+        else fprintf(stderr, "xclip-eval: no --checkpoint given (the X-CLIP weights to evaluate, e.g. RUN/best.safetensors)\n");
+        usage(stderr);
+        return 2;
+    }
     if (nlabels > 1 && nlabels != (nlists ? nlists : 1)) {
         fprintf(stderr, "xclip-eval: %d --labels for %d lists: give one label file, or one per --list\n", nlabels, nlists);
         return 2;
@@ -167,6 +217,7 @@ int main(int argc, char **argv) {
         LabelSet labels = {0};
         if (labels_load(lf, &labels, &err) != XC_OK) return fail(err.msg);
         const int K = labels.count;
+        warn_long_labels(tok, &labels, lf, c.template_, m.cfg.clip.context);
         int32_t *tokens = class_tokens(tok, &labels, c.template_, m.cfg.clip.context);
         xclip_cache_text(&m, tokens, K, m.cfg.clip.context);
         Dataset *ds = dataset_open(lists[r], root, K, &err);

@@ -1,38 +1,53 @@
 // xclip-infer - zero-shot classification of one's own videos against free-text labels.
 //
 //   xclip-infer --checkpoint CKPT VIDEO... (--labels "a,b,c" | --label-file F) [--template "{}"] [--topk 5]
-//               [--views CLIPSxCROPS] [--frames T] [--vocab PATH]
+//               [--views CLIPSxCROPS] [--frames T] [--vocab PATH] [--json | --csv]
 // With an X-CLIP checkpoint the full model runs (frames from the checkpoint unless --frames, which then
 // resamples the MIT positional embedding). With a plain CLIP checkpoint every frame goes through CLIP's image
 // tower, the frame features are averaged and normalised and compared with the text features (the usual
-// CLIP-on-video baseline); the program says so.
+// CLIP-on-video baseline); the program says so. --json and --csv print only the results on stdout (one JSON
+// document, or RFC 4180 CSV rows); everything else goes to stderr.
 #include "autograd/runtime.h"
+#include "data/dataset.h"
 #include "data/sampling.h"
 #include "data/tokenizer.h"
 #include "data/transforms.h"
 #include "data/video.h"
 #include "nn/xclip.h"
+#include "tools/cli.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define DEFAULT_VOCAB "../shared/clip/bpe_simple_vocab_16e6.txt.gz"
+
+typedef enum { OUT_TEXT, OUT_JSON, OUT_CSV } OutFormat;
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: xclip-infer --checkpoint CKPT VIDEO... (--labels \"a,b,c\" | --label-file F) [--template \"{}\"]\n"
-            "                   [--topk 5] [--views CLIPSxCROPS] [--frames T] [--vocab PATH]\n"
+            "                   [--topk 5] [--views CLIPSxCROPS] [--frames T] [--vocab PATH] [--json | --csv]\n"
             "\n"
-            "Zero-shot classification of videos against free-text labels; prints the top-k labels with their\n"
-            "probabilities for each video.\n"
+            "Zero-shot classification of videos against free-text labels (at least two: the probabilities are a\n"
+            "softmax over the labels); prints the top-k labels with their probabilities for each video.\n"
             "  --checkpoint CKPT  X-CLIP weights (full model), or plain CLIP weights (frame features averaged)\n"
-            "  --labels L         comma-separated label texts\n"
-            "  --label-file F     one label per line, or a CSV with header id,name\n"
-            "  --template T       text of a label: {} replaced by the label (default \"{}\"; e.g. \"a video of {}\")\n"
+            "  --labels L         comma-separated label texts (a label with a comma: use --label-file)\n"
+            "  --label-file F     one label per line, or a CSV with header id,name (quoted names as RFC 4180)\n"
+            "  --template T       text of a label: {} replaced by the label (default \"{}\"; e.g. \"a video of {}\");\n"
+            "                     a text longer than the model's context is cut to fit, with a warning naming it\n"
             "  --topk N           labels printed per video (default 5)\n"
             "  --views CxK        clips x crops per video, probabilities summed (default 1x1; K = 1 or 3)\n"
             "  --frames T         frames per clip (default: the checkpoint's for X-CLIP, 8 for CLIP)\n"
-            "  --vocab PATH       CLIP BPE vocabulary (default ../shared/clip/bpe_simple_vocab_16e6.txt.gz)\n");
+            "  --vocab PATH       CLIP BPE vocabulary (default " DEFAULT_VOCAB ", also looked\n"
+            "                     for beside the program and in the source tree when relative)\n"
+            "  --json             results as one JSON document on stdout: {\"checkpoint\", \"model\", \"frames\", \"views\",\n"
+            "                     \"labels\": [...], \"videos\": [{\"path\", \"frames\", \"top\": [{\"rank\", \"id\", \"label\",\n"
+            "                     \"prob\"}...]} or {\"path\", \"error\"}]}; prob in [0, 1]\n"
+            "  --csv              results as CSV on stdout: video,frames,rank,id,label,prob (RFC 4180 quoting);\n"
+            "                     videos that cannot be read are named on stderr\n"
+            "Exit status: 0, 1 if a video could not be read (the others are still classified), 2 on usage errors.\n");
 }
 
 static int fail(const char *msg) {
@@ -40,88 +55,235 @@ static int fail(const char *msg) {
     exit(1); // error exits leave the clean-up to the OS (everything stays reachable for LeakSanitizer)
 }
 
-// Label texts from "a,b,c" or a file (plain lines, or CSV id,name with that header). Returns the count.
+static char *dup_text(const char *t) {
+    size_t n = strlen(t);
+    char *d = xc_malloc(n + 1);
+    memcpy(d, t, n + 1);
+    return d;
+}
+
+static void add_label(char ***names, int *n, int *cap, const char *t) {
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 16;
+        *names = xc_realloc(*names, sizeof(char *) * (size_t)*cap);
+    }
+    (*names)[(*n)++] = dup_text(t);
+}
+
+// Label texts from "a,b,c", or a file: a label CSV with the header id,name (labels_load: ids 0..K-1, quoted
+// names as RFC 4180), else one label per line. Blank entries are skipped. Returns the count, -1 + err.
 static int read_labels(const char *inline_list, const char *file, char ***out, XcError *err) {
     char **names = NULL;
     int n = 0, cap = 0;
-    char *text = NULL;
-    if (inline_list) text = strdup(inline_list);
-    else {
+    if (!inline_list) { // a file
         size_t len;
-        text = xc_read_file(file, 16u << 20, &len, err);
+        char *text = xc_read_file(file, 16u << 20, &len, err);
         if (!text) return -1;
-    }
-    const char *sep = inline_list ? "," : "\n";
-    bool csv = !inline_list && !strncmp(text, "id,name", 7);
-    int line = 0;
-    for (char *save = NULL, *tok = strtok_r(text, sep, &save); tok; tok = strtok_r(NULL, sep, &save)) {
-        line++;
-        if (csv && line == 1) continue;
-        while (*tok == ' ' || *tok == '\t') tok++;
-        size_t l = strlen(tok);
-        while (l && (tok[l - 1] == ' ' || tok[l - 1] == '\r' || tok[l - 1] == '\t')) tok[--l] = 0;
-        if (csv) {
-            char *comma = strchr(tok, ',');
-            if (!comma) { free(text); return xc_err(err, "%s:%d: expected id,name", file, line), -1; }
-            tok = comma + 1;
+        char *start = text + (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0);
+        if (!strncmp(start, "id,name", 7) && strchr("\r\n", start[7])) {
+            xc_free(text);
+            LabelSet ls;
+            if (labels_load(file, &ls, err) != XC_OK) return -1;
+            for (int k = 0; k < ls.count; k++) add_label(&names, &n, &cap, ls.names[k]);
+            labels_free(&ls);
+        } else {
+            for (char *save = NULL, *line = strtok_r(start, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                while (*line == ' ' || *line == '\t') line++;
+                size_t l = strlen(line);
+                while (l && (line[l - 1] == ' ' || line[l - 1] == '\r' || line[l - 1] == '\t')) line[--l] = 0;
+                if (*line) add_label(&names, &n, &cap, line);
+            }
+            xc_free(text);
         }
-        if (!*tok) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            names = xc_realloc(names, sizeof(char *) * (size_t)cap);
+        if (n == 0) return xc_err(err, "--label-file %s: no labels in it (one per line, or a CSV id,name)", file), -1;
+    } else {
+        char *text = dup_text(inline_list);
+        for (char *save = NULL, *tok = strtok_r(text, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ' || *tok == '\t') tok++;
+            size_t l = strlen(tok);
+            while (l && (tok[l - 1] == ' ' || tok[l - 1] == '\t')) tok[--l] = 0;
+            if (*tok) add_label(&names, &n, &cap, tok);
         }
-        names[n++] = strdup(tok);
+        xc_free(text);
+        if (n == 0) return xc_err(err, "--labels '%s': no labels in it (comma-separated texts, e.g. --labels \"a,b,c\")", inline_list), -1;
     }
-    free(text);
-    if (n == 0) return xc_err(err, "no labels given"), -1;
     *out = names;
     return n;
 }
 
+// The token ids of each label's text (template applied) into tokens (K, S); a text longer than the context is
+// cut as CLIP's tokenize(truncate=True) does, and each such label is named on stderr with what is kept.
+static int32_t *label_tokens(Tokenizer *tok, char **names, int K, const char *templ, int64_t S) {
+    int32_t *tokens = xc_calloc((size_t)K * (size_t)S, sizeof(int32_t));
+    const char *at = strstr(templ, "{}");
+    for (int k = 0; k < K; k++) {
+        size_t len = strlen(templ) + strlen(names[k]);
+        char *text = xc_malloc(len + 1);
+        snprintf(text, len + 1, "%.*s%s%s", (int)(at - templ), templ, names[k], at + 2);
+        int32_t *row = tokens + (size_t)k * (size_t)S;
+        size_t count = tokenizer_encode_ids(tok, text, NULL, 0);
+        tokenizer_encode(tok, text, row, (int)S);
+        if (count > (size_t)S - 2) {
+            char kept[512];
+            tokenizer_decode(tok, row + 1, (size_t)S - 2, kept, sizeof kept);
+            fprintf(stderr,
+                    "xclip-infer: warning: label %d '%s' is %zu tokens%s, more than the %lld the model's text context "
+                    "holds; only the start is read: '%s'\nHINT: shorten the label (or the --template)\n",
+                    k, names[k], count, strcmp(templ, "{}") ? " with the template" : "", (long long)S - 2, kept);
+        }
+        xc_free(text);
+    }
+    return tokens;
+}
+
+// ---- output: text (default), one JSON document, or CSV ----------------------------------------------
+typedef struct Output {
+    OutFormat format;
+    FILE *info;     // stdout for text, stderr when stdout carries JSON or CSV
+    int videos;     // JSON: entries written so far
+} Output;
+
+static void out_begin(Output *o, const char *ckpt, bool is_xclip, int64_t T, int clips, int crops, const char *templ,
+                      char **names, int K) {
+    if (o->format == OUT_CSV) fputs("video,frames,rank,id,label,prob\n", stdout);
+    if (o->format != OUT_JSON) return;
+    fputs("{\"checkpoint\": ", stdout);
+    cli_json_string(stdout, ckpt);
+    printf(", \"model\": \"%s\", \"frames\": %lld, \"views\": {\"clips\": %d, \"crops\": %d}, \"template\": ",
+           is_xclip ? "X-CLIP" : "CLIP", (long long)T, clips, crops);
+    cli_json_string(stdout, templ);
+    fputs(", \"labels\": [", stdout);
+    for (int k = 0; k < K; k++) {
+        if (k) fputs(", ", stdout);
+        cli_json_string(stdout, names[k]);
+    }
+    fputs("], \"videos\": [", stdout);
+}
+
+static void out_video(Output *o, const char *path, int64_t frames, int nviews, const double *prob, const int *order,
+                      int top, char **names) {
+    if (o->format == OUT_TEXT) {
+        printf("%s (%lld frames, %d view%s):\n", path, (long long)frames, nviews, nviews == 1 ? "" : "s");
+        for (int a = 0; a < top; a++) printf("  %6.2f%%  %s\n", 100.0 * prob[order[a]], names[order[a]]);
+    } else if (o->format == OUT_CSV) {
+        for (int a = 0; a < top; a++) {
+            csv_write_field(stdout, path);
+            printf(",%lld,%d,%d,", (long long)frames, a + 1, order[a]);
+            csv_write_field(stdout, names[order[a]]);
+            printf(",%.8g\n", prob[order[a]]);
+        }
+    } else {
+        fputs(o->videos++ ? ",\n  {\"path\": " : "\n  {\"path\": ", stdout);
+        cli_json_string(stdout, path);
+        printf(", \"frames\": %lld, \"top\": [", (long long)frames);
+        for (int a = 0; a < top; a++) {
+            printf("%s{\"rank\": %d, \"id\": %d, \"label\": ", a ? ", " : "", a + 1, order[a]);
+            cli_json_string(stdout, names[order[a]]);
+            printf(", \"prob\": %.8g}", prob[order[a]]);
+        }
+        fputs("]}", stdout);
+    }
+    fflush(stdout);
+}
+
+// A video that could not be read: named on stderr in every format, and as an entry in JSON.
+static void out_error(Output *o, const char *path, const char *msg) {
+    fprintf(stderr, "xclip-infer: %s\n", msg);
+    if (o->format != OUT_JSON) return;
+    fputs(o->videos++ ? ",\n  {\"path\": " : "\n  {\"path\": ", stdout);
+    cli_json_string(stdout, path);
+    fputs(", \"error\": ", stdout);
+    cli_json_string(stdout, msg);
+    fputs("}", stdout);
+}
+
+static void out_end(Output *o) {
+    if (o->format == OUT_JSON) fputs(o->videos ? "\n]}\n" : "]}\n", stdout);
+}
+
+static int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
+static int usage_error(const char *fmt, const char *arg) {
+    fputs("xclip-infer: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    usage(stderr);
+    return 2;
+}
+
 int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
-    const char *ckpt = NULL, *labels_inline = NULL, *label_file = NULL, *templ = "{}";
-    const char *vocab = "../shared/clip/bpe_simple_vocab_16e6.txt.gz";
+    const char *ckpt = NULL, *labels_inline = NULL, *label_file = NULL, *templ = "{}", *vocab = DEFAULT_VOCAB;
     const char *videos[1024];
     int nvideos = 0, topk = 5, clips = 1, crops = 1, frames = 0;
+    Output out = {.format = OUT_TEXT, .info = stdout};
+    bool json = false, csv = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--json")) { json = true; continue; }
+        if (!strcmp(a, "--csv")) { csv = true; continue; }
         if (a[0] == '-' && a[1] == '-') {
-            if (i + 1 >= argc) { fprintf(stderr, "xclip-infer: %s needs a value\n", a); return 2; }
-            const char *v = argv[++i];
+            // --flag VALUE or --flag=VALUE
+            char flag[32];
+            const char *v = NULL, *eq = strchr(a, '=');
+            if (eq && eq - a < (long)sizeof flag) {
+                snprintf(flag, sizeof flag, "%.*s", (int)(eq - a), a);
+                v = eq + 1;
+            } else snprintf(flag, sizeof flag, "%.31s", a);
+            static const char *FLAGS[] = {"--checkpoint", "--labels", "--label-file", "--template", "--vocab",
+                                          "--topk", "--frames", "--views"};
+            bool known = false;
+            for (size_t f = 0; f < sizeof FLAGS / sizeof FLAGS[0]; f++) known |= !strcmp(flag, FLAGS[f]);
+            if (!known) return usage_error("unknown option %s", a);
+            if (!v) {
+                if (i + 1 >= argc) { fprintf(stderr, "xclip-infer: %s needs a value\n", flag); return 2; }
+                v = argv[++i];
+            }
             char extra;
-            if (!strcmp(a, "--checkpoint")) ckpt = v;
-            else if (!strcmp(a, "--labels")) labels_inline = v;
-            else if (!strcmp(a, "--label-file")) label_file = v;
-            else if (!strcmp(a, "--template")) templ = v;
-            else if (!strcmp(a, "--vocab")) vocab = v;
-            else if (!strcmp(a, "--topk")) {
-                if (sscanf(v, "%d%c", &topk, &extra) != 1 || topk < 1) { fprintf(stderr, "xclip-infer: --topk wants a positive integer\n"); return 2; }
-            } else if (!strcmp(a, "--frames")) {
-                if (sscanf(v, "%d%c", &frames, &extra) != 1 || frames < 1 || frames > 1024) { fprintf(stderr, "xclip-infer: --frames wants 1..1024\n"); return 2; }
-            } else if (!strcmp(a, "--views")) {
-                if (sscanf(v, "%dx%d%c", &clips, &crops, &extra) != 2 || clips < 1 || clips > 64 || (crops != 1 && crops != 3)) {
-                    fprintf(stderr, "xclip-infer: --views wants CLIPSxCROPS with CROPS 1 or 3, e.g. 4x3\n");
-                    return 2;
-                }
-            } else { fprintf(stderr, "xclip-infer: unknown option %s\n", a); usage(stderr); return 2; }
+            if (!strcmp(flag, "--checkpoint")) ckpt = v;
+            else if (!strcmp(flag, "--labels")) labels_inline = v;
+            else if (!strcmp(flag, "--label-file")) label_file = v;
+            else if (!strcmp(flag, "--template")) templ = v;
+            else if (!strcmp(flag, "--vocab")) vocab = v;
+            else if (!strcmp(flag, "--topk")) {
+                if (sscanf(v, "%d%c", &topk, &extra) != 1 || topk < 1) { fprintf(stderr, "xclip-infer: --topk wants a positive integer, got '%s'\n", v); return 2; }
+            } else if (!strcmp(flag, "--frames")) {
+                if (sscanf(v, "%d%c", &frames, &extra) != 1 || frames < 1 || frames > 1024) { fprintf(stderr, "xclip-infer: --frames wants 1..1024, got '%s'\n", v); return 2; }
+            } else if (sscanf(v, "%dx%d%c", &clips, &crops, &extra) != 2 || clips < 1 || clips > 64 || (crops != 1 && crops != 3)) {
+                fprintf(stderr, "xclip-infer: --views wants CLIPSxCROPS with CROPS 1 or 3, e.g. 4x3, got '%s'\n", v);
+                return 2;
+            }
             continue;
         }
         if (nvideos == 1024) return fail("more than 1024 videos");
         videos[nvideos++] = a;
     }
-    if (!ckpt || !nvideos || (!labels_inline == !label_file)) {
-        if (ckpt && nvideos && labels_inline && label_file) fprintf(stderr, "xclip-infer: give --labels or --label-file, not both\n");
-        usage(stderr);
-        return 2;
-    }
+    if (!ckpt) return usage_error("%s", "no --checkpoint given (X-CLIP or CLIP weights)");
+    if (!nvideos) return usage_error("%s", "no VIDEO given (the files to classify)");
+    if (!labels_inline && !label_file)
+        return usage_error("%s", "no labels given: add --labels \"a,b,c\" or --label-file F (the texts the videos are "
+                                 "compared with, at least two)");
+    if (labels_inline && label_file) return usage_error("%s", "give --labels or --label-file, not both");
+    if (json && csv) return usage_error("%s", "--json and --csv: choose one output format");
+    if (json || csv) out = (Output){.format = json ? OUT_JSON : OUT_CSV, .info = stderr};
     if (!strstr(templ, "{}")) return fail("--template needs {} where the label goes");
     XcError err = {{0}};
     char **names = NULL;
     int K = read_labels(labels_inline, label_file, &names, &err);
     if (K < 0) return fail(err.msg);
-    Tokenizer *tok = tokenizer_load_clip(vocab, &err);
+    if (K == 1) {
+        fprintf(stderr, "xclip-infer: one label only ('%s'): the probabilities are a softmax over the labels, so a single "
+                        "label always gets 100%%\nHINT: give at least two labels, e.g. --labels \"%s,something else\"\n",
+                names[0], names[0]);
+        exit(2); // as fail(): the clean-up is left to the OS
+    }
+    char vocab_path[4096], tried[1024];
+    if (!xc_locate_file(vocab, vocab_path, sizeof vocab_path, tried, sizeof tried)) {
+        fprintf(stderr, "xclip-infer: --vocab %s: CLIP's BPE vocabulary not found; looked at:\n%s"
+                        "HINT: give CLIP's bpe_simple_vocab_16e6.txt.gz (openai/CLIP) with --vocab PATH\n", vocab, tried);
+        exit(1);
+    }
+    Tokenizer *tok = tokenizer_load_clip(vocab_path, &err);
     if (!tok) {
         fprintf(stderr, "xclip-infer: %s\nHINT: give CLIP's bpe_simple_vocab_16e6.txt.gz (openai/CLIP) with --vocab\n", err.msg);
         exit(1);
@@ -146,27 +308,21 @@ int main(int argc, char **argv) {
         xclip_init(&xm, &ps, &xc);
         if (params_load(&ps, &ws, NULL, &err) != XC_OK) return fail(err.msg);
         cc = xc.clip;
-        printf("xclip-infer: X-CLIP checkpoint (T = %lld%s), %d labels\n", (long long)T,
+        fprintf(out.info, "xclip-infer: X-CLIP checkpoint (T = %lld%s), %d labels\n", (long long)T,
                T != t0 ? ", MIT positional embedding resampled" : "", K);
     } else {
         T = frames ? frames : 8;
         if (clip_config_from_weights(&cc, &ws, &err) != XC_OK) return fail(err.msg);
         clip_init(&cm, &ps, &cc, true);
         if (params_load(&ps, &ws, NULL, &err) != XC_OK) return fail(err.msg);
-        printf("xclip-infer: plain CLIP checkpoint: frame features of %lld frames averaged (no X-CLIP video modules), "
+        fprintf(out.info, "xclip-infer: plain CLIP checkpoint: frame features of %lld frames averaged (no X-CLIP video modules), "
                "%d labels\n", (long long)T, K);
     }
     weights_free(&ws);
 
     // class texts
     const int64_t S = cc.context;
-    int32_t *tokens = xc_calloc((size_t)K * (size_t)S, sizeof(int32_t));
-    for (int k = 0; k < K; k++) {
-        char text[2048];
-        const char *at = strstr(templ, "{}");
-        snprintf(text, sizeof text, "%.*s%s%s", (int)(at - templ), templ, names[k], at + 2);
-        tokenizer_encode(tok, text, tokens + (size_t)k * S, (int)S);
-    }
+    int32_t *tokens = label_tokens(tok, names, K, templ, S);
     Graph g;
     graph_init(&g, 64u << 20);
     graph_set_grad(&g, false);
@@ -189,10 +345,11 @@ int main(int argc, char **argv) {
     int *order = xc_malloc(sizeof(int) * (size_t)K);
     VideoLimits lim = video_limits_default();
     int status = 0;
+    out_begin(&out, ckpt, is_xclip, T, clips, crops, templ, names, K);
     for (int vi = 0; vi < nvideos; vi++) {
         Video *v = video_open((VideoSource){.path = videos[vi]}, &lim, &err);
         if (!v) {
-            fprintf(stderr, "xclip-infer: %s\n", err.msg);
+            out_error(&out, videos[vi], err.msg);
             status = 1;
             continue;
         }
@@ -204,7 +361,7 @@ int main(int argc, char **argv) {
         int rc = video_read_frames(v, idx, (int)(clips * T), short_side, VIDEO_SCALE_REF, frames_rgb, &err);
         video_close(v);
         if (rc != XC_OK) {
-            fprintf(stderr, "xclip-infer: %s\n", err.msg);
+            out_error(&out, videos[vi], err.msg);
             xc_free(frames_rgb);
             status = 1;
             continue;
@@ -241,16 +398,16 @@ int main(int argc, char **argv) {
                     order[a] = order[b];
                     order[b] = t;
                 }
-        printf("%s (%lld frames, %d view%s):\n", videos[vi], (long long)n, nviews, nviews == 1 ? "" : "s");
-        for (int a = 0; a < K && a < topk; a++) printf("  %6.2f%%  %s\n", 100.0 * prob[order[a]], names[order[a]]);
+        out_video(&out, videos[vi], n, nviews, prob, order, topk < K ? topk : K, names);
     }
+    out_end(&out);
     xc_free(input);
     xc_free(idx);
     xc_free(prob);
     xc_free(order);
     xc_free(text_feat);
     xc_free(tokens);
-    for (int k = 0; k < K; k++) free(names[k]);
+    for (int k = 0; k < K; k++) xc_free(names[k]);
     xc_free(names);
     graph_free(&g);
     if (is_xclip) xclip_free(&xm);

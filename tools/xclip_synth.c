@@ -13,10 +13,11 @@ static void usage(FILE *f) {
             "usage: xclip-synth OUTDIR [--classes N] [--per-class N] [--val-per-class N] [--frames N] [--size S]\n"
             "                   [--fps F] [--seed S] [--codec NAME]\n"
             "Writes OUTDIR/videos/cNN/*.mp4, OUTDIR/train.txt and OUTDIR/val.txt (paths relative to OUTDIR/videos)\n"
-            "and OUTDIR/labels.csv (id,name). Classes differ in motion (left/right, up/down, growing/shrinking,\n"
-            "clockwise/counterclockwise: frame order matters), colour and shape; names are English phrases such as\n"
-            "\"a red circle moving left\". Defaults: 8 classes, 4 train + 2 val per class, 32 frames of 96x96 at 16 fps,\n"
-            "seed 1024, libx264 if available (else mpeg4).\n"
+            "and OUTDIR/labels.csv (id,name); OUTDIR and its missing parents are created (as mkdir -p). Classes\n"
+            "differ in motion (left/right, up/down, growing/shrinking, clockwise/counterclockwise: frame order\n"
+            "matters), colour and shape; names are English phrases such as \"a red circle moving left\".\n"
+            "Defaults: 8 classes, 4 train + 2 val per class, 32 frames of 96x96 at 16 fps, seed 1024, libx264 if\n"
+            "available (else mpeg4).\n"
             "       xclip-synth world OUTDIR [options]   (the compositional world; xclip-synth world --help)\n");
 }
 

@@ -5,6 +5,7 @@
 //   xclip-train --keys            every config key with its default and meaning (markdown)
 //   xclip-train --demo [--steps N] [--batch B] [--lr LR] [--seed S] [--threads N]
 #include "autograd/runtime.h"
+#include "tools/cli.h"
 #include "train/demo.h"
 #include "train/trainer.h"
 
@@ -29,7 +30,7 @@ static void usage(FILE *f) {
             "Faster and leaner on Intel AMX CPUs: --set train.matmul=bf16 (bf16 matmuls, float32 sums) and\n"
             "--set model.checkpoint=true (recompute vision blocks in backward).\n"
             "\n"
-            "  --set s.k=v   override one key (repeatable), e.g. --set train.lr=1e-5 --set data.root=/videos\n"
+            "  --set s.k=v   override one key (repeatable), one word: --set train.lr=1e-5 --set data.root=/videos\n"
             "  --init CKPT   load these weights (an X-CLIP checkpoint, e.g. an earlier best.safetensors) over the\n"
             "                model before training; the optimiser and schedule start fresh\n"
             "  --resume P    continue an interrupted run from a snapshot (PATH or auto: the newest in output.dir)\n"
@@ -155,6 +156,9 @@ int main(int argc, char **argv) {
                 if (i + 1 >= argc) { fprintf(stderr, "xclip-train: %s needs a value\n", flag); return 2; }
                 v = argv[++i];
             }
+            if (!strcmp(flag, "--set") && !cli_check_set("xclip-train", v, i + 1 < argc ? argv[i + 1] : NULL,
+                                                           i + 2 < argc ? argv[i + 2] : NULL))
+                return 2;
             if (!strcmp(flag, "--set")) {
                 if (nsets == (int)(sizeof sets / sizeof sets[0])) { fprintf(stderr, "xclip-train: too many --set\n"); return 2; }
                 sets[nsets++] = v;
@@ -163,7 +167,7 @@ int main(int argc, char **argv) {
             continue;
         }
         if (config) {
-            fprintf(stderr, "xclip-train: more than one config given ('%s' and '%s')\n", config, a);
+            cli_extra_argument("xclip-train", config, "the CONFIG", a);
             return 2;
         }
         config = a;

@@ -5,7 +5,7 @@
 //   XcError err;
 //   if (config_load(&c, "configs/k400_8f.ini", &err)) ...            // defaults, then the file
 //   if (config_set(&c, "train.lr=1e-5", &err)) ...                      // --set section.key=value
-//   if (config_check_paths(&c, CONFIG_FOR_TRAIN, &err)) ...             // names the key to set
+//   if (config_check(&c, CONFIG_FOR_TRAIN, &err)) ...                  // names every key still to set
 //   config_write(&c, stdout);                                           // every key, with its meaning
 //
 // Syntax: `[section]` lines, `key = value` lines, comments from `#` or `;` at the start of a line or after
@@ -105,8 +105,12 @@ typedef enum ConfigUse {
     CONFIG_FOR_TRAIN,  // train + val lists, root(s), labels, vocabulary, pretrained weights
     CONFIG_FOR_EVAL,   // val list, val root, labels, vocabulary (the checkpoint is given separately)
 } ConfigUse;
-// Cross-key checks and existence of every input path the use needs; the error names the key to set.
-int config_check(const TrainConfig *c, ConfigUse use, XcError *err);
+// Cross-key checks and existence of every input path the use needs. All the paths that are not set or not
+// found are named in one message, one line each with what the key should hold, and a HINT with the --set of
+// each. A relative data.vocab that does not exist from the current directory is looked for beside the
+// program and in the source tree (xc_locate_file, autograd/runtime.h) and replaced by the path found; when
+// it is nowhere, the message lists every place looked at.
+int config_check(TrainConfig *c, ConfigUse use, XcError *err);
 
 // The effective configuration as an INI file, each key with its meaning as a comment.
 void config_write(const TrainConfig *c, FILE *f);

@@ -1,0 +1,285 @@
+// test_tools_output.c - what the programs write for other programs to read, on a tiny X-CLIP trained here
+// (3 synthetic classes, 3 iterations of configs/demo.ini, a few seconds):
+//   - xclip-synth creates its output folder's missing parents (mkdir -p) and says when a parent is a file;
+//   - xclip-eval's predictions CSV and xclip-infer --csv are RFC 4180: label names with quotes, commas and
+//     blanks (read from a label CSV with quoted names) come back unchanged through a strict CSV reader;
+//   - xclip-infer --json is one valid JSON document (checked by a strict syntax checker) holding the labels
+//     with their escapes, and an entry with "error" for a video that cannot be read;
+//   - xclip-infer's refusals: no labels (named), one label (a softmax over one class is always 100%),
+//     --json with --csv; a label longer than the text context is named with what is kept, not cut silently
+//     (xclip-eval names such a class too);
+//   - the default vocabulary is found when the program runs from another directory.
+#include "test_util.h"
+#include "autograd/util.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *build_dir(void) { return getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : "build"; }
+
+static char g_out[1 << 16];
+static int run(const char *cmd) { return xc_run_capture(cmd, g_out, sizeof g_out); }
+
+// stdout only (stderr to a file), so the output must parse as it is
+static int run_stdout(const char *cmd) {
+    char full[16384];
+    snprintf(full, sizeof full, "( %s 2>'%s/test_tools_output.stderr' )", cmd, build_dir());
+    return xc_run_capture(full, g_out, sizeof g_out);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    XC_CHECK(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+// ---- a strict RFC 4180 reader: rows of fields ----------------------------------------------------------
+#define MAX_ROWS 64
+#define MAX_FIELDS 12
+typedef struct Csv { int rows, fields[MAX_ROWS]; char cell[MAX_ROWS][MAX_FIELDS][256]; } Csv;
+
+// false on anything RFC 4180 does not allow (a quote inside an unquoted field, text after a closing quote,
+// an unterminated quote) or too many rows / fields.
+static bool csv_parse(const char *s, Csv *c) {
+    memset(c, 0, sizeof *c);
+    while (*s) {
+        if (c->rows == MAX_ROWS) return false;
+        int r = c->rows++, f = 0;
+        for (;;) {
+            if (f == MAX_FIELDS) return false;
+            char *out = c->cell[r][f++];
+            size_t n = 0;
+            if (*s == '"') {
+                for (s++;; s++) {
+                    if (!*s) return false;
+                    if (*s == '"' && s[1] != '"') { s++; break; }
+                    if (*s == '"') s++;
+                    if (n < 255) out[n++] = *s;
+                }
+                if (*s && *s != ',' && *s != '\n' && *s != '\r') return false;
+            } else {
+                for (; *s && *s != ',' && *s != '\n' && *s != '\r'; s++) {
+                    if (*s == '"') return false;
+                    if (n < 255) out[n++] = *s;
+                }
+            }
+            out[n] = 0;
+            if (*s == ',') { s++; continue; }
+            if (*s == '\r') s++;
+            if (*s == '\n') s++;
+            break;
+        }
+        c->fields[r] = f;
+    }
+    return true;
+}
+
+// ---- a strict JSON syntax checker (RFC 8259) -----------------------------------------------------------
+static const char *json_value(const char *s, int depth);
+static const char *json_ws(const char *s) { while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t') s++; return s; }
+static const char *json_string(const char *s) {
+    if (*s++ != '"') return NULL;
+    for (; *s != '"'; s++) {
+        if (!*s || (unsigned char)*s < 0x20) return NULL;
+        if (*s == '\\') {
+            s++;
+            if (*s == 'u') {
+                for (int i = 1; i <= 4; i++) if (!isxdigit((unsigned char)s[i])) return NULL;
+                s += 4;
+            } else if (!strchr("\"\\/bfnrt", *s) || !*s) return NULL;
+        }
+    }
+    return s + 1;
+}
+static const char *json_number(const char *s) {
+    const char *p = s;
+    if (*p == '-') p++;
+    if (*p == '0') p++;
+    else if (isdigit((unsigned char)*p)) while (isdigit((unsigned char)*p)) p++;
+    else return NULL;
+    if (*p == '.') { p++; if (!isdigit((unsigned char)*p)) return NULL; while (isdigit((unsigned char)*p)) p++; }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!isdigit((unsigned char)*p)) return NULL;
+        while (isdigit((unsigned char)*p)) p++;
+    }
+    return p;
+}
+static const char *json_value(const char *s, int depth) {
+    if (depth > 32) return NULL;
+    s = json_ws(s);
+    if (*s == '{' || *s == '[') {
+        char close = *s == '{' ? '}' : ']';
+        bool object = *s == '{';
+        s = json_ws(s + 1);
+        if (*s == close) return s + 1;
+        for (;;) {
+            if (object) {
+                s = json_string(json_ws(s));
+                if (!s) return NULL;
+                s = json_ws(s);
+                if (*s++ != ':') return NULL;
+            }
+            s = json_value(s, depth + 1);
+            if (!s) return NULL;
+            s = json_ws(s);
+            if (*s == ',') { s++; continue; }
+            return *s == close ? s + 1 : NULL;
+        }
+    }
+    if (*s == '"') return json_string(s);
+    if (!strncmp(s, "true", 4)) return s + 4;
+    if (!strncmp(s, "false", 5)) return s + 5;
+    if (!strncmp(s, "null", 4)) return s + 4;
+    return json_number(s);
+}
+static bool json_valid(const char *s) {
+    const char *e = json_value(s, 0);
+    return e && !*json_ws(e);
+}
+
+static void test_parsers_reject(void) { // the checkers themselves can fail
+    Csv c;
+    XC_EXPECT(!csv_parse("a,\"b\"c\n", &c) && !csv_parse("a,b\"c\n", &c) && !csv_parse("\"open\n", &c) &&
+                  csv_parse("a,\"b,\"\"c\"\"\"\n", &c) && !strcmp(c.cell[0][1], "b,\"c\""), "csv_parse");
+    XC_EXPECT(!json_valid("{\"a\": \"x\"y\"}") && !json_valid("[1,]") && !json_valid("{\"a\" 1}") && json_valid("{\"a\": [1, -2.5e3, \"\\\"\"]}"),
+              "json_valid");
+}
+
+static const char *NAMES[] = {"say \"hi\" left", "a, \"b\", c", " padded "};
+static const char *LABEL_CSV = "id,name\n0,\"say \"\"hi\"\" left\"\n1,\"a, \"\"b\"\", c\"\n2,\" padded \"\n";
+
+int main(void) {
+    test_parsers_reject();
+    const char *build = build_dir();
+    char work[1024], data[1100], cmd[16384], shared[1024], configs[1024], labels[1100];
+    snprintf(work, sizeof work, "%s/test_tools_output.d", build);
+    XC_SHARED("clip/bpe_simple_vocab_16e6.txt.gz", shared);
+    xc_test_path("XCLIP_FIXTURES", "tests/fixtures", "../../configs", configs, sizeof configs);
+
+    // xclip-synth into a folder whose parents do not exist yet
+    snprintf(data, sizeof data, "%s/not/yet/there", work);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && '%s/xclip-synth' '%s' --classes 3 --per-class 2 --val-per-class 2 --frames 8 --size 32",
+             work, build, data);
+    int rc = run(cmd);
+    struct stat st;
+    char p[1300];
+    snprintf(p, sizeof p, "%s/val.txt", data);
+    XC_EXPECT(rc == 0 && stat(p, &st) == 0, "xclip-synth into missing parents (%d):\n%s", rc, g_out);
+    if (rc) return xc_test_summary("test_tools_output");
+    snprintf(p, sizeof p, "%s/afile", work);
+    write_file(p, "x");
+    snprintf(cmd, sizeof cmd, "'%s/xclip-synth' '%s/afile/sub'", build, work);
+    rc = run(cmd);
+    XC_EXPECT(rc == 1 && strstr(g_out, "afile is not a directory"), "xclip-synth under a file (%d):\n%s", rc, g_out);
+
+    // a tiny X-CLIP: 3 iterations of the demo recipe
+    snprintf(cmd, sizeof cmd,
+             "'%s/xclip-train' '%s/demo.ini' --set data.root='%s/videos' --set data.train_list='%s/train.txt' "
+             "--set data.val_list='%s/val.txt' --set data.labels='%s/labels.csv' --set data.vocab='%s' "
+             "--set output.dir='%s/run' --set train.epochs=1 --set train.batch_size=2 --set test.final_num_clip=0 "
+             "--set output.progress=off",
+             build, configs, data, data, data, data, shared, work);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0, "training the tiny model failed (%d):\n%s", rc, g_out);
+    if (rc) return xc_test_summary("test_tools_output");
+    snprintf(labels, sizeof labels, "%s/quoted.csv", work);
+    write_file(labels, LABEL_CSV);
+
+    // xclip-eval: the predictions CSV
+    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/run/config.ini' --checkpoint '%s/run/best.safetensors' --labels '%s' "
+             "--predictions '%s/pred'", build, work, work, labels, work);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0, "xclip-eval (%d):\n%s", rc, g_out);
+    snprintf(p, sizeof p, "%s/pred.csv", work);
+    size_t len;
+    XcError err = {{0}};
+    char *text = xc_read_file(p, 1 << 20, &len, &err);
+    static Csv csv;
+    XC_EXPECT(text && csv_parse(text, &csv), "predictions CSV is not RFC 4180:\n%s", text ? text : err.msg);
+    if (text && csv.rows == 7) { // header + 6 videos
+        XC_EXPECT(!strcmp(csv.cell[0][2], "label_name") && !strcmp(csv.cell[0][4], "pred_name"), "header: %s", text);
+        for (int r = 1; r < csv.rows; r++) {
+            XC_EXPECT(csv.fields[r] == 8, "row %d has %d fields:\n%s", r, csv.fields[r], text);
+            int y = atoi(csv.cell[r][1]), pr = atoi(csv.cell[r][3]);
+            XC_EXPECT(y >= 0 && y < 3 && pr >= 0 && pr < 3 && !strcmp(csv.cell[r][2], NAMES[y]) && !strcmp(csv.cell[r][4], NAMES[pr]),
+                      "row %d: label %d [%s], predicted %d [%s]", r, y, csv.cell[r][2], pr, csv.cell[r][4]);
+        }
+    } else XC_EXPECT(false, "predictions: %d rows, want 7:\n%s", csv.rows, text ? text : "");
+    xc_free(text);
+
+    // xclip-eval names a class text too long for the text context (16 tokens here, the model holds 14)
+    char longlab[1200];
+    snprintf(longlab, sizeof longlab, "%s/long.csv", work);
+    write_file(longlab, "id,name\n0,a red circle moving left very slowly on a grey background while it shakes a lot\n1,b\n2,c\n");
+    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/run/config.ini' --checkpoint '%s/run/best.safetensors' --labels '%s' "
+             "--predictions none", build, work, work, longlab);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0 && strstr(g_out, "long.csv: class 0 'a red circle moving left very slowly") &&
+                  strstr(g_out, "is 16 tokens") && strstr(g_out, "more than the 14") && !strstr(g_out, "class 1"),
+              "xclip-eval long class text (%d):\n%s", rc, g_out);
+
+    // xclip-infer --csv with the same label file: stdout is CSV only
+    char video[1200], infer[4096];
+    snprintf(video, sizeof video, "%s/videos/c01/val002.mp4", data);
+    snprintf(infer, sizeof infer, "'%s/xclip-infer' --checkpoint '%s/run/best.safetensors' --vocab '%s'", build, work, shared);
+    snprintf(cmd, sizeof cmd, "%s '%s' --label-file '%s' --csv", infer, video, labels);
+    rc = run_stdout(cmd);
+    XC_EXPECT(rc == 0 && csv_parse(g_out, &csv) && csv.rows == 4 && csv.fields[0] == 6 && !strcmp(csv.cell[0][4], "label"),
+              "xclip-infer --csv (%d):\n%s", rc, g_out);
+    for (int r = 1; r < csv.rows && r < 4; r++) {
+        int id = atoi(csv.cell[r][3]);
+        XC_EXPECT(csv.fields[r] == 6 && !strcmp(csv.cell[r][0], video) && atoi(csv.cell[r][2]) == r && id >= 0 && id < 3 &&
+                      !strcmp(csv.cell[r][4], NAMES[id]) && atof(csv.cell[r][5]) > 0 && atof(csv.cell[r][5]) < 1,
+                  "--csv row %d: %s,%s,%s,%s,[%s],%s", r, csv.cell[r][0], csv.cell[r][1], csv.cell[r][2], csv.cell[r][3],
+                  csv.cell[r][4], csv.cell[r][5]);
+    }
+
+    // xclip-infer --json: one document, escapes, an error entry for a missing video (exit status 1)
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s/missing.mp4' --label-file '%s' --json --topk 2", infer, video, work, labels);
+    rc = run_stdout(cmd);
+    XC_EXPECT(rc == 1 && json_valid(g_out), "xclip-infer --json (%d) is not valid JSON:\n%s", rc, g_out);
+    XC_EXPECT(strstr(g_out, "\"labels\": [\"say \\\"hi\\\" left\", \"a, \\\"b\\\", c\", \" padded \"]") &&
+                  strstr(g_out, "\"model\": \"X-CLIP\"") && strstr(g_out, "\"rank\": 2") && !strstr(g_out, "\"rank\": 3") &&
+                  strstr(g_out, "missing.mp4\", \"error\": \""),
+              "--json content:\n%s", g_out);
+
+    // refusals and reports
+    snprintf(cmd, sizeof cmd, "%s '%s'", infer, video);
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "no labels given: add --labels") && strstr(g_out, "--label-file"), "no labels (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "%s '%s' --labels 'a red circle moving left'", infer, video);
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "one label only ('a red circle moving left')") && strstr(g_out, "always gets 100%"),
+              "one label (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "%s '%s' --labels a,b --json --csv", infer, video);
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "choose one"), "--json --csv (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "%s '%s' --labels 'a red circle moving left very slowly on a grey background while it shakes,b'"
+             " --template 'a video of {}'", infer, video);
+    rc = run(cmd); // the demo model's context is 16 tokens: 14 between SOT and EOT
+    XC_EXPECT(rc == 0 && strstr(g_out, "warning: label 0 'a red circle moving left very slowly") &&
+                  strstr(g_out, "more than the 14") && strstr(g_out, "only the start is read: 'a video of a red circle"),
+              "long label (%d):\n%s", rc, g_out);
+    XC_EXPECT(!strstr(g_out, "warning: label 1"), "a short label reported as long:\n%s", g_out);
+
+    // the default vocabulary (../shared/... of the source tree) from another directory
+    char source_vocab[1200];
+    xc_test_path("XCLIP_FIXTURES", "tests/fixtures", "../../../shared/clip/bpe_simple_vocab_16e6.txt.gz", source_vocab,
+                 sizeof source_vocab);
+    if (access(source_vocab, R_OK) == 0) {
+        char abs_build[PATH_MAX], abs_work[PATH_MAX], abs_video[PATH_MAX];
+        XC_CHECK(realpath(build, abs_build) && realpath(work, abs_work) && realpath(video, abs_video), "realpath");
+        snprintf(cmd, sizeof cmd, "cd / && '%s/xclip-infer' --checkpoint '%s/run/best.safetensors' '%s' --labels a,b --csv",
+                 abs_build, abs_work, abs_video);
+        rc = run(cmd);
+        XC_EXPECT(rc == 0 && strstr(g_out, "video,frames,rank"), "default vocabulary from / (%d):\n%s", rc, g_out);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s/test_tools_output.stderr'", work, build);
+    if (xc_tests_failed == 0 && system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", work);
+    return xc_test_summary("test_tools_output");
+}
