@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds xclip.c and runs the whole test suite (CTest), installing the Debian packages it needs first.
 #   scripts/test.sh           Release build in build/ with warnings as errors, then ctest
-#   scripts/test.sh --asan    the same under AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/
+#   scripts/test.sh --asan    the same under AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/, but for
+#                             the end-to-end runs labelled `long` (test_demo_run, test_pretrain_run: minutes each,
+#                             already run by the plain build; the units they drive are all tested under ASan)
 # Tests read the shared reference data from ../shared (override with XCLIP_SHARED=/path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +24,5 @@ else
   echo "usage: scripts/test.sh [--asan]" >&2; exit 2
 fi
 cmake --build "$dir" -j"$jobs"
-ctest --test-dir "$dir" --output-on-failure -j1
+if [ "$mode" = "--asan" ]; then ctest --test-dir "$dir" --output-on-failure -j1 -LE long
+else ctest --test-dir "$dir" --output-on-failure -j1; fi

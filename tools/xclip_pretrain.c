@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "autograd/runtime.h"
+#include "tools/cli.h"
 #include "train/pretrain.h"
 
 static void usage(FILE *f) {
@@ -34,16 +35,17 @@ int main(int argc, char **argv) {
             if (i + 1 >= argc) { fprintf(stderr, "xclip-pretrain: %s needs a value\n", a); return 2; }
             const char *v = argv[++i];
             if (!strcmp(a, "--resume")) o.resume = v;
-            else if (!strchr(v, '=')) {
-                fprintf(stderr, "xclip-pretrain: --set needs section.key=value, got '%s'%s%s%s\n", v,
-                        i + 1 < argc ? " (did you mean --set " : "", i + 1 < argc ? v : "", i + 1 < argc ? "=VALUE?)" : "");
+            else if (!cli_check_set("xclip-pretrain", v, i + 1 < argc ? argv[i + 1] : NULL, i + 2 < argc ? argv[i + 2] : NULL))
                 return 2;
-            } else if (nsets == (int)(sizeof sets / sizeof sets[0])) { fprintf(stderr, "xclip-pretrain: too many --set\n"); return 2; }
+            else if (nsets == (int)(sizeof sets / sizeof sets[0])) { fprintf(stderr, "xclip-pretrain: too many --set\n"); return 2; }
             else sets[nsets++] = v;
             continue;
         }
         if (a[0] == '-') { fprintf(stderr, "xclip-pretrain: unknown option %s\n", a); usage(stderr); return 2; }
-        if (config) { fprintf(stderr, "xclip-pretrain: more than one CONFIG given ('%s' and '%s')\n", config, a); return 2; }
+        if (config) {
+            cli_extra_argument("xclip-pretrain", config, "the CONFIG", a);
+            return 2;
+        }
         config = a;
     }
     if (!config) { fprintf(stderr, "xclip-pretrain: no CONFIG given (try configs/pretrain_world.ini)\n"); usage(stderr); return 2; }
