@@ -270,3 +270,25 @@ void clip_init_random(Clip *m, uint64_t seed) {
     for (int64_t i = 0; i < m->cfg.vision_layers; i++) vision[i] = &m->visual.blocks[i];
     clip_init_random_towers(&m->visual, vision, &m->text, m->logit_scale, &m->cfg, seed);
 }
+
+Tensor *clip_video_logits(Graph *g, const Clip *m, Tensor *video, const float *text_features, int64_t K) {
+    char s[64];
+    XC_CHECK(video->ndim == 5 && video->shape[2] == 3, "clip_video_logits: video %s, want (B, T, 3, H, W)",
+             tensor_shape_str(video, s, sizeof s));
+    const int64_t B = video->shape[0], T = video->shape[1], E = m->cfg.embed_dim;
+    Tensor *frames = op_reshape(g, video, 4, (int64_t[]){B * T, 3, video->shape[3], video->shape[4]});
+    Tensor *f = op_reshape(g, clip_encode_image(g, m, frames), 3, (int64_t[]){B, T, E});
+    Tensor *v = op_l2_normalize(g, op_mean(g, f, 1)); // (B, E)
+    Tensor *t = tensor_wrap(g, 2, (int64_t[]){K, E}, text_features);
+    return op_mul(g, op_matmul(g, v, t, false, true), op_exp(g, m->logit_scale));
+}
+
+float *clip_text_features(const Clip *m, Graph *g, const int32_t *tokens, int64_t K) {
+    bool prev = graph_set_grad(g, false);
+    Tensor *t = op_l2_normalize(g, clip_encode_text(g, &m->text, tokens, K, m->cfg.context, true));
+    float *out = xc_malloc(sizeof(float) * (size_t)t->numel);
+    memcpy(out, t->data, sizeof(float) * (size_t)t->numel);
+    graph_reset(g);
+    graph_set_grad(g, prev);
+    return out;
+}

@@ -75,6 +75,13 @@ void clip_init_random(Clip *m, uint64_t seed);
 void clip_init_random_towers(ClipVision *v, ResBlock *const *vision_blocks, ClipText *t, Tensor *logit_scale,
                              const ClipConfig *c, uint64_t seed);
 
+// Normalised text features (K, E) of K token rows (K, S), in a new array (no gradient; g is reset after).
+float *clip_text_features(const Clip *m, Graph *g, const int32_t *tokens, int64_t K);
+// CLIP on videos without X-CLIP's modules ("CLIP + mean pooling", the zero-shot baseline): video (B, T, 3, H, W)
+// -> frame features averaged over T, normalised, against text_features (K, E) (normalised) -> logits (B, K)
+// scaled by exp(logit_scale).
+Tensor *clip_video_logits(Graph *g, const Clip *m, Tensor *video, const float *text_features, int64_t K);
+
 // images (F, 3, H, W) -> (F, E): ln_post(class token) @ proj.
 Tensor *clip_encode_image(Graph *g, const Clip *m, Tensor *images);
 // Patch tokens + class token + positional embedding + ln_pre: images (F, 3, H, W) -> (F, L, W).

@@ -1,4 +1,6 @@
 // test_pretrain_run.c - xclip-pretrain end to end on a CI-sized world (3 000 captioned images, a small CLIP):
+//   - xclip-eval --probe on the pretrained CLIP (a plain CLIP checkpoint: zero-shot mode) reports the same
+//     zero-shot colour accuracy as the run's final evaluation;
 //   - the run writes its directory (config.ini, log.txt, metrics.jsonl, best / last.safetensors) and the
 //     zero-shot colour accuracy on the held-out probe images beats chance (12.5%) clearly: >= 25% (the
 //     measured value is printed); the weights load as a CLIP checkpoint (model.pretrained of xclip-train
@@ -108,8 +110,18 @@ int main(void) {
                   cc.vision_width == 64 && cc.patch == 8 && cc.image_size == 32 && cc.context == 32,
               "%s is not read as the CLIP it holds: %s", p1, err.msg);
     weights_free(&ws);
-
-    // stopped by SIGTERM after iteration 9, resumed: the same weights
+    // xclip-eval on the CLIP checkpoint: the probe's zero-shot colour accuracy is the pretraining's final one
+    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/pretrain.ini' --checkpoint '%s/best.safetensors' --probe '%s/images' "
+             "--set data.vocab='%s' --set data.labels='%s/images/colour.csv' --predictions none > '%s.eval' 2>&1",
+             g_build, g_world, a, g_world, g_vocab, g_world, a);
+    int erc = system(cmd);
+    snprintf(p1, sizeof p1, "%s.eval", a);
+    size_t n;
+    char *out = xc_read_file(p1, 1u << 20, &n, &err), want[64];
+    snprintf(want, sizeof want, "colour %.1f%% (12.5)", colour);
+    XC_EXPECT(erc == 0 && out && strstr(out, "plain CLIP weights") && strstr(out, want),
+              "xclip-eval --probe of the pretrained CLIP does not report '%s' (see %s)", want, p1);
+    xc_free(out); after iteration 9, resumed: the same weights
     int code = pretrain("XCLIP_TEST_SIGNAL_AT=9:TERM ", b, "");
     XC_EXPECT(code == 75, "SIGTERM after iteration 9: exit status %d, want 75 (see %s.log)", code, b);
     XC_EXPECT(log_has(b, "stopped by signal 15"), "no 'stopped by signal 15' in %s.log", b);

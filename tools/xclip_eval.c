@@ -5,6 +5,7 @@
 //              [--set section.key=value]... [--predictions PREFIX]
 #include "autograd/runtime.h"
 #include "tools/cli.h"
+#include "train/pretrain.h"
 #include "train/trainer.h"
 
 #include <math.h>
@@ -22,12 +23,14 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: xclip-eval CONFIG --checkpoint CKPT [--views CLIPSxCROPS] [--labels CSV]... [--list LIST]...\n"
-            "                  [--set section.key=value]... [--predictions PREFIX]\n"
+            "                  [--set section.key=value]... [--predictions PREFIX] [--probe DIR]\n"
             "\n"
             "Evaluates an X-CLIP checkpoint (e.g. a run's best.safetensors) with the data settings of CONFIG:\n"
             "top-1, top-5 and mean-class accuracy. The softmax probabilities of all views are summed per video.\n"
+            "A plain CLIP checkpoint (e.g. xclip-pretrain's) is evaluated zero-shot: the frames' CLIP features\n"
+            "averaged (\"CLIP + mean pooling\", no X-CLIP module), data.frames frames per clip.\n"
             "\n"
-            "  --checkpoint CKPT  X-CLIP weights (any format xclip.c reads)\n"
+            "  --checkpoint CKPT  X-CLIP or CLIP weights (any format xclip.c reads)\n"
             "  --views CxK        C clips x K crops per video (K = 1 or 3); default test.num_clip x test.num_crop\n"
             "  --list LIST        a test list (repeatable); default data.val_list\n"
             "  --labels CSV       label file (repeatable: one for all lists, or one per list, paired in order);\n"
@@ -36,6 +39,9 @@ static void usage(FILE *f) {
             "  --predictions P    per-video predictions to P.csv (P_1.csv, P_2.csv... for several lists);\n"
             "                     default 'predictions'; 'none' writes none. Columns: path,label,label_name,pred,\n"
             "                     pred_name,prob,correct,top5 (RFC 4180: fields with , \" or line breaks are quoted)\n"
+            "  --probe DIR        CLIP checkpoints: also zero-shot accuracy per attribute on a world's probe images\n"
+            "                     (DIR = images/ of `xclip-synth world`: colour, shape, size, position, colour-shape\n"
+            "                     pairs seen and unseen in pretraining), against chance; without --list, the probe alone\n"
             "Options take their value as the next word or after '=' (--checkpoint=CKPT); --set takes one word\n"
             "section.key=value.\n");
 }
@@ -104,7 +110,7 @@ static void mean_std(const double *x, int n, double *mean, double *sd) {
 
 int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
-    const char *config = NULL, *ckpt = NULL, *views = NULL, *pred = "predictions";
+    const char *config = NULL, *ckpt = NULL, *views = NULL, *pred = "predictions", *probe = NULL;
     const char *lists[MAX_SETS], *labelfiles[MAX_SETS], *sets[256];
     int nlists = 0, nlabels = 0, nsets = 0;
     for (int i = 1; i < argc; i++) {
@@ -118,7 +124,7 @@ int main(int argc, char **argv) {
                 snprintf(flag, sizeof flag, "%.*s", (int)(eq - a), a);
                 v = eq + 1;
             } else snprintf(flag, sizeof flag, "%.31s", a);
-            static const char *FLAGS[] = {"--checkpoint", "--views", "--predictions", "--list", "--labels", "--set"};
+            static const char *FLAGS[] = {"--checkpoint", "--views", "--predictions", "--list", "--labels", "--set", "--probe"};
             bool known = false;
             for (size_t f = 0; f < sizeof FLAGS / sizeof FLAGS[0]; f++) known |= !strcmp(flag, FLAGS[f]);
             if (!known) { fprintf(stderr, "xclip-eval: unknown option %s\n", a); usage(stderr); return 2; }
@@ -130,6 +136,7 @@ int main(int argc, char **argv) {
             if (!strcmp(flag, "--checkpoint")) ckpt = v;
             else if (!strcmp(flag, "--views")) views = v;
             else if (!strcmp(flag, "--predictions")) pred = v;
+            else if (!strcmp(flag, "--probe")) probe = v;
             else if (!strcmp(flag, "--list")) {
                 if (nlists == MAX_SETS) { fprintf(stderr, "xclip-eval: more than %d --list\n", MAX_SETS); return 2; }
                 lists[nlists++] = v;
@@ -172,6 +179,7 @@ int main(int argc, char **argv) {
     // the lists and label files of the command line stand in for the config's
     if (nlists) snprintf(c.val_list, sizeof c.val_list, "%s", lists[0]);
     if (nlabels) snprintf(c.labels, sizeof c.labels, "%s", labelfiles[0]);
+    const bool probe_only = probe && !nlists; // --probe without --list: the probe images alone
     if (!nlists) lists[nlists++] = c.val_list;
     if (config_check(&c, CONFIG_FOR_EVAL, &err) != XC_OK) return fail(err.msg);
     for (int i = 0; i < nlists; i++)
@@ -191,12 +199,20 @@ int main(int argc, char **argv) {
     Gemm mm; // train.matmul: the precision of the evaluation's matmuls
     if (config_gemm_init(&c, &mm, &err) != XC_OK) return fail(err.msg);
     XClip m;
+    Clip cm; // a plain CLIP checkpoint: zero-shot CLIP + mean pooling (no X-CLIP module would be trained)
     ParamStore ps;
     bool is_xclip = false;
     if (model_build(&m, &ps, &c, ckpt, &is_xclip, &err) != XC_OK) return fail(err.msg);
-    if (!is_xclip)
-        return fail("--checkpoint holds plain CLIP weights: the X-CLIP additions would be random\n"
-                    "HINT: use a trained X-CLIP checkpoint, or xclip-infer for zero-shot CLIP on your own videos");
+    if (!is_xclip) {
+        xclip_free(&m);
+        param_store_free(&ps);
+        if (clip_model_load(&cm, &ps, ckpt, &err) != XC_OK) return fail(err.msg);
+        printf("xclip-eval: %s holds plain CLIP weights: zero-shot CLIP, the frames' features averaged (no X-CLIP modules)\n",
+               ckpt);
+    }
+    if (probe && is_xclip) return fail("--probe measures a plain CLIP checkpoint; this one is X-CLIP");
+    const int64_t S = is_xclip ? m.cfg.clip.context : cm.cfg.context, T = c.frames;
+    const int64_t H = is_xclip ? m.cfg.clip.image_size : cm.cfg.image_size;
     Tokenizer *tok = tokenizer_load_clip(c.vocab, &err);
     if (!tok) {
         fprintf(stderr, "xclip-eval: data.vocab = %s: %s\n", c.vocab, err.msg);
@@ -207,19 +223,27 @@ int main(int argc, char **argv) {
     g.gemm = &mm;
     const bool bar = isatty(STDOUT_FILENO) && c.progress != PROGRESS_OFF;
     double top1[MAX_SETS], top5[MAX_SETS], mcls[MAX_SETS];
-    int nruns = nlists;
+    int nruns = probe_only ? 0 : nlists;
     const char *root = *c.val_root ? c.val_root : c.root;
     printf("xclip-eval: %s on %d list%s, %d clip%s x %d crop%s per video, T %lld, input %lld\n", ckpt, nlists,
-           nlists == 1 ? "" : "s", clips, clips == 1 ? "" : "s", crops, crops == 1 ? "" : "s", (long long)m.cfg.frames,
-           (long long)m.cfg.clip.image_size);
+           nlists == 1 ? "" : "s", clips, clips == 1 ? "" : "s", crops, crops == 1 ? "" : "s", (long long)T, (long long)H);
+    if (probe) {
+        ZeroShotResult z;
+        if (clip_zero_shot_probe(&cm, &g, tok, probe, &z, &err) != XC_OK) return fail(err.msg);
+        printf("zero-shot on %lld probe images of %s (chance): colour %.1f%% (12.5)  shape %.1f%% (12.5)  size %.1f%% (50)  "
+               "position %.1f%% (11.1)  colour-shape pairs seen in pretraining %.1f%% / unseen %.1f%% (1.6, among all 64)\n",
+               (long long)z.images, probe, z.colour, z.shape, z.size, z.position, z.combo_seen, z.combo_unseen);
+    }
     for (int r = 0; r < nruns; r++) {
         const char *lf = nlabels > 1 ? labelfiles[r] : c.labels;
         LabelSet labels = {0};
         if (labels_load(lf, &labels, &err) != XC_OK) return fail(err.msg);
         const int K = labels.count;
-        warn_long_labels(tok, &labels, lf, c.template_, m.cfg.clip.context);
-        int32_t *tokens = class_tokens(tok, &labels, c.template_, m.cfg.clip.context);
-        xclip_cache_text(&m, tokens, K, m.cfg.clip.context);
+        warn_long_labels(tok, &labels, lf, c.template_, S);
+        int32_t *tokens = class_tokens(tok, &labels, c.template_, S);
+        float *text = NULL; // CLIP: (K, E) normalised class features
+        if (is_xclip) xclip_cache_text(&m, tokens, K, S);
+        else text = clip_text_features(&cm, &g, tokens, K);
         Dataset *ds = dataset_open(lists[r], root, K, &err);
         if (!ds) return fail(err.msg);
         if (ds->n_missing) fprintf(stderr, "warning: %lld videos of %s are missing:\n%s", (long long)ds->n_missing, lists[r], ds->issues);
@@ -229,8 +253,9 @@ int main(int argc, char **argv) {
         EvalResult res;
         EvalOutput out = {0};
         double t0 = xc_now();
-        if (evaluate(&m, &g, ld, ds->n, tokens, K, m.cfg.clip.context, c.test_batch_size, bar, &res, &out, &err) != XC_OK)
-            return fail(err.msg);
+        int rc = is_xclip ? evaluate(&m, &g, ld, ds->n, tokens, K, S, c.test_batch_size, bar, &res, &out, &err)
+                          : evaluate_clip(&cm, text, T, &g, ld, ds->n, K, c.test_batch_size, bar, &res, &out, &err);
+        if (rc != XC_OK) return fail(err.msg);
         top1[r] = res.top1;
         top5[r] = res.top5;
         mcls[r] = res.mean_class;
@@ -247,6 +272,7 @@ int main(int argc, char **argv) {
         loader_free(ld);
         dataset_free(ds);
         xc_free(tokens);
+        xc_free(text);
         labels_free(&labels);
     }
     if (nruns > 1) {
@@ -259,7 +285,7 @@ int main(int argc, char **argv) {
     graph_free(&g);
     gemm_free(&mm);
     tokenizer_free(tok);
-    xclip_free(&m);
+    if (is_xclip) xclip_free(&m);
     param_store_free(&ps);
     return 0;
 }

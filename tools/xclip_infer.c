@@ -377,12 +377,8 @@ int main(int argc, char **argv) {
             if (is_xclip) {
                 Tensor *vt = tensor_from(&g, 5, (int64_t[]){1, T, 3, H, H}, x);
                 logits = xclip_forward(&g, &xm, vt, NULL, K, S, NULL).logits;
-            } else { // mean of the normalised-later frame features, as CLIP-on-video baselines do
-                Tensor *ft = clip_encode_image(&g, &cm, tensor_from(&g, 4, (int64_t[]){T, 3, H, H}, x)); // (T, E)
-                Tensor *vf = op_l2_normalize(&g, op_reshape(&g, op_mean(&g, op_reshape(&g, ft, 3, (int64_t[]){1, T, cc.embed_dim}), 1),
-                                                           2, (int64_t[]){1, cc.embed_dim}));
-                Tensor *tt = tensor_from(&g, 2, (int64_t[]){K, cc.embed_dim}, text_feat);
-                logits = op_mul(&g, op_matmul(&g, vf, tt, false, true), op_exp(&g, cm.logit_scale));
+            } else { // CLIP + mean pooling: the frames' features averaged, as CLIP-on-video baselines do
+                logits = clip_video_logits(&g, &cm, tensor_wrap(&g, 5, (int64_t[]){1, T, 3, H, H}, x), text_feat, K);
             }
             double mx = logits->data[0], z = 0;
             for (int k = 1; k < K; k++) mx = fmax(mx, logits->data[k]);

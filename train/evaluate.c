@@ -60,16 +60,14 @@ static void tally_result(const Tally *t, int K, EvalResult *res) {
     res->mean_class = present ? 100.0 * mc / present : 0;
 }
 
-int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, const int32_t *tokens, int K, int64_t S, int chunk,
-             bool progress, EvalResult *res, EvalOutput *out, XcError *err) {
+int evaluate_logits(EvalLogitsFn fn, void *ctx, int64_t T, int64_t H, Graph *g, Loader *ld, int64_t n_videos, int K,
+                    int chunk, bool progress, EvalResult *res, EvalOutput *out, XcError *err) {
     memset(res, 0, sizeof *res);
-    if (!m->cfg.fix_text) xclip_cache_text(m, tokens, K, S); // the training text tower's current features
     if (out) {
         out->probs = xc_calloc((size_t)n_videos * (size_t)K, sizeof(float));
         out->labels = xc_calloc((size_t)n_videos, sizeof(int32_t));
         out->items = xc_calloc((size_t)n_videos, sizeof(int64_t));
     }
-    const int64_t T = m->cfg.frames, H = m->cfg.clip.image_size;
     const size_t clip_floats = (size_t)T * 3 * (size_t)H * (size_t)H;
     Tally t = {.hit = xc_calloc((size_t)K, sizeof(int64_t)), .count = xc_calloc((size_t)K, sizeof(int64_t))};
     double *sum = NULL; // (B, K) summed view probabilities of the current batch
@@ -93,7 +91,7 @@ int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, const int32_t *to
         for (int64_t c0 = 0; c0 < clips; c0 += chunk) {
             int64_t nc = clips - c0 < chunk ? clips - c0 : chunk;
             Tensor *v = tensor_wrap(g, 5, (int64_t[]){nc, T, 3, H, H}, b->video + (size_t)c0 * clip_floats);
-            Tensor *logits = xclip_forward(g, m, v, NULL, K, 0, NULL).logits; // (nc, K)
+            Tensor *logits = fn(ctx, g, v); // (nc, K)
             XC_CHECK(logits->shape[1] == K, "evaluate: model has %lld classes, expected %d", (long long)logits->shape[1], K);
             add_view_probs(logits, c0, V, K, sum);
             graph_reset(g);
@@ -108,6 +106,36 @@ int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, const int32_t *to
     xc_free(t.hit);
     xc_free(t.count);
     return rc;
+}
+
+static Tensor *xclip_logits(void *ctx, Graph *g, Tensor *clips) {
+    XClip *m = ctx;
+    return xclip_forward(g, m, clips, NULL, m->text_cache_k, 0, NULL).logits;
+}
+
+int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, const int32_t *tokens, int K, int64_t S, int chunk,
+             bool progress, EvalResult *res, EvalOutput *out, XcError *err) {
+    if (!m->cfg.fix_text) xclip_cache_text(m, tokens, K, S); // the training text tower's current features
+    XC_CHECK(m->text_cache && m->text_cache_k == K, "evaluate: %d class texts, %lld cached", K, (long long)m->text_cache_k);
+    return evaluate_logits(xclip_logits, m, m->cfg.frames, m->cfg.clip.image_size, g, ld, n_videos, K, chunk, progress, res,
+                           out, err);
+}
+
+typedef struct ClipEval {
+    const Clip *m;
+    const float *text_features; // (K, E) normalised
+    int64_t K;
+} ClipEval;
+
+static Tensor *clip_logits(void *ctx, Graph *g, Tensor *clips) {
+    const ClipEval *c = ctx;
+    return clip_video_logits(g, c->m, clips, c->text_features, c->K);
+}
+
+int evaluate_clip(const Clip *m, const float *text_features, int64_t T, Graph *g, Loader *ld, int64_t n_videos, int K,
+                  int chunk, bool progress, EvalResult *res, EvalOutput *out, XcError *err) {
+    ClipEval c = {m, text_features, K};
+    return evaluate_logits(clip_logits, &c, T, m->cfg.image_size, g, ld, n_videos, K, chunk, progress, res, out, err);
 }
 
 void eval_output_free(EvalOutput *o) {

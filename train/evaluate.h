@@ -32,4 +32,12 @@ typedef struct EvalOutput {   // optional per-video outputs (arrays of n, alloca
 // be NULL.
 int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, const int32_t *tokens, int K, int64_t S, int chunk,
              bool progress, EvalResult *res, EvalOutput *out, XcError *err);
+// CLIP without X-CLIP's modules (clip_video_logits: frame features averaged) against text_features (K, E),
+// normalised: the zero-shot "CLIP + mean pooling" baseline. T frames per clip.
+int evaluate_clip(const Clip *m, const float *text_features, int64_t T, Graph *g, Loader *ld, int64_t n_videos, int K,
+                  int chunk, bool progress, EvalResult *res, EvalOutput *out, XcError *err);
+// The pass itself, for any model: fn turns nc clips (nc, T, 3, H, H) into logits (nc, K) on g (no grad mode).
+typedef Tensor *(*EvalLogitsFn)(void *ctx, Graph *g, Tensor *clips);
+int evaluate_logits(EvalLogitsFn fn, void *ctx, int64_t T, int64_t H, Graph *g, Loader *ld, int64_t n_videos, int K,
+                    int chunk, bool progress, EvalResult *res, EvalOutput *out, XcError *err);
 void eval_output_free(EvalOutput *o);

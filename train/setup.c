@@ -98,6 +98,24 @@ int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weig
     return XC_OK;
 }
 
+int clip_model_load(Clip *m, ParamStore *ps, const char *path, XcError *err) {
+    WeightSet ws = {0};
+    ClipConfig cc;
+    if (weights_load(&ws, path, err) != XC_OK || clip_config_from_weights(&cc, &ws, err) != XC_OK) {
+        weights_free(&ws);
+        return xc_err(err, "%s: %s", path, err->msg);
+    }
+    param_store_init(ps, "params");
+    clip_init(m, ps, &cc, true);
+    int rc = params_load(ps, &ws, NULL, err);
+    weights_free(&ws);
+    if (rc != XC_OK) {
+        param_store_free(ps);
+        return xc_err(err, "%s: %s", path, err->msg);
+    }
+    return XC_OK;
+}
+
 LoaderConfig loader_config_train(const TrainConfig *c, int num_classes) {
     LoaderConfig lc = loader_config_default(c->input_size, c->frames, c->batch_size);
     lc.train = 1;

@@ -24,6 +24,9 @@ int32_t *class_tokens(Tokenizer *tok, const LabelSet *labels, const char *templa
 // the X-CLIP additions are initialised as docs/model.md §7 says, from c->seed. *is_xclip (may be NULL) says which
 // kind was loaded. XC_ERR + a message naming the file or the key.
 int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weights, bool *is_xclip, XcError *err);
+// A plain CLIP from a checkpoint (any format; architecture read off it), the text tower frozen. XC_ERR + a message
+// naming the file.
+int clip_model_load(Clip *m, ParamStore *ps, const char *path, XcError *err);
 // Loader configuration of the train / test pipeline from c.
 LoaderConfig loader_config_train(const TrainConfig *c, int num_classes);
 LoaderConfig loader_config_test(const TrainConfig *c, int num_clip, int num_crop, int batch);
