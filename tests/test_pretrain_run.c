@@ -121,7 +121,9 @@ int main(void) {
     snprintf(want, sizeof want, "colour %.1f%% (12.5)", colour);
     XC_EXPECT(erc == 0 && out && strstr(out, "plain CLIP weights") && strstr(out, want),
               "xclip-eval --probe of the pretrained CLIP does not report '%s' (see %s)", want, p1);
-    xc_free(out); after iteration 9, resumed: the same weights
+    xc_free(out);
+
+    // stopped by SIGTERM after iteration 9, resumed: the same weights
     int code = pretrain("XCLIP_TEST_SIGNAL_AT=9:TERM ", b, "");
     XC_EXPECT(code == 75, "SIGTERM after iteration 9: exit status %d, want 75 (see %s.log)", code, b);
     XC_EXPECT(log_has(b, "stopped by signal 15"), "no 'stopped by signal 15' in %s.log", b);
