@@ -1,5 +1,8 @@
-// config.c - see config.h. One table holds every key: type, range, default and meaning.
+// config.c - see config.h. One table holds every key: type, range, default and meaning (CONFIG_KEYS); this file
+// parses values into it. Checks are in config_check.c, writing (the effective config, diffs, the Markdown
+// reference) in config_write.c.
 #include "train/config.h"
+#include "train/config_keys.h"
 #include "autograd/kernels.h"
 #include "autograd/runtime.h"
 
@@ -15,18 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum { K_INT, K_I64, K_F64, K_BOOL, K_STR, K_PATH, K_ENUM } KeyKind;
-
-typedef struct Key {
-    const char *section, *key;
-    KeyKind kind;
-    size_t offset, size;  // field offset; buffer size for strings
-    double lo, hi;        // numeric range (inclusive)
-    const char *choices;  // K_ENUM: "a|b|c", stored as the index of the choice in an int-sized enum field
-    const char *def;      // default, parsed like a value
-    const char *doc;
-} Key;
-
 #define F(field) offsetof(TrainConfig, field), sizeof(((TrainConfig *)0)->field)
 #define INT(s, k, field, lo, hi, def, doc) {s, k, K_INT, F(field), lo, hi, NULL, def, doc}
 #define I64(s, k, field, lo, hi, def, doc) {s, k, K_I64, F(field), lo, hi, NULL, def, doc}
@@ -36,7 +27,7 @@ typedef struct Key {
 #define PATH(s, k, field, def, doc) {s, k, K_PATH, F(field), 0, 0, NULL, def, doc}
 #define ENUM(s, k, field, choices, def, doc) {s, k, K_ENUM, F(field), 0, 0, choices, def, doc}
 
-static const Key KEYS[] = {
+const Key CONFIG_KEYS[] = {
     // [data]
     PATH("data", "root", root, "", "folder or uncompressed .tar holding the training videos (list paths are relative to it)"),
     PATH("data", "val_root", val_root, "", "folder or .tar of the validation videos; empty: the same as root"),
@@ -142,7 +133,9 @@ static const Key KEYS[] = {
     I64("output", "snapshot_freq", snapshot_freq, 0, 9007199254740991.0, "0", "iterations between snapshots (0 = at epoch ends only)"),
     INT("output", "keep_snapshots", keep_snapshots, 1, 1000, "3", "snapshots kept (plus the one of the best model)"),
 };
-#define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+const int CONFIG_NKEYS = (int)(sizeof CONFIG_KEYS / sizeof CONFIG_KEYS[0]);
+#define KEYS CONFIG_KEYS
+#define NKEYS CONFIG_NKEYS
 static const char *SECTIONS[] = {"data", "model", "train", "aug", "test", "output"};
 
 // ---- parsing one value ------------------------------------------------------------------------------
@@ -249,8 +242,7 @@ static void key_list(const char *section, char *buf, size_t n) {
     }
 }
 
-// The name of choice `index` of "a|b|c" into buf.
-static const char *choice_name(const char *choices, int index, char *buf, size_t n) {
+const char *config_choice_name(const char *choices, int index, char *buf, size_t n) {
     const char *p = choices;
     for (int i = 0; i < index && p; i++) p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL;
     size_t len = p ? (strchr(p, '|') ? (size_t)(strchr(p, '|') - p) : strlen(p)) : 0;
@@ -438,250 +430,3 @@ bool config_progress_bar(const TrainConfig *c) {
     return c->progress == PROGRESS_ON || (c->progress == PROGRESS_AUTO && isatty(STDOUT_FILENO));
 }
 
-// ---- checks ---------------------------------------------------------------------------------------
-// The input paths a run needs are checked all together, so one run names every key still to set (a recipe
-// such as configs/k400_8f.ini leaves root, lists and weights empty): one line per problem.
-#define MAX_PATH_PROBLEMS 8
-typedef struct PathProblems {
-    int count;
-    const char *keys[MAX_PATH_PROBLEMS]; // the keys to set, for the HINT
-    bool unset_only;                     // every problem is a key left empty
-    char text[sizeof(((XcError *)0)->msg)];
-    size_t used;
-} PathProblems;
-
-static void path_problem(PathProblems *pp, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void path_problem(PathProblems *pp, const char *key, const char *fmt, ...) {
-    if (pp->count < MAX_PATH_PROBLEMS) pp->keys[pp->count] = key;
-    pp->count++;
-    if (pp->used >= sizeof pp->text - 1) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(pp->text + pp->used, sizeof pp->text - pp->used, fmt, ap);
-    va_end(ap);
-    pp->used += w > 0 ? (size_t)w : 0;
-    if (pp->used > sizeof pp->text - 1) pp->used = sizeof pp->text - 1;
-}
-
-static void need_file(PathProblems *pp, const char *key, const char *path, const char *what) {
-    struct stat st;
-    if (!*path) path_problem(pp, key, "\n  %s is not set (%s)", key, what);
-    else if (stat(path, &st) != 0) {
-        pp->unset_only = false;
-        path_problem(pp, key, "\n  %s = %s: %s (%s)", key, path, strerror(errno), what);
-    }
-}
-
-// data.vocab: CLIP's vocabulary, a file of the source tree's neighbourhood rather than of the data. A relative
-// path that does not lead anywhere from the current directory is looked for beside the program and in the
-// source tree (xc_locate_file), so the default works from any directory; every place looked at is named.
-static void find_vocab(PathProblems *pp, TrainConfig *c) {
-    static const char *what = "CLIP's BPE vocabulary bpe_simple_vocab_16e6.txt.gz, shipped with openai/CLIP";
-    if (!*c->vocab || c->vocab[0] == '/') { need_file(pp, "data.vocab", c->vocab, what); return; }
-    char found[CONFIG_PATH_MAX], tried[768];
-    if (xc_locate_file(c->vocab, found, sizeof found, tried, sizeof tried)) {
-        memcpy(c->vocab, found, strlen(found) + 1);
-        return;
-    }
-    pp->unset_only = false;
-    char indented[1024];
-    size_t u = 0;
-    for (const char *t = tried; *t && u + 3 < sizeof indented; t++) { // one more level of indentation
-        if (t == tried || t[-1] == '\n') { indented[u++] = ' '; indented[u++] = ' '; }
-        indented[u++] = *t;
-    }
-    while (u && indented[u - 1] == '\n') u--;
-    indented[u] = 0;
-    path_problem(pp, "data.vocab", "\n  data.vocab = %s: not found (%s); looked at:\n%s", c->vocab, what, indented);
-}
-
-static int report_paths(const PathProblems *pp, const char *src, XcError *err) {
-    if (pp->count == 0) return XC_OK;
-    const char *key = pp->keys[0];
-    if (pp->count == 1) { // one problem: one line, as it always read
-        const char *line = pp->text + 3;
-        if (pp->unset_only) return xc_err(err, "%s: %s\nHINT: set it in %s or with --set %s=PATH", src, line, src, key);
-        return xc_err(err, "%s: %s\nHINT: set %s to an existing path (in the config or with --set %s=PATH)", src, line, key,
-                      key);
-    }
-    char sets[512];
-    size_t u = 0;
-    sets[0] = 0;
-    for (int i = 0; i < pp->count && i < MAX_PATH_PROBLEMS && u < sizeof sets; i++) {
-        int w = snprintf(sets + u, sizeof sets - u, "%s--set %s=PATH", i ? " " : "", pp->keys[i]);
-        u += w > 0 ? (size_t)w : 0;
-    }
-    // keep the HINT whole: cut the list at a line end if the message would not fit
-    char body[sizeof pp->text];
-    memcpy(body, pp->text, pp->used + 1);
-    const size_t room = sizeof err->msg - 1, fixed = 2 * strlen(src) + strlen(sets) + 100;
-    if (fixed < room && strlen(body) > room - fixed) {
-        char *cut = body + (room - fixed);
-        *cut = 0;
-        char *nl = strrchr(body, '\n');
-        if (nl) memcpy(nl, "\n  ...", 7);
-    }
-    return xc_err(err, "%s: %d input paths are not set or not found:%s\nHINT: set them in %s, or on the command line: %s",
-                  src, pp->count, body, src, sets);
-}
-
-int config_check(TrainConfig *c, ConfigUse use, XcError *err) {
-    const char *src = *c->source ? c->source : "the config";
-    PathProblems pp = {.unset_only = true};
-    if (use == CONFIG_FOR_TRAIN) {
-        need_file(&pp, "data.train_list", c->train_list, "the training list, one `relative/path.mp4 <label id>` per line");
-        need_file(&pp, "data.root", c->root, "folder or .tar of the training videos");
-        if (!config_pretrained_none(c))
-            need_file(&pp, "model.pretrained", c->pretrained, "CLIP or X-CLIP weights, or `none` for random initialisation");
-    }
-    need_file(&pp, "data.val_list", c->val_list, "the validation list, the same format");
-    if (*c->val_root || use == CONFIG_FOR_EVAL) {
-        const char *vr = *c->val_root ? c->val_root : c->root;
-        need_file(&pp, *c->val_root ? "data.val_root" : "data.root", vr, "folder or .tar of the validation videos");
-    }
-    need_file(&pp, "data.labels", c->labels, "label CSV with header `id,name`");
-    find_vocab(&pp, c);
-    if (report_paths(&pp, src, err) != XC_OK) return XC_ERR;
-    if (!strstr(c->template_, "{}")) return xc_err(err, "%s: data.template = '%s' has no {} for the class name", src, c->template_);
-    if (c->matmul == XC_MATMUL_BF16 && !xc_amx_available())
-        return xc_err(err, "%s: train.matmul = bf16 needs Intel AMX (AMX-BF16 and AVX512-BF16, Linux >= 5.16); this CPU "
-                           "or kernel does not offer it\nHINT: set train.matmul = fp32", src);
-    if (c->fused_adamw == FUSED_ADAMW_ON && c->accumulation_steps > 1)
-        return xc_err(err, "%s: train.fused_adamw = on needs train.accumulation_steps = 1 (got %d): accumulation keeps "
-                           "gradients across micro-batches\nHINT: set train.fused_adamw = auto", src, c->accumulation_steps);
-    if (c->num_crop == 2 || c->final_num_crop == 2)
-        return xc_err(err, "%s: test.num_crop and test.final_num_crop must be 1 or 3", src);
-    if (c->arch == ARCH_CUSTOM || config_pretrained_none(c)) {
-        if (c->vision_width % 64 || c->embed_dim % 64 || c->text_width % 64)
-            return xc_err(err, "%s: model.vision_width, embed_dim and text_width must be multiples of 64 (heads of 64)", src);
-        if (c->input_size % c->patch)
-            return xc_err(err, "%s: data.input_size %d is not a multiple of model.patch %d", src, c->input_size, c->patch);
-    }
-    if (c->final_num_clip > 0 && c->final_num_clip * c->final_num_crop * c->frames > 4 * 1024)
-        return xc_err(err, "%s: test.final_num_clip x frames is too large", src);
-    if (c->num_clip * c->frames > 4 * 1024) return xc_err(err, "%s: test.num_clip x frames is too large", src);
-    return XC_OK;
-}
-
-// ---- writing ------------------------------------------------------------------------------------------
-static void value_str(const TrainConfig *c, const Key *k, char *buf, size_t n) {
-    const void *f = (const char *)c + k->offset;
-    switch (k->kind) {
-    case K_INT: snprintf(buf, n, "%d", *(const int *)f); break;
-    case K_I64: snprintf(buf, n, "%lld", (long long)*(const int64_t *)f); break;
-    case K_F64: snprintf(buf, n, "%.17g", *(const double *)f); break;
-    case K_BOOL: snprintf(buf, n, "%s", *(const bool *)f ? "true" : "false"); break;
-    case K_ENUM: choice_name(k->choices, *(const int *)f, buf, n); break;
-    case K_PATH: {
-        char abs[PATH_MAX];
-        const char *p = f;
-        if (*p && strcasecmp(p, "none") && realpath(p, abs) && strlen(abs) < n) p = abs;
-        size_t len = strlen(p) < n - 1 ? strlen(p) : n - 1;
-        memcpy(buf, p, len);
-        buf[len] = 0;
-        break;
-    }
-    default: snprintf(buf, n, "%s", (const char *)f); break;
-    }
-    // quote values that would not survive the parser as written
-    const char *v = buf;
-    bool quote = *v && (v[0] == ' ' || v[strlen(v) - 1] == ' ' || strchr(v, '#') || strchr(v, ';') || v[0] == '"');
-    if (quote) {
-        char tmp[CONFIG_PATH_MAX + 8];
-        snprintf(tmp, sizeof tmp, "\"%s\"", buf);
-        snprintf(buf, n, "%s", tmp);
-    }
-}
-
-void config_write(const TrainConfig *c, FILE *f) {
-    fprintf(f, "# effective configuration (xclip.c)%s%s\n", *c->source ? " from " : "", c->source);
-    const char *section = "";
-    for (int i = 0; i < NKEYS; i++) {
-        const Key *k = &KEYS[i];
-        if (strcmp(section, k->section)) {
-            fprintf(f, "%s[%s]\n", i ? "\n" : "", k->section);
-            section = k->section;
-        }
-        char v[CONFIG_PATH_MAX + 16];
-        value_str(c, k, v, sizeof v);
-        fprintf(f, "%s = %s    # %s\n", k->key, v, k->doc);
-    }
-}
-
-// The value of section.key in an effective-config text (config_write's format), into v; false if absent.
-static bool text_value(const char *text, const char *section, const char *key, char *v, size_t n) {
-    const size_t klen = strlen(key);
-    bool in_section = false;
-    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        if (*line == '[') {
-            in_section = len == strlen(section) + 2 && !strncmp(line + 1, section, strlen(section)) && line[len - 1] == ']';
-            continue;
-        }
-        if (!in_section || len < klen + 3 || strncmp(line, key, klen) || strncmp(line + klen, " = ", 3)) continue;
-        const char *val = line + klen + 3, *doc = strstr(val, "    # ");
-        size_t vlen = (doc && doc < line + len ? (size_t)(doc - val) : len - klen - 3);
-        if (vlen >= n) vlen = n - 1;
-        memcpy(v, val, vlen);
-        v[vlen] = 0;
-        return true;
-    }
-    return false;
-}
-
-int config_diff(const char *now, const char *then, char *out, size_t n) {
-    int count = 0;
-    size_t used = 0;
-    if (n) out[0] = 0;
-    for (int i = 0; i < NKEYS; i++) {
-        char a[CONFIG_PATH_MAX + 16], b[CONFIG_PATH_MAX + 16];
-        bool ha = text_value(now, KEYS[i].section, KEYS[i].key, a, sizeof a);
-        bool hb = text_value(then, KEYS[i].section, KEYS[i].key, b, sizeof b);
-        if (ha == hb && (!ha || !strcmp(a, b))) continue;
-        count++;
-        if (used < n) {
-            int w = snprintf(out + used, n - used, "%s%s.%s = %s (snapshot: %s)", count > 1 ? "; " : "", KEYS[i].section,
-                             KEYS[i].key, ha ? a : "-", hb ? b : "not set");
-            used += w > 0 ? (size_t)w : 0;
-        }
-    }
-    if (used >= n && n > 4) memcpy(out + n - 4, "...", 4);
-    return count;
-}
-
-void config_write_keys_markdown(FILE *f) {
-    const char *section = "";
-    for (int i = 0; i < NKEYS; i++) {
-        const Key *k = &KEYS[i];
-        if (strcmp(section, k->section)) {
-            fprintf(f, "%s### [%s]\n\n| key | default | meaning |\n| --- | --- | --- |\n", i ? "\n" : "", k->section);
-            section = k->section;
-        }
-        char range[96] = "";
-        if (k->kind == K_INT || k->kind == K_I64) {
-            if (k->hi < 1e15) snprintf(range, sizeof range, " (%.0f..%.0f)", k->lo, k->hi);
-            else snprintf(range, sizeof range, " (>= %.0f)", k->lo);
-        } else if (k->kind == K_F64) snprintf(range, sizeof range, " (%g..%g)", k->lo, k->hi);
-        else if (k->kind == K_ENUM) snprintf(range, sizeof range, " (one of %s)", k->choices);
-        else if (k->kind == K_BOOL) snprintf(range, sizeof range, " (true/false)");
-        // escape | in the choices for the markdown table
-        char doc[768];
-        snprintf(doc, sizeof doc, "%s%s", k->doc, range);
-        if (*k->def) fprintf(f, "| `%s` | `%s` | ", k->key, k->def);
-        else fprintf(f, "| `%s` | (empty) | ", k->key);
-        for (const char *p = doc; *p; p++) {
-            if (*p == '|') fputs("\\|", f);
-            else fputc(*p, f);
-        }
-        fputs(" |\n", f);
-    }
-}
-
-int config_key_count(void) { return NKEYS; }
-
-const char *config_key_name(int i, char *buf, size_t n) {
-    XC_CHECK(i >= 0 && i < NKEYS, "config_key_name: %d", i);
-    snprintf(buf, n, "%s.%s", KEYS[i].section, KEYS[i].key);
-    return buf;
-}
