@@ -94,9 +94,10 @@ static const Key KEYS[] = {
         "micro-batches per optimiser step; the loss is divided by this"),
     ENUM("train", "matmul", matmul, "fp32|bf16", "fp32",
          "precision of the large matrix products of training and evaluation (xclip-eval too): fp32, or bf16 = operands "
-         "rounded to bfloat16 and float32 sums on Intel AMX (mixed precision; 2-4x faster GEMMs, results differ from "
+         "rounded to bfloat16 and float32 sums (mixed precision) on Intel AMX, or else on AVX512-BF16 (AMD Zen 4 and "
+         "later; the log names the unit): GEMMs about 2x faster with AVX512-BF16, 4-5x with AMX; results differ from "
          "fp32 at bf16 rounding; weights, gradients and AdamW stay float32; with fix_text the cached class text "
-         "features are computed in float32; the per-head attention products stay float32). Meant for fine-tuning: "
+         "features are computed in float32; the per-head attention products stay float32. Meant for fine-tuning: "
          "from random initialisation the demo learns far less in bf16 (see the README)"),
     ENUM("train", "fused_adamw", fused_adamw, "auto|on|off", "auto",
          "apply AdamW inside backward as each gradient completes: no gradient buffers kept (less memory), the same "
@@ -463,9 +464,10 @@ int config_check(const TrainConfig *c, ConfigUse use, XcError *err) {
     if (need_file("data.vocab", c->vocab, "CLIP's BPE vocabulary bpe_simple_vocab_16e6.txt.gz, shipped with openai/CLIP", c, err))
         return XC_ERR;
     if (!strstr(c->template_, "{}")) return xc_err(err, "%s: data.template = '%s' has no {} for the class name", src, c->template_);
-    if (c->matmul == XC_MATMUL_BF16 && !xc_amx_available())
-        return xc_err(err, "%s: train.matmul = bf16 needs Intel AMX (AMX-BF16 and AVX512-BF16, Linux >= 5.16); this CPU "
-                           "or kernel does not offer it\nHINT: set train.matmul = fp32", src);
+    if (c->matmul == XC_MATMUL_BF16 && xc_bf16_best_kernel() == XC_BF16_NONE)
+        return xc_err(err, "%s: train.matmul = bf16 needs Intel AMX (AMX-BF16 and AMX-TILE, Linux >= 5.16) or AVX512-BF16 "
+                           "(AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later); this CPU or kernel offers "
+                           "neither\nHINT: set train.matmul = fp32", src);
     if (c->fused_adamw == FUSED_ADAMW_ON && c->accumulation_steps > 1)
         return xc_err(err, "%s: train.fused_adamw = on needs train.accumulation_steps = 1 (got %d): accumulation keeps "
                            "gradients across micro-batches\nHINT: set train.fused_adamw = auto", src, c->accumulation_steps);

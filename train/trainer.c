@@ -311,9 +311,13 @@ static int run_restore(Run *r, XcError *err) {
             runlog_say(&r->log, "memory: frozen text tower (%.1f MB) moved to an unlinked file in %s (model.spill_text)\n",
                        moved / 1e6, c->dir);
     }
+    char matmul[96];
+    if (r->gemm.precision == XC_MATMUL_BF16)
+        snprintf(matmul, sizeof matmul, "bf16 (%s, float32 sums; train.matmul)", gemm_bf16_kernel_name(&r->gemm));
+    else
+        snprintf(matmul, sizeof matmul, "float32");
     runlog_say(&r->log, "optimiser: AdamW%s; matmuls in %s\n",
-               r->st.fused ? ", applied inside backward (fused: no gradient buffers between steps)" : "",
-               r->gemm.precision == XC_MATMUL_BF16 ? "bf16 (AMX, float32 sums; train.matmul)" : "float32");
+               r->st.fused ? ", applied inside backward (fused: no gradient buffers between steps)" : "", matmul);
     runlog_say(&r->log, "data: %lld training videos (%lld batches of %d per epoch, accumulation %d: %d videos per step), "
                         "%lld validation videos, K = %d\n",
                (long long)r->train->n, (long long)r->n_iter, c->batch_size, c->accumulation_steps,
