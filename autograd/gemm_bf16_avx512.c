@@ -103,7 +103,7 @@ AVX512BF16_TARGET static inline void transpose16(__m512i r[16]) {
 AVX512BF16_TARGET static void pack_a(bool ta, int64_t M, int64_t K, const float *A, int64_t lda, int64_t P, uint32_t *out) {
     const int64_t nrb = (M + MR - 1) / MR, npg = (P + PACK_PAIRS - 1) / PACK_PAIRS;
     if (!ta) {
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 4) nowait
         for (int64_t u = 0; u < nrb * npg; u++) {
             const int64_t rb = u / npg, p0 = u % npg * PACK_PAIRS;
             __m512i r[16];
@@ -116,7 +116,7 @@ AVX512BF16_TARGET static void pack_a(bool ta, int64_t M, int64_t K, const float 
                 _mm512_mask_storeu_epi32(out + (rb * P + p0 + q) * MR, (1u << MR) - 1, r[q]);
         }
     } else {
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 4) nowait
         for (int64_t g = 0; g < npg; g++)
             for (int64_t p = g * PACK_PAIRS; p < (g + 1) * PACK_PAIRS && p < P; p++) {
                 const float *k0 = A + 2 * p * lda, *k1 = 2 * p + 1 < K ? k0 + lda : NULL;
@@ -134,7 +134,7 @@ AVX512BF16_TARGET static void pack_a(bool ta, int64_t M, int64_t K, const float 
 AVX512BF16_TARGET static void pack_b(bool tb, int64_t N, int64_t K, const float *B, int64_t ldb, int64_t P, uint32_t *out) {
     const int64_t ncb = (N + NR - 1) / NR, npg = (P + PACK_PAIRS - 1) / PACK_PAIRS;
     if (tb) {
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 4) nowait
         for (int64_t u = 0; u < 2 * ncb * npg; u++) {
             const int64_t hb = u / npg, cb = hb / 2, h = hb % 2, p0 = u % npg * PACK_PAIRS;
             const int64_t j0 = cb * NR + 16 * h;
@@ -145,7 +145,7 @@ AVX512BF16_TARGET static void pack_b(bool tb, int64_t N, int64_t K, const float 
             for (int q = 0; q < PACK_PAIRS && p0 + q < P; q++) _mm512_store_si512(out + (cb * P + p0 + q) * NR + 16 * h, r[q]);
         }
     } else {
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 4) nowait
         for (int64_t g = 0; g < npg; g++)
             for (int64_t p = g * PACK_PAIRS; p < (g + 1) * PACK_PAIRS && p < P; p++) {
                 const float *k0 = B + 2 * p * ldb, *k1 = 2 * p + 1 < K ? k0 + ldb : NULL;
