@@ -3,9 +3,10 @@
 //
 // The AMX kernel's arithmetic: op(A) and op(B) rounded to bfloat16 (nearest even, VCVTNE2PS2BF16), exact products,
 // float32 sums (VDPBF16PS adds the products of k = 2p + 1 and k = 2p to a float32 lane, rounding to nearest even
-// after each add), then C = alpha sum + beta C (+ bias). Every element of C is summed over k in one fixed order
-// (pairs in order, in chunks of P_CHUNK pairs, the partial sum carried between chunks unrounded) by whichever
-// thread owns its block: the result does not depend on the thread count.
+// after each add; like TDPBF16PS it treats denormal inputs as zero and flushes denormal results), then
+// C = alpha sum + beta C (+ bias). Every element of C is summed over k in one fixed order (pairs in order; between
+// chunks of P_CHUNK pairs the float32 partial sum is parked and reloaded exactly) by whichever thread computes its
+// block: the result does not depend on the thread count.
 //
 // Letters: op(A) is (M, K), op(B) is (K, N); P = ceil(K / 2) pairs of k; Mp, Np: M, N rounded up to MR, NR.
 //   packed A: (Mp / MR, P, MR) dwords: per block of MR = 12 rows, pair p's dwords (A[i][2p], A[i][2p + 1]) of the
