@@ -1,11 +1,11 @@
-// gemm.c - row-major GEMM through OpenBLAS (or the bf16 AMX path, see kernels.h), and its naive twin for tests.
+// gemm.c - row-major GEMM through OpenBLAS (or the bf16 path, see kernels.h), and its naive twin for tests.
 #include "autograd/kernels.h"
 #include "autograd/util.h"
 
 #include <cblas.h>
 #include <string.h>
 
-// Work (M N K) from which XC_MATMUL_BF16 takes the AMX path: below it packing costs more than it saves.
+// Work (M N K) from which XC_MATMUL_BF16 takes the bf16 path: below it packing costs more than it saves.
 #define BF16_MIN_WORK (64.0 * 64.0 * 64.0)
 
 
@@ -15,10 +15,19 @@ static bool use_bf16(const Gemm *mm, int64_t M, int64_t N, int64_t K) {
 
 int gemm_init(Gemm *mm, MatmulPrecision p, XcError *err) {
     memset(mm, 0, sizeof *mm);
-    if (p == XC_MATMUL_BF16 && !xc_amx_available())
-        return xc_err(err, "bf16 matmul needs Intel AMX (AMX-BF16, AMX-TILE and AVX512-BF16 with Linux >= 5.16); "
-                           "this CPU or kernel does not offer it");
+    mm->kernel = xc_bf16_best_kernel(); // also for FP32: gemm_bf16 called directly runs on it
+    if (p == XC_MATMUL_BF16 && mm->kernel == XC_BF16_NONE)
+        return xc_err(err, "bf16 matmul needs Intel AMX (AMX-BF16 and AMX-TILE, Linux >= 5.16) or AVX512-BF16 (AVX512F, "
+                           "BW, VL and BF16: AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later); this CPU "
+                           "or kernel offers neither");
     mm->precision = p;
+    return XC_OK;
+}
+
+int gemm_set_bf16_kernel(Gemm *mm, Bf16Kernel k, XcError *err) {
+    if (!xc_bf16_kernel_available(k))
+        return xc_err(err, "the %s bf16 kernel is not available on this CPU or kernel", xc_bf16_kernel_name(k));
+    mm->kernel = k;
     return XC_OK;
 }
 
@@ -29,6 +38,8 @@ void gemm_free(Gemm *mm) {
 }
 
 const char *gemm_precision_name(MatmulPrecision p) { return p == XC_MATMUL_BF16 ? "bf16" : "fp32"; }
+
+const char *gemm_bf16_kernel_name(const Gemm *mm) { return xc_bf16_kernel_name(mm->kernel); }
 
 void gemm_run(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
               const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {

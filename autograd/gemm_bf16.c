@@ -1,8 +1,10 @@
-// gemm_bf16.c - float32 GEMM with bfloat16 products on Intel AMX (XC_MATMUL_BF16, see kernels.h).
+// gemm_bf16.c - float32 GEMM with bfloat16 products (XC_MATMUL_BF16, see kernels.h): the entry gemm_bf16_bias
+// (checks, K = 0, dispatch to the context's kernel), the CPU checks and the kernel on Intel AMX; the AVX512-BF16
+// kernel is in gemm_bf16_avx512.c. Everything outside functions marked AMX_TARGET is baseline x86-64 code.
 //
-// C = alpha op(A) op(B) + beta C with op(A), op(B) rounded to bfloat16 (round to nearest even), products
-// exact and sums in float32, on float32 tensors: the arithmetic of torch's float32 matmul precision "medium"
-// (AMP's bf16 matmuls also round their outputs to bf16; these stay float32). Steps:
+// Both kernels compute C = alpha op(A) op(B) + beta C with op(A), op(B) rounded to bfloat16 (round to nearest
+// even), products exact and sums in float32, on float32 tensors: the arithmetic of torch's float32 matmul
+// precision "medium" (AMP's bf16 matmuls also round their outputs to bf16; these stay float32). The AMX kernel:
 //   1. pack op(A) into 16 x 32 bf16 tiles (rows i, 32 consecutive k) and op(B) into 16 x 32 tiles in AMX's
 //      pair layout (row r holds (k, k+1) = (2r, 2r+1) of 16 columns), zero-padded to multiples of 32;
 //   2. every 32 x 32 block of C is 2 x 2 accumulator tiles fed by TDPBF16PS over the k tiles;
@@ -11,6 +13,7 @@
 // whose A tiles stay in L1 across the panel (accumulators parked in a small buffer between chunks).
 // Packed operands live in the Gemm context's buffers, which only grow (no allocation once the shapes have
 // been seen).
+#include "autograd/gemm_bf16.h"
 #include "autograd/kernels.h"
 #include "autograd/util.h"
 
@@ -169,20 +172,11 @@ AMX_TARGET static void block_store(const float *acc, int64_t mb, int64_t nb, int
     }
 }
 
-static uint16_t *grow(uint16_t **buf, size_t *cap, size_t halfs) {
-    if (halfs > *cap) {
-        xc_free(*buf);
-        *buf = xc_aligned_alloc(64, halfs * sizeof(uint16_t));
-        *cap = halfs;
-    }
-    return *buf;
-}
-
-AMX_TARGET static void gemm_amx(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                                int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
+AMX_TARGET void gemm_bf16_amx(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
     const int64_t Mp = (M + 31) / 32 * 32, Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32, nkt = Kp / 32;
-    uint16_t *ap = grow(&mm->apack, &mm->apack_cap, (size_t)(Mp * Kp)),
-             *bp = grow(&mm->bpack, &mm->bpack_cap, (size_t)(Np * Kp));
+    uint16_t *ap = gemm_bf16_grow(&mm->apack, &mm->apack_cap, (size_t)(Mp * Kp)),
+             *bp = gemm_bf16_grow(&mm->bpack, &mm->bpack_cap, (size_t)(Np * Kp));
     pack(ta, M, K, A, lda, Mp, Kp, false, ap);   // X = op(A)
     pack(!tb, N, K, B, ldb, Np, Kp, true, bp);   // X = op(B)^T: B itself when tb
     const int64_t nmb = Mp / 32, nnb = Np / 32;
@@ -212,10 +206,34 @@ AMX_TARGET static void gemm_amx(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N
     }
 }
 
-// The checks run in code built for the baseline CPU, so a CPU without AMX (or AVX-512) gets the message, not SIGILL.
+// ---- entry ---------------------------------------------------------------------------------------------
+bool xc_bf16_kernel_available(Bf16Kernel k) {
+    return k == XC_BF16_AMX ? xc_amx_available() : k == XC_BF16_AVX512 ? xc_avx512bf16_available() : false;
+}
+
+Bf16Kernel xc_bf16_best_kernel(void) {
+    return xc_amx_available() ? XC_BF16_AMX : xc_avx512bf16_available() ? XC_BF16_AVX512 : XC_BF16_NONE;
+}
+
+const char *xc_bf16_kernel_name(Bf16Kernel k) {
+    return k == XC_BF16_AMX ? "amx" : k == XC_BF16_AVX512 ? "avx512-bf16" : "none";
+}
+
+uint16_t *gemm_bf16_grow(uint16_t **buf, size_t *cap, size_t halfs) {
+    if (halfs > *cap) {
+        xc_free(*buf);
+        *buf = xc_aligned_alloc(64, halfs * sizeof(uint16_t));
+        *cap = halfs;
+    }
+    return *buf;
+}
+
+// The checks run in code built for the baseline CPU, so a CPU without the unit (or AVX-512) gets the message, not SIGILL.
 void gemm_bf16_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
-    XC_CHECK(xc_amx_available(), "gemm_bf16 without AMX");
+    XC_CHECK(xc_bf16_kernel_available(mm->kernel), "gemm_bf16 on kernel '%s', which this CPU does not offer (AMX: %s, "
+             "AVX512-BF16: %s)", xc_bf16_kernel_name(mm->kernel), xc_amx_available() ? "yes" : "no",
+             xc_avx512bf16_available() ? "yes" : "no");
     XC_CHECK(!xc_in_parallel(), "gemm_bf16 inside a parallel region");
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { // no products: C = beta C (+ bias)
@@ -225,7 +243,8 @@ void gemm_bf16_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
         return;
     }
     mm->bf16_calls++;
-    gemm_amx(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+    if (mm->kernel == XC_BF16_AMX) gemm_bf16_amx(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+    else gemm_bf16_avx512(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
 }
 
 void gemm_bf16(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

@@ -30,35 +30,53 @@ void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
 // the Graph whose ops it serves (Graph.gemm; NULL there = float32). Nothing about it is process-wide.
 //   FP32: OpenBLAS SGEMM.
 //   BF16: GEMMs of at least 64^3 multiply-adds called outside a parallel region round op(A) and op(B) to
-//         bfloat16 (nearest even) and sum the exact products in float32 on Intel AMX (autograd/gemm_bf16.c);
-//         the others stay float32. Tensors, gradients and optimiser state remain float32 either way.
+//         bfloat16 (nearest even) and sum the exact products in float32; the others stay float32. Tensors,
+//         gradients and optimiser state remain float32 either way. Two kernels, the same arithmetic, chosen
+//         at run time by what the CPU offers (gemm_init takes the first available):
+//           XC_BF16_AMX     Intel AMX tiles (TDPBF16PS; autograd/gemm_bf16.c), Sapphire Rapids and later;
+//           XC_BF16_AVX512  AVX512-BF16 (VDPBF16PS; autograd/gemm_bf16_avx512.c): AMD Zen 4 / 5, Intel
+//                           Cooper Lake, and Intel AMX parts where a hypervisor hides AMX.
+//         Both give the same bits whatever the thread count, but not the same bits as each other (their
+//         float32 sums run in different orders).
 //
 //   Gemm mm;
-//   if (gemm_init(&mm, XC_MATMUL_BF16, &err) != XC_OK) ...   // refused (naming AMX) on a CPU without it
+//   if (gemm_init(&mm, XC_MATMUL_BF16, &err) != XC_OK) ...   // refused (naming both units) on a CPU with neither
+//   printf("bf16 on %s\n", gemm_bf16_kernel_name(&mm));     // "amx" or "avx512-bf16"
 //   Graph g; graph_init(&g, 0); g.gemm = &mm;                // every op of g multiplies through mm
 //   ... forward, backward ...
 //   graph_free(&g); gemm_free(&mm);                          // the packing buffers go with their owner
 typedef enum { XC_MATMUL_FP32 = 0, XC_MATMUL_BF16 = 1 } MatmulPrecision;
+typedef enum { XC_BF16_NONE = 0, XC_BF16_AMX = 1, XC_BF16_AVX512 = 2 } Bf16Kernel;
 typedef struct Gemm {
     MatmulPrecision precision;
+    Bf16Kernel kernel;            // the unit gemm_bf16 runs on (gemm_init: the best available; NONE: neither)
     uint16_t *apack, *bpack;      // packed bf16 operands, grown to the largest GEMM seen (owned)
     size_t apack_cap, bpack_cap;  // their capacity in bf16 values
     uint64_t bf16_calls;          // GEMMs the bf16 path has run (tests, logs)
 } Gemm;
-// Fails (mm left float32) when BF16 is asked for on a CPU or kernel without AMX.
+// Fails (mm left float32) when BF16 is asked for on a CPU or kernel with neither AMX nor AVX512-BF16.
 int gemm_init(Gemm *mm, MatmulPrecision p, XcError *err);
+// Runs mm's bf16 GEMMs on kernel k (tests, benchmarks); fails, mm unchanged, when k is not available here.
+int gemm_set_bf16_kernel(Gemm *mm, Bf16Kernel k, XcError *err);
 void gemm_free(Gemm *mm);
 const char *gemm_precision_name(MatmulPrecision p); // "fp32" / "bf16"
+const char *gemm_bf16_kernel_name(const Gemm *mm);  // "amx", "avx512-bf16" or "none"
+const char *xc_bf16_kernel_name(Bf16Kernel k);      // the same for a kernel
 // AMX-BF16 usable here (CPU support and the kernel's permission for the tile state)?
 bool xc_amx_available(void);
+// AVX512-BF16 usable here (CPU support for AVX512F/BW/VL/BF16 and the OS saving the zmm state)?
+bool xc_avx512bf16_available(void);
+bool xc_bf16_kernel_available(Bf16Kernel k);
+// The kernel gemm_init chooses: AMX if usable, else AVX512-BF16, else XC_BF16_NONE.
+Bf16Kernel xc_bf16_best_kernel(void);
 // xc_gemm at mm's precision (mm NULL: float32).
 void gemm_run(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
               const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 // C (M, N) = op(A) op(B) + bias (N), bias added to every row (NULL: none); beta 0 (C is only written).
-// In BF16 the bias joins the AMX epilogue; in FP32 it is copied into C and SGEMM adds to it.
+// In BF16 the bias joins the bf16 kernel's epilogue; in FP32 it is copied into C and SGEMM adds to it.
 void gemm_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                int64_t ldb, const float *bias, float *C, int64_t ldc);
-// The BF16 path itself, whatever mm's precision (needs xc_amx_available(); not inside a parallel region).
+// The BF16 path itself on mm->kernel, whatever mm's precision (needs a kernel; not inside a parallel region).
 // It packs into mm's buffers: one caller at a time per context.
 void gemm_bf16(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

@@ -3,9 +3,10 @@
 // (12 heads), against a 2048^3 OpenBLAS sgemm (the machine's practical peak) and against the same
 // ops in PyTorch on the same machine in the same run (bench/bench_ops_ref.py with /usr/bin/python3).
 //
-//   bench_ops [--threads N] [--repeats R] [--bf16] [--no-torch]
-// --bf16 runs our linear layers with bf16 matmuls on AMX (a Gemm context at XC_MATMUL_BF16) and adds the AMX GEMM at
-// 2048^3; PyTorch stays float32 and %peak stays relative to float32 SGEMM. Times are the best of R repeats (after one warm-up), so other load on the machine shows less.
+//   bench_ops [--threads N] [--repeats R] [--bf16[=amx|avx512-bf16]] [--no-torch]
+// --bf16 runs our linear layers with bf16 matmuls (a Gemm context at XC_MATMUL_BF16, on AMX if usable, else on
+// AVX512-BF16; =NAME picks the kernel) and adds the bf16 GEMM at 2048^3; PyTorch stays float32 and %peak stays
+// relative to float32 SGEMM. Times are the best of R repeats (after one warm-up), so other load on the machine shows less.
 #include "autograd/runtime.h"
 #include "autograd/ops.h"
 #include "autograd/kernels.h"
@@ -109,12 +110,14 @@ int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2;
     bool with_torch = true, bf16 = false;
+    const char *kernel = NULL; // --bf16=NAME
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) with_torch = false;
         else if (!strcmp(argv[i], "--bf16")) bf16 = true;
-        else { fprintf(stderr, "usage: bench_ops [--threads N] [--repeats R] [--bf16] [--no-torch]\n"); return 2; }
+        else if (!strncmp(argv[i], "--bf16=", 7)) { bf16 = true; kernel = argv[i] + 7; }
+        else { fprintf(stderr, "usage: bench_ops [--threads N] [--repeats R] [--bf16[=amx|avx512-bf16]] [--no-torch]\n"); return 2; }
     }
     if (threads < 1 || repeats < 1) { fprintf(stderr, "bench_ops: --threads and --repeats must be >= 1\n"); return 2; }
 #ifdef _OPENMP
@@ -128,6 +131,13 @@ int main(int argc, char **argv) {
     XcError err;
     Gemm mm;
     if (gemm_init(&mm, bf16 ? XC_MATMUL_BF16 : XC_MATMUL_FP32, &err) != XC_OK) { fprintf(stderr, "bench_ops: --bf16: %s\n", err.msg); return 1; }
+    if (kernel) {
+        Bf16Kernel k = !strcmp(kernel, "amx") ? XC_BF16_AMX : !strcmp(kernel, "avx512-bf16") ? XC_BF16_AVX512 : XC_BF16_NONE;
+        if (k == XC_BF16_NONE || gemm_set_bf16_kernel(&mm, k, &err) != XC_OK) {
+            fprintf(stderr, "bench_ops: --bf16=%s: %s\n", kernel, k == XC_BF16_NONE ? "want amx or avx512-bf16" : err.msg);
+            return 2;
+        }
+    }
     Rng r = rng_stream(1, RNG_STREAM_TEST);
     Graph g;
     graph_init(&g, 256u << 20);
@@ -166,7 +176,7 @@ int main(int argc, char **argv) {
     }
     xc_free(qkv.data); xc_free(dy);
     GemmArgs ga = {rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048), NULL};
-    if (bf16) { // the AMX GEMM at the same size, then the float32 peak the %peak column refers to
+    if (bf16) { // the bf16 GEMM at the same size, then the float32 peak the %peak column refers to
         Row *row = &rows[nr++];
         snprintf(row->name, sizeof row->name, "bf16 gemm 2048^3");
         row->flops = 2.0 * 2048 * 2048 * 2048;
@@ -183,8 +193,9 @@ int main(int argc, char **argv) {
     double peak_gf = peak->flops / peak->ms / 1e6;
 
     printf("bench_ops: %d threads, best of %d, OpenBLAS core %s (both sides); ViT-B/32 shapes: %d frames x %d tokens, "
-           "width %d, %d heads%s\n", threads, repeats, xc_blas_core(), T, L, W, HEADS,
-           bf16 ? "; xclip.c's linear layers with bf16 matmuls (AMX), PyTorch float32, %peak of float32 SGEMM" : "");
+           "width %d, %d heads%s%s%s\n", threads, repeats, xc_blas_core(), T, L, W, HEADS,
+           bf16 ? "; xclip.c's linear layers with bf16 matmuls (" : "", bf16 ? gemm_bf16_kernel_name(&mm) : "",
+           bf16 ? "), PyTorch float32, %peak of float32 SGEMM" : "");
     printf("%-24s %10s %9s %7s %10s %9s %8s\n", "op", "xclip ms", "GFLOP/s", "%peak", "torch ms", "GFLOP/s", "speedup");
     for (int i = 0; i < nr; i++) {
         double gf = rows[i].flops / rows[i].ms / 1e6, tg = rows[i].torch_ms > 0 ? rows[i].flops / rows[i].torch_ms / 1e6 : 0;

@@ -9,7 +9,9 @@
 // gradient buffers between steps; --no-fused: backward, then adamw_step) and the frozen text tower, which a
 // fix_text step never reads, spilled to an unlinked file in $TMPDIR, default /tmp (--no-spill: kept in memory;
 // see param_store_spill). --checkpoint recomputes each vision block in backward. --bf16 runs the C side's large
-// matmuls in bf16 on AMX (a Gemm context at XC_MATMUL_BF16) and adds PyTorch under torch.autocast('cpu', bfloat16).
+// matmuls in bf16 (a Gemm context at XC_MATMUL_BF16: AMX, or else AVX512-BF16), adds PyTorch under
+// torch.autocast('cpu', bfloat16), and runs the C side in float32 too, in the same rounds, for the bf16 / float32
+// ratio of our own step.
 // Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
 // and the ratios. Each side's peak RSS is its own process's.
 #include "autograd/kernels.h"
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -28,7 +31,14 @@
 
 typedef struct Figures {
     double train_s, eval_s, rss_gb;
+    double train_cpu_s, eval_cpu_s; // CPU seconds of all threads (less sensitive to other load than the wall time)
 } Figures;
+
+static double cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 // Forward FLOPs of the video side (2 per multiply-add): every linear layer, attention, prompts, MIT.
 static double forward_flops(const XClipConfig *c, int64_t B, int64_t K) {
@@ -89,9 +99,9 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
     int64_t vshape[5] = {B, T, 3, S, S};
     float *video = xc_malloc((size_t)(B * T * 3 * S * S) * sizeof(float));
     rng_fill_normal(&r, video, B * T * 3 * S * S, 0.0f, 1.0f);
-    Figures f = {1e30, 1e30, 0};
+    Figures f = {1e30, 1e30, 0, 1e30, 1e30};
     for (int s = 0; s <= steps; s++) { // step 0 warms up (and sizes the arena)
-        double t0 = xc_now();
+        double t0 = xc_now(), c0 = cpu_now();
         Tensor *v = tensor_from(&g, 5, vshape, video);
         XClipOut o = xclip_forward(&g, &m, v, NULL, K, 77, NULL);
         Tensor *y = tensor_zeros(&g, 2, (int64_t[]){B, K});
@@ -104,24 +114,26 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
             param_store_zero_grad(&ps);
         }
         graph_reset(&g);
-        double dt = xc_now() - t0;
+        double dt = xc_now() - t0, dc = cpu_now() - c0;
         if (s && dt < f.train_s) f.train_s = dt;
+        if (s && dc < f.train_cpu_s) f.train_cpu_s = dc;
         if (!s) phase("first training step");
     }
     phase("training steps");
     graph_set_grad(&g, false);
     for (int s = 0; s <= steps; s++) {
-        double t0 = xc_now();
+        double t0 = xc_now(), c0 = cpu_now();
         Tensor *v = tensor_from(&g, 5, vshape, video);
         xclip_forward(&g, &m, v, NULL, K, 77, NULL);
         graph_reset(&g);
-        double dt = xc_now() - t0;
+        double dt = xc_now() - t0, dc = cpu_now() - c0;
         if (s && dt < f.eval_s) f.eval_s = dt;
+        if (s && dc < f.eval_cpu_s) f.eval_cpu_s = dc;
     }
     phase("evaluation");
     f.rss_gb = (double)xc_peak_rss() / 1e9;
-    printf("%lld parameters (%lld trained), step arena peak %.2f GB%s\n", (long long)ps.total, (long long)opt.numel,
-           g.step.peak / 1e9, bf16 ? ", matmuls in bf16" : "");
+    printf("%lld parameters (%lld trained), step arena peak %.2f GB, matmuls in %s%s\n", (long long)ps.total,
+           (long long)opt.numel, g.step.peak / 1e9, bf16 ? "bf16 on " : "float32", bf16 ? gemm_bf16_kernel_name(&mm) : "");
     xc_free(video);
     adamw_free(&opt);
     graph_free(&g);
@@ -136,11 +148,13 @@ static void keep_best(Figures *best, Figures f) {
     if (f.train_s > 0 && (best->train_s <= 0 || f.train_s < best->train_s)) best->train_s = f.train_s;
     if (f.eval_s > 0 && (best->eval_s <= 0 || f.eval_s < best->eval_s)) best->eval_s = f.eval_s;
     if (f.rss_gb > best->rss_gb) best->rss_gb = f.rss_gb;
+    if (f.train_cpu_s > 0 && (best->train_cpu_s <= 0 || f.train_cpu_s < best->train_cpu_s)) best->train_cpu_s = f.train_cpu_s;
+    if (f.eval_cpu_s > 0 && (best->eval_cpu_s <= 0 || f.eval_cpu_s < best->eval_cpu_s)) best->eval_cpu_s = f.eval_cpu_s;
 }
 
 // Runs a command and reads its "train_s / eval_s / rss_gb" lines; other lines are echoed.
 static Figures run_side(const char *cmd, const char *tag) {
-    Figures f = {0, 0, 0};
+    Figures f = {0, 0, 0, 0, 0};
     fflush(stdout);
     FILE *p = popen(cmd, "r");
     if (!p) return f;
@@ -149,6 +163,8 @@ static Figures run_side(const char *cmd, const char *tag) {
         if (!strncmp(line, "train_s ", 8)) f.train_s = atof(line + 8);
         else if (!strncmp(line, "eval_s ", 7)) f.eval_s = atof(line + 7);
         else if (!strncmp(line, "rss_gb ", 7)) f.rss_gb = atof(line + 7);
+        else if (!strncmp(line, "train_cpu_s ", 12)) f.train_cpu_s = atof(line + 12);
+        else if (!strncmp(line, "eval_cpu_s ", 11)) f.eval_cpu_s = atof(line + 11);
         else printf("  %s: %s", tag, line);
     }
     pclose(p);
@@ -192,17 +208,19 @@ int main(int argc, char **argv) {
         openblas_set_num_threads(threads);
         const char *tmp = getenv("TMPDIR");
         Figures f = run_c(&cfg, B, K, steps, fused, spill ? (tmp && *tmp ? tmp : "/tmp") : NULL, bf16);
-        printf("train_s %.4f\neval_s %.4f\nrss_gb %.3f\n", f.train_s, f.eval_s, f.rss_gb);
+        printf("train_s %.4f\neval_s %.4f\nrss_gb %.3f\ntrain_cpu_s %.4f\neval_cpu_s %.4f\n", f.train_s, f.eval_s, f.rss_gb,
+               f.train_cpu_s, f.eval_cpu_s);
         return 0;
     }
     double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
     printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps x %d rounds, "
-           "OpenBLAS core %s (both sides)%s%s%s%s\n", (long long)T, (long long)B, (long long)K, threads, steps, rounds, xc_blas_core(),
+           "OpenBLAS core %s (both sides)%s%s%s%s%s%s\n", (long long)T, (long long)B, (long long)K, threads, steps, rounds, xc_blas_core(),
            checkpoint ? ", xclip.c with gradient checkpointing" : "", fused ? ", AdamW fused into backward" : "",
            spill ? ", frozen text tower spilled to disk" : "",
-           bf16 ? ", xclip.c matmuls in bf16 (AMX), PyTorch also under bf16 autocast" : "");
+           bf16 ? ", xclip.c matmuls in bf16 (" : "", bf16 ? xc_bf16_kernel_name(xc_bf16_best_kernel()) : "",
+           bf16 ? "), PyTorch also under bf16 autocast" : "");
     char cmd[1024];
-    Figures tf = {0, 0, 0}, tb = {0, 0, 0}, cf = {0, 0, 0};
+    Figures tf = {0}, tb = {0}, cf = {0}, cf32 = {0};
     char self[512] = {0};
     if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) { fprintf(stderr, "bench_xclip: cannot find itself\n"); return 1; }
     // Rounds alternate the sides (PyTorch, then xclip.c), each in a process of its own; every figure is the best
@@ -218,10 +236,16 @@ int main(int argc, char **argv) {
                 keep_best(&tb, run_side(cmd, "torch bf16"));
             }
         }
-        snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s%s%s%s", self, threads,
-                 steps, (long long)B, (long long)T, checkpoint ? " --checkpoint" : "", fused ? "" : " --no-fused",
-                 spill ? "" : " --no-spill", bf16 ? " --bf16" : "");
-        keep_best(&cf, run_side(cmd, "xclip.c"));
+        for (int side = bf16 ? 0 : 1; side < 2; side++) { // with --bf16: the C side in float32 first, then in bf16
+            const bool side_bf16 = bf16 && side == 1;
+            snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s%s%s%s", self, threads,
+                     steps, (long long)B, (long long)T, checkpoint ? " --checkpoint" : "", fused ? "" : " --no-fused",
+                     spill ? "" : " --no-spill", side_bf16 ? " --bf16" : "");
+            Figures f = run_side(cmd, side_bf16 || !bf16 ? "xclip.c" : "xclip.c fp32");
+            printf("  round %d: xclip.c%s step %.3f s (%.2f CPU s), eval %.3f s (%.2f CPU s)\n", round + 1,
+                   bf16 ? (side_bf16 ? " bf16" : " fp32") : "", f.train_s, f.train_cpu_s, f.eval_s, f.eval_cpu_s);
+            keep_best(side_bf16 || !bf16 ? &cf : &cf32, f);
+        }
     }
     if (with_torch && tf.train_s <= 0) fprintf(stderr, "bench_xclip: the PyTorch reference did not run: xclip.c figures only\n");
     if (cf.train_s <= 0) { fprintf(stderr, "bench_xclip: the C run failed\n"); return 1; }
@@ -261,5 +285,10 @@ int main(int argc, char **argv) {
         printf("\n");
     }
     printf("(model forward %.1f GFLOP per step, training counted as 3x forward)\n", flops_fwd / 1e9);
+    if (bf16 && cf32.train_s > 0)
+        printf("xclip.c bf16 vs its own float32 (best of the same rounds): step %.3f s vs %.3f s (%.2fx; CPU time %.2fx), "
+               "eval %.3f s vs %.3f s (%.2fx; CPU time %.2fx)\n", cf.train_s, cf32.train_s, cf32.train_s / cf.train_s,
+               cf32.train_cpu_s / cf.train_cpu_s, cf.eval_s, cf32.eval_s, cf32.eval_s / cf.eval_s,
+               cf32.eval_cpu_s / cf.eval_cpu_s);
     return 0;
 }

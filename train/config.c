@@ -91,9 +91,10 @@ const Key CONFIG_KEYS[] = {
         "micro-batches per optimiser step; the loss is divided by this"),
     ENUM("train", "matmul", matmul, "fp32|bf16", "fp32",
          "precision of the large matrix products of training and evaluation (xclip-eval too): fp32, or bf16 = operands "
-         "rounded to bfloat16 and float32 sums on Intel AMX (mixed precision; 2-4x faster GEMMs, results differ from "
+         "rounded to bfloat16 and float32 sums (mixed precision) on Intel AMX, or else on AVX512-BF16 (AMD Zen 4 and "
+         "later; the log names the unit): GEMMs about 2x faster with AVX512-BF16, 4-5x with AMX; results differ from "
          "fp32 at bf16 rounding; weights, gradients and AdamW stay float32; with fix_text the cached class text "
-         "features are computed in float32; the per-head attention products stay float32). Meant for fine-tuning: "
+         "features are computed in float32; the per-head attention products stay float32. Meant for fine-tuning: "
          "from random initialisation the demo learns far less in bf16 (see the README)"),
     ENUM("train", "fused_adamw", fused_adamw, "auto|on|off", "auto",
          "apply AdamW inside backward as each gradient completes: no gradient buffers kept (less memory), the same "

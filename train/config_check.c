@@ -121,9 +121,10 @@ int config_check(TrainConfig *c, ConfigUse use, XcError *err) {
     find_vocab(&pp, c);
     if (report_paths(&pp, src, err) != XC_OK) return XC_ERR;
     if (!strstr(c->template_, "{}")) return xc_err(err, "%s: data.template = '%s' has no {} for the class name", src, c->template_);
-    if (c->matmul == XC_MATMUL_BF16 && !xc_amx_available())
-        return xc_err(err, "%s: train.matmul = bf16 needs Intel AMX (AMX-BF16 and AVX512-BF16, Linux >= 5.16); this CPU "
-                           "or kernel does not offer it\nHINT: set train.matmul = fp32", src);
+    if (c->matmul == XC_MATMUL_BF16 && xc_bf16_best_kernel() == XC_BF16_NONE)
+        return xc_err(err, "%s: train.matmul = bf16 needs Intel AMX (AMX-BF16 and AMX-TILE, Linux >= 5.16) or AVX512-BF16 "
+                           "(AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later); this CPU or kernel offers "
+                           "neither\nHINT: set train.matmul = fp32", src);
     if (c->fused_adamw == FUSED_ADAMW_ON && c->accumulation_steps > 1)
         return xc_err(err, "%s: train.fused_adamw = on needs train.accumulation_steps = 1 (got %d): accumulation keeps "
                            "gradients across micro-batches\nHINT: set train.fused_adamw = auto", src, c->accumulation_steps);

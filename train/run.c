@@ -230,9 +230,11 @@ static int run_restore(Run *r, XcError *err) {
     r->p = (Progress){.best = -1, .best_epoch = -1, .best_iter = -1};
     if (r->o->resume && run_resume(r, r->o->resume, err) < 0) return XC_ERR;
     if (t->restored && t->restored(t->ctx, err) != XC_OK) return XC_ERR;
+    char matmul[96] = "float32";
+    if (r->gemm.precision == XC_MATMUL_BF16)
+        snprintf(matmul, sizeof matmul, "bf16 (%s, float32 sums; train.matmul)", gemm_bf16_kernel_name(&r->gemm));
     runlog_say(&r->log, "optimiser: AdamW%s; matmuls in %s\n",
-               t->st->fused ? ", applied inside backward (fused: no gradient buffers between steps)" : "",
-               r->gemm.precision == XC_MATMUL_BF16 ? "bf16 (AMX, float32 sums; train.matmul)" : "float32");
+               t->st->fused ? ", applied inside backward (fused: no gradient buffers between steps)" : "", matmul);
     runlog_say(&r->log, "data: %lld training %s, %lld batches of %d per epoch, accumulation %d: %d %s per step\n",
                (long long)t->n_items, t->items, (long long)t->n_iter, t->batch_size, c->accumulation_steps,
                t->batch_size * c->accumulation_steps, t->items);

@@ -1,0 +1,16 @@
+// gemm_bf16.h - private to the bf16 GEMM: the kernels behind gemm_bf16 / gemm_bf16_bias (kernels.h), one per
+// unit. gemm_bf16.c holds the entry (checks in baseline code, K = 0, dispatch on mm->kernel) and the AMX kernel,
+// gemm_bf16_avx512.c the AVX512-BF16 one. Both compute, for M, N, K >= 1 outside a parallel region,
+//   C (M, N) = alpha op(A) op(B) + beta C (+ bias (N) on every row; NULL: none)
+// with op(A), op(B) rounded to bfloat16 (nearest even), exact products and float32 sums in an order that does not
+// depend on the thread count, packing into mm's buffers.
+#pragma once
+#include "autograd/kernels.h"
+
+void gemm_bf16_amx(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
+void gemm_bf16_avx512(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
+
+// A packing buffer of *cap bf16 values grown to at least halfs (64-byte aligned; contents not kept).
+uint16_t *gemm_bf16_grow(uint16_t **buf, size_t *cap, size_t halfs);

@@ -1,0 +1,241 @@
+// gemm_bf16_avx512.c - the bf16 GEMM on AVX512-BF16 (VDPBF16PS), for CPUs that have it but no usable AMX: AMD
+// Zen 4 / 5, Intel Cooper Lake, and Intel AMX parts whose hypervisor hides AMX (kernel XC_BF16_AVX512, kernels.h).
+//
+// The AMX kernel's arithmetic: op(A) and op(B) rounded to bfloat16 (nearest even, VCVTNE2PS2BF16), exact products,
+// float32 sums (VDPBF16PS adds the products of k = 2p + 1 and k = 2p to a float32 lane, rounding to nearest even
+// after each add; like TDPBF16PS it treats denormal inputs as zero and flushes denormal results), then
+// C = alpha sum + beta C (+ bias). Every element of C is summed over k in one fixed order (pairs in order; between
+// chunks of P_CHUNK pairs the float32 partial sum is parked and reloaded exactly) by whichever thread computes its
+// block: the result does not depend on the thread count.
+//
+// Letters: op(A) is (M, K), op(B) is (K, N); P = ceil(K / 2) pairs of k; Mp, Np: M, N rounded up to MR, NR.
+//   packed A: (Mp / MR, P, MR) dwords: per block of MR = 12 rows, pair p's dwords (A[i][2p], A[i][2p + 1]) of the
+//             12 rows one after the other (the micro-kernel broadcasts each);
+//   packed B: (Np / NR, P, NR) dwords: per block of NR = 32 columns, pair p's dwords (B[2p][j], B[2p + 1][j]) of the
+//             32 columns: VDPBF16PS's pair layout, two zmm per pair.
+// Zero padding (rows beyond M, columns beyond N, k = K when K is odd) adds exact zeros.
+// Micro-kernel: a 12 x 32 block of C in 24 zmm accumulators; per pair, 2 loads of B, 12 broadcasts of A (embedded
+// {1to16} operands) and 24 VDPBF16PS.
+// Blocking, as the AMX kernel: N in panels whose packed B (P x panel) stays in a core's L2; row blocks of C shared
+// out among the threads panel by panel (dynamically: a core slowed by other work takes fewer); K in chunks whose A
+// (12 x P_CHUNK pairs, 6 KB) stays in L1 across the panel's column blocks, the accumulators parked in a small
+// buffer between chunks.
+#include "autograd/gemm_bf16.h"
+#include "autograd/kernels.h"
+#include "autograd/util.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define AVX512BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define MR 12                      // rows of C per micro-kernel block
+#define NR 32                      // columns of C per micro-kernel block (two zmm)
+#define P_CHUNK 128                // k pairs per chunk: A's 12 x 128 dwords (6 KB) stay in L1
+#define PANEL_BYTES (512 << 10)    // packed B per panel (half of a Zen 4 core's L2)
+#define PANEL_MAX 16               // column blocks per panel at most (the parked accumulators: 16 x 1.5 KB)
+#define PACK_PAIRS 16              // pairs per packing unit (32 values of k)
+
+static int g_avx512bf16 = -1; // -1 unknown, 0 absent, 1 usable
+
+bool xc_avx512bf16_available(void) {
+    if (g_avx512bf16 < 0) {
+        __builtin_cpu_init(); // libgcc's checks include the OS saving the zmm and mask registers (XCR0)
+        bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl") && __get_cpuid_max(0, NULL) >= 7;
+        if (ok) {
+            unsigned eax, ebx, ecx, edx;
+            __cpuid_count(7, 1, eax, ebx, ecx, edx);
+            ok = eax >> 5 & 1; // AVX512_BF16
+        }
+        g_avx512bf16 = ok;
+    }
+    return g_avx512bf16 == 1;
+}
+
+// ---- packing -------------------------------------------------------------------------------------------
+static inline __mmask16 mask16(int64_t n) { return (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0); }
+
+// 16 dwords, dword q = (bf16 x[2q], bf16 x[2q + 1]) of x[0..n) (values from n on are 0; n <= 0: all zero).
+// Masked loads read nothing beyond n.
+AVX512BF16_TARGET static inline __m512i pairs_along(const float *x, int64_t n) {
+    __m512 lo = _mm512_maskz_loadu_ps(mask16(n), x), hi = _mm512_maskz_loadu_ps(mask16(n - 16), x + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); // lo's 16 values in the low half: k even in the low word
+}
+
+// 16 dwords, dword j = (bf16 x0[j], bf16 x1[j]) for j < n (else 0); x1 NULL: zeros.
+AVX512BF16_TARGET static inline __m512i pairs_across(const float *x0, const float *x1, int64_t n) {
+    static const short INTERLEAVE[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                         8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512 a = _mm512_maskz_loadu_ps(mask16(n), x0), b = x1 ? _mm512_maskz_loadu_ps(mask16(n), x1) : _mm512_setzero_ps();
+    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a); // a's 16 then b's 16
+    return _mm512_permutexvar_epi16(_mm512_loadu_si512(INTERLEAVE), both);
+}
+
+// In-place transpose of 16 x 16 dwords (r[i] lane c <-> r[c] lane i): at scale s = 8, 4, 2, 1 rows i and i + s
+// (bit s of i clear) swap their off-diagonal s x s blocks.
+AVX512BF16_TARGET static inline void transpose16(__m512i r[16]) {
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+#pragma GCC unroll 4
+    for (int s = 8; s >= 1; s /= 2) {
+        __mmask16 hi = _mm512_test_epi32_mask(lane, _mm512_set1_epi32(s)); // lanes with bit s set
+        // row i keeps its lanes without bit s and takes row i + s's lanes without bit s into the others;
+        // row i + s takes row i's lanes with bit s into its lanes without it and keeps its lanes with it
+        __m512i take_lo = _mm512_mask_add_epi32(lane, hi, lane, _mm512_set1_epi32(16 - s));
+        __m512i take_hi = _mm512_mask_add_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(s)), hi, lane, _mm512_set1_epi32(16));
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            if (!(i & s)) {
+                __m512i x = r[i], y = r[i + s];
+                r[i] = _mm512_permutex2var_epi32(x, take_lo, y);
+                r[i + s] = _mm512_permutex2var_epi32(x, take_hi, y);
+            }
+    }
+}
+
+// Packs op(A) (M, K) into out (Mp / MR, P, MR) dwords, work-shared over the enclosing parallel region (no barrier at
+// the end). Rows of op(A) are rows of A unless ta: then units of (row block, 16 pairs), 32 values of k along each of
+// 12 rows transposed in registers, consecutive units going on along the same rows. When ta, units of 16 pairs of
+// rows of A, each pair read whole (across all row blocks). Both read few streams at a time: the operands come from
+// memory, and the hardware prefetchers lose track of many concurrent strided streams.
+AVX512BF16_TARGET static void pack_a(bool ta, int64_t M, int64_t K, const float *A, int64_t lda, int64_t P, uint32_t *out) {
+    const int64_t nrb = (M + MR - 1) / MR, npg = (P + PACK_PAIRS - 1) / PACK_PAIRS;
+    if (!ta) {
+#pragma omp for schedule(dynamic, 4) nowait
+        for (int64_t u = 0; u < nrb * npg; u++) {
+            const int64_t rb = u / npg, p0 = u % npg * PACK_PAIRS;
+            __m512i r[16];
+            for (int q = 0; q < 16; q++) {
+                const int64_t i = rb * MR + q;
+                r[q] = q < MR && i < M ? pairs_along(A + i * lda + 2 * p0, K - 2 * p0) : _mm512_setzero_si512();
+            }
+            transpose16(r); // r[q] lane i: row i's pair p0 + q
+            for (int q = 0; q < PACK_PAIRS && p0 + q < P; q++)
+                _mm512_mask_storeu_epi32(out + (rb * P + p0 + q) * MR, (1u << MR) - 1, r[q]);
+        }
+    } else {
+#pragma omp for schedule(dynamic, 4) nowait
+        for (int64_t g = 0; g < npg; g++)
+            for (int64_t p = g * PACK_PAIRS; p < (g + 1) * PACK_PAIRS && p < P; p++) {
+                const float *k0 = A + 2 * p * lda, *k1 = 2 * p + 1 < K ? k0 + lda : NULL;
+                for (int64_t rb = 0; rb < nrb; rb++) {
+                    const int64_t i0 = rb * MR, n = M - i0 < MR ? M - i0 : MR;
+                    _mm512_mask_storeu_epi32(out + (rb * P + p) * MR, (1u << MR) - 1, pairs_across(k0 + i0, k1 ? k1 + i0 : NULL, n));
+                }
+            }
+    }
+}
+
+// Packs op(B) (K, N) into out (Np / NR, P, NR) dwords, as pack_a: when tb (columns of op(B) are rows of B) units of
+// (16 columns, 16 pairs) transposed in registers, going on along the same rows; else units of 16 pairs of rows of
+// B, each pair read whole.
+AVX512BF16_TARGET static void pack_b(bool tb, int64_t N, int64_t K, const float *B, int64_t ldb, int64_t P, uint32_t *out) {
+    const int64_t ncb = (N + NR - 1) / NR, npg = (P + PACK_PAIRS - 1) / PACK_PAIRS;
+    if (tb) {
+#pragma omp for schedule(dynamic, 4) nowait
+        for (int64_t u = 0; u < 2 * ncb * npg; u++) {
+            const int64_t hb = u / npg, cb = hb / 2, h = hb % 2, p0 = u % npg * PACK_PAIRS;
+            const int64_t j0 = cb * NR + 16 * h;
+            __m512i r[16];
+            for (int q = 0; q < 16; q++)
+                r[q] = j0 + q < N ? pairs_along(B + (j0 + q) * ldb + 2 * p0, K - 2 * p0) : _mm512_setzero_si512();
+            transpose16(r); // r[q] lane j: column j0 + j's pair p0 + q
+            for (int q = 0; q < PACK_PAIRS && p0 + q < P; q++) _mm512_store_si512(out + (cb * P + p0 + q) * NR + 16 * h, r[q]);
+        }
+    } else {
+#pragma omp for schedule(dynamic, 4) nowait
+        for (int64_t g = 0; g < npg; g++)
+            for (int64_t p = g * PACK_PAIRS; p < (g + 1) * PACK_PAIRS && p < P; p++) {
+                const float *k0 = B + 2 * p * ldb, *k1 = 2 * p + 1 < K ? k0 + ldb : NULL;
+                for (int64_t j0 = 0; j0 < ncb * NR; j0 += 16) // zeros beyond N
+                    _mm512_store_si512(out + (j0 / NR * P + p) * NR + j0 % NR, pairs_across(k0 + j0, k1 ? k1 + j0 : NULL, N - j0));
+            }
+    }
+}
+
+// ---- compute -------------------------------------------------------------------------------------------
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define ACC_DECLARE(r) __m512 c##r##l, c##r##h;
+#define ACC_ZERO(r) c##r##l = _mm512_setzero_ps(); c##r##h = _mm512_setzero_ps();
+#define ACC_LOAD(r) c##r##l = _mm512_load_ps(acc + (r) * NR); c##r##h = _mm512_load_ps(acc + (r) * NR + 16);
+#define ACC_STORE(r) _mm512_store_ps(acc + (r) * NR, c##r##l); _mm512_store_ps(acc + (r) * NR + 16, c##r##h);
+#define ACC_STEP(r)                                                                 \
+    {                                                                               \
+        const __m512bh x = (__m512bh)_mm512_set1_epi32((int)a[(r)]);                \
+        c##r##l = _mm512_dpbf16_ps(c##r##l, b0, x);                                 \
+        c##r##h = _mm512_dpbf16_ps(c##r##h, b1, x);                                 \
+    }
+
+// acc (MR x NR floats, row stride NR) = (first ? 0 : acc) + the products of pairs [0, np) of a (np x MR dwords, one
+// row block's chunk of packed A) and b (np x NR dwords, one column block's chunk of packed B).
+AVX512BF16_TARGET static void micro_kernel(const uint32_t *a, const uint32_t *b, int64_t np, bool first, float *acc) {
+    ROWS(ACC_DECLARE)
+    if (first) {
+        ROWS(ACC_ZERO)
+    } else {
+        ROWS(ACC_LOAD)
+    }
+    for (int64_t p = 0; p < np; p++, a += MR, b += NR) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
+        ROWS(ACC_STEP)
+    }
+    ROWS(ACC_STORE)
+}
+
+// acc (block (mb, nb)) into C through alpha and beta, plus bias[j] on every row if bias, clipped to M, N (the AMX
+// kernel's epilogue: alpha acc, then beta C fused in, then the bias).
+AVX512BF16_TARGET static void block_store(const float *acc, int64_t mb, int64_t nb, int64_t M, int64_t N, float alpha,
+                                          float beta, const float *bias, float *C, int64_t ldc) {
+    const int64_t i0 = mb * MR, j0 = nb * NR;
+    const int64_t rows = M - i0 < MR ? M - i0 : MR, cols = N - j0 < NR ? N - j0 : NR;
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int64_t r = 0; r < rows; r++) {
+        float *c = C + (i0 + r) * ldc + j0;
+        for (int64_t h = 0; h < cols; h += 16) {
+            const __mmask16 m = mask16(cols - h);
+            __m512 v = _mm512_mul_ps(va, _mm512_load_ps(acc + r * NR + h));
+            if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + h), v);
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j0 + h));
+            _mm512_mask_storeu_ps(c + h, m, v);
+        }
+    }
+}
+
+// One thread's share of C, panel by panel: row blocks handed out dynamically (which thread computes a block does not
+// change its bits).
+AVX512BF16_TARGET static void compute(const uint32_t *ap, const uint32_t *bp, int64_t M, int64_t N, int64_t P, float alpha,
+                                      float beta, const float *bias, float *C, int64_t ldc) {
+    const int64_t nmb = (M + MR - 1) / MR, nnb = (N + NR - 1) / NR;
+    int64_t panel = PANEL_BYTES / (P * NR * (int64_t)sizeof(uint32_t)); // column blocks whose packed B fits
+    panel = panel < 1 ? 1 : panel > PANEL_MAX ? PANEL_MAX : panel;
+    float acc[PANEL_MAX][MR * NR] __attribute__((aligned(64)));
+    for (int64_t p0 = 0; p0 < nnb; p0 += panel) {
+        const int64_t p1 = p0 + panel < nnb ? p0 + panel : nnb;
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int64_t mb = 0; mb < nmb; mb++) {
+            for (int64_t c0 = 0; c0 < P; c0 += P_CHUNK) {
+                const int64_t c1 = c0 + P_CHUNK < P ? c0 + P_CHUNK : P;
+                for (int64_t nb = p0; nb < p1; nb++)
+                    micro_kernel(ap + (mb * P + c0) * MR, bp + (nb * P + c0) * NR, c1 - c0, c0 == 0, acc[nb - p0]);
+            }
+            for (int64_t nb = p0; nb < p1; nb++) block_store(acc[nb - p0], mb, nb, M, N, alpha, beta, bias, C, ldc);
+        }
+    }
+}
+
+void gemm_bf16_avx512(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
+    const int64_t P = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR, Np = (N + NR - 1) / NR * NR;
+    uint32_t *ap = (uint32_t *)gemm_bf16_grow(&mm->apack, &mm->apack_cap, (size_t)(Mp * P * 2)),
+             *bp = (uint32_t *)gemm_bf16_grow(&mm->bpack, &mm->bpack_cap, (size_t)(Np * P * 2));
+#pragma omp parallel
+    {
+        pack_a(ta, M, K, A, lda, P, ap);
+        pack_b(tb, N, K, B, ldb, P, bp);
+#pragma omp barrier
+        compute(ap, bp, M, N, P, alpha, beta, bias, C, ldc);
+    }
+}
