@@ -13,6 +13,21 @@
 
 static uint64_t g_sys_allocs; // counted atomically: the loader's worker threads allocate too
 
+void xc_problem(XcProblems *p, const char *fmt, ...) {
+    if (++p->count > XC_PROBLEMS_KEPT || !p->err || p->used + 2 >= sizeof p->err->msg) return;
+    if (p->count > 1) p->err->msg[p->used++] = '\n';
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(p->err->msg + p->used, sizeof p->err->msg - p->used, fmt, ap);
+    va_end(ap);
+    if (w > 0) p->used += (size_t)w < sizeof p->err->msg - p->used ? (size_t)w : sizeof p->err->msg - p->used - 1;
+}
+
+void xc_problems_finish(XcProblems *p, const char *what) {
+    if (p->err && p->count > XC_PROBLEMS_KEPT && p->used + 40 < sizeof p->err->msg)
+        snprintf(p->err->msg + p->used, sizeof p->err->msg - p->used, "\n(and %d more %s)", p->count - XC_PROBLEMS_KEPT, what);
+}
+
 int xc_err(XcError *err, const char *fmt, ...) {
     if (err) { // formatted aside first: callers often pass err->msg itself as an argument (prefixing context)
         char buf[sizeof err->msg];

@@ -31,6 +31,17 @@ typedef struct XcError {
 
 // Fill err (if non-NULL) with a printf-style message; always returns XC_ERR.
 int xc_err(XcError *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Several problems in one message (a list's format errors): the first XC_PROBLEMS_KEPT go into err->msg, one per
+// line; xc_problems_finish adds "(and N more <what>)". Usage: XcProblems p = {err}; xc_problem(&p, "...", ...);
+// ... ; xc_problems_finish(&p, "problems"); return p.count ? XC_ERR : XC_OK;
+#define XC_PROBLEMS_KEPT 10
+typedef struct XcProblems {
+    XcError *err;   // may be NULL: counted only
+    int count;      // problems found
+    size_t used;    // bytes of err->msg written
+} XcProblems;
+void xc_problem(XcProblems *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void xc_problems_finish(XcProblems *p, const char *what);
 
 // Abort with file:line for programmer errors.
 _Noreturn void xc_fatal_at(const char *file, int line, const char *fmt, ...)

@@ -48,17 +48,6 @@ static void skip(CaptionList *cl, Issues *is, int64_t *counter, const char *fmt,
 }
 
 // A format error: the first 10 go into err, one per line.
-typedef struct Problems { XcError *err; int count; size_t used; } Problems;
-static void problem(Problems *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void problem(Problems *p, const char *fmt, ...) {
-    if (++p->count > 10 || !p->err || p->used + 2 >= sizeof p->err->msg) return;
-    if (p->count > 1) p->err->msg[p->used++] = '\n';
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(p->err->msg + p->used, sizeof p->err->msg - p->used, fmt, ap);
-    va_end(ap);
-    if (w > 0) p->used += (size_t)w < sizeof p->err->msg - p->used ? (size_t)w : sizeof p->err->msg - p->used - 1;
-}
 
 static char *trim(char *s) {
     while (isspace((unsigned char)*s)) s++;
@@ -88,7 +77,7 @@ static int find_image(const CaptionList *cl, const TarIndex *tar, const char *im
 // Parse every line into items; XC_ERR on a format error (up to 10 named in err).
 static int parse_lines(CaptionList *cl, const TarIndex *tar, const CaptionListOptions *opt, size_t len, XcError *err) {
     Issues is = {0, 0};
-    Problems P = {err, 0, 0};
+    XcProblems P = {err, 0, 0};
     size_t pos = 0, item_cap = 0;
     int line = 0;
     if (len >= 3 && !memcmp(cl->buf, "\xEF\xBB\xBF", 3)) pos = 3;
@@ -103,13 +92,13 @@ static int parse_lines(CaptionList *cl, const TarIndex *tar, const CaptionListOp
         if (n && s[n - 1] == '\r') s[n - 1] = 0;
         char *tab = strchr(s, '\t');
         if (!tab) {
-            if (*trim(s)) problem(&P, "%s:%d: no TAB between image and caption (expected `image<TAB>caption`)", cl->path, line);
+            if (*trim(s)) xc_problem(&P, "%s:%d: no TAB between image and caption (expected `image<TAB>caption`)", cl->path, line);
             continue; // else a blank line
         }
         *tab = 0;
         char *image = trim(s), *caption = trim(tab + 1);
         if (bad_path(image)) {
-            problem(&P, "%s:%d: image path `%.80s` is empty, absolute or contains ..", cl->path, line, image);
+            xc_problem(&P, "%s:%d: image path `%.80s` is empty, absolute or contains ..", cl->path, line, image);
             continue;
         }
         int64_t offset, size;
@@ -148,8 +137,7 @@ static int parse_lines(CaptionList *cl, const TarIndex *tar, const CaptionListOp
         snprintf(more, sizeof more, "(and %lld more skipped lines)", (long long)(cl->n_skipped - MAX_ISSUES));
         append(&cl->issues, &is.used, &is.cap, more);
     }
-    if (P.count > 10 && err && P.used + 40 < sizeof err->msg)
-        snprintf(err->msg + P.used, sizeof err->msg - P.used, "\n(and %d more format errors)", P.count - 10);
+    xc_problems_finish(&P, "format errors");
     return P.count ? XC_ERR : XC_OK;
 }
 

@@ -63,28 +63,11 @@ static int parse_int(const char *s, long long *out) {
 }
 
 // Accumulates up to 10 messages into err, counts the rest.
-typedef struct Problems { XcError *err; int count; size_t used; } Problems;
-static void problem(Problems *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void problem(Problems *p, const char *fmt, ...) {
-    p->count++;
-    if (!p->err || p->count > 10) return;
-    if (p->used + 2 >= sizeof p->err->msg) return;
-    if (p->count > 1) p->err->msg[p->used++] = '\n';
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(p->err->msg + p->used, sizeof p->err->msg - p->used, fmt, ap);
-    va_end(ap);
-    if (w > 0) p->used += (size_t)w < sizeof p->err->msg - p->used ? (size_t)w : sizeof p->err->msg - p->used - 1;
-}
-static void problems_finish(Problems *p) {
-    if (p->err && p->count > 10 && p->used + 40 < sizeof p->err->msg)
-        snprintf(p->err->msg + p->used, sizeof p->err->msg - p->used, "\n(and %d more problems)", p->count - 10);
-}
 
 // ---- labels ------------------------------------------------------------------------------------------------
 // A quoted CSV field (RFC 4180) in place: "say ""hi"", left" -> say "hi", left. Problems: no closing quote (a
 // field spanning lines is not supported), text after the closing quote (a lone quote inside).
-static int unquote_field(char *field, const char *path, int line, Problems *P) {
+static int unquote_field(char *field, const char *path, int line, XcProblems *P) {
     char shown[64];
     snprintf(shown, sizeof shown, "%s", field);
     char *w = field, *r = field + 1;
@@ -95,11 +78,11 @@ static int unquote_field(char *field, const char *path, int line, Problems *P) {
         r++;
     }
     if (*r != '"') {
-        problem(P, "%s:%d: quoted name `%s` has no closing quote (a name cannot span lines)", path, line, shown);
+        xc_problem(P, "%s:%d: quoted name `%s` has no closing quote (a name cannot span lines)", path, line, shown);
         return XC_ERR;
     }
     if (r[1]) {
-        problem(P, "%s:%d: text after the closing quote in `%s` (a quote inside a quoted name is written twice: \"\")",
+        xc_problem(P, "%s:%d: text after the closing quote in `%s` (a quote inside a quoted name is written twice: \"\")",
                 path, line, shown);
         return XC_ERR;
     }
@@ -123,7 +106,7 @@ int labels_load(const char *path, LabelSet *out, XcError *err) {
     memset(out, 0, sizeof *out);
     Lines L;
     if (lines_open(&L, path, err) != XC_OK) return XC_ERR;
-    Problems P = {err, 0, 0};
+    XcProblems P = {err, 0, 0};
     if (err) err->msg[0] = 0;
     char *s;
     int header = 0, cap = 0;
@@ -133,28 +116,28 @@ int labels_load(const char *path, LabelSet *out, XcError *err) {
             char *a = s;
             while (isspace((unsigned char)*a)) a++;
             if (strncmp(a, "id,name", 7) != 0 || !is_blank(a + 7)) {
-                problem(&P, "%s:%d: header must be `id,name`, found `%.60s`", path, L.line, s);
+                xc_problem(&P, "%s:%d: header must be `id,name`, found `%.60s`", path, L.line, s);
                 break;
             }
             header = 1;
             continue;
         }
         char *comma = strchr(s, ',');
-        if (!comma) { problem(&P, "%s:%d: expected `id,name`, found `%.60s`", path, L.line, s); continue; }
+        if (!comma) { xc_problem(&P, "%s:%d: expected `id,name`, found `%.60s`", path, L.line, s); continue; }
         *comma = 0;
         char *name = comma + 1;
         long long id;
         char *ids = s;
         while (isspace((unsigned char)*ids)) ids++;
-        if (!parse_int(ids, &id)) { problem(&P, "%s:%d: id `%.30s` is not an integer", path, L.line, s); continue; }
+        if (!parse_int(ids, &id)) { xc_problem(&P, "%s:%d: id `%.30s` is not an integer", path, L.line, s); continue; }
         // name: trimmed; a quoted name (RFC 4180) keeps commas, blanks and doubled quotes
         while (isspace((unsigned char)*name)) name++;
         size_t nl = strlen(name);
         while (nl && isspace((unsigned char)name[nl - 1])) name[--nl] = 0;
         if (name[0] == '"' && unquote_field(name, path, L.line, &P) != XC_OK) continue;
-        if (!*name) { problem(&P, "%s:%d: empty class name for id %lld", path, L.line, id); continue; }
+        if (!*name) { xc_problem(&P, "%s:%d: empty class name for id %lld", path, L.line, id); continue; }
         if (id != out->count) {
-            problem(&P, "%s:%d: id %lld where %d was expected (ids must be 0..K-1 in order)", path, L.line, id,
+            xc_problem(&P, "%s:%d: id %lld where %d was expected (ids must be 0..K-1 in order)", path, L.line, id,
                     out->count);
             continue;
         }
@@ -164,11 +147,11 @@ int labels_load(const char *path, LabelSet *out, XcError *err) {
         memcpy(out->names[out->count], name, len + 1);
         out->count++;
     }
-    if (!P.count && !header) problem(&P, "%s: empty label file (no `id,name` header)", path);
-    if (!P.count && out->count == 0) problem(&P, "%s: no classes after the header", path);
+    if (!P.count && !header) xc_problem(&P, "%s: empty label file (no `id,name` header)", path);
+    if (!P.count && out->count == 0) xc_problem(&P, "%s: no classes after the header", path);
     xc_free(L.buf);
     if (P.count) {
-        problems_finish(&P);
+        xc_problems_finish(&P, "problems");
         labels_free(out);
         return XC_ERR;
     }
@@ -354,7 +337,7 @@ Dataset *dataset_open(const char *list_path, const char *root, int num_classes, 
     Lines L;
     if (lines_open(&L, list_path, err) != XC_OK) { tar_index_free(tar); xc_free(ds); return NULL; }
     if (err) err->msg[0] = 0;
-    Problems P = {err, 0, 0};
+    XcProblems P = {err, 0, 0};
     int64_t cap = 0;
     size_t icap = 0, iused = 0;
     int32_t maxlabel = -1;
@@ -371,18 +354,18 @@ Dataset *dataset_open(const char *list_path, const char *root, int num_classes, 
             if (*p) *p++ = 0;
         }
         if (nt != 2) {
-            problem(&P, "%s:%d: expected `<path> <label>`, found %d field%s", list_path, L.line, nt, nt == 1 ? "" : "s");
+            xc_problem(&P, "%s:%d: expected `<path> <label>`, found %d field%s", list_path, L.line, nt, nt == 1 ? "" : "s");
             continue;
         }
         long long lab;
-        if (!parse_int(tok[1], &lab)) { problem(&P, "%s:%d: label `%.30s` is not an integer", list_path, L.line, tok[1]); continue; }
+        if (!parse_int(tok[1], &lab)) { xc_problem(&P, "%s:%d: label `%.30s` is not an integer", list_path, L.line, tok[1]); continue; }
         if (lab < 0 || lab > INT32_MAX || (num_classes > 0 && lab >= num_classes)) {
-            if (num_classes > 0) problem(&P, "%s:%d: label %lld outside [0, %d)", list_path, L.line, lab, num_classes);
-            else problem(&P, "%s:%d: label %lld is negative or too large", list_path, L.line, lab);
+            if (num_classes > 0) xc_problem(&P, "%s:%d: label %lld outside [0, %d)", list_path, L.line, lab, num_classes);
+            else xc_problem(&P, "%s:%d: label %lld is negative or too large", list_path, L.line, lab);
             continue;
         }
         if (tok[0][0] == '/' || strstr(tok[0], "../") || strcmp(tok[0], "..") == 0) {
-            problem(&P, "%s:%d: path `%.80s` must be relative to the root and stay inside it", list_path, L.line, tok[0]);
+            xc_problem(&P, "%s:%d: path `%.80s` must be relative to the root and stay inside it", list_path, L.line, tok[0]);
             continue;
         }
         if (ds->n == cap) { cap = cap ? cap * 2 : 1024; ds->items = xc_realloc(ds->items, sizeof(DatasetItem) * (size_t)cap); }
@@ -418,9 +401,9 @@ Dataset *dataset_open(const char *list_path, const char *root, int num_classes, 
     }
     xc_free(L.buf);
     tar_index_free(tar);
-    if (!P.count && ds->n == 0) problem(&P, "%s: the list has no videos", list_path);
+    if (!P.count && ds->n == 0) xc_problem(&P, "%s: the list has no videos", list_path);
     if (P.count) {
-        problems_finish(&P);
+        xc_problems_finish(&P, "problems");
         dataset_free(ds);
         return NULL;
     }

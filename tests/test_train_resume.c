@@ -32,16 +32,6 @@ static int run_env(const char *env, const char *args, const char *dir) {
 
 static int run(const char *args, const char *dir) { return run_env("", args, dir); }
 
-static bool same_file(const char *a, const char *b) {
-    size_t na, nb;
-    XcError err;
-    char *x = xc_read_file(a, 1u << 30, &na, &err), *y = xc_read_file(b, 1u << 30, &nb, &err);
-    bool same = x && y && na == nb && !memcmp(x, y, na);
-    xc_free(x);
-    xc_free(y);
-    return same;
-}
-
 static int count_lines(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
@@ -74,7 +64,7 @@ int main(void) {
     XC_EXPECT(run("--set train.max_iters=40 --resume auto", b) == 0, "resumed part failed (see %s.log)", b);
     snprintf(p1, sizeof p1, "%s/last.safetensors", a);
     snprintf(p2, sizeof p2, "%s/last.safetensors", b);
-    XC_EXPECT(same_file(p1, p2), "stopped at 21 and resumed: weights differ from the uninterrupted run");
+    XC_EXPECT(xc_same_file(p1, p2), "stopped at 21 and resumed: weights differ from the uninterrupted run");
     snprintf(cmd, sizeof cmd, "grep -q 'train.max_iters = 40 (snapshot: 21)' '%s.log'", b);
     XC_EXPECT(system(cmd) == 0, "the resumed run does not name the setting that changed (see %s.log)", b);
     snprintf(p2, sizeof p2, "%s/snap-000000000021.h5", b);
@@ -101,7 +91,7 @@ int main(void) {
     XC_EXPECT(system(cmd) == 0, "the run resumed after SIGTERM does not start from iteration 8 (see %s.log)", d2);
     snprintf(p1, sizeof p1, "%s/last.safetensors", c2);
     snprintf(p2, sizeof p2, "%s/last.safetensors", d2);
-    XC_EXPECT(same_file(p1, p2), "SIGTERM and resume with accumulation 2: weights differ from the uninterrupted run");
+    XC_EXPECT(xc_same_file(p1, p2), "SIGTERM and resume with accumulation 2: weights differ from the uninterrupted run");
 
     // 3. --resume errors and the empty directory
     char e[1100];
@@ -130,7 +120,7 @@ int main(void) {
         XC_EXPECT(run("--set train.max_iters=40 --set train.matmul=bf16 --resume auto", g) == 0, "bf16 resumed part failed");
         snprintf(p1, sizeof p1, "%s/last.safetensors", f);
         snprintf(p2, sizeof p2, "%s/last.safetensors", g);
-        XC_EXPECT(same_file(p1, p2), "bf16: stopped at 21 and resumed: weights differ from the uninterrupted run");
+        XC_EXPECT(xc_same_file(p1, p2), "bf16: stopped at 21 and resumed: weights differ from the uninterrupted run");
         // mean training loss of the last 8 iterations (the same batches): float32 run (a) and bf16 run (f)
         double loss[2] = {0, 0};
         const char *dirs[2] = {a, f};

@@ -8,6 +8,7 @@
 //   }
 #pragma once
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -100,6 +101,21 @@ static inline const char *xc_test_path(const char *env, const char *fallback, co
     snprintf(buf, n, "%s/%s", root ? root : fallback, rel);
     return buf;
 }
+// Do two files hold the same bytes? (false if either cannot be read)
+static inline bool xc_same_file(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    char x[65536], y[65536];
+    while (same) {
+        size_t na = fread(x, 1, sizeof x, fa), nb = fread(y, 1, sizeof y, fb);
+        same = na == nb && !memcmp(x, y, na);
+        if (na < sizeof x) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
 #define XC_FIXTURE(rel, buf) xc_test_path("XCLIP_FIXTURES", "tests/fixtures", (rel), (buf), sizeof(buf))
 #define XC_SHARED(rel, buf) xc_test_path("XCLIP_SHARED", "../shared", (rel), (buf), sizeof(buf))
 

@@ -26,6 +26,16 @@ static inline bool cli_check_set(const char *prog, const char *v, const char *ne
     return false;
 }
 
+// "--flag=VALUE" or "--flag": the flag into flag (n bytes), *value = what follows '=' (NULL without one).
+static inline void cli_split_flag(const char *arg, char *flag, size_t n, const char **value) {
+    const char *eq = strchr(arg, '=');
+    *value = NULL;
+    if (eq && (size_t)(eq - arg) < n) {
+        snprintf(flag, n, "%.*s", (int)(eq - arg), arg);
+        *value = eq + 1;
+    } else snprintf(flag, n, "%s", arg);
+}
+
 // A second positional argument where a program takes one: say which came first and that options take their
 // values after a space, except --set's key=value.
 static inline void cli_extra_argument(const char *prog, const char *first, const char *what, const char *extra) {

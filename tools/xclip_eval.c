@@ -119,11 +119,8 @@ int main(int argc, char **argv) {
         if (a[0] == '-' && a[1] == '-') {
             // --flag VALUE or --flag=VALUE
             char flag[32];
-            const char *v = NULL, *eq = strchr(a, '=');
-            if (eq && eq - a < (long)sizeof flag) {
-                snprintf(flag, sizeof flag, "%.*s", (int)(eq - a), a);
-                v = eq + 1;
-            } else snprintf(flag, sizeof flag, "%.31s", a);
+            const char *v;
+            cli_split_flag(a, flag, sizeof flag, &v);
             static const char *FLAGS[] = {"--checkpoint", "--views", "--predictions", "--list", "--labels", "--set", "--probe"};
             bool known = false;
             for (size_t f = 0; f < sizeof FLAGS / sizeof FLAGS[0]; f++) known |= !strcmp(flag, FLAGS[f]);

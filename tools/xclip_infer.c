@@ -225,11 +225,8 @@ int main(int argc, char **argv) {
         if (a[0] == '-' && a[1] == '-') {
             // --flag VALUE or --flag=VALUE
             char flag[32];
-            const char *v = NULL, *eq = strchr(a, '=');
-            if (eq && eq - a < (long)sizeof flag) {
-                snprintf(flag, sizeof flag, "%.*s", (int)(eq - a), a);
-                v = eq + 1;
-            } else snprintf(flag, sizeof flag, "%.31s", a);
+            const char *v;
+            cli_split_flag(a, flag, sizeof flag, &v);
             static const char *FLAGS[] = {"--checkpoint", "--labels", "--label-file", "--template", "--vocab",
                                           "--topk", "--frames", "--views"};
             bool known = false;

@@ -55,18 +55,6 @@ Gemm *run_gemm(Run *r) { return &r->gemm; }
 const TrainConfig *run_config(Run *r) { return r->c; }
 bool run_resuming(const Run *r) { return r->o->resume != NULL; }
 
-static int mkdir_p(const char *dir, XcError *err) {
-    char buf[CONFIG_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return xc_err(err, "%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return xc_err(err, "%s: cannot create: %s", buf, strerror(errno));
-    return XC_OK;
-}
 
 static int save_weights(ParamStore *ps, const char *path, XcError *err) {
     WeightSet ws = {0};
@@ -102,7 +90,7 @@ static int run_open(Run *r, XcError *err) {
 #endif
         openblas_set_num_threads(c->threads);
     }
-    if (mkdir_p(c->dir, err) != XC_OK) return XC_ERR;
+    if (xc_mkdir_p(c->dir, 0777, err) != XC_OK) return XC_ERR;
     char path[CONFIG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/config.ini", c->dir);
     FILE *f = xc_fopen(path, "w", err);
