@@ -76,13 +76,17 @@ static int batch_size_of(const Loader *ld, int64_t b) {
     return left >= ld->cfg.batch ? ld->cfg.batch : (int)left;
 }
 
+void loader_epoch_order(uint64_t seed, int64_t epoch, int64_t *order, int64_t n) {
+    Rng r = rng_substream(seed, RNG_STREAM_ORDER, (uint64_t)epoch, 0);
+    rng_permutation(&r, order, n);
+}
+
 // Set up epoch e starting at batch b0 (mu held, no work in flight).
 static void start_epoch(Loader *ld, int64_t e, int64_t b0) {
     const int64_t n = ld->ds->n;
     ld->epoch = e;
     if (ld->cfg.train) {
-        Rng r = rng_substream(ld->cfg.seed, RNG_STREAM_ORDER, (uint64_t)e, 0);
-        rng_permutation(&r, ld->order, n);
+        loader_epoch_order(ld->cfg.seed, e, ld->order, n);
     } else {
         for (int64_t i = 0; i < n; i++) ld->order[i] = i;
     }

@@ -71,6 +71,9 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, XcError *err);
 void loader_free(Loader *ld);
 int loader_next(Loader *ld, const Batch **out, XcError *err);
 int64_t loader_batches_per_epoch(const Loader *ld);
+// The training order of epoch e: a permutation of 0..n-1 from rng_substream(seed, RNG_STREAM_ORDER, e, 0). The
+// loader draws it, snapshots record it, other data sources of the run loop use it too.
+void loader_epoch_order(uint64_t seed, int64_t epoch, int64_t *order, int64_t n);
 LoaderCursor loader_cursor(const Loader *ld);    // the next batch loader_next will deliver
 void loader_seek(Loader *ld, LoaderCursor c);    // continue from c (waits for work in flight)
 

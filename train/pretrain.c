@@ -1,5 +1,6 @@
 // pretrain.c - see pretrain.h. Letters: B pairs per batch, H image side, S text context, E embedding size.
 #include "train/pretrain.h"
+#include "train/setup.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -85,8 +86,7 @@ static int read_pairs(const Pairs *p, const int64_t *idx, int64_t n, int64_t n_a
 }
 
 static void draw_order(PretrainTask *x, int64_t epoch) {
-    Rng r = rng_substream((uint64_t)x->c->seed, RNG_STREAM_ORDER, (uint64_t)epoch, 0); // the run records the same draw
-    rng_permutation(&r, x->order, x->train.cl->n);
+    loader_epoch_order((uint64_t)x->c->seed, epoch, x->order, x->train.cl->n); // the order the run's snapshots record
     x->order_epoch = epoch;
 }
 
@@ -289,16 +289,11 @@ int pretrain_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err) {
 static float *class_features(const Clip *m, Graph *g, Tokenizer *tok, const char *csv, int *K, XcError *err) {
     LabelSet labels = {0};
     if (labels_load(csv, &labels, err) != XC_OK) return NULL;
-    const int64_t S = m->cfg.context, E = m->cfg.embed_dim;
-    int32_t *tokens = xc_calloc((size_t)labels.count * (size_t)S, sizeof(int32_t));
-    for (int k = 0; k < labels.count; k++) tokenizer_encode(tok, labels.names[k], tokens + (size_t)k * S, (int)S);
-    Tensor *f = op_l2_normalize(g, clip_encode_text(g, &m->text, tokens, labels.count, S, true));
-    float *out = xc_malloc(sizeof(float) * (size_t)labels.count * (size_t)E);
-    memcpy(out, f->data, sizeof(float) * (size_t)labels.count * (size_t)E);
+    int32_t *tokens = class_tokens(tok, &labels, "{}", m->cfg.context);
+    float *out = clip_text_features(m, g, tokens, labels.count);
     *K = labels.count;
     xc_free(tokens);
     labels_free(&labels);
-    graph_reset(g);
     return out;
 }
 

@@ -53,7 +53,6 @@ struct Run {
 RunLog *run_log(Run *r) { return &r->log; }
 Gemm *run_gemm(Run *r) { return &r->gemm; }
 const TrainConfig *run_config(Run *r) { return r->c; }
-bool run_resuming(const Run *r) { return r->o->resume != NULL; }
 
 
 static int save_weights(ParamStore *ps, const char *path, XcError *err) {
@@ -134,18 +133,13 @@ static int run_build(Run *r, RunTaskBuild build, XcError *err) {
 }
 
 // ---- snapshots --------------------------------------------------------------------------------------------
-static void epoch_order(const TrainConfig *c, int epoch, int64_t *order, int64_t n) {
-    Rng rng = rng_substream((uint64_t)c->seed, RNG_STREAM_ORDER, (uint64_t)epoch, 0);
-    rng_permutation(&rng, order, n);
-}
-
 // The one place a snapshot is written (periodic, epoch end, on request). Only at accumulation boundaries,
 // where no partial gradient is pending, so a resumed run continues exactly.
 static int run_snapshot(Run *r, XcError *err) {
     const Progress *p = &r->p;
     const RunTask *t = &r->task;
     SnapshotRng rngs[1] = {{"drop", rng_get_state(&t->st->drop)}};
-    epoch_order(r->c, p->epoch, r->order, t->n_items);
+    loader_epoch_order((uint64_t)r->c->seed, p->epoch, r->order, t->n_items);
     char *bad_text = t->bad_items ? t->bad_items(t->ctx) : NULL;
     SnapshotState ss = {.params = t->ps, .opt = adamw_state(&t->st->opt), .global_iter = p->global_iter, .epoch = p->epoch,
                         .iter_in_epoch = p->iter_in_epoch, .best_acc = p->best, .best_epoch = p->best_epoch,

@@ -79,4 +79,3 @@ int run_main(const TrainConfig *c, const TrainRunOptions *o, RunTaskBuild build,
 RunLog *run_log(Run *r);              // log lines: runlog_say(run_log(r), ...)
 Gemm *run_gemm(Run *r);               // the matmul precision of train.matmul, for the task's graphs
 const TrainConfig *run_config(Run *r);
-bool run_resuming(const Run *r);      // --resume given

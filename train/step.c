@@ -70,7 +70,7 @@ float train_step_run_loss(TrainStep *s, StepLossFn fn, void *ctx, int64_t idx, i
     float value = loss->data[0];
     const bool step = (idx + 1) % s->accum == 0;
     float lr[STEP_MAX_GROUPS] = {0}; // every group at its own rate (timm decays each from its own base to the shared floor)
-    for (int k = 0; k < s->groups.n; k++) lr[k] = (float)rate_of(s, s->groups.scale[k]);
+    for (int k = 0; step && k < s->groups.n; k++) lr[k] = (float)rate_of(s, s->groups.scale[k]); // fused: step is always on
     if (s->fused) adamw_begin_step(&s->opt, lr); // the update happens inside backward
     graph_backward(g, s->accum > 1 ? op_scale(g, loss, 1.0f / (float)s->accum) : loss);
     if (s->fused) adamw_end_step(&s->opt); // parameters the loss did not reach
