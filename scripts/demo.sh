@@ -19,7 +19,7 @@ fi
 if [ ! -f build/demo-data/val.txt ]; then
   build/xclip-synth build/demo-data --classes 8 --per-class 64 --val-per-class 16 --frames 16 --size 32
 fi
-build/xclip-train configs/demo.ini "$@"
+build/xclip-train configs/demo.ini --overwrite "$@"   # the demo starts afresh each time
 echo
 echo "== evaluation of runs/demo/best.safetensors (chance: 12.5%) =="
 eval_args=()

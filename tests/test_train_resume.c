@@ -6,6 +6,9 @@
 //     it must exit with status 75, say "stopped by signal 15" in its log.txt, and leave its snapshot at the next
 //     accumulation boundary (iteration 8), which the resumed run starts from;
 //   - --resume PATH of a missing file fails naming it; --resume auto in an empty directory starts afresh;
+//   - a fresh run into a folder holding a run is refused (nothing there changes) unless --overwrite, which removes
+//     the earlier snapshots; the stop hint names the run's own config.ini; metrics.jsonl counts epochs and
+//     iterations from 1 and times every record; a warm-up covering the whole run is warned about;
 //   - train.matmul = bf16 (where AMX or AVX512-BF16 exists): the run says so and names the unit, its mean loss over
 //     the last 8 iterations is within 5% of the float32 run's, and stopped + resumed equals uninterrupted, bit for
 //     bit; with neither unit the key is refused by name.
@@ -103,7 +106,35 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "grep -q 'no snapshot in' '%s.log'", e);
     XC_EXPECT(system(cmd) == 0, "--resume auto did not say it started afresh");
 
-    // 4. bf16 matmuls
+    // 4. run folders: a fresh run into a folder holding a run is refused and changes nothing there; --overwrite
+    //    starts afresh (the old snapshots gone); the stop hint resumes this run; metrics count epochs from 1 and
+    //    carry the time; a warm-up longer than the run is called out.
+    char snap40[1300];
+    snprintf(snap40, sizeof snap40, "%s/snap-000000000040.h5", b);
+    XC_EXPECT(stat(snap40, &st) == 0, "the finished run has no snapshot %s", snap40);
+    snprintf(p1, sizeof p1, "%s/last.safetensors", b);
+    snprintf(p2, sizeof p2, "%s.last-before", b);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", p1, p2);
+    XC_EXPECT(system(cmd) == 0, "cannot copy %s", p1);
+    code = run("--set train.max_iters=2", b);
+    XC_EXPECT(code == 1, "a fresh run into a folder holding a run: exit %d, want 1 (refused)", code);
+    snprintf(cmd, sizeof cmd, "grep -q 'already holds a run' '%s.log' && grep -q -- '--overwrite' '%s.log'", b, b);
+    XC_EXPECT(system(cmd) == 0, "the refusal does not say why or offer --overwrite (see %s.log)", b);
+    XC_EXPECT(xc_same_file(p1, p2), "the refused run changed the earlier run's last.safetensors");
+    XC_EXPECT(run("--set train.max_iters=2 --overwrite", b) == 0, "--overwrite run failed (see %s.log)", b);
+    XC_EXPECT(stat(snap40, &st) != 0, "--overwrite kept the earlier run's snapshot %s", snap40);
+    snprintf(cmd, sizeof cmd, "grep -q 'continue with: .*xclip-train %s/config.ini --resume auto' '%s/log.txt'", d2, d2);
+    XC_EXPECT(system(cmd) == 0, "the stop hint does not resume the run through its own config.ini (see %s/log.txt)", d2);
+    snprintf(cmd, sizeof cmd, "head -1 '%s/metrics.jsonl' | grep -q '\"time\": [0-9]*\\.[0-9]*, \"epoch\": 1, \"iter\": 1,'", b);
+    XC_EXPECT(system(cmd) == 0, "metrics.jsonl: the first record lacks the time or does not count from epoch 1, iteration 1");
+    snprintf(cmd, sizeof cmd, "grep -q 'covers the whole run' '%s/log.txt'", e);
+    XC_EXPECT(system(cmd) != 0, "a warm-up warning for a run whose warm-up is shorter than the run");
+    snprintf(e, sizeof e, "%s.w", data);
+    XC_EXPECT(run("--set train.max_iters=1 --set train.warmup_epochs=3", e) == 0, "warm-up run failed (see %s.log)", e);
+    snprintf(cmd, sizeof cmd, "grep -q 'covers the whole run' '%s/log.txt'", e);
+    XC_EXPECT(system(cmd) == 0, "a warm-up covering all 3 epochs is not called out (see %s/log.txt)", e);
+
+    // 5. bf16 matmuls
     char f[1100], g[1100];
     snprintf(f, sizeof f, "%s.f", data);
     snprintf(g, sizeof g, "%s.g", data);

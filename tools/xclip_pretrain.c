@@ -1,6 +1,6 @@
 // xclip-pretrain - CLIP's contrastive pretraining on captioned images (train/pretrain.h, docs/model.md §13).
 //
-//   xclip-pretrain CONFIG [--set section.key=value]... [--resume PATH|auto]
+//   xclip-pretrain CONFIG [--set section.key=value]... [--resume PATH|auto] [--overwrite]
 #include <stdio.h>
 #include <string.h>
 #include "autograd/runtime.h"
@@ -9,7 +9,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: xclip-pretrain CONFIG [--set section.key=value]... [--resume PATH|auto]\n"
+            "usage: xclip-pretrain CONFIG [--set section.key=value]... [--resume PATH|auto] [--overwrite]\n"
             "\n"
             "Pretrains a CLIP (both towers from random initialisation) with CLIP's contrastive objective on a list of\n"
             "captioned images (data.train_list: image<TAB>caption, images in data.root), as configs/pretrain_world.ini\n"
@@ -20,7 +20,9 @@ static void usage(FILE *f) {
             "as xclip-train.\n"
             "\n"
             "  --set s.k=v      override a config key (repeatable; `xclip-train --keys` lists them)\n"
-            "  --resume R       continue from a snapshot: a path, or `auto` (the newest valid one in output.dir)\n");
+            "  --resume R       continue from a snapshot: a path, or `auto` (the newest valid one in output.dir)\n"
+            "  --overwrite      start afresh in an output.dir that holds an earlier run (refused without it): deletes\n"
+            "                   that run's snapshots, best/last weights, log.txt and metrics.jsonl first\n");
 }
 
 int main(int argc, char **argv) {
@@ -31,6 +33,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--overwrite")) { o.overwrite = true; continue; }
         if (!strcmp(a, "--set") || !strcmp(a, "--resume")) {
             if (i + 1 >= argc) { fprintf(stderr, "xclip-pretrain: %s needs a value\n", a); return 2; }
             const char *v = argv[++i];

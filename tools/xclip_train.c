@@ -1,7 +1,7 @@
 // xclip-train - fine-tune CLIP into an X-CLIP video recogniser from a config file (train/config.h,
 // configs/README.md), or run the small built-in job (--demo, train/demo.h).
 //
-//   xclip-train CONFIG [--set section.key=value]... [--resume PATH|auto] [--init CKPT]
+//   xclip-train CONFIG [--set section.key=value]... [--resume PATH|auto] [--init CKPT] [--overwrite]
 //   xclip-train --keys            every config key with its default and meaning (markdown)
 //   xclip-train --demo [--steps N] [--batch B] [--lr LR] [--seed S] [--threads N]
 #include "autograd/runtime.h"
@@ -20,7 +20,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: xclip-train CONFIG [--set section.key=value]... [--resume PATH|auto] [--init CKPT]\n"
+            "usage: xclip-train CONFIG [--set section.key=value]... [--resume PATH|auto] [--init CKPT] [--overwrite]\n"
             "       xclip-train --keys\n"
             "       xclip-train --demo [--steps N] [--batch B] [--lr LR] [--seed S] [--threads N]\n"
             "\n"
@@ -34,6 +34,8 @@ static void usage(FILE *f) {
             "  --init CKPT   load these weights (an X-CLIP checkpoint, e.g. an earlier best.safetensors) over the\n"
             "                model before training; the optimiser and schedule start fresh\n"
             "  --resume P    continue an interrupted run from a snapshot (PATH or auto: the newest in output.dir)\n"
+            "  --overwrite   start afresh in an output.dir that holds an earlier run (refused without it): deletes\n"
+            "                that run's snapshots, best/last weights, log.txt and metrics.jsonl first\n"
             "  --keys        print the table of config keys (markdown) and exit\n"
             "  --demo        the built-in default job: a small video transformer on generated clips of a square\n"
             "                moving in 4 directions (no files needed); --demo --help for its options\n");
@@ -136,6 +138,7 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         if (!strcmp(a, "--keys")) { config_write_keys_markdown(stdout); return 0; }
         if (!strcmp(a, "--demo")) { fprintf(stderr, "xclip-train: --demo must come first (xclip-train --demo ...)\n"); return 2; }
+        if (!strcmp(a, "--overwrite")) { o.overwrite = true; continue; }
         if (a[0] == '-' && a[1] == '-') {
             const char *v = NULL;
             const char *eq = strchr(a, '=');

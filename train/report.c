@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 #include "train/config.h"
 
 int runlog_open(RunLog *l, const char *dir, bool append, bool bar, XcError *err) {
@@ -53,7 +54,9 @@ void runlog_bar(RunLog *l, const char *what, int64_t done, int64_t total, const 
 
 void runlog_metrics(RunLog *l, const char *type, const Metric *fields, int n) {
     if (!l->metrics) return;
-    fprintf(l->metrics, "{\"type\": \"%s\"", type);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now); // wall-clock time of every record: Unix seconds
+    fprintf(l->metrics, "{\"type\": \"%s\", \"time\": %.3f", type, (double)now.tv_sec + now.tv_nsec * 1e-9);
     for (int i = 0; i < n; i++) {
         if (fields[i].integer) fprintf(l->metrics, ", \"%s\": %lld", fields[i].key, (long long)fields[i].i);
         else fprintf(l->metrics, ", \"%s\": %.9g", fields[i].key, fields[i].x);

@@ -36,7 +36,7 @@ typedef struct Metric {
 } Metric;
 #define METRIC_INT(k, v) ((Metric){.key = (k), .integer = true, .i = (int64_t)(v)})
 #define METRIC_NUM(k, v) ((Metric){.key = (k), .x = (double)(v)})
-// {"type": "<type>", "<key>": <value>, ...} as one line of metrics.jsonl, flushed.
+// One JSON line {"type": TYPE, "time": Unix seconds (wall clock), fields...} in metrics.jsonl, flushed.
 void runlog_metrics(RunLog *l, const char *type, const Metric *fields, int n);
 
 // A progress bar on stdout for programs without a RunLog (xclip-eval), and its removal.

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -80,6 +81,46 @@ static void read_test_signal_hook(Run *r) {
 }
 
 // ---- set-up -------------------------------------------------------------------------------------------------
+// An earlier run's files in the run directory: what shows a run was there, and what --overwrite removes with
+// its snapshots (nothing else in the folder is touched).
+static const char *const RUN_EVIDENCE[] = {"best.safetensors", "last.safetensors", "metrics.jsonl"};
+static const char *const RUN_FILES[] = {"best.safetensors", "last.safetensors", "metrics.jsonl", "log.txt"};
+
+// A fresh run (no --resume) must not mix with an earlier run's files: its snapshots are what a later
+// `--resume auto` would pick. Refused unless --overwrite, which first deletes the earlier run's files.
+static int run_claim_dir(Run *r, XcError *err) {
+    const char *dir = r->c->dir;
+    char path[CONFIG_PATH_MAX + 64], found[512] = "";
+    int len = 0;
+    int64_t *iters = NULL;
+    const int nsnap = snapshot_list(dir, &iters, err);
+    if (nsnap < 0) return XC_ERR;
+    if (nsnap > 0)
+        len = snprintf(found, sizeof found, "%d snapshot%s (newest snap-%012lld.h5)", nsnap, nsnap == 1 ? "" : "s",
+                       (long long)iters[0]);
+    for (size_t i = 0; i < sizeof RUN_EVIDENCE / sizeof RUN_EVIDENCE[0]; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, RUN_EVIDENCE[i]);
+        if (stat(path, &st) == 0 && st.st_size > 0 && len < (int)sizeof found)
+            len += snprintf(found + len, sizeof found - (size_t)len, "%s%s", len ? ", " : "", RUN_EVIDENCE[i]);
+    }
+    int rc = XC_OK;
+    if (len && !r->o->overwrite)
+        rc = xc_err(err, "output.dir = %s already holds a run (%s)\nHINT: continue it with --resume auto (its settings "
+                         "are in %s/config.ini), choose another folder (--set output.dir=...), or start over with "
+                         "--overwrite (deletes that run's snapshots, weights, log and metrics)", dir, found, dir);
+    for (int i = 0; len && rc == XC_OK && i < nsnap; i++)
+        if (remove(snapshot_path(dir, iters[i], path, sizeof path)) != 0)
+            rc = xc_err(err, "--overwrite: cannot remove %s: %s", path, strerror(errno));
+    for (size_t i = 0; len && rc == XC_OK && i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, RUN_FILES[i]);
+        if (remove(path) != 0 && errno != ENOENT) rc = xc_err(err, "--overwrite: cannot remove %s: %s", path, strerror(errno));
+    }
+    if (len && rc == XC_OK) printf("--overwrite: removed the earlier run in %s (%s)\n", dir, found);
+    xc_free(iters);
+    return rc;
+}
+
 // Threads, the run directory (config.ini, log.txt, metrics.jsonl), signal handlers, the matmul precision.
 static int run_open(Run *r, XcError *err) {
     const TrainConfig *c = r->c;
@@ -90,6 +131,7 @@ static int run_open(Run *r, XcError *err) {
         openblas_set_num_threads(c->threads);
     }
     if (xc_mkdir_p(c->dir, 0777, err) != XC_OK) return XC_ERR;
+    if (!r->o->resume && run_claim_dir(r, err) != XC_OK) return XC_ERR;
     char path[CONFIG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/config.ini", c->dir);
     FILE *f = xc_fopen(path, "w", err);
@@ -163,8 +205,11 @@ static int run_snapshot(Run *r, XcError *err) {
 // The one stop handler: after a snapshot, a pending SIGINT / SIGTERM ends the run.
 static int run_stop_if_asked(Run *r) {
     if (!(signals_poll() & SIGNAL_STOP)) return XC_OK;
-    runlog_say(&r->log, "stopped by signal %d after the snapshot; continue with: %s %s --resume auto\n",
-               signals_stop_signal(), r->task.program, *r->c->source ? r->c->source : "CONFIG");
+    // the run's own effective config: the command resumes this run whatever config file started it
+    char cwd[CONFIG_PATH_MAX] = "";
+    if (r->c->dir[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+    runlog_say(&r->log, "stopped by signal %d after the snapshot; continue with: %s %s/config.ini --resume auto%s%s%s\n",
+               signals_stop_signal(), r->task.program, r->c->dir, *cwd ? " (from " : "", cwd, *cwd ? ")" : "");
     return RUN_EXIT_STOPPED;
 }
 
@@ -200,8 +245,10 @@ static int run_resume(Run *r, const char *resume, XcError *err) {
                       .best = ss.best_acc, .best_epoch = (int)ss.best_epoch, .best_iter = ss.best_iter};
     train_step_resume_at(t->st, r->p.epoch, r->p.iter_in_epoch, t->n_iter);
     t->seek(t->ctx, ss.cursor);
-    runlog_say(&r->log, "resumed from %s: epoch %d, iteration %lld of %lld, %lld optimiser steps, best %.2f%%\n", path,
-               r->p.epoch + 1, (long long)r->p.iter_in_epoch, (long long)t->n_iter, (long long)t->st->opt_steps, r->p.best);
+    char best[64] = "no evaluation yet";
+    if (r->p.best_epoch >= 0) snprintf(best, sizeof best, "best %.2f%% (epoch %d)", r->p.best, r->p.best_epoch + 1);
+    runlog_say(&r->log, "resumed from %s: epoch %d, iteration %lld of %lld, %lld optimiser steps, %s\n", path,
+               r->p.epoch + 1, (long long)r->p.iter_in_epoch, (long long)t->n_iter, (long long)t->st->opt_steps, best);
     return 1;
 }
 
@@ -224,6 +271,14 @@ static int run_restore(Run *r, XcError *err) {
                (long long)r->total, (long long)t->st->sched.warmup, c->lr);
     for (int g = 0; g < t->st->groups.n; g++) runlog_say(&r->log, " x%g", t->st->groups.scale[g]);
     runlog_say(&r->log, "), floor %.3g\n", t->st->sched.min);
+    if (t->st->sched.warmup >= r->total && r->total > 0)
+        runlog_say(&r->log, "warning: the warm-up (%lld iterations, train.warmup_epochs = %g) covers the whole run (%lld "
+                            "iterations): the learning rate never reaches train.lr and never decays; lower "
+                            "train.warmup_epochs or raise train.epochs\n",
+                   (long long)t->st->sched.warmup, (double)c->warmup_epochs, (long long)r->total);
+    else if (2 * t->st->sched.warmup > r->total)
+        runlog_say(&r->log, "warning: the warm-up (%lld iterations) covers more than half of the run (%lld iterations)\n",
+                   (long long)t->st->sched.warmup, (long long)r->total);
     return XC_OK;
 }
 
@@ -249,7 +304,7 @@ static void run_report_iteration(Run *r, int epoch, int64_t idx, int64_t t, floa
                epoch + 1, c->epochs, (long long)idx + 1, (long long)task->n_iter, task->st->last_lr, loss, avg, ips,
                task->items, 100.0 * w->wait / w->time, eta, xc_peak_rss() / 1048576.0, task->st->g.step.peak / 1048576.0);
     runlog_metrics(&r->log, "train",
-                   (Metric[]){METRIC_INT("epoch", epoch), METRIC_INT("iter", idx), METRIC_INT("global_iter", t),
+                   (Metric[]){METRIC_INT("epoch", epoch + 1), METRIC_INT("iter", idx + 1), METRIC_INT("global_iter", t),
                               METRIC_NUM("lr", task->st->last_lr), METRIC_NUM("next_lr", train_step_next_lr(task->st)),
                               METRIC_NUM("loss", loss), METRIC_NUM("loss_avg", avg), METRIC_NUM("items_per_s", ips),
                               METRIC_NUM("data_wait", w->wait / w->time), METRIC_INT("opt_steps", task->st->opt_steps),
@@ -326,11 +381,12 @@ static int run_epoch_eval(Run *r, int epoch, double train_loss, XcError *err) {
                s.text, xc_now() - te, train_loss, p->best, p->best_epoch + 1);
     Metric f[24];
     int n = 0;
-    f[n++] = METRIC_INT("epoch", epoch);
+    f[n++] = METRIC_INT("epoch", epoch + 1);
     f[n++] = METRIC_INT("global_iter", p->global_iter);
     for (int i = 0; i < s.n_fields && n < 21; i++) f[n++] = s.fields[i];
     f[n++] = METRIC_NUM("train_loss", train_loss);
     f[n++] = METRIC_NUM("best_top1", p->best);
+    f[n++] = METRIC_INT("best_epoch", p->best_epoch + 1);
     runlog_metrics(&r->log, "eval", f, n);
     if (!better || !c->save_best) return XC_OK;
     char path[CONFIG_PATH_MAX + 32];
@@ -377,10 +433,13 @@ static int run_finish(Run *r, XcError *err) {
     }
     char dur[32];
     fmt_duration(xc_now() - r->t_start, dur, sizeof dur);
-    runlog_say(&r->log, "done: %lld iterations, %lld optimiser steps in %s (data wait %.0f%%); best %.2f%% at epoch %d%s%s%s\n",
+    char best[CONFIG_PATH_MAX + 96] = "no evaluation during training";
+    if (r->p.best_epoch >= 0)
+        snprintf(best, sizeof best, "best %.2f%% at epoch %d%s%s%s", r->p.best, r->p.best_epoch + 1, c->save_best ? " -> " : "",
+                 c->save_best ? c->dir : "", c->save_best ? "/best.safetensors" : "");
+    runlog_say(&r->log, "done: %lld iterations, %lld optimiser steps in %s (data wait %.0f%%); %s\n",
                (long long)r->p.global_iter, (long long)task->st->opt_steps, dur,
-               r->t_train > 0 ? 100.0 * r->t_wait / r->t_train : 0.0, r->p.best, r->p.best_epoch + 1,
-               c->save_best ? " -> " : "", c->save_best ? c->dir : "", c->save_best ? "/best.safetensors" : "");
+               r->t_train > 0 ? 100.0 * r->t_wait / r->t_train : 0.0, best);
     return XC_OK;
 }
 

@@ -30,6 +30,7 @@
 typedef struct TrainRunOptions {
     const char *init;         // --init: weights loaded over the model before training (NULL: none)
     const char *resume;       // --resume PATH or auto (NULL: none): continue from a snapshot
+    bool overwrite;           // --overwrite: a fresh run may replace an earlier run's files in output.dir
 } TrainRunOptions;
 
 // Exit status for a run stopped by a signal after a snapshot was written (resume it with --resume auto).
