@@ -53,6 +53,11 @@ Tokenizer *tokenizer_load_clip(const char *bpe_gz_path, XcError *err);
 // <|startoftext|> and <|endoftext|>; ids must be 0..n-1 without gaps or repeats. NULL + err on failure.
 Tokenizer *tokenizer_load_hf(const char *vocab_json_path, const char *merges_txt_path, XcError *err);
 
+// Any of the above, told by content: a gzip file = CLIP's (tokenizer_load_clip); CLIP's merges uncompressed; a
+// JSON vocabulary with merges.txt beside it, a merges.txt with vocab.json beside it, or a folder holding both
+// (Hugging Face). NULL + err naming the path and what was missing.
+Tokenizer *tokenizer_load(const char *path, XcError *err);
+
 void tokenizer_free(Tokenizer *tok);
 
 size_t tokenizer_vocab_size(const Tokenizer *tok);

@@ -1,8 +1,10 @@
-// tokenizer_load.c - the two loaders: CLIP's own gzip merges file (the vocabulary derived from it, as CLIP
-// does) and the Hugging Face layout (vocab.json read with autograd/json.h, merges.txt).
+// tokenizer_load.c - the loaders: CLIP's own gzip merges file (the vocabulary derived from it, as CLIP does),
+// the Hugging Face layout (vocab.json read with autograd/json.h, merges.txt), and tokenizer_load telling them apart.
 #include "data/tokenizer_internal.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "autograd/json.h"
@@ -67,10 +69,8 @@ fail:
     return NULL;
 }
 
-Tokenizer *tokenizer_load_clip(const char *path, XcError *err) {
-    size_t len = 0;
-    char *text = gunzip_file(path, &len, err);
-    if (!text) return NULL;
+// CLIP's merges as text (gunzipped, or uncompressed), owned by the call.
+static Tokenizer *clip_from_text(char *text, size_t len, const char *path, XcError *err) {
     // Line starts: we need lines 1..TOK_CLIP_MERGES (line 0 is a version header).
     char **lines = xc_malloc((TOK_CLIP_MERGES + 1) * sizeof *lines);
     size_t *lens = xc_malloc((TOK_CLIP_MERGES + 1) * sizeof *lens);
@@ -128,6 +128,12 @@ Tokenizer *tokenizer_load_clip(const char *path, XcError *err) {
     xc_free(text); xc_free(lines); xc_free(lens);
     if (tok_finish(t, path, err) != XC_OK) { tokenizer_free(t); return NULL; }
     return t;
+}
+
+Tokenizer *tokenizer_load_clip(const char *path, XcError *err) {
+    size_t len = 0;
+    char *text = gunzip_file(path, &len, err);
+    return text ? clip_from_text(text, len, path, err) : NULL;
 }
 
 // ---- Hugging Face vocab.json + merges.txt ------------------------------------------------------------------
@@ -250,4 +256,46 @@ fail:
     xc_free(merges);
     tokenizer_free(t);
     return NULL;
+}
+
+// ---- any of the above, by content ----------------------------------------------------------------------------
+
+// dir/name into buf if that file exists.
+static bool sibling(const char *path, bool is_dir, const char *name, char *buf, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (is_dir) snprintf(buf, cap, "%s/%s", path, name);
+    else if (slash) snprintf(buf, cap, "%.*s/%s", (int)(slash - path), path, name);
+    else snprintf(buf, cap, "%s", name);
+    struct stat st;
+    return stat(buf, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+Tokenizer *tokenizer_load(const char *path, XcError *err) {
+    struct stat st;
+    if (stat(path, &st) != 0) return xc_err(err, "%s: %s", path, strerror(errno)), NULL;
+    char vocab[4096], merges[4096];
+    if (S_ISDIR(st.st_mode)) { // a Hugging Face model or tokenizer folder
+        bool hv = sibling(path, true, "vocab.json", vocab, sizeof vocab), hm = sibling(path, true, "merges.txt", merges, sizeof merges);
+        if (hv && hm) return tokenizer_load_hf(vocab, merges, err);
+        return xc_err(err, "%s: a folder, but without %s%s%s (a Hugging Face tokenizer folder holds both)", path,
+                      hv ? "" : "vocab.json", !hv && !hm ? " and " : "", hm ? "" : "merges.txt"), NULL;
+    }
+    unsigned char head[64] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return xc_err(err, "%s: %s", path, strerror(errno)), NULL;
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) return tokenizer_load_clip(path, err); // gzip: CLIP's own file
+    size_t k = 0;
+    while (k < n && (head[k] == ' ' || head[k] == '\t' || head[k] == '\r' || head[k] == '\n')) k++;
+    if (k < n && head[k] == '{') { // Hugging Face vocab.json: merges.txt beside it
+        if (sibling(path, false, "merges.txt", merges, sizeof merges)) return tokenizer_load_hf(path, merges, err);
+        return xc_err(err, "%s: a JSON vocabulary (Hugging Face vocab.json) needs merges.txt beside it: %s not found",
+                      path, merges), NULL;
+    }
+    // plain text: merges. With vocab.json beside it, the Hugging Face pair; else CLIP's merges uncompressed.
+    if (sibling(path, false, "vocab.json", vocab, sizeof vocab)) return tokenizer_load_hf(vocab, path, err);
+    size_t len = 0;
+    char *text = xc_read_file(path, TOK_MAX_GZ_OUT, &len, err);
+    return text ? clip_from_text(text, len, path, err) : NULL;
 }

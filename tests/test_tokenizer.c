@@ -193,6 +193,47 @@ static void test_errors(const char *gz_path, const char *vocab_path, const char 
     remove(p2);
 }
 
+// tokenizer_load tells the formats apart: CLIP's gzip file, the same merges uncompressed, a Hugging Face folder,
+// its vocab.json or its merges.txt named alone; each must tokenize as its own loader does.
+static void test_sniffing(const char *gz_path, const char *vocab_path, const char *fixture) {
+    XcError err = {0};
+    char plain[1200], cmd[4400], dir[1024], empty[1100];
+    const char *build = getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : ".";
+    snprintf(plain, sizeof plain, "%s/test_tokenizer_bpe.txt", build);
+    snprintf(cmd, sizeof cmd, "gzip -dc '%s' > '%s'", gz_path, plain);
+    XC_EXPECT(system(cmd) == 0, "cannot gunzip %s", gz_path);
+    const char *clip_paths[2] = {gz_path, plain};
+    for (int i = 0; i < 2; i++) {
+        Tokenizer *t = tokenizer_load(clip_paths[i], &err);
+        XC_EXPECT(t && tokenizer_vocab_size(t) == 49408, "tokenizer_load(%s): %s", clip_paths[i], t ? "wrong size" : err.msg);
+        int n = 0;
+        if (t) XC_EXPECT(check_cases(t, fixture, "clip", &n) == 0 && n >= 900, "%s: %d strings, mismatches", clip_paths[i], n);
+        tokenizer_free(t);
+    }
+    const char *slash = strrchr(vocab_path, '/');
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - vocab_path), vocab_path);
+    char merges[1100];
+    snprintf(merges, sizeof merges, "%s/merges.txt", dir);
+    const char *hf_paths[3] = {dir, vocab_path, merges};
+    for (int i = 0; i < 3; i++) {
+        Tokenizer *t = tokenizer_load(hf_paths[i], &err);
+        XC_EXPECT(t && tokenizer_vocab_size(t) == 512 + 3000 + 2, "tokenizer_load(%s): %s", hf_paths[i], t ? "not the HF vocabulary" : err.msg);
+        int n = 0;
+        if (t) XC_EXPECT(check_cases(t, fixture, "hf", &n) == 0 && n >= 10, "%s: %d strings, mismatches", hf_paths[i], n);
+        tokenizer_free(t);
+    }
+    snprintf(empty, sizeof empty, "%s/test_tokenizer_emptydir", build);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && cp '%s' '%s/'", empty, empty, vocab_path, empty);
+    XC_EXPECT(system(cmd) == 0, "cannot make %s", empty);
+    Tokenizer *t = tokenizer_load(empty, &err);
+    XC_EXPECT(!t && strstr(err.msg, empty) && strstr(err.msg, "merges.txt"), "a folder without merges.txt: %s", t ? "loaded" : err.msg);
+    tokenizer_free(t);
+    snprintf(plain, sizeof plain, "%s/vocab.json", empty);
+    t = tokenizer_load(plain, &err);
+    XC_EXPECT(!t && strstr(err.msg, "needs merges.txt"), "vocab.json alone: %s", t ? "loaded" : err.msg);
+    tokenizer_free(t);
+}
+
 int main(void) {
     char gz_path[1024], fx_path[1024], vocab_path[1024], merges_path[1024];
     XC_SHARED("clip/bpe_simple_vocab_16e6.txt.gz", gz_path);
@@ -275,6 +316,7 @@ int main(void) {
         tokenizer_free(hf);
     }
 
+    test_sniffing(gz_path, vocab_path, fixture);
     test_errors(gz_path, vocab_path, merges_path);
     xc_free(fixture);
     return xc_test_summary("test_tokenizer");

@@ -210,7 +210,7 @@ int main(int argc, char **argv) {
     if (probe && is_xclip) return fail("--probe measures a plain CLIP checkpoint; this one is X-CLIP");
     const int64_t S = is_xclip ? m.cfg.clip.context : cm.cfg.context, T = c.frames;
     const int64_t H = is_xclip ? m.cfg.clip.image_size : cm.cfg.image_size;
-    Tokenizer *tok = tokenizer_load_clip(c.vocab, &err);
+    Tokenizer *tok = tokenizer_load(c.vocab, &err);
     if (!tok) {
         fprintf(stderr, "xclip-eval: data.vocab = %s: %s\n", c.vocab, err.msg);
         exit(1);

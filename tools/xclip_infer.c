@@ -41,7 +41,8 @@ static void usage(FILE *f) {
             "  --views CxK        clips x crops per video, probabilities summed (default 1x1; K = 1 or 3)\n"
             "  --frames T         frames per clip (default: the checkpoint's for X-CLIP, 8 for CLIP)\n"
             "  --vocab PATH       CLIP BPE vocabulary (default " DEFAULT_VOCAB ", also looked\n"
-            "                     for beside the program and in the source tree when relative)\n"
+            "                     for beside the program and in the source tree when relative); gzip or plain,\n"
+            "                     or a Hugging Face vocab.json / merges.txt / folder holding both\n"
             "  --json             results as one JSON document on stdout: {\"checkpoint\", \"model\", \"frames\", \"views\",\n"
             "                     \"labels\": [...], \"videos\": [{\"path\", \"frames\", \"top\": [{\"rank\", \"id\", \"label\",\n"
             "                     \"prob\"}...]} or {\"path\", \"error\"}]}; prob in [0, 1]\n"
@@ -280,7 +281,7 @@ int main(int argc, char **argv) {
                         "HINT: give CLIP's bpe_simple_vocab_16e6.txt.gz (openai/CLIP) with --vocab PATH\n", vocab, tried);
         exit(1);
     }
-    Tokenizer *tok = tokenizer_load_clip(vocab_path, &err);
+    Tokenizer *tok = tokenizer_load(vocab_path, &err);
     if (!tok) {
         fprintf(stderr, "xclip-infer: %s\nHINT: give CLIP's bpe_simple_vocab_16e6.txt.gz (openai/CLIP) with --vocab\n", err.msg);
         exit(1);

@@ -35,7 +35,8 @@ const Key CONFIG_KEYS[] = {
     PATH("data", "val_list", val_list, "", "validation / test list (same format)"),
     PATH("data", "labels", labels, "", "label CSV with header `id,name`; the names are the class texts"),
     PATH("data", "vocab", vocab, "../shared/clip/bpe_simple_vocab_16e6.txt.gz",
-         "CLIP BPE vocabulary (openai/CLIP clip/bpe_simple_vocab_16e6.txt.gz); a relative path not found from the current "
+         "CLIP BPE vocabulary: openai/CLIP's clip/bpe_simple_vocab_16e6.txt.gz (gzip or uncompressed), or a Hugging Face "
+         "vocab.json / merges.txt (the other file beside it) or the folder holding both; a relative path not found from the current "
          "directory is also looked for beside the program, in its parent folder and in the source tree"),
     STR("data", "template", template_, "{}", "text of a class: `{}` is replaced by the class name (X-CLIP uses the name alone)"),
     INT("data", "num_classes", num_classes, 0, 100000, "0", "K; 0 = the number of rows of the label file (else must equal it)"),

@@ -236,7 +236,7 @@ static int task_build(Run *r, RunTask *t, XcError *err) {
     x->S = cc.context;
     if (x->H > 64) return xc_err(err, "data.input_size = %lld: pretraining reads images of at most 64x64", (long long)x->H);
     if (c->input_size % cc.patch) return xc_err(err, "data.input_size %d is not a multiple of model.patch %d", c->input_size, cc.patch);
-    x->tok = tokenizer_load_clip(c->vocab, err);
+    x->tok = tokenizer_load(c->vocab, err);
     if (!x->tok) return xc_err(err, "data.vocab = %s: %s", c->vocab, err->msg);
     runlog_say(x->log, "xclip-pretrain: run directory %s (config.ini, log.txt, metrics.jsonl)\n", c->dir);
     if (pairs_open(&x->train, c->train_list, c->root, x->tok, x->S, x->log, err) != XC_OK ||

@@ -24,7 +24,7 @@ typedef struct XClipTask {
 // Vocabulary, labels, the model and the class-text tokens.
 static int task_build_model(XClipTask *x, XcError *err) {
     const TrainConfig *c = x->c;
-    x->tok = tokenizer_load_clip(c->vocab, err);
+    x->tok = tokenizer_load(c->vocab, err);
     if (!x->tok)
         return xc_err(err, "data.vocab = %s: %s\nHINT: CLIP's vocabulary ships with openai/CLIP as "
                            "clip/bpe_simple_vocab_16e6.txt.gz; set data.vocab to its path", c->vocab, err->msg);
