@@ -61,8 +61,8 @@ int main(void) {
     XC_SHARED("clip/bpe_simple_vocab_16e6.txt.gz", g_vocab);
     snprintf(g_world, sizeof g_world, "%s/test_pretrain_run.world", g_build);
     char cmd[8192], a[1200], b[1200], p1[1300], p2[1300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'* && '%s/xclip-synth' world '%s' --images 3072 --val-images 512 --probe-per-combo 4 "
-             "--no-videos --quiet > /dev/null", g_world, g_build, g_world);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'* '%s/test_pretrain_run'.? && '%s/xclip-synth' world '%s' --images 3072 "
+             "--val-images 512 --probe-per-combo 4 --no-videos --quiet > /dev/null", g_world, g_build, g_build, g_world);
     XC_EXPECT(system(cmd) == 0, "xclip-synth world failed: %s", cmd);
     // the config: a small CLIP, 4 epochs of 24 batches of 128
     snprintf(p1, sizeof p1, "%s/pretrain.ini", g_world);
