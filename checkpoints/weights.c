@@ -5,6 +5,7 @@
 #include "checkpoints/snapshot.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -13,8 +14,26 @@ static bool ends_with(const char *s, const char *suffix) {
 
 static const uint8_t hdf5_magic[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 
+// A Hugging Face model folder: its weights file (model.safetensors, else pytorch_model.bin) into buf. 1 found,
+// 0 path is no folder, XC_ERR a folder without either.
+static int hf_folder_weights(const char *path, char *buf, size_t cap, XcError *err) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    static const char *const names[] = {"model.safetensors", "pytorch_model.bin"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(buf, cap, "%s/%s", path, names[i]);
+        if (stat(buf, &st) == 0 && S_ISREG(st.st_mode)) return 1;
+    }
+    return xc_err(err, "%s: a folder without model.safetensors or pytorch_model.bin (a Hugging Face model folder "
+                       "holds one of them)", path);
+}
+
 int weights_load_raw(WeightSet *ws, const char *path, XcError *err) {
     XC_CHECK(ws->n == 0, "weights_load: the WeightSet must be empty");
+    char inner[4096];
+    int folder = hf_folder_weights(path, inner, sizeof inner, err);
+    if (folder < 0) return XC_ERR;
+    if (folder) path = inner;
     // a training snapshot (an HDF5 file behind our checksummed header): its model tensors only, and the
     // file is verified before libhdf5 sees it
     if (snapshot_is_snapshot_file(path)) return snapshot_load_weights(path, ws, err);

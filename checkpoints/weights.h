@@ -26,6 +26,7 @@
 //     (weights_save_hdf5 writes one root-level dataset per tensor named by the official name, dots
 //     included, e.g. "/visual.conv1.weight"; h5py reads it as f["visual.conv1.weight"]).
 //   - safetensors (8-byte little-endian header length, then JSON): F32, F16, BF16.
+//   - a Hugging Face model folder (from_pretrained's layout): its model.safetensors, else pytorch_model.bin.
 // After reading, names are normalised: a leading "module." (DataParallel) is stripped from every name,
 // and a Hugging Face CLIP or X-CLIP layout (vision_model.*, text_model.*, mit.encoder.*, ...) is mapped onto
 // the official names.

@@ -8,6 +8,8 @@
 //   - xclip-infer's refusals: no labels (named), one label (a softmax over one class is always 100%),
 //     --json with --csv; a label longer than the text context is named with what is kept, not cut silently
 //     (xclip-eval names such a class too);
+//   - a Hugging Face model folder works as --checkpoint (its weights and its vocab.json + merges.txt); a folder
+//     without weights is refused naming the files it should hold;
 //   - the default vocabulary is found when the program runs from another directory.
 #include "test_util.h"
 #include "autograd/util.h"
@@ -266,6 +268,26 @@ int main(void) {
                   strstr(g_out, "more than the 14") && strstr(g_out, "only the start is read: 'a video of a red circle"),
               "long label (%d):\n%s", rc, g_out);
     XC_EXPECT(!strstr(g_out, "warning: label 1"), "a short label reported as long:\n%s", g_out);
+
+    // a Hugging Face model folder as --checkpoint: its weights (here an --hf export of the run) and its tokenizer
+    // (vocab.json + merges.txt, used without --vocab); a folder without weights is refused naming both file names
+    char hf_tok[1024];
+    XC_FIXTURE("tokenizer_hf/vocab.json", hf_tok);
+    *strrchr(hf_tok, '/') = 0;
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/hf' '%s/hf_empty' && '%s/xclip-export' --hf --quiet '%s/run/best.safetensors' "
+             "'%s/hf/model.safetensors' && cp '%s/vocab.json' '%s/merges.txt' '%s/hf/'", work, work, build, work, work,
+             hf_tok, hf_tok, work);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0, "making a Hugging Face folder (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-infer' --checkpoint '%s/hf' '%s' --labels a,b --csv", build, work, video);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0 && strstr(g_out, "tokenizer from the checkpoint folder") && strstr(g_out, "video,frames,rank"),
+              "xclip-infer on a Hugging Face folder (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-infer' --checkpoint '%s/hf_empty' '%s' --labels a,b --vocab '%s'", build, work, video,
+             shared);
+    rc = run(cmd);
+    XC_EXPECT(rc == 1 && strstr(g_out, "hf_empty: a folder without model.safetensors or pytorch_model.bin"),
+              "a folder without weights (%d):\n%s", rc, g_out);
 
     // the default vocabulary (../shared/... of the source tree) from another directory
     char source_vocab[1200];

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_VOCAB "../shared/clip/bpe_simple_vocab_16e6.txt.gz"
 
@@ -32,7 +34,8 @@ static void usage(FILE *f) {
             "\n"
             "Zero-shot classification of videos against free-text labels (at least two: the probabilities are a\n"
             "softmax over the labels); prints the top-k labels with their probabilities for each video.\n"
-            "  --checkpoint CKPT  X-CLIP weights (full model), or plain CLIP weights (frame features averaged)\n"
+            "  --checkpoint CKPT  X-CLIP weights (full model), or plain CLIP weights (frame features averaged); a\n"
+            "                     Hugging Face model folder also brings its tokenizer (vocab.json, merges.txt)\n"
             "  --labels L         comma-separated label texts (a label with a comma: use --label-file)\n"
             "  --label-file F     one label per line, or a CSV with header id,name (quoted names as RFC 4180)\n"
             "  --template T       text of a label: {} replaced by the label (default \"{}\"; e.g. \"a video of {}\");\n"
@@ -214,6 +217,7 @@ static int usage_error(const char *fmt, const char *arg) {
 int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     const char *ckpt = NULL, *labels_inline = NULL, *label_file = NULL, *templ = "{}", *vocab = DEFAULT_VOCAB;
+    bool vocab_given = false;
     const char *videos[1024];
     int nvideos = 0, topk = 5, clips = 1, crops = 1, frames = 0;
     Output out = {.format = OUT_TEXT, .info = stdout};
@@ -242,7 +246,7 @@ int main(int argc, char **argv) {
             else if (!strcmp(flag, "--labels")) labels_inline = v;
             else if (!strcmp(flag, "--label-file")) label_file = v;
             else if (!strcmp(flag, "--template")) templ = v;
-            else if (!strcmp(flag, "--vocab")) vocab = v;
+            else if (!strcmp(flag, "--vocab")) vocab = v, vocab_given = true;
             else if (!strcmp(flag, "--topk")) {
                 if (sscanf(v, "%d%c", &topk, &extra) != 1 || topk < 1) { fprintf(stderr, "xclip-infer: --topk wants a positive integer, got '%s'\n", v); return 2; }
             } else if (!strcmp(flag, "--frames")) {
@@ -276,7 +280,13 @@ int main(int argc, char **argv) {
         exit(2); // as fail(): the clean-up is left to the OS
     }
     char vocab_path[4096], tried[1024];
-    if (!xc_locate_file(vocab, vocab_path, sizeof vocab_path, tried, sizeof tried)) {
+    struct stat st;
+    char hf_vocab[4096];
+    snprintf(hf_vocab, sizeof hf_vocab, "%s/vocab.json", ckpt);
+    if (!vocab_given && stat(ckpt, &st) == 0 && S_ISDIR(st.st_mode) && access(hf_vocab, R_OK) == 0) {
+        snprintf(vocab_path, sizeof vocab_path, "%s", ckpt); // a Hugging Face folder brings its tokenizer
+        fprintf(out.info, "xclip-infer: tokenizer from the checkpoint folder %s (vocab.json, merges.txt)\n", ckpt);
+    } else if (!xc_locate_file(vocab, vocab_path, sizeof vocab_path, tried, sizeof tried)) {
         fprintf(stderr, "xclip-infer: --vocab %s: CLIP's BPE vocabulary not found; looked at:\n%s"
                         "HINT: give CLIP's bpe_simple_vocab_16e6.txt.gz (openai/CLIP) with --vocab PATH\n", vocab, tried);
         exit(1);
