@@ -30,17 +30,9 @@ static int64_t count_layers(const WeightSet *ws, const char *prefix) {
     }
 }
 
-int clip_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err) {
-    memset(cfg, 0, sizeof *cfg);
-    const WeightTensor *conv1 = need(ws, "visual.conv1.weight", 4, err);
-    const WeightTensor *vpos = conv1 ? need(ws, "visual.positional_embedding", 2, err) : NULL;
-    const WeightTensor *tproj = vpos ? need(ws, "text_projection", 2, err) : NULL;
-    const WeightTensor *lnf = tproj ? need(ws, "ln_final.weight", 1, err) : NULL;
-    const WeightTensor *tpos = lnf ? need(ws, "positional_embedding", 2, err) : NULL;
-    const WeightTensor *tok = tpos ? need(ws, "token_embedding.weight", 2, err) : NULL;
-    const WeightTensor *vfc = tok ? need(ws, "visual.transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
-    const WeightTensor *tfc = vfc ? need(ws, "transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
-    if (!tfc) return XC_ERR;
+// The vision tower's sizes (and E from visual.proj) off the weights; the text fields are left alone.
+static int vision_config_from_weights(ClipConfig *cfg, const WeightTensor *conv1, const WeightTensor *vpos,
+                                      const WeightTensor *vfc, const WeightSet *ws, XcError *err) {
     cfg->vision_width = conv1->shape[0];
     cfg->patch = conv1->shape[2];
     int64_t n = vpos->shape[0] - 1, grid = (int64_t)llround(sqrt((double)n));
@@ -53,6 +45,21 @@ int clip_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err)
     cfg->vision_layers = count_layers(ws, "visual.transformer.resblocks");
     cfg->vision_heads = cfg->vision_width / 64 > 0 ? cfg->vision_width / 64 : 1;
     cfg->vision_mlp = vfc->shape[0];
+    return XC_OK;
+}
+
+int clip_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err) {
+    memset(cfg, 0, sizeof *cfg);
+    const WeightTensor *conv1 = need(ws, "visual.conv1.weight", 4, err);
+    const WeightTensor *vpos = conv1 ? need(ws, "visual.positional_embedding", 2, err) : NULL;
+    const WeightTensor *tproj = vpos ? need(ws, "text_projection", 2, err) : NULL;
+    const WeightTensor *lnf = tproj ? need(ws, "ln_final.weight", 1, err) : NULL;
+    const WeightTensor *tpos = lnf ? need(ws, "positional_embedding", 2, err) : NULL;
+    const WeightTensor *tok = tpos ? need(ws, "token_embedding.weight", 2, err) : NULL;
+    const WeightTensor *vfc = tok ? need(ws, "visual.transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
+    const WeightTensor *tfc = vfc ? need(ws, "transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
+    if (!tfc) return XC_ERR;
+    if (vision_config_from_weights(cfg, conv1, vpos, vfc, ws, err) != XC_OK) return XC_ERR;
     cfg->embed_dim = tproj->shape[1];
     cfg->text_width = lnf->shape[0];
     cfg->text_layers = count_layers(ws, "transformer.resblocks");
@@ -70,6 +77,25 @@ int clip_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err)
     if (tproj->shape[0] != cfg->text_width || tok->shape[1] != cfg->text_width || tpos->shape[1] != cfg->text_width)
         return xc_err(err, "weights: text tower widths disagree (ln_final %lld, text_projection %lld, token_embedding %lld)",
                       (long long)cfg->text_width, (long long)tproj->shape[0], (long long)tok->shape[1]);
+    return XC_OK;
+}
+
+int clip_vision_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err) {
+    memset(cfg, 0, sizeof *cfg);
+    const WeightTensor *conv1 = need(ws, "visual.conv1.weight", 4, err);
+    const WeightTensor *vpos = conv1 ? need(ws, "visual.positional_embedding", 2, err) : NULL;
+    const WeightTensor *vproj = vpos ? need(ws, "visual.proj", 2, err) : NULL;
+    const WeightTensor *vfc = vproj ? need(ws, "visual.transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
+    if (!vfc) return XC_ERR;
+    if (vision_config_from_weights(cfg, conv1, vpos, vfc, ws, err) != XC_OK) return XC_ERR;
+    cfg->embed_dim = vproj->shape[1];
+    if (cfg->vision_layers < 1 || cfg->vision_layers > CLIP_MAX_LAYERS)
+        return xc_err(err, "weights: %lld vision layers (1..%d supported)", (long long)cfg->vision_layers, CLIP_MAX_LAYERS);
+    if (cfg->vision_width % cfg->vision_heads)
+        return xc_err(err, "weights: vision width %lld is not a multiple of 64 (CLIP's head size)", (long long)cfg->vision_width);
+    if (vproj->shape[0] != cfg->vision_width)
+        return xc_err(err, "weights: visual.proj is %lldx%lld, want %lld rows (the vision width)", (long long)vproj->shape[0],
+                      (long long)vproj->shape[1], (long long)cfg->vision_width);
     return XC_OK;
 }
 
@@ -257,6 +283,7 @@ void clip_init_random_towers(ClipVision *v, ResBlock *const *vision_blocks, Clip
     layernorm_reset(&v->ln_pre);
     layernorm_reset(&v->ln_post);
     for (int64_t i = 0; i < c->vision_layers; i++) init_block(vision_blocks[i], &r, c->vision_width, c->vision_layers);
+    if (!t) return; // a model without a text tower (X-CLIP's linear head): no text tensors, no logit_scale
     rng_fill_normal(&r, t->token_embedding->data, t->token_embedding->numel, 0.0f, 0.02f);
     rng_fill_normal(&r, t->positional_embedding->data, t->positional_embedding->numel, 0.0f, 0.01f);
     for (int64_t i = 0; i < c->text_layers; i++) init_block(&t->blocks[i], &r, c->text_width, c->text_layers);

@@ -60,6 +60,8 @@ typedef struct Clip {
 
 // Reads the architecture off a CLIP-shaped weight set (docs/model.md §7); names what is missing or odd.
 int clip_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err);
+// The vision tower's sizes only (E from visual.proj; text fields 0): weights without a text tower.
+int clip_vision_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err);
 // Registers every CLIP parameter (zero-initialised) in ps. With freeze_text, the text tower and
 // logit_scale are frozen (no gradient buffers).
 void clip_init(Clip *m, ParamStore *ps, const ClipConfig *cfg, bool freeze_text);
@@ -71,7 +73,8 @@ void clip_text_init(ClipText *t, ParamStore *ps, const ClipConfig *cfg, bool fre
 // rng_substream(seed, RNG_STREAM_INIT, 1, 0): training from scratch.
 void clip_init_random(Clip *m, uint64_t seed);
 // The same on towers held elsewhere (X-CLIP keeps the vision ResBlocks inside its own blocks): vision_blocks
-// lists the c->vision_layers blocks of the vision tower.
+// lists the c->vision_layers blocks of the vision tower. t NULL: no text tower (and no logit_scale); the vision
+// tower's numbers are the same.
 void clip_init_random_towers(ClipVision *v, ResBlock *const *vision_blocks, ClipText *t, Tensor *logit_scale,
                              const ClipConfig *c, uint64_t seed);
 

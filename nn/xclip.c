@@ -9,10 +9,45 @@
 // ---- configuration ------------------------------------------------------------------------------
 XClipConfig xclip_config_default(const ClipConfig *clip, int64_t frames) {
     return (XClipConfig){.clip = *clip, .frames = frames, .mit_layers = 1, .prompt_layers = 2,
-                         .prompt_alpha = 0.1f, .drop_path = 0.0f, .fix_text = true};
+                         .prompt_alpha = 0.1f, .drop_path = 0.0f, .fix_text = true,
+                         .head = XCLIP_HEAD_TEXT, .fix_vision = false};
 }
 
-bool xclip_weights_are_xclip(const WeightSet *ws) { return weights_find(ws, "mit.positional_embedding") != NULL; }
+bool xclip_weights_are_xclip(const WeightSet *ws) {
+    return weights_find(ws, "mit.positional_embedding") != NULL || weights_find(ws, "head.weight") != NULL;
+}
+
+int xclip_config_check(const XClipConfig *cfg, XcError *err) {
+    if (cfg->head != XCLIP_HEAD_LINEAR) return XC_OK;
+    if (cfg->prompt_layers > 0)
+        return xc_err(err, "model.head = linear has no class texts for the video-specific prompts: model.prompt_layers "
+                           "must be 0 (got %lld)", (long long)cfg->prompt_layers);
+    if (cfg->num_classes < 1)
+        return xc_err(err, "model.head = linear needs the number of classes K (got %lld)", (long long)cfg->num_classes);
+    return XC_OK;
+}
+
+// The one place that says whether both freezes leave something to train. Trainable additions outside the
+// two towers extend it (CoOp context vectors: `|| cfg->context_tokens > 0`).
+bool xclip_something_trains(const XClipConfig *cfg) {
+    return !cfg->fix_text || !cfg->fix_vision || cfg->head == XCLIP_HEAD_LINEAR;
+}
+
+void xclip_drop_unused_weights(WeightSet *ws, const XClipConfig *cfg) {
+    if (cfg->head != XCLIP_HEAD_LINEAR) return;
+    int kept = 0;
+    for (int i = 0; i < ws->n; i++) {
+        const char *n = ws->t[i].name;
+        bool unused = xclip_is_text_tensor(n) || !strcmp(n, "logit_scale") || strstr(n, "prompts");
+        if (unused) {
+            xc_free(ws->t[i].name);
+            xc_free(ws->t[i].data);
+        } else {
+            ws->t[kept++] = ws->t[i];
+        }
+    }
+    ws->n = kept;
+}
 
 static int64_t count_prefixed(const WeightSet *ws, const char *fmt) {
     int64_t n = 0;
@@ -27,9 +62,19 @@ static int64_t count_prefixed(const WeightSet *ws, const char *fmt) {
 int xclip_config_from_weights(XClipConfig *cfg, const WeightSet *ws, int64_t frames, bool interpolate_frames,
                               XcError *err) {
     ClipConfig clip;
-    if (clip_config_from_weights(&clip, ws, err) != XC_OK) return XC_ERR;
+    const WeightTensor *head = weights_find(ws, "head.weight"); // a linear-head model: no text tower
+    if ((head ? clip_vision_config_from_weights(&clip, ws, err) : clip_config_from_weights(&clip, ws, err)) != XC_OK)
+        return XC_ERR;
     if (frames < 1) return xc_err(err, "frames must be >= 1 (got %lld)", (long long)frames);
     *cfg = xclip_config_default(&clip, frames);
+    if (head) {
+        const WeightTensor *bias = weights_find(ws, "head.bias");
+        if (head->ndim != 2 || head->shape[1] != clip.embed_dim || head->shape[0] < 1 || !bias || bias->ndim != 1 ||
+            bias->shape[0] != head->shape[0])
+            return xc_err(err, "weights: head.weight should be (K, %lld) with head.bias (K)", (long long)clip.embed_dim);
+        cfg->head = XCLIP_HEAD_LINEAR;
+        cfg->num_classes = head->shape[0];
+    }
     if (!xclip_weights_are_xclip(ws)) return XC_OK; // plain CLIP: X-CLIP tensors are new
     const WeightTensor *pos = weights_find(ws, "mit.positional_embedding");
     if (pos->ndim != 3 || pos->shape[0] != 1 || pos->shape[2] != clip.embed_dim)
@@ -40,6 +85,7 @@ int xclip_config_from_weights(XClipConfig *cfg, const WeightSet *ws, int64_t fra
                       (long long)pos->shape[1], (long long)frames, (long long)pos->shape[1]);
     cfg->mit_layers = count_prefixed(ws, "mit.resblocks.%lld.attn.in_proj_weight");
     cfg->prompt_layers = count_prefixed(ws, "prompts_generator.decoder.%lld.cross_attn.q_proj.weight");
+    if (xclip_config_check(cfg, err) != XC_OK) return xc_err(err, "weights: %s", err->msg);
     if (cfg->mit_layers < 1 || cfg->mit_layers > XCLIP_MAX_LAYERS || cfg->prompt_layers > XCLIP_MAX_LAYERS)
         return xc_err(err, "weights: %lld MIT layers and %lld prompt layers (MIT 1..%d)", (long long)cfg->mit_layers,
                       (long long)cfg->prompt_layers, XCLIP_MAX_LAYERS);
@@ -93,6 +139,11 @@ void xclip_init(XClip *m, ParamStore *ps, const XClipConfig *cfg) {
     int64_t W = c->vision_width, E = c->embed_dim;
     XC_CHECK(cfg->clip.vision_layers <= XCLIP_MAX_LAYERS && cfg->mit_layers <= XCLIP_MAX_LAYERS &&
                  cfg->prompt_layers <= XCLIP_MAX_LAYERS, "xclip_init: too many layers");
+    XcError err;
+    XC_CHECK(xclip_config_check(cfg, &err) == XC_OK, "xclip_init: %s", err.msg);
+    const bool linear = cfg->head == XCLIP_HEAD_LINEAR;
+    bool prev = ps->create_frozen;
+    ps->create_frozen = prev || cfg->fix_vision; // fix_vision: visual.* and the additions message_*, mit*, prompts_*
     clip_vision_init_stem(&m->visual, ps, c);
     for (int64_t i = 0; i < c->vision_layers; i++) {
         CctBlock *b = &m->blocks[i];
@@ -115,13 +166,18 @@ void xclip_init(XClip *m, ParamStore *ps, const XClipConfig *cfg) {
         snprintf(p, sizeof p, "mit.resblocks.%lld", (long long)j);
         resblock_init(&m->mit[j], ps, p, E, (int)(E / 64 > 0 ? E / 64 : 1));
     }
+    if (linear) { // class scores from head(video features): no prompt generator, no text tower, no logit_scale
+        ps->create_frozen = prev;
+        linear_init(&m->head, ps, "head", E, cfg->num_classes, true);
+        return;
+    }
     layernorm_init(&m->prompts_norm, ps, "prompts_generator.norm", E);
     for (int64_t j = 0; j < cfg->prompt_layers; j++) prompt_layer_init(&m->prompts[j], ps, j, E);
     m->prompts_alpha = param_new(ps, "prompts_generator.alpha", 1, (int64_t[]){E});
     layernorm_init(&m->prompts_visual_ln, ps, "prompts_visual_ln", W);
     m->prompts_visual_proj = param_new(ps, "prompts_visual_proj", 2, (int64_t[]){W, E});
+    ps->create_frozen = prev;
     clip_text_init(&m->text, ps, c, cfg->fix_text);
-    bool prev = ps->create_frozen;
     ps->create_frozen = cfg->fix_text; // the official fix_text freezes everything but visual, mit, prompts
     m->logit_scale = param_new(ps, "logit_scale", 0, NULL);
     ps->create_frozen = prev;
@@ -136,7 +192,11 @@ void xclip_free(XClip *m) {
 // contains "message_", "mit" or "prompts". It decides which tensors a CLIP checkpoint may lack, which get the
 // 10x learning rate, and (with visual.*) which train under fix_text.
 bool xclip_is_new_tensor(const char *name) {
-    return strstr(name, "message_") || strstr(name, "mit") || strstr(name, "prompts");
+    return strstr(name, "message_") || strstr(name, "mit") || strstr(name, "prompts") || !strncmp(name, "head.", 5);
+}
+
+bool xclip_is_vision_tensor(const char *name) {
+    return !strncmp(name, "visual.", 7) || (xclip_is_new_tensor(name) && strncmp(name, "head.", 5));
 }
 
 bool xclip_trains_under_fix_text(const char *name) { return !strncmp(name, "visual.", 7) || xclip_is_new_tensor(name); }
@@ -180,6 +240,10 @@ void xclip_init_new_tensors(XClip *m, uint64_t seed) {
         init_linear_trunc(&b->c_fc, &r);
         init_linear_trunc(&b->c_proj, &r);
     }
+    if (c->head == XCLIP_HEAD_LINEAR) { // the head last: PyTorch's nn.Linear default (uniform +-1/sqrt(E))
+        init_linear_default(&m->head, &r);
+        return;
+    }
     layernorm_reset(&m->prompts_norm);
     for (int64_t j = 0; j < c->prompt_layers; j++) {
         PromptLayer *p = &m->prompts[j];
@@ -198,11 +262,13 @@ void xclip_init_new_tensors(XClip *m, uint64_t seed) {
 void xclip_init_clip_random(XClip *m, uint64_t seed) {
     ResBlock *vision[XCLIP_MAX_LAYERS]; // CLIP's blocks inside the cross-frame communication blocks
     for (int64_t i = 0; i < m->cfg.clip.vision_layers; i++) vision[i] = &m->blocks[i].base;
-    clip_init_random_towers(&m->visual, vision, &m->text, m->logit_scale, &m->cfg.clip, seed);
+    const bool text = m->cfg.head == XCLIP_HEAD_TEXT;
+    clip_init_random_towers(&m->visual, vision, text ? &m->text : NULL, m->logit_scale, &m->cfg.clip, seed);
 }
 
 // ---- forward ------------------------------------------------------------------------------------
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S) {
+    XC_CHECK(m->cfg.head == XCLIP_HEAD_TEXT, "xclip_cache_text: a linear-head model has no text tower");
     Graph g; // its own graph without a Gemm context: float32 matmuls, whatever the caller's graph uses
     graph_init(&g, 0);
     graph_set_grad(&g, false);
@@ -264,10 +330,13 @@ XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *t
              "xclip_forward: video %s, want (B, %lld, 3, H, W)", tensor_shape_str(video, s, sizeof s), (long long)c->frames);
     int64_t B = video->shape[0], T = c->frames, W = c->clip.vision_width, E = c->clip.embed_dim;
     XClipOut out = {0};
+    const bool linear = c->head == XCLIP_HEAD_LINEAR;
 
     // text features (K, E)
-    Tensor *text;
-    if (c->fix_text || !tokens) { // the cached features
+    Tensor *text = NULL;
+    if (linear) {
+        // no text: class scores from the head
+    } else if (c->fix_text || !tokens) { // the cached features
         XC_CHECK(m->text_cache && (!tokens || m->text_cache_k == K), "xclip_forward: no cached text features of %lld "
                  "classes (xclip_cache_text first)", (long long)K);
         text = tensor_from(g, 2, (int64_t[]){m->text_cache_k, E}, m->text_cache);
@@ -277,21 +346,26 @@ XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *t
     }
     out.text_features = text;
 
-    // cross-frame communication transformer over the B*T frames
+    // cross-frame communication transformer over the B*T frames; a frozen vision branch (fix_vision) records no
+    // tape: its blocks run as in evaluation, released one by one (nothing upstream needs a gradient)
+    const bool vision_grad = g->grad_enabled && !c->fix_vision;
     Tensor *x = clip_vision_stem(g, &m->visual, op_reshape(g, video, 4, (int64_t[]){B * T, 3, video->shape[3], video->shape[4]}));
     for (int64_t i = 0; i < c->clip.vision_layers; i++) {
         CctArgs args = {&m->blocks[i], B, T};
-        if (!g->grad_enabled) x = graph_run_released(g, cct_block_fn, &args, x, drop); // evaluation: one block's memory
+        if (!vision_grad) x = graph_run_released(g, cct_block_fn, &args, x, drop); // evaluation: one block's memory
         else if (c->checkpoint) x = op_checkpoint(g, cct_block_fn, &args, sizeof args, x, drop);
         else x = cct_block(g, &m->blocks[i], x, B, T, drop);
     }
     int64_t L = x->shape[1], N = L - 1;
     int64_t *zeros = arena_calloc(&g->step, (size_t)(B * T) * sizeof(int64_t));
     Tensor *frame = op_matmul(g, layernorm_forward(g, &m->visual.ln_post, op_gather_rows(g, x, zeros)), m->visual.proj, false, false);
-    // visual context for the prompts: patch tokens of the last block -> (B, N, E), averaged over T
-    Tensor *patches = op_matmul(g, layernorm_forward(g, &m->prompts_visual_ln, op_slice(g, x, 1, 1, N)), m->prompts_visual_proj,
-                                false, false); // (BT, N, E)
-    Tensor *context = op_mean(g, op_reshape(g, patches, 4, (int64_t[]){B, T, N, E}), 1);
+    Tensor *context = NULL;
+    if (!linear) {
+        // visual context for the prompts: patch tokens of the last block -> (B, N, E), averaged over T
+        Tensor *patches = op_matmul(g, layernorm_forward(g, &m->prompts_visual_ln, op_slice(g, x, 1, 1, N)),
+                                    m->prompts_visual_proj, false, false); // (BT, N, E)
+        context = op_mean(g, op_reshape(g, patches, 4, (int64_t[]){B, T, N, E}), 1);
+    }
 
     // multi-frame integration transformer: y = f + pos; blocks; + f; mean over T
     Tensor *f = op_reshape(g, frame, 3, (int64_t[]){B, T, E});
@@ -299,6 +373,10 @@ XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *t
     for (int64_t j = 0; j < c->mit_layers; j++) y = resblock_forward(g, &m->mit[j], y, NULL);
     Tensor *video_features = op_mean(g, op_add(g, y, f), 1); // (B, E)
     out.video_features = video_features;
+    if (linear) {
+        out.logits = linear_forward(g, &m->head, video_features); // (B, K)
+        return out;
+    }
 
     // video-specific prompts: class features = text + alpha * generator(text, visual)
     Tensor *t = op_add(g, tensor_zeros(g, 3, (int64_t[]){B, K, E}), text);

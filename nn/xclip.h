@@ -17,6 +17,10 @@
 
 #define XCLIP_MAX_LAYERS CLIP_MAX_LAYERS
 
+// Where the class scores come from (model.head): X-CLIP's video-text logits, or a linear classifier on the
+// video features (tensors head.weight (K, E), head.bias (K); no text tower, no logit_scale, no prompt generator).
+typedef enum { XCLIP_HEAD_TEXT, XCLIP_HEAD_LINEAR } XClipHead;
+
 typedef struct XClipConfig {
     ClipConfig clip;
     int64_t frames;        // T
@@ -26,6 +30,9 @@ typedef struct XClipConfig {
     float drop_path;       // default 0: largest rate, linear from 0 over the vision blocks
     bool fix_text;         // default true
     bool checkpoint;       // default false: recompute each vision block in backward (less memory, ~1/3 more compute)
+    XClipHead head;        // default XCLIP_HEAD_TEXT
+    int64_t num_classes;   // K of head.weight (XCLIP_HEAD_LINEAR only)
+    bool fix_vision;       // default false: freeze visual.* and the vision-side additions (message_*, mit*, prompts_*)
 } XClipConfig;
 
 typedef struct CctBlock {
@@ -56,7 +63,8 @@ typedef struct XClip {
     LayerNorm prompts_visual_ln;    // (W)
     Tensor *prompts_visual_proj;    // (W, E)
     ClipText text;
-    Tensor *logit_scale;            // scalar
+    Tensor *logit_scale;            // scalar (XCLIP_HEAD_TEXT only)
+    Linear head;                    // head.weight (K, E), head.bias (K) (XCLIP_HEAD_LINEAR only)
     float *text_cache;              // (K, E) cached text features (fix_text), owned
     int64_t text_cache_k;
 } XClip;
@@ -65,23 +73,34 @@ typedef struct XClip {
 XClipConfig xclip_config_default(const ClipConfig *clip, int64_t frames);
 // Reads the architecture off CLIP or X-CLIP weights. For X-CLIP weights T comes from
 // mit.positional_embedding and must equal `frames` unless interpolate_frames (then the embedding is
-// resampled when loading, see xclip_adapt_weights); for CLIP weights T = frames.
+// resampled when loading, see xclip_adapt_weights); for CLIP weights T = frames. head.weight makes a linear-head
+// model (K from its shape; such a checkpoint has no text tower).
 int xclip_config_from_weights(XClipConfig *cfg, const WeightSet *ws, int64_t frames, bool interpolate_frames,
                               XcError *err);
 // True if ws holds X-CLIP (not just CLIP) tensors.
 bool xclip_weights_are_xclip(const WeightSet *ws);
+// Architecture checks of a config (xclip_init dies on them): the linear head refuses prompt layers and needs K.
+int xclip_config_check(const XClipConfig *cfg, XcError *err);
+// Does anything train? (fix_text and fix_vision both set leave only the linear head.) Other trainable additions
+// that survive both freezes (CoOp context vectors) extend this.
+bool xclip_something_trains(const XClipConfig *cfg);
+// Linear head: drop the tensors a linear-head model does not have (text tower, logit_scale, prompt generator) from
+// CLIP or X-CLIP weights before params_load. No-op for the text head.
+void xclip_drop_unused_weights(WeightSet *ws, const XClipConfig *cfg);
 // Resample mit.positional_embedding of ws (1, T0, E) to (1, T, E) by linear interpolation
 // (F.interpolate mode 'linear', align_corners False). No-op when T0 == T.
 int xclip_adapt_weights(WeightSet *ws, int64_t frames, XcError *err);
 
 void xclip_init(XClip *m, ParamStore *ps, const XClipConfig *cfg);
 void xclip_free(XClip *m);
-// docs/model.md §7 initialisation of the tensors X-CLIP adds to CLIP, from rng_stream(seed, RNG_STREAM_INIT).
+// docs/model.md §7 initialisation of the tensors X-CLIP adds to CLIP, from rng_stream(seed, RNG_STREAM_INIT); the
+// linear head last (PyTorch's default nn.Linear init), after everything the text head draws.
 void xclip_init_new_tensors(XClip *m, uint64_t seed);
 // CLIP's own random initialisation (training from scratch: pretrained = none).
 void xclip_init_clip_random(XClip *m, uint64_t seed);
-// A tensor X-CLIP adds to CLIP? (name contains message_, mit or prompts: the official optimiser's rule.) The one
-// rule for the params_load filter (a CLIP checkpoint lacks them) and the 10x learning-rate group.
+// A tensor X-CLIP adds to CLIP? (name contains message_, mit or prompts: the official optimiser's rule; and the
+// linear head head.*.) The one rule for the params_load filter (a CLIP checkpoint lacks them) and the 10x
+// learning-rate group.
 bool xclip_is_new_tensor(const char *name);
 // Trained under fix_text? (visual.* and the new tensors) - the official fix_text rule.
 bool xclip_trains_under_fix_text(const char *name);
@@ -89,11 +108,15 @@ bool xclip_trains_under_fix_text(const char *name);
 // Under fix_text, once xclip_cache_text has run, these are only read again by exports and snapshots:
 // param_store_spill(ps, xclip_is_text_tensor, dir, ...) moves them out of memory.
 bool xclip_is_text_tensor(const char *name);
+// A tensor of the vision branch, frozen by fix_vision? (visual.* and the additions message_*, mit*, prompts_*:
+// "the new modules follow vision"; not head.*.)
+bool xclip_is_vision_tensor(const char *name);
 
 // Text features of K token rows (K, S) computed once without gradient (fast path) and kept; always with
 // float32 matmuls (a graph of its own, without the caller's Gemm context).
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S);
-// Video features and logits. The class text features: with fix_text, or when tokens is NULL, the cached ones
+// Video features and logits. Linear head: logits = head(video features); tokens, K and S are ignored (no text).
+// Text head: the class text features: with fix_text, or when tokens is NULL, the cached ones
 // (xclip_cache_text first; an evaluation of a model whose text tower trains caches its current features and
 // passes NULL); otherwise tokens (K, S) run through the text tower with gradient. drop is the drop-path stream (NULL: eval, no
 // drop-path). Outputs are step tensors; video_features / text_features may be NULL.

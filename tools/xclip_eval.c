@@ -27,8 +27,10 @@ static void usage(FILE *f) {
             "\n"
             "Evaluates an X-CLIP checkpoint (e.g. a run's best.safetensors) with the data settings of CONFIG:\n"
             "top-1, top-5 and mean-class accuracy. The softmax probabilities of all views are summed per video.\n"
-            "A plain CLIP checkpoint (e.g. xclip-pretrain's) is evaluated zero-shot: the frames' CLIP features\n"
-            "averaged (\"CLIP + mean pooling\", no X-CLIP module), data.frames frames per clip.\n"
+            "An X-CLIP checkpoint with a linear head (model.head = linear) scores the K classes it was trained on:\n"
+            "the label file must have K rows, one --labels at most. A plain CLIP checkpoint (e.g. xclip-pretrain's)\n"
+            "is evaluated zero-shot: the frames' CLIP features averaged (\"CLIP + mean pooling\", no X-CLIP module),\n"
+            "data.frames frames per clip.\n"
             "\n"
             "  --checkpoint CKPT  X-CLIP or CLIP weights (any format xclip.c reads)\n"
             "  --views CxK        C clips x K crops per video (K = 1 or 3); default test.num_clip x test.num_crop\n"
@@ -191,6 +193,7 @@ int main(int argc, char **argv) {
     }
 
     c.fix_text = true; // evaluation: the text tower never trains
+    c.head = XCLIP_HEAD_TEXT; // the checkpoint's own head decides (head.weight: linear); a CLIP one is zero-shot
     c.fused_adamw = FUSED_ADAMW_ON; // and nothing does: no gradient buffers (model_build)
     c.accumulation_steps = 1;
     Gemm mm; // train.matmul: the precision of the evaluation's matmuls
@@ -208,6 +211,13 @@ int main(int argc, char **argv) {
                ckpt);
     }
     if (probe && is_xclip) return fail("--probe measures a plain CLIP checkpoint; this one is X-CLIP");
+    const bool linear = is_xclip && m.cfg.head == XCLIP_HEAD_LINEAR; // scores its own K classes, no text
+    if (linear && nlabels > 1) {
+        fprintf(stderr, "xclip-eval: %s has a linear head (head.weight, %lld classes): it scores only the classes it was "
+                        "trained on, so several --labels (zero-shot label sets) cannot be evaluated\nHINT: give one "
+                        "--labels (the run's label file), or evaluate a text-head X-CLIP\n", ckpt, (long long)m.cfg.num_classes);
+        return 2;
+    }
     const int64_t S = is_xclip ? m.cfg.clip.context : cm.cfg.context, T = c.frames;
     const int64_t H = is_xclip ? m.cfg.clip.image_size : cm.cfg.image_size;
     Tokenizer *tok = tokenizer_load(c.vocab, &err);
@@ -236,11 +246,17 @@ int main(int argc, char **argv) {
         LabelSet labels = {0};
         if (labels_load(lf, &labels, &err) != XC_OK) return fail(err.msg);
         const int K = labels.count;
-        warn_long_labels(tok, &labels, lf, c.template_, S);
-        int32_t *tokens = class_tokens(tok, &labels, c.template_, S);
+        if (linear && K != m.cfg.num_classes) {
+            fprintf(stderr, "xclip-eval: %s has %d classes but %s has a linear head (head.weight) of %lld: it scores only "
+                            "the classes it was trained on (no zero-shot)\nHINT: give the run's label file (--labels or "
+                            "data.labels)\n", lf, K, ckpt, (long long)m.cfg.num_classes);
+            return 2;
+        }
+        if (!linear) warn_long_labels(tok, &labels, lf, c.template_, S);
+        int32_t *tokens = linear ? NULL : class_tokens(tok, &labels, c.template_, S);
         float *text = NULL; // CLIP: (K, E) normalised class features
-        if (is_xclip) xclip_cache_text(&m, tokens, K, S);
-        else text = clip_text_features(&cm, &g, tokens, K);
+        if (!is_xclip) text = clip_text_features(&cm, &g, tokens, K);
+        else if (!linear) xclip_cache_text(&m, tokens, K, S);
         Dataset *ds = dataset_open(lists[r], root, K, &err);
         if (!ds) return fail(err.msg);
         if (ds->n_missing) fprintf(stderr, "warning: %lld videos of %s are missing:\n%s", (long long)ds->n_missing, lists[r], ds->issues);

@@ -5,7 +5,8 @@
 // With an X-CLIP checkpoint the full model runs (frames from the checkpoint unless --frames, which then
 // resamples the MIT positional embedding). With a plain CLIP checkpoint every frame goes through CLIP's image
 // tower, the frame features are averaged and normalised and compared with the text features (the usual
-// CLIP-on-video baseline); the program says so. --json and --csv print only the results on stdout (one JSON
+// CLIP-on-video baseline); the program says so. An X-CLIP checkpoint with a linear head (head.weight, K classes)
+// is not zero-shot: the labels must be its K class names in training order (else an error). --json and --csv print only the results on stdout (one JSON
 // document, or RFC 4180 CSV rows); everything else goes to stderr.
 #include "autograd/runtime.h"
 #include "data/dataset.h"
@@ -306,6 +307,7 @@ int main(int argc, char **argv) {
     Clip cm;
     ClipConfig cc;
     int64_t T;
+    bool linear_head = false; // X-CLIP with a linear head: no text, its own K classes
     if (is_xclip) {
         int64_t t0 = weights_find(&ws, "mit.positional_embedding")->shape[1];
         T = frames ? frames : t0;
@@ -313,11 +315,20 @@ int main(int argc, char **argv) {
         if (xclip_config_from_weights(&xc, &ws, T, true, &err) != XC_OK || xclip_adapt_weights(&ws, T, &err) != XC_OK)
             return fail(err.msg);
         xc.fix_text = true;
+        if (xc.head == XCLIP_HEAD_LINEAR && K != xc.num_classes) {
+            fprintf(stderr, "xclip-infer: %s has a linear head (head.weight) trained on %lld classes; it scores only those, "
+                            "not free-text labels (no zero-shot), and %d labels were given\nHINT: give its %lld class "
+                            "names in training order with --label-file (the run's data.labels)\n",
+                    ckpt, (long long)xc.num_classes, K, (long long)xc.num_classes);
+            return 1;
+        }
+        linear_head = xc.head == XCLIP_HEAD_LINEAR;
         xclip_init(&xm, &ps, &xc);
         if (params_load(&ps, &ws, NULL, &err) != XC_OK) return fail(err.msg);
         cc = xc.clip;
-        fprintf(out.info, "xclip-infer: X-CLIP checkpoint (T = %lld%s), %d labels\n", (long long)T,
-               T != t0 ? ", MIT positional embedding resampled" : "", K);
+        fprintf(out.info, "xclip-infer: X-CLIP checkpoint (T = %lld%s), %d labels%s\n", (long long)T,
+               T != t0 ? ", MIT positional embedding resampled" : "", K,
+               linear_head ? " (linear head: the labels name its classes in order; the template is unused)" : "");
     } else {
         T = frames ? frames : 8;
         if (clip_config_from_weights(&cc, &ws, &err) != XC_OK) return fail(err.msg);
@@ -330,13 +341,14 @@ int main(int argc, char **argv) {
 
     // class texts
     const int64_t S = cc.context;
-    int32_t *tokens = label_tokens(tok, names, K, templ, S);
+    int32_t *tokens = linear_head ? NULL : label_tokens(tok, names, K, templ, S);
     Graph g;
     graph_init(&g, 64u << 20);
     graph_set_grad(&g, false);
     float *text_feat = NULL; // (K, E) normalised, CLIP path
-    if (is_xclip) xclip_cache_text(&xm, tokens, K, S);
-    else {
+    if (is_xclip) {
+        if (!linear_head) xclip_cache_text(&xm, tokens, K, S);
+    } else {
         Tensor *t = op_l2_normalize(&g, clip_encode_text(&g, &cm.text, tokens, K, S, true));
         text_feat = xc_malloc(sizeof(float) * (size_t)t->numel);
         memcpy(text_feat, t->data, sizeof(float) * (size_t)t->numel);

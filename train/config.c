@@ -70,6 +70,13 @@ const Key CONFIG_KEYS[] = {
     NUM("model", "drop_path", drop_path, 0, 1, "0",
         "stochastic depth of the last vision block (linear from 0); the official configs leave it at 0"),
     BOOL("model", "fix_text", fix_text, "true", "freeze the text tower and logit_scale; class text features computed once"),
+    ENUM("model", "head", head, "text|linear", "text",
+         "class scores: text = X-CLIP's video-text logits; linear = a new Linear(E, K) (head.weight, head.bias, 10x lr) on "
+         "the video features, no text tower, logit_scale or tokens (model.prompt_layers must be 0)"),
+    BOOL("model", "fix_vision", fix_vision, "false",
+         "freeze the vision branch: visual.* and the X-CLIP additions message_*, mit*, prompts_* (no backward through "
+         "it); with fix_text = false the text tower and logit_scale train; fix_text and fix_vision both true only with "
+         "head = linear (a linear probe)"),
     BOOL("model", "checkpoint", checkpoint, "false",
          "gradient checkpointing: recompute each vision block in backward (less memory, about 1/3 more compute)"),
     BOOL("model", "spill_text", spill_text, "true",

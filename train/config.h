@@ -26,6 +26,7 @@
 #include "autograd/util.h"
 #include "data/sampling.h"
 #include "data/video.h"
+#include "nn/xclip.h"
 
 #define CONFIG_PATH_MAX 1024
 
@@ -60,6 +61,8 @@ typedef struct TrainConfig {
     int mit_layers, prompt_layers;
     double prompt_alpha, drop_path;
     bool fix_text;
+    XClipHead head;           // model.head: text (X-CLIP's video-text logits) or linear (a classifier on the video features)
+    bool fix_vision;          // model.fix_vision: freeze visual.* and message_*, mit*, prompts_*
     bool interpolate_frames;
     bool checkpoint;          // model.checkpoint: recompute vision blocks in backward
     bool spill_text;          // model.spill_text: fix_text: frozen text tower to an unlinked file once cached

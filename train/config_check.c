@@ -103,6 +103,25 @@ static int report_paths(const PathProblems *pp, const char *src, XcError *err) {
                   src, pp->count, body, src, sets);
 }
 
+// model.head and the frozen branches (fix_text, fix_vision): contradictions named by key.
+static int config_check_branches(const TrainConfig *c, const char *src, XcError *err) {
+    const bool linear = c->head == XCLIP_HEAD_LINEAR;
+    if (linear && c->prompt_layers > 0)
+        return xc_err(err, "%s: model.head = linear has no class texts for the video-specific prompts, but "
+                           "model.prompt_layers = %d\nHINT: set model.prompt_layers = 0", src, c->prompt_layers);
+    if (linear && !c->fix_text)
+        return xc_err(err, "%s: model.fix_text = false trains the text tower, which model.head = linear does not have\n"
+                           "HINT: leave model.fix_text = true (the linear head trains in any case)", src);
+    // both towers frozen: only additions outside them can train (the linear head; CoOp context vectors extend
+    // xclip_something_trains, and their count goes into xc here)
+    XClipConfig xc = {.fix_text = c->fix_text, .fix_vision = c->fix_vision, .head = c->head};
+    if (!xclip_something_trains(&xc))
+        return xc_err(err, "%s: model.fix_text = true and model.fix_vision = true freeze both towers: nothing would train\n"
+                           "HINT: set model.fix_vision = false (vision branch), model.fix_text = false (text branch), or "
+                           "model.head = linear (a linear probe on the frozen video features)", src);
+    return XC_OK;
+}
+
 int config_check(TrainConfig *c, ConfigUse use, XcError *err) {
     const char *src = *c->source ? c->source : "the config";
     PathProblems pp = {.unset_only = true};
@@ -118,7 +137,7 @@ int config_check(TrainConfig *c, ConfigUse use, XcError *err) {
         need_file(&pp, *c->val_root ? "data.val_root" : "data.root", vr, "folder or .tar of the validation videos");
     }
     need_file(&pp, "data.labels", c->labels, "label CSV with header `id,name`");
-    find_vocab(&pp, c);
+    if (use != CONFIG_FOR_TRAIN || c->head != XCLIP_HEAD_LINEAR) find_vocab(&pp, c); // the linear head reads no text
     if (report_paths(&pp, src, err) != XC_OK) return XC_ERR;
     if (!strstr(c->template_, "{}")) return xc_err(err, "%s: data.template = '%s' has no {} for the class name", src, c->template_);
     if (c->matmul == XC_MATMUL_BF16 && xc_bf16_best_kernel() == XC_BF16_NONE)
@@ -128,6 +147,7 @@ int config_check(TrainConfig *c, ConfigUse use, XcError *err) {
     if (c->fused_adamw == FUSED_ADAMW_ON && c->accumulation_steps > 1)
         return xc_err(err, "%s: train.fused_adamw = on needs train.accumulation_steps = 1 (got %d): accumulation keeps "
                            "gradients across micro-batches\nHINT: set train.fused_adamw = auto", src, c->accumulation_steps);
+    if (config_check_branches(c, src, err) != XC_OK) return XC_ERR;
     if (c->num_crop == 2 || c->final_num_crop == 2)
         return xc_err(err, "%s: test.num_crop and test.final_num_crop must be 1 or 3", src);
     if (c->arch == ARCH_CUSTOM || config_pretrained_none(c)) {

@@ -28,7 +28,8 @@ typedef struct EvalOutput {   // optional per-video outputs (arrays of n, alloca
 // One pass of a test-mode loader (views = clips x crops per video) through the model in no-grad mode; g's
 // Gemm context (g->gemm) sets the matmul precision. chunk = clips per forward pass (memory bound). tokens
 // (K, S): the class texts; with fix_text they must already be cached (xclip_cache_text); without it, the
-// text tower's current features are cached here once for the whole pass. progress: a bar on stdout. out may
+// text tower's current features are cached here once for the whole pass. A linear-head model ignores tokens and
+// needs K = its head's classes. progress: a bar on stdout. out may
 // be NULL.
 int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, const int32_t *tokens, int K, int64_t S, int chunk,
              bool progress, EvalResult *res, EvalOutput *out, XcError *err);

@@ -16,11 +16,14 @@ int32_t *class_tokens(Tokenizer *tok, const LabelSet *labels, const char *templa
     return tokens;
 }
 
-// The X-CLIP additions' sizes come from the config unless the weights are X-CLIP's own.
+// The X-CLIP additions' sizes come from the config unless the weights are X-CLIP's own. The linear head's K is
+// c->num_classes (the trainer sets it from the label file).
 static void new_modules_from_config(XClipConfig *xc, const TrainConfig *c) {
     xc->mit_layers = c->mit_layers;
     xc->prompt_layers = c->prompt_layers;
     xc->prompt_alpha = (float)c->prompt_alpha;
+    xc->head = c->head;
+    xc->num_classes = c->head == XCLIP_HEAD_LINEAR ? c->num_classes : 0;
 }
 
 // pretrained = none: the architecture the config names (or its custom sizes).
@@ -46,6 +49,11 @@ static int checkpoint_model_config(XClipConfig *xc, WeightSet *ws, bool xw, cons
         (xw && c->interpolate_frames && xclip_adapt_weights(ws, c->frames, err) != XC_OK))
         return xc_err(err, "%s = %s: %s", key, path, err->msg);
     if (!xw) new_modules_from_config(xc, c);
+    else if (!strcmp(key, "model.pretrained") && xc->head != c->head) // training from X-CLIP weights: their head
+        return xc_err(err, "model.pretrained = %s is an X-CLIP checkpoint with a %s head, but model.head = %s\n"
+                           "HINT: set model.head = %s, or start from CLIP weights", path,
+                      xc->head == XCLIP_HEAD_LINEAR ? "linear" : "text", c->head == XCLIP_HEAD_LINEAR ? "linear" : "text",
+                      xc->head == XCLIP_HEAD_LINEAR ? "linear" : "text");
     TrainConfig cc = *c;
     if (config_apply_arch(&cc) &&
         (cc.vision_width != xc->clip.vision_width || cc.patch != xc->clip.patch || cc.vision_layers != xc->clip.vision_layers))
@@ -79,7 +87,13 @@ int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weig
     }
     xc.drop_path = (float)c->drop_path;
     xc.fix_text = c->fix_text;
+    xc.fix_vision = c->fix_vision;
     xc.checkpoint = c->checkpoint;
+    if (xclip_config_check(&xc, err) != XC_OK) {
+        weights_free(&ws);
+        return XC_ERR;
+    }
+    if (!xw) xclip_drop_unused_weights(&ws, &xc); // linear head: CLIP's text tower and logit_scale are not loaded
     param_store_init(ps, "params");
     ps->transient_grads = config_fused_adamw(c); // gradients only inside backward, consumed by the fused AdamW
     xclip_init(m, ps, &xc);

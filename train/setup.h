@@ -20,9 +20,11 @@
 // Tokens (K, S) of the class texts (template with {} replaced by each name). Returns a new array.
 int32_t *class_tokens(Tokenizer *tok, const LabelSet *labels, const char *template_, int64_t S);
 // The model a config describes: weights from `weights` (CLIP or X-CLIP; NULL: c->pretrained, which may be
-// "none" for random initialisation from c->seed), frames c->frames, fix_text / drop_path from c. For CLIP weights
-// the X-CLIP additions are initialised as docs/model.md §7 says, from c->seed. *is_xclip (may be NULL) says which
-// kind was loaded. XC_ERR + a message naming the file or the key.
+// "none" for random initialisation from c->seed), frames c->frames, fix_text / fix_vision / drop_path from c. For
+// CLIP weights the X-CLIP additions are initialised as docs/model.md §7 says, from c->seed; model.head = linear
+// takes K from c->num_classes (set it from the label file) and leaves CLIP's text tower unloaded. X-CLIP weights
+// bring their own head (head.weight: linear); as model.pretrained it must be model.head's. *is_xclip (may be
+// NULL) says which kind was loaded. XC_ERR + a message naming the file or the key.
 int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weights, bool *is_xclip, XcError *err);
 // A plain CLIP from a checkpoint (any format; architecture read off it), the text tower frozen. XC_ERR + a message
 // naming the file.

@@ -21,11 +21,21 @@ typedef struct XClipTask {
     char *fewshot;              // the drawn few-shot list (text kept in snapshots), or NULL
 } XClipTask;
 
-// Vocabulary, labels, the model and the class-text tokens.
+// The trainable branches and the head, for the "model:" line.
+static const char *branches_trained(const XClipConfig *mc) {
+    if (mc->head == XCLIP_HEAD_LINEAR) return mc->fix_vision ? "head linear (linear probe: frozen vision, the head trains)"
+                                                             : "head linear (vision and head train)";
+    if (mc->fix_vision) return "head text (text branch: text tower and logit_scale train, vision frozen)";
+    return mc->fix_text ? "head text (vision branch trains; fix_text: text features cached)"
+                        : "head text (both branches train)";
+}
+
+// Vocabulary, labels, the model and the class-text tokens (none for the linear head: it only needs K).
 static int task_build_model(XClipTask *x, XcError *err) {
     const TrainConfig *c = x->c;
-    x->tok = tokenizer_load(c->vocab, err);
-    if (!x->tok)
+    const bool linear = c->head == XCLIP_HEAD_LINEAR;
+    x->tok = linear ? NULL : tokenizer_load(c->vocab, err);
+    if (!linear && !x->tok)
         return xc_err(err, "data.vocab = %s: %s\nHINT: CLIP's vocabulary ships with openai/CLIP as "
                            "clip/bpe_simple_vocab_16e6.txt.gz; set data.vocab to its path", c->vocab, err->msg);
     if (labels_load(c->labels, &x->labels, err) != XC_OK) return XC_ERR;
@@ -37,20 +47,22 @@ static int task_build_model(XClipTask *x, XcError *err) {
     if (none)
         runlog_say(x->log, "\n*** model.pretrained = none: RANDOM INITIALISATION (no CLIP weights); expect a from-scratch run ***\n\n");
     bool is_xclip = false;
-    if (model_build(&x->m, &x->ps, c, NULL, &is_xclip, err) != XC_OK) return XC_ERR;
+    TrainConfig ck = *c; // the linear head's K: the label file's
+    ck.num_classes = x->K;
+    if (model_build(&x->m, &x->ps, &ck, NULL, &is_xclip, err) != XC_OK) return XC_ERR;
     x->model_ok = true;
     const XClipConfig *mc = &x->m.cfg;
     x->S = mc->clip.context;
-    x->tokens = class_tokens(x->tok, &x->labels, c->template_, x->S);
+    if (!linear) x->tokens = class_tokens(x->tok, &x->labels, c->template_, x->S);
     int64_t trainable = 0;
     for (int i = 0; i < x->ps.n; i++) trainable += x->ps.p[i]->requires_grad ? x->ps.p[i]->numel : 0;
     runlog_say(x->log, "model: %s%s, width %lld, %lld layers, patch %lld, input %lld, T %lld, E %lld, MIT %lld, "
-                       "prompts %lld; %.2fM parameters, %.2fM trained%s\n",
+                       "prompts %lld; %.2fM parameters, %.2fM trained; %s\n",
                none ? "random " : "", is_xclip ? "X-CLIP weights" : (none ? "init" : "CLIP weights"),
                (long long)mc->clip.vision_width, (long long)mc->clip.vision_layers, (long long)mc->clip.patch,
                (long long)mc->clip.image_size, (long long)mc->frames, (long long)mc->clip.embed_dim,
                (long long)mc->mit_layers, (long long)mc->prompt_layers, x->ps.total / 1e6, trainable / 1e6,
-               mc->fix_text ? " (fix_text: text features cached)" : "");
+               branches_trained(mc));
     return XC_OK;
 }
 
@@ -151,7 +163,7 @@ static int task_restored(void *ctx, XcError *err) {
     (void)err;
     XClipTask *x = ctx;
     const TrainConfig *c = x->c;
-    if (!x->m.cfg.fix_text) return XC_OK;
+    if (!x->m.cfg.fix_text || x->m.cfg.head == XCLIP_HEAD_LINEAR) return XC_OK; // nothing cached, no text tower
     xclip_cache_text(&x->m, x->tokens, x->K, x->S);
     size_t moved = 0;
     XcError e;

@@ -300,18 +300,33 @@ def _trunc_normal_init(m):
 
 class XCLIP(nn.Module):
     """xclip.py's XCLIP. Sub-modules and parameters are registered in the official order, so state_dict() lists
-    the same names in the same order. heads = width // 64 everywhere (text, vision, MIT, prompts)."""
+    the same names in the same order. heads = width // 64 everywhere (text, vision, MIT, prompts).
+
+    Ablation options of xclip.c (not in the official code; the defaults are the official model, unchanged):
+      head='linear'   class scores = head(video features), head = nn.Linear(embed, num_classes) registered last
+                      with PyTorch's default initialisation; no prompt generator, no prompts_visual_*, no text
+                      tower, no logit_scale (prompt_layers must be 0); forward(video, text=None) ignores text.
+      fix_vision=True freezes the vision branch (fix_vision below): visual.* and message_*, mit*, prompts_*."""
 
     def __init__(self, T=8, image=32, patch=8, vision_width=128, vision_layers=2, embed=128, context=77, vocab=64,
                  text_width=128, text_layers=1, mit_layers=1, prompt_layers=2, prompts_alpha=0.1, drop_path=0.0,
-                 use_cache=True):
+                 use_cache=True, head="text", num_classes=None, fix_vision=False):
         super().__init__()
+        assert head in ("text", "linear")
+        assert head == "text" or (prompt_layers == 0 and num_classes), "head='linear': prompt_layers 0 and num_classes"
+        self.head_kind = head
         self.context_length = context
-        self.prompts_generator = VideoSpecificPrompt(prompt_layers, embed, prompts_alpha)
+        if head == "text":
+            self.prompts_generator = VideoSpecificPrompt(prompt_layers, embed, prompts_alpha)
         self.use_cache = use_cache
         self.mit = MultiframeIntegrationTransformer(T, embed, mit_layers)
         rates = [x.item() for x in torch.linspace(0, drop_path, vision_layers)] if drop_path > 0.0 else None
         self.visual = CrossFrameCommunicationTransformer(image, patch, vision_width, vision_layers, embed, T, rates)
+        if head == "linear":
+            self.head = nn.Linear(embed, num_classes)
+            if fix_vision:
+                fix_vision_branch(self)
+            return
         mask = torch.full((context, context), float("-inf")).triu_(1)
         self.transformer = Transformer(text_width, text_layers, 4 * text_width, mask)
         self.vocab_size = vocab
@@ -324,6 +339,8 @@ class XCLIP(nn.Module):
         self.prompts_visual_ln = nn.LayerNorm(vision_width)
         self.prompts_visual_proj = nn.Parameter(torch.randn(vision_width, embed))
         self._init_text()
+        if fix_vision:
+            fix_vision_branch(self)
 
     def _init_text(self):
         """CLIP.initialize_parameters as xclip.py calls it: only the text tower and text_projection."""
@@ -347,6 +364,8 @@ class XCLIP(nn.Module):
         """(B, T, 3, H, W) -> video features (B, E) (MIT output, not normalised), patch context (B, T, N, E)."""
         b, t, c, h, w = video.shape
         cls, patches = self.visual(video.reshape(-1, c, h, w))
+        if self.head_kind == "linear":  # no prompt generator: no patch context
+            return self.mit(cls.view(b, t, -1)), None
         patches = self.prompts_visual_ln(patches) @ self.prompts_visual_proj
         cls = cls.view(b, t, -1)
         return self.mit(cls), patches.view(b, t, -1, cls.shape[-1])
@@ -371,8 +390,10 @@ class XCLIP(nn.Module):
         text = text_features.unsqueeze(0).expand(context.shape[0], -1, -1)
         return text + self.prompts_generator(text, context)
 
-    def forward(self, video, text):
+    def forward(self, video, text=None):
         video_features, patches = self.encode_video(video)
+        if self.head_kind == "linear":
+            return self.head(video_features)
         context = patches.mean(dim=1)
         text_features = self.cache_text(text) if self.use_cache else self.encode_text(text)
         cls = self.class_features(text_features, context)
@@ -391,6 +412,15 @@ def fix_text(model):
     use_cache = FIX_TEXT, so the text features are computed once (cache_text)."""
     for name, p in model.named_parameters():
         if not ("visual." in name or "mit" in name or "prompts" in name):
+            p.requires_grad_(False)
+
+
+def fix_vision_branch(model):
+    """xclip.c's model.fix_vision: the vision branch frozen, i.e. visual.* and the X-CLIP additions named message_,
+    mit or prompts ("the new modules follow vision", prompts_generator included). Not head.*, not the text tower
+    or logit_scale (fix_text decides those)."""
+    for name, p in model.named_parameters():
+        if "visual." in name or "mit" in name or "prompts" in name or "message_" in name:
             p.requires_grad_(False)
 
 
@@ -420,10 +450,13 @@ def param_groups(model, lr, weight_decay=0.001):
         return [{"params": decay, "weight_decay": weight_decay, "lr": group_lr},
                 {"params": no_decay, "weight_decay": 0.0, "lr": group_lr}]
 
-    return (groups(lambda n: not any(k in n for k in ("prompts", "mit", "message_")), lr)
-            + groups(lambda n: "mit" in n, 10 * lr)
-            + groups(lambda n: "prompts" in n, 10 * lr)
-            + groups(lambda n: "message_" in n, 10 * lr))
+    out = (groups(lambda n: not any(k in n for k in ("prompts", "mit", "message_")) and not n.startswith("head."), lr)
+           + groups(lambda n: "mit" in n, 10 * lr)
+           + groups(lambda n: "prompts" in n, 10 * lr)
+           + groups(lambda n: "message_" in n, 10 * lr))
+    if any(n.startswith("head.") for n, _ in model.named_parameters()):  # xclip.c's linear head: a new tensor, 10x
+        out += groups(lambda n: n.startswith("head."), 10 * lr)
+    return out
 
 
 def build_optimizer(model, lr, weight_decay=0.001):
