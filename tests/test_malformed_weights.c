@@ -407,7 +407,7 @@ static void zip_cases(void) {
 
 static void misc_cases(void) {
     expect_reject("missing file", tmp_path("does-not-exist.pt"), "No such file");
-    expect_reject("directory path", g_dir, "is a directory");
+    expect_reject("directory path", g_dir, "a folder without model.safetensors or pytorch_model.bin"); // not an HF folder
     const char *text = "hello, this is not a weights file at all\n";
     expect_reject("unknown format", write_file("notes.bin", text, strlen(text)), "not a recognised weights file");
     const uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
