@@ -26,6 +26,8 @@ typedef struct XClipConfig {
     float drop_path;       // default 0: largest rate, linear from 0 over the vision blocks
     bool fix_text;         // default true
     bool checkpoint;       // default false: recompute each vision block in backward (less memory, ~1/3 more compute)
+    int64_t context_tokens; // N CoOp context vectors prompt_learner.ctx (N, D) after SOT (default 0: none)
+    int64_t templates;     // M: texts per class (data.templates), ensembled as CLIP does (default 0: one text, as is)
 } XClipConfig;
 
 typedef struct CctBlock {
@@ -57,6 +59,7 @@ typedef struct XClip {
     Tensor *prompts_visual_proj;    // (W, E)
     ClipText text;
     Tensor *logit_scale;            // scalar
+    Tensor *prompt_ctx;             // (N, D) prompt_learner.ctx, NULL without context_tokens
     float *text_cache;              // (K, E) cached text features (fix_text), owned
     int64_t text_cache_k;
 } XClip;
@@ -78,9 +81,14 @@ void xclip_init(XClip *m, ParamStore *ps, const XClipConfig *cfg);
 void xclip_free(XClip *m);
 // docs/model.md §7 initialisation of the tensors X-CLIP adds to CLIP, from rng_stream(seed, RNG_STREAM_INIT).
 void xclip_init_new_tensors(XClip *m, uint64_t seed);
+// CoOp's initialisation of prompt_learner.ctx: N(0, 0.02) from its own sub-stream of the init stream (so the
+// other tensors' draws are the same with and without it). Part of xclip_init_new_tensors; called alone when the
+// context vectors are new on top of X-CLIP weights. No-op without context_tokens.
+void xclip_init_context(XClip *m, uint64_t seed);
 // CLIP's own random initialisation (training from scratch: pretrained = none).
 void xclip_init_clip_random(XClip *m, uint64_t seed);
-// A tensor X-CLIP adds to CLIP? (name contains message_, mit or prompts: the official optimiser's rule.) The one
+// A tensor X-CLIP adds to CLIP? (name contains message_, mit or prompts: the official optimiser's rule; and CoOp's
+// prompt_learner.ctx.) The one
 // rule for the params_load filter (a CLIP checkpoint lacks them) and the 10x learning-rate group.
 bool xclip_is_new_tensor(const char *name);
 // Trained under fix_text? (visual.* and the new tensors) - the official fix_text rule.
@@ -90,12 +98,17 @@ bool xclip_trains_under_fix_text(const char *name);
 // param_store_spill(ps, xclip_is_text_tensor, dir, ...) moves them out of memory.
 bool xclip_is_text_tensor(const char *name);
 
-// Text features of K token rows (K, S) computed once without gradient (fast path) and kept; always with
+// Class text features (K, E) with gradient: the K*M token rows (K*M, S) (M = cfg.templates, at least 1; class k's
+// rows are k*M .. k*M+M-1) through the text tower, with the context vectors when cfg.context_tokens > 0; with
+// templates, CLIP's ensemble (each row's features L2-normalised, averaged over the M rows, normalised again).
+Tensor *xclip_text_features(Graph *g, const XClip *m, const int32_t *tokens, int64_t K, int64_t S);
+// Text features of K classes' token rows (K*M, S) computed once without gradient (fast path) and kept; always with
 // float32 matmuls (a graph of its own, without the caller's Gemm context).
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S);
-// Video features and logits. The class text features: with fix_text, or when tokens is NULL, the cached ones
+// Video features and logits. The class text features: with fix_text (and no context vectors, which train through
+// the frozen tower and so are run every step), or when tokens is NULL, the cached ones
 // (xclip_cache_text first; an evaluation of a model whose text tower trains caches its current features and
-// passes NULL); otherwise tokens (K, S) run through the text tower with gradient. drop is the drop-path stream (NULL: eval, no
+// passes NULL); otherwise tokens (K*M, S) run through the text tower with gradient (xclip_text_features). drop is the drop-path stream (NULL: eval, no
 // drop-path). Outputs are step tensors; video_features / text_features may be NULL.
 typedef struct XClipOut {
     Tensor *logits;          // (B, K)

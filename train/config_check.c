@@ -3,6 +3,7 @@
 #include "train/config_keys.h"
 #include "autograd/kernels.h"
 #include "autograd/runtime.h"
+#include "data/templates.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -103,6 +104,25 @@ static int report_paths(const PathProblems *pp, const char *src, XcError *err) {
                   src, pp->count, body, src, sets);
 }
 
+// data.templates (read here, so a bad line stops the run before it starts) and model.context_tokens, which exclude
+// each other: CoOp learns the context a template ensemble would hand-craft.
+static int check_prompting(const TrainConfig *c, const char *src, XcError *err) {
+    if (*c->templates) {
+        if (strcmp(c->template_, "{}"))
+            return xc_err(err, "%s: data.templates and data.template = '%s' both give the class texts\nHINT: put the "
+                               "template into the templates file, or leave data.template at {}", src, c->template_);
+        Templates t;
+        if (templates_load(c->templates, &t, err) != XC_OK) return xc_err(err, "%s: %s", src, err->msg);
+        templates_free(&t);
+        if (c->context_tokens)
+            return xc_err(err, "%s: model.context_tokens = %d (CoOp's learnt context) and data.templates (a hand-crafted "
+                               "ensemble) exclude each other\nHINT: set one of them (model.context_tokens = 0 or "
+                               "data.templates = \"\")", src, c->context_tokens);
+    }
+    // model.context_tokens with model.head = linear (no text side at all) is refused by name in the head check
+    return XC_OK;
+}
+
 int config_check(TrainConfig *c, ConfigUse use, XcError *err) {
     const char *src = *c->source ? c->source : "the config";
     PathProblems pp = {.unset_only = true};
@@ -121,6 +141,7 @@ int config_check(TrainConfig *c, ConfigUse use, XcError *err) {
     find_vocab(&pp, c);
     if (report_paths(&pp, src, err) != XC_OK) return XC_ERR;
     if (!strstr(c->template_, "{}")) return xc_err(err, "%s: data.template = '%s' has no {} for the class name", src, c->template_);
+    if (check_prompting(c, src, err) != XC_OK) return XC_ERR;
     if (c->matmul == XC_MATMUL_BF16 && xc_bf16_best_kernel() == XC_BF16_NONE)
         return xc_err(err, "%s: train.matmul = bf16 needs Intel AMX (AMX-BF16 and AMX-TILE, Linux >= 5.16) or AVX512-BF16 "
                            "(AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later); this CPU or kernel offers "

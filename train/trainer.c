@@ -11,7 +11,7 @@ typedef struct XClipTask {
     LabelSet labels;
     int K;
     int64_t S;
-    int32_t *tokens;            // (K, S) class texts
+    int32_t *tokens;            // (K*M, S) class texts (M templates, class-major)
     XClip m;
     ParamStore ps;
     bool model_ok, step_ok;
@@ -41,7 +41,16 @@ static int task_build_model(XClipTask *x, XcError *err) {
     x->model_ok = true;
     const XClipConfig *mc = &x->m.cfg;
     x->S = mc->clip.context;
-    x->tokens = class_tokens(x->tok, &x->labels, c->template_, x->S);
+    ClassTexts ct;
+    if (class_texts(x->tok, &x->labels, c, mc->context_tokens, x->S, &ct, err) != XC_OK) return XC_ERR;
+    x->tokens = ct.tokens;
+    x->m.cfg.templates = ct.templates;
+    if (ct.cut.count)
+        runlog_say(x->log, "warning: %d class text%s cut to fit the text context (%lld ids after the start token%s), e.g. "
+                           "class %d '%s'\n", ct.cut.count, ct.cut.count == 1 ? " is" : "s are", (long long)ct.cut.room,
+                   mc->context_tokens ? " and the context vectors" : "", ct.cut.class_index, x->labels.names[ct.cut.class_index]);
+    if (ct.M > 1 || *c->templates) runlog_say(x->log, "text: %lld templates per class from %s, ensembled\n", (long long)ct.M, c->templates);
+    if (mc->context_tokens) runlog_say(x->log, "text: %lld learnable context vectors (prompt_learner.ctx)\n", (long long)mc->context_tokens);
     int64_t trainable = 0;
     for (int i = 0; i < x->ps.n; i++) trainable += x->ps.p[i]->requires_grad ? x->ps.p[i]->numel : 0;
     runlog_say(x->log, "model: %s%s, width %lld, %lld layers, patch %lld, input %lld, T %lld, E %lld, MIT %lld, "
@@ -50,7 +59,8 @@ static int task_build_model(XClipTask *x, XcError *err) {
                (long long)mc->clip.vision_width, (long long)mc->clip.vision_layers, (long long)mc->clip.patch,
                (long long)mc->clip.image_size, (long long)mc->frames, (long long)mc->clip.embed_dim,
                (long long)mc->mit_layers, (long long)mc->prompt_layers, x->ps.total / 1e6, trainable / 1e6,
-               mc->fix_text ? " (fix_text: text features cached)" : "");
+               mc->fix_text ? (mc->context_tokens ? " (fix_text: frozen text tower, run every step for the context vectors)"
+                                                  : " (fix_text: text features cached)") : "");
     return XC_OK;
 }
 
@@ -151,7 +161,7 @@ static int task_restored(void *ctx, XcError *err) {
     (void)err;
     XClipTask *x = ctx;
     const TrainConfig *c = x->c;
-    if (!x->m.cfg.fix_text) return XC_OK;
+    if (!x->m.cfg.fix_text || x->m.prompt_ctx) return XC_OK; // the text tower runs every step
     xclip_cache_text(&x->m, x->tokens, x->K, x->S);
     size_t moved = 0;
     XcError e;
