@@ -175,6 +175,11 @@ static Tensor *causal_mask(Graph *g, int64_t L) {
 }
 
 Tensor *clip_encode_text(Graph *g, const ClipText *t, const int32_t *tokens, int64_t K, int64_t S, bool fast) {
+    return clip_encode_text_ctx(g, t, tokens, K, S, fast, NULL);
+}
+
+Tensor *clip_encode_text_ctx(Graph *g, const ClipText *t, const int32_t *tokens, int64_t K, int64_t S, bool fast,
+                             Tensor *ctx) {
     int64_t D = t->token_embedding->shape[1];
     XC_CHECK(S == t->positional_embedding->shape[0], "text of %lld tokens, the model's context is %lld", (long long)S,
              (long long)t->positional_embedding->shape[0]);
@@ -190,6 +195,15 @@ Tensor *clip_encode_text(Graph *g, const ClipText *t, const int32_t *tokens, int
     int32_t *ids = arena_alloc(&g->step, (size_t)(K * len) * sizeof(int32_t));
     for (int64_t k = 0; k < K; k++) memcpy(ids + k * len, tokens + k * S, (size_t)len * sizeof(int32_t));
     Tensor *x = op_reshape(g, op_embedding(g, t->token_embedding, ids, K * len), 3, (int64_t[]){K, len, D});
+    if (ctx) { // CoOp: the embeddings of slots 1..N are the context vectors (the same for every row)
+        const int64_t N = ctx->shape[0];
+        XC_CHECK(ctx->ndim == 2 && ctx->shape[1] == D && N + 2 <= len, "clip_encode_text: %lld context vectors of "
+                 "width %lld in texts of %lld tokens (width %lld)", (long long)N, (long long)ctx->shape[1], (long long)len,
+                 (long long)D);
+        Tensor *parts[3] = {op_slice(g, x, 1, 0, 1), op_add(g, tensor_zeros(g, 3, (int64_t[]){K, N, D}), ctx),
+                            op_slice(g, x, 1, N + 1, len - N - 1)};
+        x = op_concat(g, parts, 3, 1);
+    }
     Tensor *pos = len == S ? t->positional_embedding : op_slice(g, t->positional_embedding, 0, 0, len);
     x = op_add(g, x, pos);
     Tensor *mask = causal_mask(g, len);
@@ -308,6 +322,20 @@ Tensor *clip_video_logits(Graph *g, const Clip *m, Tensor *video, const float *t
     Tensor *v = op_l2_normalize(g, op_mean(g, f, 1)); // (B, E)
     Tensor *t = tensor_wrap(g, 2, (int64_t[]){K, E}, text_features);
     return op_mul(g, op_matmul(g, v, t, false, true), op_exp(g, m->logit_scale));
+}
+
+void clip_text_ensemble(float *f, int64_t K, int64_t M, int64_t E) {
+    double *acc = xc_malloc(sizeof(double) * (size_t)(E > 0 ? E : 1));
+    for (int64_t k = 0; k < K; k++) {
+        double norm = 0;
+        for (int64_t e = 0; e < E; e++) acc[e] = 0;
+        for (int64_t j = 0; j < M; j++)
+            for (int64_t e = 0; e < E; e++) acc[e] += f[(k * M + j) * E + e];
+        for (int64_t e = 0; e < E; e++) norm += acc[e] * acc[e];
+        norm = sqrt(norm) > 1e-12 ? sqrt(norm) : 1e-12;
+        for (int64_t e = 0; e < E; e++) f[k * E + e] = (float)(acc[e] / norm); // row k*M >= k: read before written
+    }
+    xc_free(acc);
 }
 
 float *clip_text_features(const Clip *m, Graph *g, const int32_t *tokens, int64_t K) {

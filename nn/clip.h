@@ -80,6 +80,9 @@ void clip_init_random_towers(ClipVision *v, ResBlock *const *vision_blocks, Clip
 
 // Normalised text features (K, E) of K token rows (K, S), in a new array (no gradient; g is reset after).
 float *clip_text_features(const Clip *m, Graph *g, const int32_t *tokens, int64_t K);
+// CLIP's prompt ensemble on normalised features f (K*M, E) (class k's rows k*M .. k*M+M-1): rows 0..K-1 become each
+// class's mean over its M rows, normalised again (openai/CLIP zeroshot_classifier).
+void clip_text_ensemble(float *f, int64_t K, int64_t M, int64_t E);
 // CLIP on videos without X-CLIP's modules ("CLIP + mean pooling", the zero-shot baseline): video (B, T, 3, H, W)
 // -> frame features averaged over T, normalised, against text_features (K, E) (normalised) -> logits (B, K)
 // scaled by exp(logit_scale).
@@ -92,6 +95,11 @@ Tensor *clip_vision_stem(Graph *g, const ClipVision *v, Tensor *images);
 // tokens (K, S) int32, EOT = the largest id of each row -> (K, E). With fast, only the first
 // max(EOT) + 1 positions run (identical result under the causal mask).
 Tensor *clip_encode_text(Graph *g, const ClipText *t, const int32_t *tokens, int64_t K, int64_t S, bool fast);
+// The same with CoOp context vectors ctx (N, D) (NULL: none): the token embeddings of positions 1..N (placeholder
+// slots after the start-of-text token, see class_tokens_prompted) are replaced by ctx before the positional
+// embedding is added; the EOT position is still the row's largest id.
+Tensor *clip_encode_text_ctx(Graph *g, const ClipText *t, const int32_t *tokens, int64_t K, int64_t S, bool fast,
+                             Tensor *ctx);
 
 // Load every parameter of ps from ws by name. Parameters missing from ws are an error unless
 // may_be_missing(name) says yes (they keep their values); tensors of ws that match no parameter are

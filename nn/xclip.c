@@ -30,7 +30,7 @@ int xclip_config_check(const XClipConfig *cfg, XcError *err) {
 // The one place that says whether both freezes leave something to train. Trainable additions outside the
 // two towers extend it (CoOp context vectors: `|| cfg->context_tokens > 0`).
 bool xclip_something_trains(const XClipConfig *cfg) {
-    return !cfg->fix_text || !cfg->fix_vision || cfg->head == XCLIP_HEAD_LINEAR;
+    return !cfg->fix_text || !cfg->fix_vision || cfg->head == XCLIP_HEAD_LINEAR || cfg->context_tokens > 0;
 }
 
 void xclip_drop_unused_weights(WeightSet *ws, const XClipConfig *cfg) {
@@ -74,6 +74,13 @@ int xclip_config_from_weights(XClipConfig *cfg, const WeightSet *ws, int64_t fra
             return xc_err(err, "weights: head.weight should be (K, %lld) with head.bias (K)", (long long)clip.embed_dim);
         cfg->head = XCLIP_HEAD_LINEAR;
         cfg->num_classes = head->shape[0];
+    }
+    const WeightTensor *ctx = weights_find(ws, "prompt_learner.ctx"); // CoOp context vectors (N, D)
+    if (ctx) {
+        if (ctx->ndim != 2 || ctx->shape[1] != clip.text_width || ctx->shape[0] < 1 || ctx->shape[0] + 3 > clip.context)
+            return xc_err(err, "weights: prompt_learner.ctx should be (N, %lld) with 1 <= N <= %lld", (long long)clip.text_width,
+                          (long long)clip.context - 3);
+        cfg->context_tokens = ctx->shape[0];
     }
     if (!xclip_weights_are_xclip(ws)) return XC_OK; // plain CLIP: X-CLIP tensors are new
     const WeightTensor *pos = weights_find(ws, "mit.positional_embedding");
@@ -180,6 +187,9 @@ void xclip_init(XClip *m, ParamStore *ps, const XClipConfig *cfg) {
     clip_text_init(&m->text, ps, c, cfg->fix_text);
     ps->create_frozen = cfg->fix_text; // the official fix_text freezes everything but visual, mit, prompts
     m->logit_scale = param_new(ps, "logit_scale", 0, NULL);
+    ps->create_frozen = false; // CoOp's context vectors train even when the text tower is frozen
+    if (cfg->context_tokens > 0)
+        m->prompt_ctx = param_new(ps, "prompt_learner.ctx", 2, (int64_t[]){cfg->context_tokens, c->text_width});
     ps->create_frozen = prev;
 }
 
@@ -192,11 +202,13 @@ void xclip_free(XClip *m) {
 // contains "message_", "mit" or "prompts". It decides which tensors a CLIP checkpoint may lack, which get the
 // 10x learning rate, and (with visual.*) which train under fix_text.
 bool xclip_is_new_tensor(const char *name) {
-    return strstr(name, "message_") || strstr(name, "mit") || strstr(name, "prompts") || !strncmp(name, "head.", 5);
+    return strstr(name, "message_") || strstr(name, "mit") || strstr(name, "prompts") || !strncmp(name, "head.", 5) ||
+           !strncmp(name, "prompt_learner.", 15);
 }
 
-bool xclip_is_vision_tensor(const char *name) {
-    return !strncmp(name, "visual.", 7) || (xclip_is_new_tensor(name) && strncmp(name, "head.", 5));
+bool xclip_is_vision_tensor(const char *name) { // not the linear head, not CoOp's context (text side)
+    return !strncmp(name, "visual.", 7) ||
+           (xclip_is_new_tensor(name) && strncmp(name, "head.", 5) && strncmp(name, "prompt_learner.", 15));
 }
 
 bool xclip_trains_under_fix_text(const char *name) { return !strncmp(name, "visual.", 7) || xclip_is_new_tensor(name); }
@@ -255,6 +267,13 @@ void xclip_init_new_tensors(XClip *m, uint64_t seed) {
     init_constant(m->prompts_alpha, c->prompt_alpha);
     layernorm_reset(&m->prompts_visual_ln);
     rng_fill_normal(&r, m->prompts_visual_proj->data, m->prompts_visual_proj->numel, 0.0f, 1.0f);
+    xclip_init_context(m, seed);
+}
+
+void xclip_init_context(XClip *m, uint64_t seed) {
+    if (!m->prompt_ctx) return;
+    Rng r = rng_substream(seed, RNG_STREAM_INIT, 2, 0); // apart from the X-CLIP additions' and CLIP's streams
+    rng_fill_normal(&r, m->prompt_ctx->data, m->prompt_ctx->numel, 0.0f, 0.02f); // CoOp: nn.init.normal_(std=0.02)
 }
 
 // CLIP's initialize_parameters (openai/CLIP model.py) for both towers, plus ViT's own scales.
@@ -267,12 +286,21 @@ void xclip_init_clip_random(XClip *m, uint64_t seed) {
 }
 
 // ---- forward ------------------------------------------------------------------------------------
+Tensor *xclip_text_features(Graph *g, const XClip *m, const int32_t *tokens, int64_t K, int64_t S) {
+    const int64_t M = m->cfg.templates > 0 ? m->cfg.templates : 1, E = m->cfg.clip.embed_dim;
+    Tensor *f = clip_encode_text_ctx(g, &m->text, tokens, K * M, S, true, m->prompt_ctx); // (K*M, E)
+    if (m->cfg.templates <= 0) return f;
+    // CLIP's zeroshot_classifier: normalise each template's features, mean over the M templates, normalise again
+    Tensor *each = op_reshape(g, op_l2_normalize(g, f), 3, (int64_t[]){K, M, E});
+    return op_l2_normalize(g, op_mean(g, each, 1));
+}
+
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S) {
     XC_CHECK(m->cfg.head == XCLIP_HEAD_TEXT, "xclip_cache_text: a linear-head model has no text tower");
     Graph g; // its own graph without a Gemm context: float32 matmuls, whatever the caller's graph uses
     graph_init(&g, 0);
     graph_set_grad(&g, false);
-    Tensor *f = clip_encode_text(&g, &m->text, tokens, K, S, true);
+    Tensor *f = xclip_text_features(&g, m, tokens, K, S);
     xc_free(m->text_cache);
     m->text_cache = xc_malloc((size_t)f->numel * sizeof(float));
     memcpy(m->text_cache, f->data, (size_t)f->numel * sizeof(float));
@@ -336,13 +364,13 @@ XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *t
     Tensor *text = NULL;
     if (linear) {
         // no text: class scores from the head
-    } else if (c->fix_text || !tokens) { // the cached features
+    } else if ((c->fix_text && !m->prompt_ctx) || !tokens) { // the cached features
         XC_CHECK(m->text_cache && (!tokens || m->text_cache_k == K), "xclip_forward: no cached text features of %lld "
                  "classes (xclip_cache_text first)", (long long)K);
         text = tensor_from(g, 2, (int64_t[]){m->text_cache_k, E}, m->text_cache);
         K = m->text_cache_k;
     } else {
-        text = clip_encode_text(g, &m->text, tokens, K, S, true);
+        text = xclip_text_features(g, m, tokens, K, S);
     }
     out.text_features = text;
 

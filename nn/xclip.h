@@ -33,6 +33,8 @@ typedef struct XClipConfig {
     XClipHead head;        // default XCLIP_HEAD_TEXT
     int64_t num_classes;   // K of head.weight (XCLIP_HEAD_LINEAR only)
     bool fix_vision;       // default false: freeze visual.* and the vision-side additions (message_*, mit*, prompts_*)
+    int64_t context_tokens; // N CoOp context vectors prompt_learner.ctx (N, D) after SOT (default 0: none)
+    int64_t templates;     // M: texts per class (data.templates), ensembled as CLIP does (default 0: one text, as is)
 } XClipConfig;
 
 typedef struct CctBlock {
@@ -65,6 +67,7 @@ typedef struct XClip {
     ClipText text;
     Tensor *logit_scale;            // scalar (XCLIP_HEAD_TEXT only)
     Linear head;                    // head.weight (K, E), head.bias (K) (XCLIP_HEAD_LINEAR only)
+    Tensor *prompt_ctx;             // (N, D) prompt_learner.ctx, NULL without context_tokens
     float *text_cache;              // (K, E) cached text features (fix_text), owned
     int64_t text_cache_k;
 } XClip;
@@ -81,8 +84,7 @@ int xclip_config_from_weights(XClipConfig *cfg, const WeightSet *ws, int64_t fra
 bool xclip_weights_are_xclip(const WeightSet *ws);
 // Architecture checks of a config (xclip_init dies on them): the linear head refuses prompt layers and needs K.
 int xclip_config_check(const XClipConfig *cfg, XcError *err);
-// Does anything train? (fix_text and fix_vision both set leave only the linear head.) Other trainable additions
-// that survive both freezes (CoOp context vectors) extend this.
+// Does anything train? (fix_text and fix_vision both set leave only the linear head or CoOp's context vectors.)
 bool xclip_something_trains(const XClipConfig *cfg);
 // Linear head: drop the tensors a linear-head model does not have (text tower, logit_scale, prompt generator) from
 // CLIP or X-CLIP weights before params_load. No-op for the text head.
@@ -96,11 +98,15 @@ void xclip_free(XClip *m);
 // docs/model.md §7 initialisation of the tensors X-CLIP adds to CLIP, from rng_stream(seed, RNG_STREAM_INIT); the
 // linear head last (PyTorch's default nn.Linear init), after everything the text head draws.
 void xclip_init_new_tensors(XClip *m, uint64_t seed);
+// CoOp's initialisation of prompt_learner.ctx: N(0, 0.02) from its own sub-stream of the init stream (so the
+// other tensors' draws are the same with and without it). Part of xclip_init_new_tensors; called alone when the
+// context vectors are new on top of X-CLIP weights. No-op without context_tokens.
+void xclip_init_context(XClip *m, uint64_t seed);
 // CLIP's own random initialisation (training from scratch: pretrained = none).
 void xclip_init_clip_random(XClip *m, uint64_t seed);
 // A tensor X-CLIP adds to CLIP? (name contains message_, mit or prompts: the official optimiser's rule; and the
-// linear head head.*.) The one rule for the params_load filter (a CLIP checkpoint lacks them) and the 10x
-// learning-rate group.
+// linear head head.* and CoOp's prompt_learner.ctx.) The one rule for the params_load filter (a CLIP checkpoint
+// lacks them) and the 10x learning-rate group.
 bool xclip_is_new_tensor(const char *name);
 // Trained under fix_text? (visual.* and the new tensors) - the official fix_text rule.
 bool xclip_trains_under_fix_text(const char *name);
@@ -112,13 +118,18 @@ bool xclip_is_text_tensor(const char *name);
 // "the new modules follow vision"; not head.*.)
 bool xclip_is_vision_tensor(const char *name);
 
-// Text features of K token rows (K, S) computed once without gradient (fast path) and kept; always with
+// Class text features (K, E) with gradient: the K*M token rows (K*M, S) (M = cfg.templates, at least 1; class k's
+// rows are k*M .. k*M+M-1) through the text tower, with the context vectors when cfg.context_tokens > 0; with
+// templates, CLIP's ensemble (each row's features L2-normalised, averaged over the M rows, normalised again).
+Tensor *xclip_text_features(Graph *g, const XClip *m, const int32_t *tokens, int64_t K, int64_t S);
+// Text features of K classes' token rows (K*M, S) computed once without gradient (fast path) and kept; always with
 // float32 matmuls (a graph of its own, without the caller's Gemm context).
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S);
 // Video features and logits. Linear head: logits = head(video features); tokens, K and S are ignored (no text).
-// Text head: the class text features: with fix_text, or when tokens is NULL, the cached ones
+// Text head: the class text features: with fix_text (and no context vectors, which train through the frozen tower
+// and so are run every step), or when tokens is NULL, the cached ones
 // (xclip_cache_text first; an evaluation of a model whose text tower trains caches its current features and
-// passes NULL); otherwise tokens (K, S) run through the text tower with gradient. drop is the drop-path stream (NULL: eval, no
+// passes NULL); otherwise tokens (K*M, S) run through the text tower with gradient (xclip_text_features). drop is the drop-path stream (NULL: eval, no
 // drop-path). Outputs are step tensors; video_features / text_features may be NULL.
 typedef struct XClipOut {
     Tensor *logits;          // (B, K)

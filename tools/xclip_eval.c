@@ -196,6 +196,7 @@ int main(int argc, char **argv) {
     c.head = XCLIP_HEAD_TEXT; // the checkpoint's own head decides (head.weight: linear); a CLIP one is zero-shot
     c.fused_adamw = FUSED_ADAMW_ON; // and nothing does: no gradient buffers (model_build)
     c.accumulation_steps = 1;
+    c.context_tokens = 0; // the checkpoint's context vectors (prompt_learner.ctx), if it has any: nothing new to learn
     Gemm mm; // train.matmul: the precision of the evaluation's matmuls
     if (config_gemm_init(&c, &mm, &err) != XC_OK) return fail(err.msg);
     XClip m;
@@ -252,11 +253,30 @@ int main(int argc, char **argv) {
                             "data.labels)\n", lf, K, ckpt, (long long)m.cfg.num_classes);
             return 2;
         }
-        if (!linear) warn_long_labels(tok, &labels, lf, c.template_, S);
-        int32_t *tokens = linear ? NULL : class_tokens(tok, &labels, c.template_, S);
+        const int64_t N = is_xclip ? m.cfg.context_tokens : 0; // a CoOp-trained checkpoint's learnt context
+        int32_t *tokens = NULL;
+        ClassTexts ct = {.M = 1};
+        if (linear) {
+            // the head scores its own K classes: no class texts
+        } else if (!*c.templates && !N) {
+            warn_long_labels(tok, &labels, lf, c.template_, S);
+            tokens = class_tokens(tok, &labels, c.template_, S);
+        } else { // a template ensemble or CoOp's context slots
+            if (class_texts(tok, &labels, &c, N, S, &ct, &err) != XC_OK) return fail(err.msg);
+            tokens = ct.tokens;
+            if (ct.cut.count)
+                fprintf(stderr, "xclip-eval: warning: %s: %d class texts are cut to the %lld ids the text context holds%s, "
+                                "e.g. class %d '%s'\n", lf, ct.cut.count, (long long)ct.cut.room,
+                        N ? " beside the context vectors" : "", ct.cut.class_index, labels.names[ct.cut.class_index]);
+        }
         float *text = NULL; // CLIP: (K, E) normalised class features
-        if (!is_xclip) text = clip_text_features(&cm, &g, tokens, K);
-        else if (!linear) xclip_cache_text(&m, tokens, K, S);
+        if (is_xclip && !linear) {
+            m.cfg.templates = ct.templates;
+            xclip_cache_text(&m, tokens, K, S);
+        } else if (!is_xclip) {
+            text = clip_text_features(&cm, &g, tokens, K * ct.M);
+            if (ct.templates) clip_text_ensemble(text, K, ct.M, cm.cfg.embed_dim);
+        }
         Dataset *ds = dataset_open(lists[r], root, K, &err);
         if (!ds) return fail(err.msg);
         if (ds->n_missing) fprintf(stderr, "warning: %lld videos of %s are missing:\n%s", (long long)ds->n_missing, lists[r], ds->issues);

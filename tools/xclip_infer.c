@@ -1,13 +1,15 @@
 // xclip-infer - zero-shot classification of one's own videos against free-text labels.
 //
-//   xclip-infer --checkpoint CKPT VIDEO... (--labels "a,b,c" | --label-file F) [--template "{}"] [--topk 5]
-//               [--views CLIPSxCROPS] [--frames T] [--vocab PATH] [--json | --csv]
+//   xclip-infer --checkpoint CKPT VIDEO... (--labels "a,b,c" | --label-file F) [--template "{}" | --templates F]
+//               [--topk 5] [--views CLIPSxCROPS] [--frames T] [--vocab PATH] [--json | --csv]
 // With an X-CLIP checkpoint the full model runs (frames from the checkpoint unless --frames, which then
 // resamples the MIT positional embedding). With a plain CLIP checkpoint every frame goes through CLIP's image
 // tower, the frame features are averaged and normalised and compared with the text features (the usual
 // CLIP-on-video baseline); the program says so. An X-CLIP checkpoint with a linear head (head.weight, K classes)
-// is not zero-shot: the labels must be its K class names in training order (else an error). --json and --csv print only the results on stdout (one JSON
-// document, or RFC 4180 CSV rows); everything else goes to stderr.
+// is not zero-shot: the labels must be its K class names in training order (else an error). A checkpoint with
+// CoOp context vectors (prompt_learner.ctx) puts them before every label's text; --templates ensembles a file of
+// templates. --json and --csv print only the results on stdout (one JSON document, or RFC 4180 CSV rows);
+// everything else goes to stderr.
 #include "autograd/runtime.h"
 #include "data/dataset.h"
 #include "data/sampling.h"
@@ -16,6 +18,7 @@
 #include "data/video.h"
 #include "nn/xclip.h"
 #include "tools/cli.h"
+#include "train/setup.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -30,8 +33,8 @@ typedef enum { OUT_TEXT, OUT_JSON, OUT_CSV } OutFormat;
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: xclip-infer --checkpoint CKPT VIDEO... (--labels \"a,b,c\" | --label-file F) [--template \"{}\"]\n"
-            "                   [--topk 5] [--views CLIPSxCROPS] [--frames T] [--vocab PATH] [--json | --csv]\n"
+            "usage: xclip-infer --checkpoint CKPT VIDEO... (--labels \"a,b,c\" | --label-file F)\n"
+            "                   [--template \"{}\" | --templates F] [--topk 5] [--views CLIPSxCROPS] [--frames T] [--vocab PATH] [--json | --csv]\n"
             "\n"
             "Zero-shot classification of videos against free-text labels (at least two: the probabilities are a\n"
             "softmax over the labels); prints the top-k labels with their probabilities for each video.\n"
@@ -41,6 +44,8 @@ static void usage(FILE *f) {
             "  --label-file F     one label per line, or a CSV with header id,name (quoted names as RFC 4180)\n"
             "  --template T       text of a label: {} replaced by the label (default \"{}\"; e.g. \"a video of {}\");\n"
             "                     a text longer than the model's context is cut to fit, with a warning naming it\n"
+            "  --templates F      a file of templates, one per line with {} (# comments): each label's text features\n"
+            "                     are the normalised mean over the templates (CLIP's prompt ensemble)\n"
             "  --topk N           labels printed per video (default 5)\n"
             "  --views CxK        clips x crops per video, probabilities summed (default 1x1; K = 1 or 3)\n"
             "  --frames T         frames per clip (default: the checkpoint's for X-CLIP, 8 for CLIP)\n"
@@ -219,6 +224,7 @@ int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     const char *ckpt = NULL, *labels_inline = NULL, *label_file = NULL, *templ = "{}", *vocab = DEFAULT_VOCAB;
     bool vocab_given = false;
+    const char *templates_file = NULL;
     const char *videos[1024];
     int nvideos = 0, topk = 5, clips = 1, crops = 1, frames = 0;
     Output out = {.format = OUT_TEXT, .info = stdout};
@@ -233,7 +239,7 @@ int main(int argc, char **argv) {
             char flag[32];
             const char *v;
             cli_split_flag(a, flag, sizeof flag, &v);
-            static const char *FLAGS[] = {"--checkpoint", "--labels", "--label-file", "--template", "--vocab",
+            static const char *FLAGS[] = {"--checkpoint", "--labels", "--label-file", "--template", "--templates", "--vocab",
                                           "--topk", "--frames", "--views"};
             bool known = false;
             for (size_t f = 0; f < sizeof FLAGS / sizeof FLAGS[0]; f++) known |= !strcmp(flag, FLAGS[f]);
@@ -247,6 +253,7 @@ int main(int argc, char **argv) {
             else if (!strcmp(flag, "--labels")) labels_inline = v;
             else if (!strcmp(flag, "--label-file")) label_file = v;
             else if (!strcmp(flag, "--template")) templ = v;
+            else if (!strcmp(flag, "--templates")) templates_file = v;
             else if (!strcmp(flag, "--vocab")) vocab = v, vocab_given = true;
             else if (!strcmp(flag, "--topk")) {
                 if (sscanf(v, "%d%c", &topk, &extra) != 1 || topk < 1) { fprintf(stderr, "xclip-infer: --topk wants a positive integer, got '%s'\n", v); return 2; }
@@ -270,6 +277,7 @@ int main(int argc, char **argv) {
     if (json && csv) return usage_error("%s", "--json and --csv: choose one output format");
     if (json || csv) out = (Output){.format = json ? OUT_JSON : OUT_CSV, .info = stderr};
     if (!strstr(templ, "{}")) return fail("--template needs {} where the label goes");
+    if (templates_file && strcmp(templ, "{}")) return usage_error("%s", "give --template or --templates, not both");
     XcError err = {{0}};
     char **names = NULL;
     int K = read_labels(labels_inline, label_file, &names, &err);
@@ -341,17 +349,42 @@ int main(int argc, char **argv) {
 
     // class texts
     const int64_t S = cc.context;
-    int32_t *tokens = linear_head ? NULL : label_tokens(tok, names, K, templ, S);
+    const int64_t N = is_xclip ? xm.cfg.context_tokens : 0; // a CoOp-trained checkpoint's context vectors
+    int64_t M = 1, ensembled = 0;
+    int32_t *tokens = NULL;
+    if (linear_head) {
+        if (templates_file) return fail("--templates: this checkpoint has a linear head (head.weight), which reads no texts");
+    } else if (!templates_file && !N) {
+        tokens = label_tokens(tok, names, K, templ, S);
+    } else {
+        Templates tl = {0};
+        if (templates_file && N) return fail("--templates: this checkpoint has learnt context vectors (prompt_learner.ctx), "
+                                             "which take the place of templates");
+        if (templates_file && templates_load(templates_file, &tl, &err) != XC_OK) return fail(err.msg);
+        if (N + 3 > S) return fail("the checkpoint's context vectors leave no room for a label in the text context");
+        const char *const *list = tl.count ? (const char *const *)tl.text : &templ;
+        M = tl.count ? tl.count : 1;
+        ensembled = tl.count;
+        PromptCut cut;
+        tokens = class_tokens_prompted(tok, &(LabelSet){K, names}, list, (int)M, N, S, &cut);
+        if (cut.count)
+            fprintf(stderr, "xclip-infer: warning: %d label texts are cut to the %lld ids the text context holds%s, e.g. "
+                            "label %d '%s'\n", cut.count, (long long)cut.room, N ? " beside the context vectors" : "",
+                    cut.class_index, names[cut.class_index]);
+        templates_free(&tl);
+    }
     Graph g;
     graph_init(&g, 64u << 20);
     graph_set_grad(&g, false);
     float *text_feat = NULL; // (K, E) normalised, CLIP path
     if (is_xclip) {
+        xm.cfg.templates = ensembled;
         if (!linear_head) xclip_cache_text(&xm, tokens, K, S);
     } else {
-        Tensor *t = op_l2_normalize(&g, clip_encode_text(&g, &cm.text, tokens, K, S, true));
+        Tensor *t = op_l2_normalize(&g, clip_encode_text(&g, &cm.text, tokens, K * M, S, true));
         text_feat = xc_malloc(sizeof(float) * (size_t)t->numel);
         memcpy(text_feat, t->data, sizeof(float) * (size_t)t->numel);
+        if (ensembled) clip_text_ensemble(text_feat, K, M, cc.embed_dim);
         graph_reset(&g);
     }
 

@@ -39,6 +39,10 @@ const Key CONFIG_KEYS[] = {
          "vocab.json / merges.txt (the other file beside it) or the folder holding both; a relative path not found from the current "
          "directory is also looked for beside the program, in its parent folder and in the source tree"),
     STR("data", "template", template_, "{}", "text of a class: `{}` is replaced by the class name (X-CLIP uses the name alone)"),
+    PATH("data", "templates", templates, "",
+         "file of class-text templates, one per line with `{}` (blank lines and `#` comments skipped): a class's text "
+         "features = the normalised mean of its templates' normalised features (CLIP's prompt ensemble); empty: "
+         "data.template alone"),
     INT("data", "num_classes", num_classes, 0, 100000, "0", "K; 0 = the number of rows of the label file (else must equal it)"),
     INT("data", "frames", frames, 1, 1024, "8", "T, frames per clip (sparse segment sampling)"),
     INT("data", "input_size", input_size, 8, 1024, "224", "H = W of the network input; must match the model's image size"),
@@ -66,6 +70,9 @@ const Key CONFIG_KEYS[] = {
     INT("model", "vocab_size", vocab_size, 49408, 49408, "49408", "custom: token vocabulary (CLIP's BPE: 49408)"),
     INT("model", "mit_layers", mit_layers, 1, 64, "1", "multi-frame integration transformer blocks (CLIP start)"),
     INT("model", "prompt_layers", prompt_layers, 0, 64, "2", "video-specific prompt generator layers (CLIP start)"),
+    INT("model", "context_tokens", context_tokens, 0, 1021, "0",
+        "CoOp: N learnable context vectors (prompt_learner.ctx, N x D, 10x lr) between the start token and the class "
+        "text, shared by all classes; trained even with fix_text (the frozen tower runs every step); 0 = none"),
     NUM("model", "prompt_alpha", prompt_alpha, 0, 1e6, "0.1", "initial value of prompts_generator.alpha"),
     NUM("model", "drop_path", drop_path, 0, 1, "0",
         "stochastic depth of the last vision block (linear from 0); the official configs leave it at 0"),

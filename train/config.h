@@ -45,6 +45,7 @@ typedef struct TrainConfig {
     char labels[CONFIG_PATH_MAX];       // CSV id,name
     char vocab[CONFIG_PATH_MAX];        // CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)
     char template_[256];                // text of class c = template with "{}" replaced by the class name
+    char templates[CONFIG_PATH_MAX];    // file of templates, one per line, ensembled ("" = data.template alone)
     int num_classes;                    // K; 0 = from the label file
     int frames;                         // T
     int input_size;                     // H = W
@@ -59,6 +60,7 @@ typedef struct TrainConfig {
     ConfigArch arch;                    // ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14-336, custom (config_arch_name)
     int vision_width, vision_layers, patch, embed_dim, text_width, text_layers, context, vocab_size; // custom
     int mit_layers, prompt_layers;
+    int context_tokens;                 // N CoOp context vectors (0 = none)
     double prompt_alpha, drop_path;
     bool fix_text;
     XClipHead head;           // model.head: text (X-CLIP's video-text logits) or linear (a classifier on the video features)

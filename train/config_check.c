@@ -3,6 +3,7 @@
 #include "train/config_keys.h"
 #include "autograd/kernels.h"
 #include "autograd/runtime.h"
+#include "data/templates.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -112,13 +113,34 @@ static int config_check_branches(const TrainConfig *c, const char *src, XcError 
     if (linear && !c->fix_text)
         return xc_err(err, "%s: model.fix_text = false trains the text tower, which model.head = linear does not have\n"
                            "HINT: leave model.fix_text = true (the linear head trains in any case)", src);
-    // both towers frozen: only additions outside them can train (the linear head; CoOp context vectors extend
-    // xclip_something_trains, and their count goes into xc here)
-    XClipConfig xc = {.fix_text = c->fix_text, .fix_vision = c->fix_vision, .head = c->head};
+    if (linear && (c->context_tokens || *c->templates))
+        return xc_err(err, "%s: model.head = linear reads no class texts, but %s is set\nHINT: leave it at its default",
+                      src, c->context_tokens ? "model.context_tokens" : "data.templates");
+    // both towers frozen: only additions outside them can train (the linear head, CoOp's context vectors)
+    XClipConfig xc = {.fix_text = c->fix_text, .fix_vision = c->fix_vision, .head = c->head,
+                      .context_tokens = c->context_tokens};
     if (!xclip_something_trains(&xc))
         return xc_err(err, "%s: model.fix_text = true and model.fix_vision = true freeze both towers: nothing would train\n"
                            "HINT: set model.fix_vision = false (vision branch), model.fix_text = false (text branch), or "
                            "model.head = linear (a linear probe on the frozen video features)", src);
+    return XC_OK;
+}
+
+// data.templates (read here, so a bad line stops the run before it starts) and model.context_tokens, which exclude
+// each other: CoOp learns the context a template ensemble would hand-craft.
+static int check_prompting(const TrainConfig *c, const char *src, XcError *err) {
+    if (*c->templates) {
+        if (strcmp(c->template_, "{}"))
+            return xc_err(err, "%s: data.templates and data.template = '%s' both give the class texts\nHINT: put the "
+                               "template into the templates file, or leave data.template at {}", src, c->template_);
+        Templates t;
+        if (templates_load(c->templates, &t, err) != XC_OK) return xc_err(err, "%s: %s", src, err->msg);
+        templates_free(&t);
+        if (c->context_tokens)
+            return xc_err(err, "%s: model.context_tokens = %d (CoOp's learnt context) and data.templates (a hand-crafted "
+                               "ensemble) exclude each other\nHINT: set one of them (model.context_tokens = 0 or "
+                               "data.templates = \"\")", src, c->context_tokens);
+    }
     return XC_OK;
 }
 
@@ -140,6 +162,7 @@ int config_check(TrainConfig *c, ConfigUse use, XcError *err) {
     if (use != CONFIG_FOR_TRAIN || c->head != XCLIP_HEAD_LINEAR) find_vocab(&pp, c); // the linear head reads no text
     if (report_paths(&pp, src, err) != XC_OK) return XC_ERR;
     if (!strstr(c->template_, "{}")) return xc_err(err, "%s: data.template = '%s' has no {} for the class name", src, c->template_);
+    if (check_prompting(c, src, err) != XC_OK) return XC_ERR;
     if (c->matmul == XC_MATMUL_BF16 && xc_bf16_best_kernel() == XC_BF16_NONE)
         return xc_err(err, "%s: train.matmul = bf16 needs Intel AMX (AMX-BF16 and AMX-TILE, Linux >= 5.16) or AVX512-BF16 "
                            "(AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later); this CPU or kernel offers "

@@ -122,7 +122,7 @@ int evaluate(XClip *m, Graph *g, Loader *ld, int64_t n_videos, const int32_t *to
         return evaluate_logits(xclip_logits, m, m->cfg.frames, m->cfg.clip.image_size, g, ld, n_videos, K, chunk, progress,
                                res, out, err);
     }
-    if (!m->cfg.fix_text) xclip_cache_text(m, tokens, K, S); // the training text tower's current features
+    if (!m->cfg.fix_text || m->prompt_ctx) xclip_cache_text(m, tokens, K, S); // the current text features (training tower or context)
     XC_CHECK(m->text_cache && m->text_cache_k == K, "evaluate: %d class texts, %lld cached", K, (long long)m->text_cache_k);
     return evaluate_logits(xclip_logits, m, m->cfg.frames, m->cfg.clip.image_size, g, ld, n_videos, K, chunk, progress, res,
                            out, err);

@@ -5,15 +5,74 @@
 #include <string.h>
 
 int32_t *class_tokens(Tokenizer *tok, const LabelSet *labels, const char *template_, int64_t S) {
-    int32_t *tokens = xc_calloc((size_t)labels->count * (size_t)S, sizeof(int32_t));
-    for (int k = 0; k < labels->count; k++) {
-        char text[1024];
-        const char *at = strstr(template_, "{}");
-        if (at) snprintf(text, sizeof text, "%.*s%s%s", (int)(at - template_), template_, labels->names[k], at + 2);
-        else snprintf(text, sizeof text, "%s", labels->names[k]);
-        tokenizer_encode(tok, text, tokens + (size_t)k * S, (int)S);
+    return class_tokens_prompted(tok, labels, &template_, 1, 0, S, NULL);
+}
+
+// One class text: template with {} replaced by name, into row (S) behind N placeholder slots. Returns true if the
+// text was cut to fit.
+static bool encode_class_text(Tokenizer *tok, const char *templ, const char *name, int64_t N, int64_t S, int32_t *row) {
+    char text[1024];
+    const char *at = strstr(templ, "{}");
+    if (at) snprintf(text, sizeof text, "%.*s%s%s", (int)(at - templ), templ, name, at + 2);
+    else snprintf(text, sizeof text, "%s", name);
+    if (N == 0) {
+        tokenizer_encode(tok, text, row, (int)S);
+        return tokenizer_encode_ids(tok, text, NULL, 0) > (size_t)S - 2;
     }
+    // CoOp: [SOT] [N slots] [text ids] [EOT], the slots' ids those of "X" (CoOp's placeholder; replaced by the context
+    // vectors before the tower, and below EOT's id, so the EOT position stays the row's largest id)
+    int32_t x[3];
+    tokenizer_encode(tok, "X", x, 3);
+    const size_t room = (size_t)(S - 2 - N), n = tokenizer_encode_ids(tok, text, NULL, 0);
+    int32_t *ids = xc_malloc((n ? n : 1) * sizeof(int32_t));
+    tokenizer_encode_ids(tok, text, ids, n);
+    memset(row, 0, (size_t)S * sizeof(int32_t));
+    row[0] = tokenizer_sot(tok);
+    for (int64_t i = 0; i < N; i++) row[1 + i] = x[1];
+    const size_t kept = n < room ? n : room;
+    memcpy(row + 1 + N, ids, kept * sizeof(int32_t));
+    row[1 + N + (int64_t)kept] = tokenizer_eot(tok);
+    xc_free(ids);
+    return n > room;
+}
+
+int32_t *class_tokens_prompted(Tokenizer *tok, const LabelSet *labels, const char *const *templates, int M, int64_t N,
+                               int64_t S, PromptCut *cut) {
+    XC_CHECK(M >= 1 && N >= 0 && N + 3 <= S, "class_tokens: %d templates, %lld context slots, context %lld", M,
+             (long long)N, (long long)S);
+    int32_t *tokens = xc_calloc((size_t)labels->count * (size_t)M * (size_t)S, sizeof(int32_t));
+    if (cut) memset(cut, 0, sizeof *cut);
+    for (int k = 0; k < labels->count; k++)
+        for (int j = 0; j < M; j++) {
+            int32_t *row = tokens + ((size_t)k * (size_t)M + (size_t)j) * (size_t)S;
+            if (encode_class_text(tok, templates[j], labels->names[k], N, S, row) && cut && cut->count++ == 0) {
+                cut->class_index = k;
+                cut->room = S - 2 - N;
+            }
+        }
     return tokens;
+}
+
+int class_texts(Tokenizer *tok, const LabelSet *labels, const TrainConfig *c, int64_t N, int64_t S, ClassTexts *out,
+                XcError *err) {
+    memset(out, 0, sizeof *out);
+    if (*c->templates && N)
+        return xc_err(err, "data.templates and %lld learnt context vectors (model.context_tokens or the checkpoint's "
+                           "prompt_learner.ctx) exclude each other\nHINT: leave data.templates empty", (long long)N);
+    if (N + 3 > S)
+        return xc_err(err, "model.context_tokens = %lld leaves no room for the class name in the model's %lld-token text "
+                           "context\nHINT: at most %lld", (long long)N, (long long)S, (long long)S - 3);
+    Templates t = {0};
+    const char *one = c->template_;
+    if (*c->templates && templates_load(c->templates, &t, err) != XC_OK) return XC_ERR;
+    const char *const *list = t.count ? (const char *const *)t.text : &one;
+    const int M = t.count ? t.count : 1;
+    out->tokens = class_tokens_prompted(tok, labels, list, M, N, S, &out->cut);
+    out->K = labels->count;
+    out->M = M;
+    out->templates = t.count;
+    templates_free(&t);
+    return XC_OK;
 }
 
 // The X-CLIP additions' sizes come from the config unless the weights are X-CLIP's own. The linear head's K is
@@ -24,6 +83,7 @@ static void new_modules_from_config(XClipConfig *xc, const TrainConfig *c) {
     xc->prompt_alpha = (float)c->prompt_alpha;
     xc->head = c->head;
     xc->num_classes = c->head == XCLIP_HEAD_LINEAR ? c->num_classes : 0;
+    xc->context_tokens = c->context_tokens;
 }
 
 // pretrained = none: the architecture the config names (or its custom sizes).
@@ -54,6 +114,11 @@ static int checkpoint_model_config(XClipConfig *xc, WeightSet *ws, bool xw, cons
                            "HINT: set model.head = %s, or start from CLIP weights", path,
                       xc->head == XCLIP_HEAD_LINEAR ? "linear" : "text", c->head == XCLIP_HEAD_LINEAR ? "linear" : "text",
                       xc->head == XCLIP_HEAD_LINEAR ? "linear" : "text");
+    else if (c->context_tokens && xc->context_tokens && c->context_tokens != xc->context_tokens)
+        return xc_err(err, "%s = %s holds %lld context vectors (prompt_learner.ctx) but model.context_tokens = %d\n"
+                           "HINT: set model.context_tokens = %lld (or 0: the checkpoint's)", key, path,
+                      (long long)xc->context_tokens, c->context_tokens, (long long)xc->context_tokens);
+    else if (c->context_tokens) xc->context_tokens = c->context_tokens; // new context vectors on X-CLIP weights
     TrainConfig cc = *c;
     if (config_apply_arch(&cc) &&
         (cc.vision_width != xc->clip.vision_width || cc.patch != xc->clip.patch || cc.vision_layers != xc->clip.vision_layers))
@@ -67,6 +132,8 @@ static int checkpoint_model_config(XClipConfig *xc, WeightSet *ws, bool xw, cons
                       (long long)xc->clip.image_size);
     return XC_OK;
 }
+
+static bool is_context(const char *name) { return !strcmp(name, "prompt_learner.ctx"); }
 
 int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weights, bool *is_xclip, XcError *err) {
     const char *path = weights ? weights : c->pretrained;
@@ -99,8 +166,10 @@ int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weig
     xclip_init(m, ps, &xc);
     if (none) xclip_init_clip_random(m, (uint64_t)c->seed);
     if (!xw) xclip_init_new_tensors(m, (uint64_t)c->seed);
+    const bool new_ctx = xw && m->prompt_ctx && !weights_find(&ws, "prompt_learner.ctx");
+    if (new_ctx) xclip_init_context(m, (uint64_t)c->seed);
     if (!none) {
-        int rc = params_load(ps, &ws, xw ? NULL : xclip_is_new_tensor, err);
+        int rc = params_load(ps, &ws, xw ? (new_ctx ? is_context : NULL) : xclip_is_new_tensor, err);
         weights_free(&ws);
         if (rc != XC_OK) {
             xclip_free(m);

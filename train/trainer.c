@@ -11,7 +11,7 @@ typedef struct XClipTask {
     LabelSet labels;
     int K;
     int64_t S;
-    int32_t *tokens;            // (K, S) class texts
+    int32_t *tokens;            // (K*M, S) class texts (M templates, class-major)
     XClip m;
     ParamStore ps;
     bool model_ok, step_ok;
@@ -25,7 +25,10 @@ typedef struct XClipTask {
 static const char *branches_trained(const XClipConfig *mc) {
     if (mc->head == XCLIP_HEAD_LINEAR) return mc->fix_vision ? "head linear (linear probe: frozen vision, the head trains)"
                                                              : "head linear (vision and head train)";
+    if (mc->fix_vision && mc->fix_text) return "head text (CoOp on frozen towers: only the context vectors train)";
     if (mc->fix_vision) return "head text (text branch: text tower and logit_scale train, vision frozen)";
+    if (mc->fix_text && mc->context_tokens)
+        return "head text (vision branch and the context vectors train; the frozen text tower runs every step)";
     return mc->fix_text ? "head text (vision branch trains; fix_text: text features cached)"
                         : "head text (both branches train)";
 }
@@ -53,7 +56,18 @@ static int task_build_model(XClipTask *x, XcError *err) {
     x->model_ok = true;
     const XClipConfig *mc = &x->m.cfg;
     x->S = mc->clip.context;
-    if (!linear) x->tokens = class_tokens(x->tok, &x->labels, c->template_, x->S);
+    if (!linear) {
+        ClassTexts ct;
+        if (class_texts(x->tok, &x->labels, c, mc->context_tokens, x->S, &ct, err) != XC_OK) return XC_ERR;
+        x->tokens = ct.tokens;
+        x->m.cfg.templates = ct.templates;
+        if (ct.cut.count)
+            runlog_say(x->log, "warning: %d class text%s cut to fit the text context (%lld ids after the start token%s), e.g. "
+                               "class %d '%s'\n", ct.cut.count, ct.cut.count == 1 ? " is" : "s are", (long long)ct.cut.room,
+                       mc->context_tokens ? " and the context vectors" : "", ct.cut.class_index, x->labels.names[ct.cut.class_index]);
+        if (ct.M > 1 || *c->templates) runlog_say(x->log, "text: %lld templates per class from %s, ensembled\n", (long long)ct.M, c->templates);
+        if (mc->context_tokens) runlog_say(x->log, "text: %lld learnable context vectors (prompt_learner.ctx)\n", (long long)mc->context_tokens);
+    }
     int64_t trainable = 0;
     for (int i = 0; i < x->ps.n; i++) trainable += x->ps.p[i]->requires_grad ? x->ps.p[i]->numel : 0;
     runlog_say(x->log, "model: %s%s, width %lld, %lld layers, patch %lld, input %lld, T %lld, E %lld, MIT %lld, "
@@ -163,7 +177,8 @@ static int task_restored(void *ctx, XcError *err) {
     (void)err;
     XClipTask *x = ctx;
     const TrainConfig *c = x->c;
-    if (!x->m.cfg.fix_text || x->m.cfg.head == XCLIP_HEAD_LINEAR) return XC_OK; // nothing cached, no text tower
+    // nothing cached: no text tower, one that trains, or context vectors run through it every step
+    if (!x->m.cfg.fix_text || x->m.cfg.head == XCLIP_HEAD_LINEAR || x->m.prompt_ctx) return XC_OK;
     xclip_cache_text(&x->m, x->tokens, x->K, x->S);
     size_t moved = 0;
     XcError e;

@@ -310,7 +310,13 @@ class XCLIP(nn.Module):
 
     def __init__(self, T=8, image=32, patch=8, vision_width=128, vision_layers=2, embed=128, context=77, vocab=64,
                  text_width=128, text_layers=1, mit_layers=1, prompt_layers=2, prompts_alpha=0.1, drop_path=0.0,
-                 use_cache=True, head="text", num_classes=None, fix_vision=False):
+                 use_cache=True, head="text", num_classes=None, fix_vision=False, context_tokens=0,
+                 templates=0):
+        """Prompting options (not in the official code; docs/model.md "Prompting"): context_tokens = N adds CoOp's
+        learnable context prompt_learner.ctx (N, text_width), whose rows replace the token embeddings of positions
+        1..N (placeholder slots after SOT) and which trains (and is never cached) under fix_text; templates = M > 0
+        says the text holds M rows per class (class k: rows k*M .. k*M+M-1), ensembled as CLIP's
+        zeroshot_classifier (normalise, mean over M, normalise). Both 0: the official model, unchanged."""
         super().__init__()
         assert head in ("text", "linear")
         assert head == "text" or (prompt_layers == 0 and num_classes), "head='linear': prompt_layers 0 and num_classes"
@@ -339,6 +345,12 @@ class XCLIP(nn.Module):
         self.prompts_visual_ln = nn.LayerNorm(vision_width)
         self.prompts_visual_proj = nn.Parameter(torch.randn(vision_width, embed))
         self._init_text()
+        self.templates = templates
+        self.prompt_learner = None
+        if context_tokens:
+            self.prompt_learner = nn.Module()
+            self.prompt_learner.ctx = nn.Parameter(torch.empty(context_tokens, text_width))
+            nn.init.normal_(self.prompt_learner.ctx, std=0.02)  # CoOp's initialisation
         if fix_vision:
             fix_vision_branch(self)
 
@@ -355,8 +367,12 @@ class XCLIP(nn.Module):
             nn.init.normal_(blk.mlp.c_proj.weight, std=proj_std)
         nn.init.normal_(self.text_projection, std=width ** -0.5)
 
-    def encode_text(self, text):  # (K, S) ids -> (K, E), as CLIP
-        x = self.token_embedding(text) + self.positional_embedding
+    def encode_text(self, text):  # (K, S) ids -> (K, E), as CLIP; with CoOp's context in slots 1..N
+        x = self.token_embedding(text)
+        if self.prompt_learner is not None:
+            ctx = self.prompt_learner.ctx
+            x = torch.cat([x[:, :1], ctx.unsqueeze(0).expand(x.shape[0], -1, -1), x[:, 1 + ctx.shape[0]:]], dim=1)
+        x = x + self.positional_embedding
         x = self.ln_final(self.transformer(x.permute(1, 0, 2)).permute(1, 0, 2))
         return x[torch.arange(x.shape[0]), text.argmax(dim=-1)] @ self.text_projection
 
@@ -381,9 +397,18 @@ class XCLIP(nn.Module):
         self.eval()
         with torch.no_grad():
             if self.cache_text_features is None:
-                self.cache_text_features = self.encode_text(text)
+                self.cache_text_features = self.text_features(text)
         self.train()
         return self.cache_text_features
+
+    def text_features(self, text):
+        """Class text features (K, E): encode_text, then with templates CLIP's ensemble over each class's M rows."""
+        f = self.encode_text(text)
+        if not self.templates:
+            return f
+        f = f / f.norm(dim=-1, keepdim=True)
+        f = f.view(-1, self.templates, f.shape[-1]).mean(dim=1)
+        return f / f.norm(dim=-1, keepdim=True)
 
     def class_features(self, text_features, context):
         """text (K, E), context (B, N, E) -> class features (B, K, E) = text + prompts."""
@@ -395,7 +420,8 @@ class XCLIP(nn.Module):
         if self.head_kind == "linear":
             return self.head(video_features)
         context = patches.mean(dim=1)
-        text_features = self.cache_text(text) if self.use_cache else self.encode_text(text)
+        cached = self.use_cache and self.prompt_learner is None  # CoOp's context trains through the frozen tower
+        text_features = self.cache_text(text) if cached else self.text_features(text)
         cls = self.class_features(text_features, context)
         v = video_features / video_features.norm(dim=-1, keepdim=True)
         c = cls / cls.norm(dim=-1, keepdim=True)
@@ -411,7 +437,7 @@ def fix_text(model):
     Note (docs/model.md §2.4): logit_scale is frozen too, not only the text encoder. main.py also sets
     use_cache = FIX_TEXT, so the text features are computed once (cache_text)."""
     for name, p in model.named_parameters():
-        if not ("visual." in name or "mit" in name or "prompts" in name):
+        if not ("visual." in name or "mit" in name or "prompts" in name or name.startswith("prompt_learner.")):
             p.requires_grad_(False)
 
 
@@ -450,12 +476,15 @@ def param_groups(model, lr, weight_decay=0.001):
         return [{"params": decay, "weight_decay": weight_decay, "lr": group_lr},
                 {"params": no_decay, "weight_decay": 0.0, "lr": group_lr}]
 
-    out = (groups(lambda n: not any(k in n for k in ("prompts", "mit", "message_")) and not n.startswith("head."), lr)
+    out = (groups(lambda n: not any(k in n for k in ("prompts", "mit", "message_", "prompt_learner."))
+                  and not n.startswith("head."), lr)
            + groups(lambda n: "mit" in n, 10 * lr)
            + groups(lambda n: "prompts" in n, 10 * lr)
            + groups(lambda n: "message_" in n, 10 * lr))
     if any(n.startswith("head.") for n, _ in model.named_parameters()):  # xclip.c's linear head: a new tensor, 10x
         out += groups(lambda n: n.startswith("head."), 10 * lr)
+    if getattr(model, "prompt_learner", None) is not None:  # CoOp's context vectors: new, 10x
+        out += groups(lambda n: n.startswith("prompt_learner."), 10 * lr)
     return out
 
 
