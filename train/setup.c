@@ -20,6 +20,7 @@ int32_t *class_tokens(Tokenizer *tok, const LabelSet *labels, const char *templa
 static void new_modules_from_config(XClipConfig *xc, const TrainConfig *c) {
     xc->mit_layers = c->mit_layers;
     xc->prompt_layers = c->prompt_layers;
+    xc->cct = c->cct;
     xc->prompt_alpha = (float)c->prompt_alpha;
 }
 
