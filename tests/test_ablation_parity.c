@@ -1,4 +1,4 @@
-// test_ablation_parity.c - the architecture switches model.cct and model.mit_layers = 0 (docs/model.md §13)
+// test_ablation_parity.c - the architecture switches model.cct and model.mit_layers = 0 (docs/model.md §14)
 // against the PyTorch reference (tests/ref/xclip_ref.py; fixtures from tests/ref/make_ablation_fixtures.py,
 // width 64, 2 vision layers, B=2, T=3, K=4):
 //   nocct      cct off, MIT 1, prompts 1

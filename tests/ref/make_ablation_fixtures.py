@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes tests/fixtures/xclip_ablation/<config>/: tiny X-CLIP models with the ablation switches model.cct and
-model.mit_layers = 0 (docs/model.md §13), their inputs and the reference logits, features, loss and gradients,
+model.mit_layers = 0 (docs/model.md §14), their inputs and the reference logits, features, loss and gradients,
 in the format of make_xclip_fixtures.py (in.h5, ref.h5, model.pth; read by tests/test_ablation_parity.c).
 
 Configurations (width 64 everywhere, so one head of 64; image 16, patch 8: a 2x2 grid; 2 vision layers, 1 text

@@ -317,7 +317,7 @@ class XCLIP(nn.Module):
     """xclip.py's XCLIP. Sub-modules and parameters are registered in the official order, so state_dict() lists
     the same names in the same order. heads = width // 64 everywhere (text, vision, MIT, prompts).
 
-    xclip.c's ablations (docs/model.md §13; the defaults are the official model): cct=False gives CLIP's plain
+    xclip.c's ablations (docs/model.md §14; the defaults are the official model): cct=False gives CLIP's plain
     blocks per frame (no message_* tensors); mit_layers=0 no MIT at all (no mit.* tensors): the video feature is
     the frames' mean; prompt_layers=0 no prompt generator at all (no prompts_* tensors): the class features are
     the text features. All three together: CLIP + mean pooling."""
