@@ -9,12 +9,14 @@
 // ---- configuration ------------------------------------------------------------------------------
 XClipConfig xclip_config_default(const ClipConfig *clip, int64_t frames) {
     return (XClipConfig){.clip = *clip, .frames = frames, .mit_layers = 1, .prompt_layers = 2,
-                         .prompt_alpha = 0.1f, .drop_path = 0.0f, .fix_text = true,
+                         .prompt_alpha = 0.1f, .drop_path = 0.0f, .fix_text = true, .cct = true,
                          .head = XCLIP_HEAD_TEXT, .fix_vision = false};
 }
 
 bool xclip_weights_are_xclip(const WeightSet *ws) {
-    return weights_find(ws, "mit.positional_embedding") != NULL || weights_find(ws, "head.weight") != NULL;
+    for (int i = 0; i < ws->n; i++)
+        if (xclip_is_new_tensor(ws->t[i].name)) return true;
+    return false;
 }
 
 int xclip_config_check(const XClipConfig *cfg, XcError *err) {
@@ -83,21 +85,31 @@ int xclip_config_from_weights(XClipConfig *cfg, const WeightSet *ws, int64_t fra
         cfg->context_tokens = ctx->shape[0];
     }
     if (!xclip_weights_are_xclip(ws)) return XC_OK; // plain CLIP: X-CLIP tensors are new
-    const WeightTensor *pos = weights_find(ws, "mit.positional_embedding");
-    if (pos->ndim != 3 || pos->shape[0] != 1 || pos->shape[2] != clip.embed_dim)
+    const WeightTensor *pos = weights_find(ws, "mit.positional_embedding"); // absent without MIT
+    if (pos && (pos->ndim != 3 || pos->shape[0] != 1 || pos->shape[2] != clip.embed_dim))
         return xc_err(err, "weights: mit.positional_embedding should be (1, T, %lld)", (long long)clip.embed_dim);
-    if (pos->shape[1] != frames && !interpolate_frames)
+    if (pos && pos->shape[1] != frames && !interpolate_frames)
         return xc_err(err, "weights: the checkpoint was trained with T = %lld frames, the run asks for %lld\n"
                            "HINT: set the frame count to %lld, or allow interpolating the MIT positional embedding",
                       (long long)pos->shape[1], (long long)frames, (long long)pos->shape[1]);
     cfg->mit_layers = count_prefixed(ws, "mit.resblocks.%lld.attn.in_proj_weight");
     cfg->prompt_layers = count_prefixed(ws, "prompts_generator.decoder.%lld.cross_attn.q_proj.weight");
     if (xclip_config_check(cfg, err) != XC_OK) return xc_err(err, "weights: %s", err->msg);
-    if (cfg->mit_layers < 1 || cfg->mit_layers > XCLIP_MAX_LAYERS || cfg->prompt_layers > XCLIP_MAX_LAYERS)
-        return xc_err(err, "weights: %lld MIT layers and %lld prompt layers (MIT 1..%d)", (long long)cfg->mit_layers,
+    if (cfg->mit_layers > XCLIP_MAX_LAYERS || cfg->prompt_layers > XCLIP_MAX_LAYERS)
+        return xc_err(err, "weights: %lld MIT layers and %lld prompt layers (at most %d)", (long long)cfg->mit_layers,
                       (long long)cfg->prompt_layers, XCLIP_MAX_LAYERS);
-    if (!weights_find(ws, "visual.transformer.resblocks.0.message_fc.weight"))
-        return xc_err(err, "weights: X-CLIP MIT tensors but no visual.transformer.resblocks.0.message_fc.weight");
+    if ((pos != NULL) != (cfg->mit_layers > 0))
+        return xc_err(err, "weights: %s", pos ? "mit.positional_embedding without mit.resblocks.0 (MIT blocks)"
+                                              : "mit.resblocks.0 without mit.positional_embedding");
+    if (cfg->prompt_layers == 0 && weights_find(ws, "prompts_generator.alpha"))
+        return xc_err(err, "weights: prompts_generator.alpha without prompts_generator.decoder.0: a prompt generator of 0 "
+                           "layers (model.prompt_layers = 0 now means no prompt generator at all)");
+    // cct: the message tensors of every vision block, or of none
+    int64_t messages = count_prefixed(ws, "visual.transformer.resblocks.%lld.message_fc.weight");
+    if (messages != 0 && messages != clip.vision_layers)
+        return xc_err(err, "weights: message_fc in %lld of %lld vision blocks (cross-frame communication in all or none)",
+                      (long long)messages, (long long)clip.vision_layers);
+    cfg->cct = messages > 0;
     return XC_OK;
 }
 
@@ -156,18 +168,21 @@ void xclip_init(XClip *m, ParamStore *ps, const XClipConfig *cfg) {
         CctBlock *b = &m->blocks[i];
         char p[128], q[160];
         snprintf(p, sizeof p, "visual.transformer.resblocks.%lld", (long long)i);
-        snprintf(q, sizeof q, "%s.message_fc", p);
-        linear_init(&b->message_fc, ps, q, W, W, true);
-        snprintf(q, sizeof q, "%s.message_ln", p);
-        layernorm_init(&b->message_ln, ps, q, W);
-        snprintf(q, sizeof q, "%s.message_attn", p);
-        mha_init(&b->message_attn, ps, q, W, (int)c->vision_heads);
+        if (cfg->cct) { // without cct the block is CLIP's own: no message tensors
+            snprintf(q, sizeof q, "%s.message_fc", p);
+            linear_init(&b->message_fc, ps, q, W, W, true);
+            snprintf(q, sizeof q, "%s.message_ln", p);
+            layernorm_init(&b->message_ln, ps, q, W);
+            snprintf(q, sizeof q, "%s.message_attn", p);
+            mha_init(&b->message_attn, ps, q, W, (int)c->vision_heads);
+        }
         resblock_init_mlp(&b->base, ps, p, W, (int)c->vision_heads, c->vision_mlp);
         // torch.linspace(0, drop_path, layers)
         b->drop_path = c->vision_layers > 1 ? cfg->drop_path * (float)i / (float)(c->vision_layers - 1) : 0.0f;
     }
     m->visual.layers = 0; // the CLIP blocks of ClipVision are not used: X-CLIP has its own
-    m->mit_positional_embedding = param_new(ps, "mit.positional_embedding", 3, (int64_t[]){1, cfg->frames, E});
+    if (cfg->mit_layers > 0) // without MIT the video feature is the frames' mean: no positional embedding either
+        m->mit_positional_embedding = param_new(ps, "mit.positional_embedding", 3, (int64_t[]){1, cfg->frames, E});
     for (int64_t j = 0; j < cfg->mit_layers; j++) {
         char p[64];
         snprintf(p, sizeof p, "mit.resblocks.%lld", (long long)j);
@@ -178,11 +193,13 @@ void xclip_init(XClip *m, ParamStore *ps, const XClipConfig *cfg) {
         linear_init(&m->head, ps, "head", E, cfg->num_classes, true);
         return;
     }
-    layernorm_init(&m->prompts_norm, ps, "prompts_generator.norm", E);
-    for (int64_t j = 0; j < cfg->prompt_layers; j++) prompt_layer_init(&m->prompts[j], ps, j, E);
-    m->prompts_alpha = param_new(ps, "prompts_generator.alpha", 1, (int64_t[]){E});
-    layernorm_init(&m->prompts_visual_ln, ps, "prompts_visual_ln", W);
-    m->prompts_visual_proj = param_new(ps, "prompts_visual_proj", 2, (int64_t[]){W, E});
+    if (cfg->prompt_layers > 0) { // without prompt layers no generator at all: the class features are the texts'
+        layernorm_init(&m->prompts_norm, ps, "prompts_generator.norm", E);
+        for (int64_t j = 0; j < cfg->prompt_layers; j++) prompt_layer_init(&m->prompts[j], ps, j, E);
+        m->prompts_alpha = param_new(ps, "prompts_generator.alpha", 1, (int64_t[]){E});
+        layernorm_init(&m->prompts_visual_ln, ps, "prompts_visual_ln", W);
+        m->prompts_visual_proj = param_new(ps, "prompts_visual_proj", 2, (int64_t[]){W, E});
+    }
     ps->create_frozen = prev;
     clip_text_init(&m->text, ps, c, cfg->fix_text);
     ps->create_frozen = cfg->fix_text; // the official fix_text freezes everything but visual, mit, prompts
@@ -237,13 +254,14 @@ static void init_linear_trunc(Linear *l, Rng *r) {
 void xclip_init_new_tensors(XClip *m, uint64_t seed) {
     Rng r = rng_stream(seed, RNG_STREAM_INIT);
     const XClipConfig *c = &m->cfg;
-    for (int64_t i = 0; i < c->clip.vision_layers; i++) {
+    // one stream drawn in this order; an absent module (cct off, mit_layers 0, prompt_layers 0) draws nothing
+    for (int64_t i = 0; i < c->clip.vision_layers && c->cct; i++) {
         CctBlock *b = &m->blocks[i];
         init_linear_default(&b->message_fc, &r);
         layernorm_reset(&b->message_ln);
         init_mha_new(&b->message_attn, &r, false);
     }
-    init_trunc_normal(m->mit_positional_embedding, &r, 0.02f);
+    if (c->mit_layers > 0) init_trunc_normal(m->mit_positional_embedding, &r, 0.02f);
     for (int64_t j = 0; j < c->mit_layers; j++) {
         ResBlock *b = &m->mit[j];
         layernorm_reset(&b->ln_1);
@@ -254,6 +272,10 @@ void xclip_init_new_tensors(XClip *m, uint64_t seed) {
     }
     if (c->head == XCLIP_HEAD_LINEAR) { // the head last: PyTorch's nn.Linear default (uniform +-1/sqrt(E))
         init_linear_default(&m->head, &r);
+        return;
+    }
+    if (c->prompt_layers == 0) { // no prompt generator
+        xclip_init_context(m, seed);
         return;
     }
     layernorm_reset(&m->prompts_norm);
@@ -331,14 +353,25 @@ static Tensor *cct_block(Graph *g, const CctBlock *b, Tensor *x, int64_t B, int6
     return op_add(g, x, maybe_drop_path(g, h, b->drop_path, drop));
 }
 
+// Without cct (model.cct = false): CLIP's residual attention block on each frame alone, with the same per-frame
+// drop path on its two branches. x (BT, L, W) -> (BT, L, W).
+static Tensor *plain_block(Graph *g, const CctBlock *b, Tensor *x, Rng *drop) {
+    Tensor *att = mha_forward(g, &b->base.attn, layernorm_forward(g, &b->base.ln_1, x), NULL);
+    x = op_add(g, x, maybe_drop_path(g, att, b->drop_path, drop));
+    Tensor *h = linear_forward(g, &b->base.c_proj,
+                               op_quick_gelu(g, linear_forward(g, &b->base.c_fc, layernorm_forward(g, &b->base.ln_2, x))));
+    return op_add(g, x, maybe_drop_path(g, h, b->drop_path, drop));
+}
+
 typedef struct CctArgs {
     const CctBlock *b;
     int64_t B, T;
+    bool cct;
 } CctArgs;
 
 static Tensor *cct_block_fn(Graph *g, const void *ctx, Tensor *x, Rng *drop) {
     const CctArgs *a = ctx;
-    return cct_block(g, a->b, x, a->B, a->T, drop);
+    return a->cct ? cct_block(g, a->b, x, a->B, a->T, drop) : plain_block(g, a->b, x, drop);
 }
 
 // text (B, K, E), visual (B, N, E) (already normalised) -> text + cross_attn + mlp
@@ -379,30 +412,37 @@ XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *t
     const bool vision_grad = g->grad_enabled && !c->fix_vision;
     Tensor *x = clip_vision_stem(g, &m->visual, op_reshape(g, video, 4, (int64_t[]){B * T, 3, video->shape[3], video->shape[4]}));
     for (int64_t i = 0; i < c->clip.vision_layers; i++) {
-        CctArgs args = {&m->blocks[i], B, T};
+        CctArgs args = {&m->blocks[i], B, T, c->cct};
         if (!vision_grad) x = graph_run_released(g, cct_block_fn, &args, x, drop); // evaluation: one block's memory
         else if (c->checkpoint) x = op_checkpoint(g, cct_block_fn, &args, sizeof args, x, drop);
-        else x = cct_block(g, &m->blocks[i], x, B, T, drop);
+        else x = cct_block_fn(g, &args, x, drop);
     }
     int64_t L = x->shape[1], N = L - 1;
     int64_t *zeros = arena_calloc(&g->step, (size_t)(B * T) * sizeof(int64_t));
     Tensor *frame = op_matmul(g, layernorm_forward(g, &m->visual.ln_post, op_gather_rows(g, x, zeros)), m->visual.proj, false, false);
-    Tensor *context = NULL;
-    if (!linear) {
-        // visual context for the prompts: patch tokens of the last block -> (B, N, E), averaged over T
+    Tensor *context = NULL; // (B, N, E)
+    if (c->prompt_layers > 0) { // visual context for the prompts: patch tokens of the last block, averaged over T
         Tensor *patches = op_matmul(g, layernorm_forward(g, &m->prompts_visual_ln, op_slice(g, x, 1, 1, N)),
                                     m->prompts_visual_proj, false, false); // (BT, N, E)
         context = op_mean(g, op_reshape(g, patches, 4, (int64_t[]){B, T, N, E}), 1);
     }
-
-    // multi-frame integration transformer: y = f + pos; blocks; + f; mean over T
     Tensor *f = op_reshape(g, frame, 3, (int64_t[]){B, T, E});
-    Tensor *y = op_add(g, f, m->mit_positional_embedding);
-    for (int64_t j = 0; j < c->mit_layers; j++) y = resblock_forward(g, &m->mit[j], y, NULL);
-    Tensor *video_features = op_mean(g, op_add(g, y, f), 1); // (B, E)
+    Tensor *video_features; // (B, E)
+    if (c->mit_layers > 0) { // multi-frame integration transformer: y = f + pos; blocks; + f; mean over T
+        Tensor *y = op_add(g, f, m->mit_positional_embedding);
+        for (int64_t j = 0; j < c->mit_layers; j++) y = resblock_forward(g, &m->mit[j], y, NULL);
+        video_features = op_mean(g, op_add(g, y, f), 1);
+    } else { // no MIT: the frames' mean, as CLIP + mean pooling
+        video_features = op_mean(g, f, 1);
+    }
     out.video_features = video_features;
     if (linear) {
         out.logits = linear_forward(g, &m->head, video_features); // (B, K)
+        return out;
+    }
+    if (c->prompt_layers == 0) { // no prompt generator: the class features are the text features, CLIP's logits
+        Tensor *v = op_l2_normalize(g, video_features);
+        out.logits = op_mul(g, op_matmul(g, v, op_l2_normalize(g, text), false, true), op_exp(g, m->logit_scale));
         return out;
     }
 

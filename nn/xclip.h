@@ -24,11 +24,13 @@ typedef enum { XCLIP_HEAD_TEXT, XCLIP_HEAD_LINEAR } XClipHead;
 typedef struct XClipConfig {
     ClipConfig clip;
     int64_t frames;        // T
-    int64_t mit_layers;    // default 1
-    int64_t prompt_layers; // default 2
+    int64_t mit_layers;    // default 1; 0 = no MIT (no mit.* tensors): video features = mean over T of the frames
+    int64_t prompt_layers; // default 2; 0 = no prompt generator (no prompts_* tensors): class features = text
     float prompt_alpha;    // default 0.1
     float drop_path;       // default 0: largest rate, linear from 0 over the vision blocks
     bool fix_text;         // default true
+    bool cct;              // default true: cross-frame communication (message tokens); false = CLIP's plain
+                           // blocks per frame, no message_* tensors
     bool checkpoint;       // default false: recompute each vision block in backward (less memory, ~1/3 more compute)
     XClipHead head;        // default XCLIP_HEAD_TEXT
     int64_t num_classes;   // K of head.weight (XCLIP_HEAD_LINEAR only)
@@ -39,6 +41,7 @@ typedef struct XClipConfig {
 
 typedef struct CctBlock {
     ResBlock base;                  // ln_1, attn, ln_2, mlp.c_fc, mlp.c_proj
+    // the message_* tensors below are NULL without cct (cfg.cct false)
     Linear message_fc;              // (W, W) + bias
     LayerNorm message_ln;
     MultiheadAttention message_attn;
@@ -57,8 +60,9 @@ typedef struct XClip {
     XClipConfig cfg;
     ClipVision visual;              // conv1, class/positional embedding, ln_pre, ln_post, proj (blocks unused)
     CctBlock blocks[XCLIP_MAX_LAYERS];
-    Tensor *mit_positional_embedding; // (1, T, E)
+    Tensor *mit_positional_embedding; // (1, T, E); NULL with mit_layers 0
     ResBlock mit[XCLIP_MAX_LAYERS];
+    // prompt generator: prompts_norm .. prompts_visual_proj are NULL with prompt_layers 0
     LayerNorm prompts_norm;         // prompts_generator.norm
     PromptLayer prompts[XCLIP_MAX_LAYERS];
     Tensor *prompts_alpha;          // (E)
@@ -76,11 +80,14 @@ typedef struct XClip {
 XClipConfig xclip_config_default(const ClipConfig *clip, int64_t frames);
 // Reads the architecture off CLIP or X-CLIP weights. For X-CLIP weights T comes from
 // mit.positional_embedding and must equal `frames` unless interpolate_frames (then the embedding is
-// resampled when loading, see xclip_adapt_weights); for CLIP weights T = frames. head.weight makes a linear-head
-// model (K from its shape; such a checkpoint has no text tower).
+// resampled when loading, see xclip_adapt_weights); for CLIP weights, and X-CLIP weights without MIT, T = frames.
+// The ablations are read off the tensors present: cct from message_*, mit_layers from mit.* (0 when absent),
+// prompt_layers from prompts_generator.decoder.* (0 when absent). Weights of cct off, MIT 0 and prompts 0
+// hold CLIP's tensors only: they are CLIP weights (and that model computes CLIP + mean pooling).
+// head.weight makes a linear-head model (K from its shape; such a checkpoint has no text tower).
 int xclip_config_from_weights(XClipConfig *cfg, const WeightSet *ws, int64_t frames, bool interpolate_frames,
                               XcError *err);
-// True if ws holds X-CLIP (not just CLIP) tensors.
+// True if ws holds X-CLIP (not just CLIP) tensors: any name xclip_is_new_tensor accepts.
 bool xclip_weights_are_xclip(const WeightSet *ws);
 // Architecture checks of a config (xclip_init dies on them): the linear head refuses prompt layers and needs K.
 int xclip_config_check(const XClipConfig *cfg, XcError *err);
@@ -133,7 +140,7 @@ void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S);
 // drop-path). Outputs are step tensors; video_features / text_features may be NULL.
 typedef struct XClipOut {
     Tensor *logits;          // (B, K)
-    Tensor *video_features;  // (B, E) MIT output before normalisation
+    Tensor *video_features;  // (B, E) MIT output (mit_layers 0: the frames' mean) before normalisation
     Tensor *text_features;   // (K, E) text tower output before prompts
 } XClipOut;
 XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *tokens, int64_t K, int64_t S, Rng *drop);

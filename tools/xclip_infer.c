@@ -48,7 +48,7 @@ static void usage(FILE *f) {
             "                     are the normalised mean over the templates (CLIP's prompt ensemble)\n"
             "  --topk N           labels printed per video (default 5)\n"
             "  --views CxK        clips x crops per video, probabilities summed (default 1x1; K = 1 or 3)\n"
-            "  --frames T         frames per clip (default: the checkpoint's for X-CLIP, 8 for CLIP)\n"
+            "  --frames T         frames per clip (default: the checkpoint's for X-CLIP, 8 for CLIP or X-CLIP without MIT)\n"
             "  --vocab PATH       CLIP BPE vocabulary (default " DEFAULT_VOCAB ", also looked\n"
             "                     for beside the program and in the source tree when relative); gzip or plain,\n"
             "                     or a Hugging Face vocab.json / merges.txt / folder holding both\n"
@@ -317,7 +317,8 @@ int main(int argc, char **argv) {
     int64_t T;
     bool linear_head = false; // X-CLIP with a linear head: no text, its own K classes
     if (is_xclip) {
-        int64_t t0 = weights_find(&ws, "mit.positional_embedding")->shape[1];
+        const WeightTensor *pos = weights_find(&ws, "mit.positional_embedding"); // absent without MIT (model.mit_layers 0)
+        int64_t t0 = pos ? pos->shape[1] : 8;
         T = frames ? frames : t0;
         XClipConfig xc;
         if (xclip_config_from_weights(&xc, &ws, T, true, &err) != XC_OK || xclip_adapt_weights(&ws, T, &err) != XC_OK)
@@ -335,7 +336,7 @@ int main(int argc, char **argv) {
         if (params_load(&ps, &ws, NULL, &err) != XC_OK) return fail(err.msg);
         cc = xc.clip;
         fprintf(out.info, "xclip-infer: X-CLIP checkpoint (T = %lld%s), %d labels%s\n", (long long)T,
-               T != t0 ? ", MIT positional embedding resampled" : "", K,
+               pos && T != t0 ? ", MIT positional embedding resampled" : "", K,
                linear_head ? " (linear head: the labels name its classes in order; the template is unused)" : "");
     } else {
         T = frames ? frames : 8;

@@ -68,8 +68,14 @@ const Key CONFIG_KEYS[] = {
     INT("model", "text_layers", text_layers, 1, 64, "12", "custom: text transformer blocks"),
     INT("model", "context", context, 8, 1024, "77", "custom: S, text context length"),
     INT("model", "vocab_size", vocab_size, 49408, 49408, "49408", "custom: token vocabulary (CLIP's BPE: 49408)"),
-    INT("model", "mit_layers", mit_layers, 1, 64, "1", "multi-frame integration transformer blocks (CLIP start)"),
-    INT("model", "prompt_layers", prompt_layers, 0, 64, "2", "video-specific prompt generator layers (CLIP start)"),
+    INT("model", "mit_layers", mit_layers, 0, 64, "1",
+        "multi-frame integration transformer blocks (CLIP start); 0 = none, not even mit.positional_embedding: the "
+        "video feature is the mean of the frame features"),
+    INT("model", "prompt_layers", prompt_layers, 0, 64, "2", "video-specific prompt generator layers (CLIP start); 0 = no prompt generator, no prompts_* tensors: the class "
+        "features are the text features"),
+    BOOL("model", "cct", cct, "true",
+         "cross-frame communication (message tokens) in the vision blocks (CLIP start); false = CLIP's plain blocks on "
+         "each frame alone, no message_* tensors (with mit_layers = 0 and prompt_layers = 0: CLIP + mean pooling)"),
     INT("model", "context_tokens", context_tokens, 0, 1021, "0",
         "CoOp: N learnable context vectors (prompt_learner.ctx, N x D, 10x lr) between the start token and the class "
         "text, shared by all classes; trained even with fix_text (the frozen tower runs every step); 0 = none"),

@@ -59,7 +59,8 @@ typedef struct TrainConfig {
     char pretrained[CONFIG_PATH_MAX];   // CLIP or X-CLIP weights, or "none" (random initialisation)
     ConfigArch arch;                    // ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14-336, custom (config_arch_name)
     int vision_width, vision_layers, patch, embed_dim, text_width, text_layers, context, vocab_size; // custom
-    int mit_layers, prompt_layers;
+    int mit_layers, prompt_layers;      // 0 = no multi-frame integration transformer / no prompt generator
+    bool cct;                           // model.cct: cross-frame communication (message tokens); false = CLIP's blocks
     int context_tokens;                 // N CoOp context vectors (0 = none)
     double prompt_alpha, drop_path;
     bool fix_text;

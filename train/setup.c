@@ -80,6 +80,7 @@ int class_texts(Tokenizer *tok, const LabelSet *labels, const TrainConfig *c, in
 static void new_modules_from_config(XClipConfig *xc, const TrainConfig *c) {
     xc->mit_layers = c->mit_layers;
     xc->prompt_layers = c->prompt_layers;
+    xc->cct = c->cct;
     xc->prompt_alpha = (float)c->prompt_alpha;
     xc->head = c->head;
     xc->num_classes = c->head == XCLIP_HEAD_LINEAR ? c->num_classes : 0;

@@ -70,13 +70,13 @@ static int task_build_model(XClipTask *x, XcError *err) {
     }
     int64_t trainable = 0;
     for (int i = 0; i < x->ps.n; i++) trainable += x->ps.p[i]->requires_grad ? x->ps.p[i]->numel : 0;
-    runlog_say(x->log, "model: %s%s, width %lld, %lld layers, patch %lld, input %lld, T %lld, E %lld, MIT %lld, "
-                       "prompts %lld; %.2fM parameters, %.2fM trained; %s\n",
+    runlog_say(x->log, "model: %s%s, width %lld, %lld layers, patch %lld, input %lld, T %lld, E %lld, cct %s, "
+                       "MIT %lld, prompts %lld; %.2fM parameters, %.2fM trained; %s\n",
                none ? "random " : "", is_xclip ? "X-CLIP weights" : (none ? "init" : "CLIP weights"),
                (long long)mc->clip.vision_width, (long long)mc->clip.vision_layers, (long long)mc->clip.patch,
                (long long)mc->clip.image_size, (long long)mc->frames, (long long)mc->clip.embed_dim,
-               (long long)mc->mit_layers, (long long)mc->prompt_layers, x->ps.total / 1e6, trainable / 1e6,
-               branches_trained(mc));
+               mc->cct ? "on" : "off", (long long)mc->mit_layers, (long long)mc->prompt_layers, x->ps.total / 1e6,
+               trainable / 1e6, branches_trained(mc));
     return XC_OK;
 }
 

@@ -85,9 +85,11 @@ def randomise_for_tests(model, gen):
             if (name.startswith("mit.") or name.startswith("prompts_generator.")) and p.ndim == 2 \
                     and "in_proj" not in name:
                 p.copy_(randn(p, p.shape[1] ** -0.5))
-        model.mit.positional_embedding.copy_(randn(model.mit.positional_embedding, 0.5))
-        alpha = model.prompts_generator.alpha
-        alpha.copy_(0.1 + 0.9 * torch.rand(alpha.shape, generator=gen, dtype=alpha.dtype))
+        if model.mit is not None:  # (mit_layers 0 / prompt_layers 0: no such module)
+            model.mit.positional_embedding.copy_(randn(model.mit.positional_embedding, 0.5))
+        if model.prompts_generator is not None:
+            alpha = model.prompts_generator.alpha
+            alpha.copy_(0.1 + 0.9 * torch.rand(alpha.shape, generator=gen, dtype=alpha.dtype))
         model.logit_scale.fill_(2.9)
 
 

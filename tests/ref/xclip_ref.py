@@ -175,13 +175,28 @@ class CrossFramelAttentionBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.ln_2(x)))
 
 
-class CrossFrameTransformer(nn.Module):
-    """cct.py's Transformer: the `resblocks` container (gradient checkpointing of the official code left out)."""
+class FrameBlock(ResidualAttentionBlock):
+    """xclip.c's ablation cct=False (not in the official code): CLIP's ResidualAttentionBlock on each frame alone,
+    no message tensors, the same DropPath on its two branches as CrossFramelAttentionBlock. x (L, B*T, W)."""
 
-    def __init__(self, width, layers, T, drop_path=None):
+    def __init__(self, width, drop_path=0.0):
+        super().__init__(width)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+
+    def forward(self, x):
+        x = x + self.drop_path(self.attention(self.ln_1(x)))
+        return x + self.drop_path(self.mlp(self.ln_2(x)))
+
+
+class CrossFrameTransformer(nn.Module):
+    """cct.py's Transformer: the `resblocks` container (gradient checkpointing of the official code left out).
+    cct=False: FrameBlocks instead (xclip.c's model.cct = false)."""
+
+    def __init__(self, width, layers, T, drop_path=None, cct=True):
         super().__init__()
         rates = drop_path if drop_path is not None else [0.0] * layers
-        self.resblocks = nn.Sequential(*[CrossFramelAttentionBlock(width, T, rates[i]) for i in range(layers)])
+        block = (lambda i: CrossFramelAttentionBlock(width, T, rates[i])) if cct else (lambda i: FrameBlock(width, rates[i]))
+        self.resblocks = nn.Sequential(*[block(i) for i in range(layers)])
 
     def forward(self, x):
         return self.resblocks(x)
@@ -190,7 +205,7 @@ class CrossFrameTransformer(nn.Module):
 class CrossFrameCommunicationTransformer(nn.Module):
     """Prefix `visual.`: frames (B*T, 3, H, W) -> (ln_post(class token) @ proj (B*T, E), patch tokens (B*T, N, W))."""
 
-    def __init__(self, image, patch, width, layers, embed, T, drop_path=None):
+    def __init__(self, image, patch, width, layers, embed, T, drop_path=None, cct=True):
         super().__init__()
         g = image // patch
         scale = width ** -0.5
@@ -198,7 +213,7 @@ class CrossFrameCommunicationTransformer(nn.Module):
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(g * g + 1, width))
         self.ln_pre = nn.LayerNorm(width)
-        self.transformer = CrossFrameTransformer(width, layers, T, drop_path)
+        self.transformer = CrossFrameTransformer(width, layers, T, drop_path, cct)
         self.ln_post = nn.LayerNorm(width)
         self.proj = nn.Parameter(scale * torch.randn(width, embed))
 
@@ -302,6 +317,10 @@ class XCLIP(nn.Module):
     """xclip.py's XCLIP. Sub-modules and parameters are registered in the official order, so state_dict() lists
     the same names in the same order. heads = width // 64 everywhere (text, vision, MIT, prompts).
 
+    xclip.c's ablations (docs/model.md §14; the defaults are the official model): cct=False gives CLIP's plain
+    blocks per frame (no message_* tensors); mit_layers=0 no MIT at all (no mit.* tensors): the video feature is
+    the frames' mean; prompt_layers=0 no prompt generator at all (no prompts_* tensors): the class features are
+    the text features. All three together: CLIP + mean pooling.
     Ablation options of xclip.c (not in the official code; the defaults are the official model, unchanged):
       head='linear'   class scores = head(video features), head = nn.Linear(embed, num_classes) registered last
                       with PyTorch's default initialisation; no prompt generator, no prompts_visual_*, no text
@@ -310,7 +329,7 @@ class XCLIP(nn.Module):
 
     def __init__(self, T=8, image=32, patch=8, vision_width=128, vision_layers=2, embed=128, context=77, vocab=64,
                  text_width=128, text_layers=1, mit_layers=1, prompt_layers=2, prompts_alpha=0.1, drop_path=0.0,
-                 use_cache=True, head="text", num_classes=None, fix_vision=False, context_tokens=0,
+                 use_cache=True, cct=True, head="text", num_classes=None, fix_vision=False, context_tokens=0,
                  templates=0):
         """Prompting options (not in the official code; docs/model.md "Prompting"): context_tokens = N adds CoOp's
         learnable context prompt_learner.ctx (N, text_width), whose rows replace the token embeddings of positions
@@ -322,12 +341,11 @@ class XCLIP(nn.Module):
         assert head == "text" or (prompt_layers == 0 and num_classes), "head='linear': prompt_layers 0 and num_classes"
         self.head_kind = head
         self.context_length = context
-        if head == "text":
-            self.prompts_generator = VideoSpecificPrompt(prompt_layers, embed, prompts_alpha)
+        self.prompts_generator = VideoSpecificPrompt(prompt_layers, embed, prompts_alpha) if prompt_layers > 0 else None
         self.use_cache = use_cache
-        self.mit = MultiframeIntegrationTransformer(T, embed, mit_layers)
+        self.mit = MultiframeIntegrationTransformer(T, embed, mit_layers) if mit_layers > 0 else None
         rates = [x.item() for x in torch.linspace(0, drop_path, vision_layers)] if drop_path > 0.0 else None
-        self.visual = CrossFrameCommunicationTransformer(image, patch, vision_width, vision_layers, embed, T, rates)
+        self.visual = CrossFrameCommunicationTransformer(image, patch, vision_width, vision_layers, embed, T, rates, cct)
         if head == "linear":
             self.head = nn.Linear(embed, num_classes)
             if fix_vision:
@@ -342,8 +360,9 @@ class XCLIP(nn.Module):
         self.text_projection = nn.Parameter(torch.empty(text_width, embed))
         self.logit_scale = nn.Parameter(torch.ones([]) * math.log(1 / 0.07))
         self.cache_text_features = None
-        self.prompts_visual_ln = nn.LayerNorm(vision_width)
-        self.prompts_visual_proj = nn.Parameter(torch.randn(vision_width, embed))
+        if prompt_layers > 0:
+            self.prompts_visual_ln = nn.LayerNorm(vision_width)
+            self.prompts_visual_proj = nn.Parameter(torch.randn(vision_width, embed))
         self._init_text()
         self.templates = templates
         self.prompt_learner = None
@@ -380,11 +399,12 @@ class XCLIP(nn.Module):
         """(B, T, 3, H, W) -> video features (B, E) (MIT output, not normalised), patch context (B, T, N, E)."""
         b, t, c, h, w = video.shape
         cls, patches = self.visual(video.reshape(-1, c, h, w))
-        if self.head_kind == "linear":  # no prompt generator: no patch context
-            return self.mit(cls.view(b, t, -1)), None
-        patches = self.prompts_visual_ln(patches) @ self.prompts_visual_proj
         cls = cls.view(b, t, -1)
-        return self.mit(cls), patches.view(b, t, -1, cls.shape[-1])
+        video_features = self.mit(cls) if self.mit is not None else cls.mean(dim=1)  # mit_layers 0: the frames' mean
+        if self.prompts_generator is None:  # prompt_layers 0: no visual context needed
+            return video_features, None
+        patches = self.prompts_visual_ln(patches) @ self.prompts_visual_proj
+        return video_features, patches.view(b, t, -1, cls.shape[-1])
 
     def cache_text(self, text):
         """With fix_text (use_cache) the text features are computed once, in eval mode and without gradients,
@@ -419,6 +439,12 @@ class XCLIP(nn.Module):
         video_features, patches = self.encode_video(video)
         if self.head_kind == "linear":
             return self.head(video_features)
+        cached = self.use_cache and self.prompt_learner is None  # CoOp's context trains through the frozen tower
+        if self.prompts_generator is None:  # prompt_layers 0: CLIP's logits against the text features
+            text_features = self.cache_text(text) if cached else self.text_features(text)
+            v = video_features / video_features.norm(dim=-1, keepdim=True)
+            c = text_features / text_features.norm(dim=-1, keepdim=True)
+            return self.logit_scale.exp() * v @ c.t()
         context = patches.mean(dim=1)
         cached = self.use_cache and self.prompt_learner is None  # CoOp's context trains through the frozen tower
         text_features = self.cache_text(text) if cached else self.text_features(text)
