@@ -113,7 +113,7 @@ int curves_write_svg(const char *dir, XcError *err) {
     PlotSeries s[3];
     PlotPanel p[3];
     for (int m = 0; m < 3; m++) {
-        s[m] = (PlotSeries){.x = rc.epoch, .y = curve_values(&rc, (CurveMetric)m), .n = rc.n};
+        s[m] = (PlotSeries){.x = rc.epoch, .y = curve_values(&rc, (CurveMetric)m), .n = rc.n, .join = m == CURVE_TOP1};
         p[m] = (PlotPanel){.title = curve_title((CurveMetric)m), .xlabel = "epoch", .series = &s[m], .n_series = 1};
     }
     char path[CONFIG_PATH_MAX + 32];

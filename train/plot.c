@@ -54,10 +54,9 @@ static void put_text(FILE *f, const char *s) {
 
 static bool point_ok(const PlotSeries *s, int i) { return isfinite(s->x[i]) && isfinite(s->y[i]); }
 
-// The data range of a panel's finite points; false if it has none.
+// The data range of a panel's finite points (widening x0..x1, y0..y1 as given); false if it has none.
 static bool panel_range(const PlotPanel *p, double *x0, double *x1, double *y0, double *y1) {
-    *x0 = *y0 = INFINITY;
-    *x1 = *y1 = -INFINITY;
+    bool any = false;
     for (int s = 0; s < p->n_series; s++)
         for (int i = 0; i < p->series[s].n; i++) {
             if (!point_ok(&p->series[s], i)) continue;
@@ -65,8 +64,9 @@ static bool panel_range(const PlotPanel *p, double *x0, double *x1, double *y0, 
             *x1 = fmax(*x1, p->series[s].x[i]);
             *y0 = fmin(*y0, p->series[s].y[i]);
             *y1 = fmax(*y1, p->series[s].y[i]);
+            any = true;
         }
-    return *x0 <= *x1;
+    return any;
 }
 
 // Series s: one polyline per run of finite points; a point standing alone (and every point of a short series)
@@ -76,30 +76,33 @@ static void write_series(FILE *f, int s, const PlotSeries *ser, const PlotAxis *
     const char *colour = COLOURS[s % (int)(sizeof COLOURS / sizeof COLOURS[0])];
     for (int i = 0; i < ser->n;) {
         if (!point_ok(ser, i)) { i++; continue; }
-        int j = i;
-        while (j < ser->n && point_ok(ser, j)) j++;
-        if (j - i > 1) {
+        int j = i, m = 0; // points i..j-1 make one line (m of them finite)
+        while (j < ser->n && (point_ok(ser, j) || ser->join)) m += point_ok(ser, j++);
+        if (m > 1) {
             fprintf(f, "<polyline class=\"s%d\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" points=\"", s, colour);
-            for (int k = i; k < j; k++)
-                fprintf(f, "%s%.2f,%.2f", k > i ? " " : "", axis_px(ax, ser->x[k], left, right),
-                        axis_px(ay, ser->y[k], bottom, top));
+            for (int k = i, first = 1; k < j; k++)
+                if (point_ok(ser, k)) {
+                    fprintf(f, "%s%.2f,%.2f", first ? "" : " ", axis_px(ax, ser->x[k], left, right),
+                            axis_px(ay, ser->y[k], bottom, top));
+                    first = 0;
+                }
             fputs("\"/>\n", f);
         }
         for (int k = i; k < j; k++)
-            if (j - i == 1 || ser->n <= 40)
+            if (point_ok(ser, k) && (m == 1 || ser->n <= 40))
                 fprintf(f, "<circle class=\"s%d\" cx=\"%.2f\" cy=\"%.2f\" r=\"2.5\" fill=\"%s\"/>\n", s,
                         axis_px(ax, ser->x[k], left, right), axis_px(ay, ser->y[k], bottom, top), colour);
         i = j;
     }
 }
 
-// Panel i: its frame, grid, ticks and labels, series and legend, in the box whose top edge is y0.
-static void write_panel(FILE *f, const PlotPanel *p, double y0) {
+// A panel: its frame, grid, ticks and labels, series and legend, in the box whose top edge is y0; x axis ax.
+static void write_panel(FILE *f, const PlotPanel *p, const PlotAxis *pax, double y0) {
     const double left = FRAME_LEFT, right = PLOT_WIDTH - FRAME_RIGHT, top = y0 + FRAME_TOP,
                  bottom = y0 + PLOT_PANEL_HEIGHT - FRAME_BOTTOM;
-    double x0, x1, v0, v1;
+    double x0 = INFINITY, x1 = -INFINITY, v0 = INFINITY, v1 = -INFINITY;
     const bool any = panel_range(p, &x0, &x1, &v0, &v1);
-    const PlotAxis ax = plot_axis(any ? x0 : 0, any ? x1 : 1), ay = plot_axis(any ? v0 : 0, any ? v1 : 1);
+    const PlotAxis ax = *pax, ay = plot_axis(any ? v0 : 0, any ? v1 : 1);
     fprintf(f, "<g class=\"panel\">\n<text x=\"%d\" y=\"%.1f\" font-size=\"13\" font-weight=\"bold\">", FRAME_LEFT, y0 + 17);
     put_text(f, p->title);
     fputs("</text>\n", f);
@@ -129,7 +132,16 @@ static void write_panel(FILE *f, const PlotPanel *p, double y0) {
         fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" fill=\"#888\">no data yet</text>\n",
                 (left + right) / 2, (top + bottom) / 2);
     for (int s = 0; s < p->n_series; s++) write_series(f, s, &p->series[s], &ax, &ay, left, right, top, bottom);
-    int row = 0; // the legend, top right inside the frame
+    int row = 0, rows = 0; // the legend, top right inside the frame, on a white box
+    size_t widest = 0;
+    for (int s = 0; s < p->n_series; s++)
+        if (p->series[s].label) {
+            rows++;
+            widest = strlen(p->series[s].label) > widest ? strlen(p->series[s].label) : widest;
+        }
+    if (rows)
+        fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%d\" fill=\"white\" fill-opacity=\"0.85\"/>\n",
+                right - 40 - 6.2 * (double)widest, top + 2, 38 + 6.2 * (double)widest, 15 * rows + 4);
     for (int s = 0; s < p->n_series; s++) {
         if (!p->series[s].label) continue;
         const double y = top + 14 + 15 * row++;
@@ -150,7 +162,11 @@ void plot_svg_write(FILE *f, const char *title, const PlotPanel *panels, int n_p
                "<text x=\"%d\" y=\"19\" font-size=\"14\" text-anchor=\"middle\">", PLOT_WIDTH, h, PLOT_WIDTH, h, PLOT_WIDTH / 2);
     put_text(f, title);
     fputs("</text>\n", f);
-    for (int i = 0; i < n_panels; i++) write_panel(f, &panels[i], TITLE_H + (double)i * PLOT_PANEL_HEIGHT);
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY; // the shared x axis: every panel's points
+    bool any = false;
+    for (int i = 0; i < n_panels; i++) any |= panel_range(&panels[i], &x0, &x1, &y0, &y1);
+    const PlotAxis ax = plot_axis(any ? x0 : 0, any ? x1 : 1);
+    for (int i = 0; i < n_panels; i++) write_panel(f, &panels[i], &ax, TITLE_H + (double)i * PLOT_PANEL_HEIGHT);
     fputs("</svg>\n", f);
 }
 

@@ -7,10 +7,12 @@
 //   PlotPanel p = {.title = "training loss", .xlabel = "epoch", .series = &s, .n_series = 1};
 //   if (plot_svg_save("loss.svg", "runs/demo", &p, 1, &err) != XC_OK) ...;   // written whole or not at all
 //
-// Layout: every panel is PLOT_WIDTH x PLOT_PANEL_HEIGHT pixels. The SVG is meant to be read by people and by
+// Layout: every panel is PLOT_WIDTH x PLOT_PANEL_HEIGHT pixels; the panels share one x axis (the range of all
+// their points). The SVG is meant to be read by people and by
 // tests: a series segment is `<polyline class="sI" points="x,y ...">`, a tick is `<g class="xtick|ytick">`
 // holding its `<line>` (x1 / y1 = the tick's position) and its `<text>` label.
 #pragma once
+#include <stdbool.h>
 #include <stdio.h>
 #include "autograd/util.h"
 
@@ -21,6 +23,7 @@ typedef struct PlotSeries {
     const char *label;          // legend entry (NULL: none)
     const double *x, *y;        // (n) points in order of x; a non-finite y (or x) breaks the line there
     int n;
+    bool join;                  // join the finite points across non-finite ones (a metric taken every few epochs)
 } PlotSeries;
 
 typedef struct PlotPanel {
