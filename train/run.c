@@ -382,7 +382,7 @@ static int run_epoch_eval(Run *r, int epoch, double train_loss, bool last, XcErr
         p->best_epoch = epoch;
         p->best_iter = p->global_iter; // the epoch-end snapshot holds this model
     }
-    char loss[48] = "train loss - (resumed after the epoch's batches)"; // NaN: none trained by this process
+    char loss[64] = "train loss - (resumed after the epoch's batches)"; // NaN: none trained by this process
     if (isfinite(train_loss)) snprintf(loss, sizeof loss, "train loss %.4f", train_loss);
     runlog_say(&r->log, "eval epoch %d/%d: %s  (%.1f s)  %s  best %.2f%% (epoch %d)\n", epoch + 1, c->epochs, s.text,
                xc_now() - te, loss, p->best, p->best_epoch + 1);
