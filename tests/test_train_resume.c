@@ -5,6 +5,9 @@
 //     (XCLIP_TEST_SIGNAL_AT=7:TERM, a hook in train_run), so the stop always happens, through the real handler:
 //     it must exit with status 75, say "stopped by signal 15" in its log.txt, and leave its snapshot at the next
 //     accumulation boundary (iteration 8), which the resumed run starts from;
+//   - SIGTERM during an evaluation (XCLIP_TEST_SIGNAL_AT=eval:2:TERM): exit 75 after that batch, the partial
+//     evaluation recorded nowhere, the resumed run evaluates the epoch again and ends with the same last and best
+//     weights as an uninterrupted run; curves.svg in the run folder; xclip-plot overlays two runs;
 //   - --resume PATH of a missing file fails naming it; --resume auto in an empty directory starts afresh;
 //   - a fresh run into a folder holding a run is refused (nothing there changes) unless --overwrite, which removes
 //     the earlier snapshots; the stop hint names the run's own config.ini; metrics.jsonl counts epochs and
@@ -20,6 +23,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
+#include "train/signals.h"
 
 static const char *g_build;
 static char g_sets[8192], g_configs[1024];
@@ -44,7 +49,37 @@ static int count_lines(const char *path) {
     return n;
 }
 
+// Ctrl-C twice in a process with the run's handlers (a child): the first sets the stop request and says at once
+// what happens and what a second Ctrl-C does; the second says it quits and the process dies of SIGINT (status 130
+// in a shell).
+static void check_ctrl_c_twice(void) {
+    int fd[2];
+    XC_EXPECT(pipe(fd) == 0, "pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], STDERR_FILENO);
+        signals_install();
+        raise(SIGINT);
+        if (!(signals_poll() & SIGNAL_STOP)) _exit(3);
+        raise(SIGINT);
+        _exit(4); // not reached: the second SIGINT kills
+    }
+    close(fd[1]);
+    char out[1024];
+    ssize_t n, got = 0;
+    while ((n = read(fd[0], out + got, sizeof out - 1 - (size_t)got)) > 0) got += n;
+    out[got > 0 ? got : 0] = 0;
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    XC_EXPECT(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "second Ctrl-C: the process did not die of SIGINT (status %#x)", st);
+    XC_EXPECT(strstr(out, "stopping at the next batch boundary") && strstr(out, "Ctrl-C again to quit at once"),
+              "first Ctrl-C: no notice of what happens and what a second one does: '%s'", out);
+    XC_EXPECT(strstr(out, "second Ctrl-C: quitting at once"), "second Ctrl-C: no notice: '%s'", out);
+}
+
 int main(void) {
+    check_ctrl_c_twice();
     g_build = getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : "build";
     xc_test_path("XCLIP_FIXTURES", "tests/fixtures", "../../configs", g_configs, sizeof g_configs);
     char data[1024], vocab[1200], cmd[16384], a[1100], b[1100], p1[1300], p2[1300];
@@ -95,6 +130,49 @@ int main(void) {
     snprintf(p1, sizeof p1, "%s/last.safetensors", c2);
     snprintf(p2, sizeof p2, "%s/last.safetensors", d2);
     XC_EXPECT(xc_same_file(p1, p2), "SIGTERM and resume with accumulation 2: weights differ from the uninterrupted run");
+
+    // 2b. SIGTERM during an evaluation (eval:2:TERM: after its 2nd batch of 4 videos): exit 75 after that batch,
+    //     the partial evaluation not recorded, a snapshot that leaves epoch 1 unfinished; --resume auto evaluates
+    //     epoch 1 again and ends as the uninterrupted run (c2 with evaluations): same last and best weights.
+    //     Every run folder has curves.svg; xclip-plot overlays two runs and refuses a folder without metrics.
+    char h[1100], i2[1100];
+    snprintf(h, sizeof h, "%s.h", data);
+    snprintf(i2, sizeof i2, "%s.i", data);
+    const char *ev = "--set train.max_iters=40 --set train.eval_freq=1 --set test.batch_size=4";
+    XC_EXPECT(run(ev, h) == 0, "uninterrupted run with evaluations failed (see %s.log)", h);
+    code = run_env("XCLIP_TEST_SIGNAL_AT=eval:2:TERM ", ev, i2);
+    XC_EXPECT(code == 75, "SIGTERM in an evaluation: exit status %d, want 75 (see %s.log)", code, i2);
+    snprintf(cmd, sizeof cmd, "grep -q 'eval epoch 1/3 interrupted by signal %d (partial: .*(8 videos' '%s/log.txt'", SIGTERM, i2);
+    XC_EXPECT(system(cmd) == 0, "the log does not say the evaluation stopped after its 2nd batch of 4 (see %s/log.txt)", i2);
+    snprintf(cmd, sizeof cmd, "grep -q 'stopping at the next batch boundary' '%s.log'", i2);
+    XC_EXPECT(system(cmd) == 0, "SIGTERM: no notice at once that the run stops at the next batch boundary (see %s.log)", i2);
+    snprintf(cmd, sizeof cmd, "grep -q '\"eval\"' '%s/metrics.jsonl'", i2);
+    XC_EXPECT(system(cmd) != 0, "the interrupted evaluation was recorded in metrics.jsonl");
+    snprintf(p2, sizeof p2, "%s/best.safetensors", i2);
+    XC_EXPECT(stat(p2, &st) != 0, "the interrupted evaluation wrote best.safetensors");
+    snprintf(p2, sizeof p2, "%s/snap-000000000016.h5", i2);
+    XC_EXPECT(stat(p2, &st) == 0, "SIGTERM in the evaluation after epoch 1: no snapshot at iteration 16");
+    snprintf(cmd, sizeof cmd, "%s --resume auto", ev);
+    XC_EXPECT(run(cmd, i2) == 0,
+              "resume after SIGTERM in an evaluation failed (see %s.log)", i2);
+    snprintf(cmd, sizeof cmd, "grep -q 'eval epoch 1/3: top-1' '%s.log'", i2);
+    XC_EXPECT(system(cmd) == 0, "the resumed run did not evaluate epoch 1 again (see %s.log)", i2);
+    for (int w = 0; w < 2; w++) {
+        snprintf(p1, sizeof p1, "%s/%s.safetensors", h, w ? "best" : "last");
+        snprintf(p2, sizeof p2, "%s/%s.safetensors", i2, w ? "best" : "last");
+        XC_EXPECT(xc_same_file(p1, p2), "SIGTERM in an evaluation and resume: %s.safetensors differs from the uninterrupted run",
+                  w ? "best" : "last");
+    }
+    snprintf(cmd, sizeof cmd, "grep -c '<polyline' '%s/curves.svg' | grep -qv '^0$' && tail -1 '%s/curves.svg' | grep -q '</svg>'", i2, i2);
+    XC_EXPECT(system(cmd) == 0, "no complete curves.svg with lines in %s", i2);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-plot' '%s' '%s' -o '%s.plot.svg' > /dev/null && grep -q '>%s</text>' '%s.plot.svg' && "
+             "grep -q '>%s</text>' '%s.plot.svg' && grep -q 'class=\"s1\"' '%s.plot.svg'", g_build, h, i2, data, h, data, i2, data, data);
+    XC_EXPECT(system(cmd) == 0, "xclip-plot did not overlay two runs with a legend naming both (see %s.plot.svg)", data);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-plot' '%s' -o '%s.none.svg' 2>&1 | grep -q '%s has no readable metrics.jsonl'", g_build,
+             g_configs, data, g_configs);
+    XC_EXPECT(system(cmd) == 0, "xclip-plot on a folder without metrics.jsonl does not say so");
+    printf("  SIGTERM after evaluation batch 2: exit %d, not recorded, resumed run equals the uninterrupted one; "
+           "curves.svg and xclip-plot overlay written\n", code);
 
     // 3. --resume errors and the empty directory
     char e[1100];

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 #include "train/report.h"
+#include "train/signals.h"
 
 // Counts over the videos seen so far.
 typedef struct Tally {
@@ -74,7 +75,7 @@ int evaluate_logits(EvalLogitsFn fn, void *ctx, int64_t T, int64_t H, Graph *g, 
     size_t sum_cap = 0;
     bool prev = graph_set_grad(g, false);
     int rc = XC_OK;
-    for (;;) {
+    for (int64_t batches = 1;; batches++) {
         const Batch *b;
         int r = loader_next(ld, &b, err);
         if (r == 0) break;
@@ -98,6 +99,7 @@ int evaluate_logits(EvalLogitsFn fn, void *ctx, int64_t T, int64_t H, Graph *g, 
         }
         score_batch(b, sum, K, &t, out, n_videos);
         if (progress) progress_bar("eval", t.n, n_videos, NULL);
+        if (signals_poll_at(SIGNAL_AT_EVAL_BATCH, batches) & SIGNAL_STOP) break; // Ctrl-C: the caller sees the request
     }
     if (progress) progress_bar_clear();
     graph_set_grad(g, prev);

@@ -147,7 +147,7 @@ static int val_retrieval(PretrainTask *x, Graph *g, double *top1, double *loss, 
     double loss_sum = 0;
     int rc = XC_OK;
     bool prev = graph_set_grad(g, false);
-    for (int64_t ch = 0; ch < chunks && rc == XC_OK; ch++) {
+    for (int64_t ch = 0; ch < chunks && rc == XC_OK && !(signals_poll() & SIGNAL_STOP); ch++) { // Ctrl-C: stop early
         for (int64_t i = 0; i < Bc; i++) idx[i] = ch * Bc + i;
         rc = read_pairs(&x->val, idx, Bc, n, &x->tf, x->H, x->S, images, tokens, &bad, err);
         if (rc != XC_OK) break;
@@ -170,7 +170,7 @@ static int task_evaluate(void *ctx, bool final, RunScore *s, XcError *err) {
     double top1 = 0, vloss = 0;
     ZeroShotResult z = {0};
     if (val_retrieval(x, &x->st.g, &top1, &vloss, err) != XC_OK) return XC_ERR;
-    const bool probe = *x->c->probe_dir != 0;
+    const bool probe = *x->c->probe_dir != 0 && !(signals_poll() & SIGNAL_STOP); // not after a Ctrl-C
     if (probe && clip_zero_shot_probe(&x->m, &x->st.g, x->tok, x->c->probe_dir, &z, err) != XC_OK) return XC_ERR;
     s->top1 = top1;
     int n = snprintf(s->text, sizeof s->text, "val image->caption top-1 %.2f%% (in chunks of %d)  val loss %.4f  "

@@ -46,6 +46,15 @@ void runlog_say(RunLog *l, const char *fmt, ...) {
     }
 }
 
+void runlog_note(RunLog *l, const char *fmt, ...) {
+    if (!l->log) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(l->log, fmt, ap);
+    va_end(ap);
+    fflush(l->log);
+}
+
 void runlog_bar(RunLog *l, const char *what, int64_t done, int64_t total, const char *extra) {
     if (!l->bar) return;
     progress_bar(what, done, total, extra);

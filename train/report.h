@@ -24,6 +24,8 @@ int runlog_open(RunLog *l, const char *dir, bool append, bool bar, XcError *err)
 void runlog_close(RunLog *l);
 // A line (or several) to stdout and log.txt.
 __attribute__((format(printf, 2, 3))) void runlog_say(RunLog *l, const char *fmt, ...);
+// A line to log.txt only (routine news the console can do without, e.g. epoch-end snapshots).
+__attribute__((format(printf, 2, 3))) void runlog_note(RunLog *l, const char *fmt, ...);
 // The progress bar (only when l->bar): "what [=====>   ] done/total extra".
 void runlog_bar(RunLog *l, const char *what, int64_t done, int64_t total, const char *extra);
 

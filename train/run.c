@@ -14,6 +14,7 @@
 #endif
 #include <cblas.h>
 #include "checkpoints/snapshot.h"
+#include "train/curves.h"
 
 // Where a run stands: what a snapshot records besides the model, the optimiser and the drop-path stream. The
 // one progress record of a run: the loop advances it, snapshots save it, a resume restores it.
@@ -47,8 +48,6 @@ struct Run {
     double t_start, t_train, t_wait;
     int64_t run_iters;          // batches trained by this process (not counting a resumed run's earlier ones)
     Window win;
-    int64_t signal_at;          // XCLIP_TEST_SIGNAL_AT: raise signal_sig after this global iteration (0: never)
-    int signal_sig;
 };
 
 RunLog *run_log(Run *r) { return &r->log; }
@@ -65,26 +64,17 @@ static int save_weights(ParamStore *ps, const char *path, XcError *err) {
     return rc;
 }
 
-static void read_test_signal_hook(Run *r) {
-    const char *v = getenv("XCLIP_TEST_SIGNAL_AT");
-    if (!v || !*v) return;
-    char *end;
-    long long at = strtoll(v, &end, 10);
-    const char *name = *end == ':' ? end + 1 : "";
-    int sig = !strcmp(name, "TERM") ? SIGTERM : !strcmp(name, "INT") ? SIGINT : !strcmp(name, "USR1") ? SIGUSR1 : 0;
-    if (at <= 0 || !sig) {
-        runlog_say(&r->log, "warning: XCLIP_TEST_SIGNAL_AT = '%s' ignored (want ITER:TERM|INT|USR1)\n", v);
-        return;
-    }
-    r->signal_at = at;
-    r->signal_sig = sig;
+// RUN/curves.svg from the metrics so far (a failure is only a warning: the run goes on).
+static void run_write_curves(Run *r) {
+    XcError e = {{0}};
+    if (curves_write_svg(r->c->dir, &e) != XC_OK) runlog_say(&r->log, "warning: curves.svg not written: %s\n", e.msg);
 }
 
 // ---- set-up -------------------------------------------------------------------------------------------------
 // An earlier run's files in the run directory: what shows a run was there, and what --overwrite removes with
 // its snapshots (nothing else in the folder is touched).
 static const char *const RUN_EVIDENCE[] = {"best.safetensors", "last.safetensors", "metrics.jsonl"};
-static const char *const RUN_FILES[] = {"best.safetensors", "last.safetensors", "metrics.jsonl", "log.txt"};
+static const char *const RUN_FILES[] = {"best.safetensors", "last.safetensors", "metrics.jsonl", "log.txt", "curves.svg"};
 
 // A fresh run (no --resume) must not mix with an earlier run's files: its snapshots are what a later
 // `--resume auto` would pick. Refused unless --overwrite, which first deletes the earlier run's files.
@@ -145,8 +135,7 @@ static int run_open(Run *r, XcError *err) {
         config_write(c, cf);
         fclose(cf);
     }
-    signals_install();
-    read_test_signal_hook(r);
+    signals_install(); // also reads the testing hook XCLIP_TEST_SIGNAL_AT (signals.h)
     return config_gemm_init(c, &r->gemm, err);
 }
 
@@ -176,8 +165,9 @@ static int run_build(Run *r, RunTaskBuild build, XcError *err) {
 
 // ---- snapshots --------------------------------------------------------------------------------------------
 // The one place a snapshot is written (periodic, epoch end, on request). Only at accumulation boundaries,
-// where no partial gradient is pending, so a resumed run continues exactly.
-static int run_snapshot(Run *r, XcError *err) {
+// where no partial gradient is pending, so a resumed run continues exactly. at: the data position to record
+// (NULL: where the data stands). Routine epoch-end snapshots (routine) are named in log.txt only.
+static int run_snapshot(Run *r, const LoaderCursor *at, bool routine, XcError *err) {
     const Progress *p = &r->p;
     const RunTask *t = &r->task;
     SnapshotRng rngs[1] = {{"drop", rng_get_state(&t->st->drop)}};
@@ -186,7 +176,7 @@ static int run_snapshot(Run *r, XcError *err) {
     SnapshotState ss = {.params = t->ps, .opt = adamw_state(&t->st->opt), .global_iter = p->global_iter, .epoch = p->epoch,
                         .iter_in_epoch = p->iter_in_epoch, .best_acc = p->best, .best_epoch = p->best_epoch,
                         .best_iter = p->best_iter, .rngs = rngs, .n_rngs = 1, .order = r->order, .order_len = t->n_items,
-                        .cursor = t->cursor(t->ctx), .fewshot_list = t->fewshot, .bad_videos = bad_text,
+                        .cursor = at ? *at : t->cursor(t->ctx), .fewshot_list = t->fewshot, .bad_videos = bad_text,
                         .config = r->config};
     char path[CONFIG_PATH_MAX + 64];
     double t0 = xc_now();
@@ -195,8 +185,8 @@ static int run_snapshot(Run *r, XcError *err) {
     free(bad_text);
     if (rc != XC_OK) return XC_ERR;
     if (snapshot_retain(r->c->dir, r->c->keep_snapshots, p->best_iter, NULL, err) < 0) return XC_ERR;
-    runlog_say(&r->log, "snapshot %s (epoch %d, iteration %lld, %.1f s)\n", path, p->epoch + 1, (long long)p->iter_in_epoch,
-               xc_now() - t0);
+    (routine ? runlog_note : runlog_say)(&r->log, "snapshot %s (epoch %d, iteration %lld, %.1f s)\n", path, p->epoch + 1,
+                                         (long long)p->iter_in_epoch, xc_now() - t0);
     r->snap_due = false;
     signals_clear(SIGNAL_SNAPSHOT);
     return XC_OK;
@@ -335,7 +325,7 @@ static int run_iteration(Run *r, int epoch, int64_t idx, double *ep_loss, bool *
     if (!isfinite(loss))
         return xc_err(err, "loss is %g at epoch %d iteration %lld\nHINT: lower train.lr", loss, epoch, (long long)idx);
     run_report_iteration(r, epoch, idx, t, loss);
-    if (r->signal_at == r->p.global_iter) raise(r->signal_sig);
+    signals_poll_at(SIGNAL_AT_TRAIN_ITER, r->p.global_iter); // the testing hook's chance; run_epoch acts on requests
     *stop = r->p.global_iter >= r->limit;
     return XC_OK;
 }
@@ -354,7 +344,7 @@ static int run_epoch(Run *r, int epoch, double *ep_loss, int64_t *ep_n, bool *st
         if (c->snapshot_freq > 0 && r->p.global_iter % c->snapshot_freq == 0) r->snap_due = true;
         if (signals_poll() & (SIGNAL_SNAPSHOT | SIGNAL_STOP)) r->snap_due = true;
         if (r->snap_due && ((idx + 1) % c->accumulation_steps == 0 || idx + 1 == task->n_iter)) {
-            if (run_snapshot(r, err) != XC_OK) return XC_ERR;
+            if (run_snapshot(r, NULL, false, err) != XC_OK) return XC_ERR;
             int rc = run_stop_if_asked(r);
             if (rc != XC_OK) return rc;
         }
@@ -362,14 +352,29 @@ static int run_epoch(Run *r, int epoch, double *ep_loss, int64_t *ep_n, bool *st
     return task->end_epoch(task->ctx, err);
 }
 
-// Evaluation after an epoch (every train.eval_freq epochs and after the last); best weights.
-static int run_epoch_eval(Run *r, int epoch, double train_loss, XcError *err) {
+// An evaluation that SIGINT / SIGTERM cut short (the evaluation loop stops at its next batch): its partial
+// numbers are shown as such and recorded nowhere. True if that happened.
+static bool run_eval_interrupted(Run *r, const char *what, const RunScore *s, const char *then) {
+    if (!(signals_poll() & SIGNAL_STOP)) return false;
+    runlog_say(&r->log, "%s interrupted by signal %d (partial: %s): not recorded; %s\n", what, signals_stop_signal(), s->text,
+               then);
+    return true;
+}
+
+// Evaluation after an epoch (every train.eval_freq epochs and after the last); best weights. 1 when a stop
+// request interrupted it (nothing recorded).
+static int run_epoch_eval(Run *r, int epoch, double train_loss, bool last, XcError *err) {
     const TrainConfig *c = r->c;
     const RunTask *task = &r->task;
     RunScore s = {0};
     double te = xc_now();
     int rc = task->evaluate(task->ctx, false, &s, err);
     if (rc <= 0) return rc;
+    char what[48];
+    snprintf(what, sizeof what, "eval epoch %d/%d", epoch + 1, c->epochs);
+    if (run_eval_interrupted(r, what, &s, last ? "a resumed run goes on to the final evaluation"
+                                               : "a resumed run evaluates this epoch again"))
+        return 1;
     Progress *p = &r->p;
     const bool better = s.top1 > p->best;
     if (better) {
@@ -377,17 +382,20 @@ static int run_epoch_eval(Run *r, int epoch, double train_loss, XcError *err) {
         p->best_epoch = epoch;
         p->best_iter = p->global_iter; // the epoch-end snapshot holds this model
     }
-    runlog_say(&r->log, "eval epoch %d/%d: %s  (%.1f s)  train loss %.4f  best %.2f%% (epoch %d)\n", epoch + 1, c->epochs,
-               s.text, xc_now() - te, train_loss, p->best, p->best_epoch + 1);
+    char loss[64] = "train loss - (resumed after the epoch's batches)"; // NaN: none trained by this process
+    if (isfinite(train_loss)) snprintf(loss, sizeof loss, "train loss %.4f", train_loss);
+    runlog_say(&r->log, "eval epoch %d/%d: %s  (%.1f s)  %s  best %.2f%% (epoch %d)\n", epoch + 1, c->epochs, s.text,
+               xc_now() - te, loss, p->best, p->best_epoch + 1);
     Metric f[24];
     int n = 0;
     f[n++] = METRIC_INT("epoch", epoch + 1);
     f[n++] = METRIC_INT("global_iter", p->global_iter);
     for (int i = 0; i < s.n_fields && n < 21; i++) f[n++] = s.fields[i];
-    f[n++] = METRIC_NUM("train_loss", train_loss);
+    if (isfinite(train_loss)) f[n++] = METRIC_NUM("train_loss", train_loss);
     f[n++] = METRIC_NUM("best_top1", p->best);
     f[n++] = METRIC_INT("best_epoch", p->best_epoch + 1);
     runlog_metrics(&r->log, "eval", f, n);
+    run_write_curves(r);
     if (!better || !c->save_best) return XC_OK;
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/best.safetensors", c->dir);
@@ -404,13 +412,21 @@ static int run_train(Run *r, XcError *err) {
         int64_t ep_n = 0;
         int rc = run_epoch(r, epoch, &ep_loss, &ep_n, &stop, err);
         if (rc != XC_OK) return rc;
-        if ((c->eval_freq > 0 && (epoch + 1) % c->eval_freq == 0) || epoch + 1 == c->epochs || stop)
-            if (run_epoch_eval(r, epoch, ep_n ? ep_loss / (double)ep_n : 0.0, err) != XC_OK) return XC_ERR;
+        if ((c->eval_freq > 0 && (epoch + 1) % c->eval_freq == 0) || epoch + 1 == c->epochs || stop) {
+            rc = run_epoch_eval(r, epoch, ep_n ? ep_loss / (double)ep_n : NAN, stop, err);
+            if (rc < 0) return XC_ERR;
+            if (rc > 0) { // stopped inside the evaluation: the snapshot leaves the epoch unfinished (its batches
+                          // done, the data at its end), so a resumed run evaluates it before going on
+                const LoaderCursor at = {r->p.epoch, r->p.iter_in_epoch};
+                if (run_snapshot(r, &at, false, err) != XC_OK) return XC_ERR;
+                return run_stop_if_asked(r);
+            }
+        }
         if (!stop) { // the data's cursor already points at the next epoch
             r->p.epoch = epoch + 1;
             r->p.iter_in_epoch = 0;
         }
-        if (run_snapshot(r, err) != XC_OK) return XC_ERR;
+        if (run_snapshot(r, NULL, !(signals_poll() & SIGNAL_STOP), err) != XC_OK) return XC_ERR;
         if ((rc = run_stop_if_asked(r)) != XC_OK) return rc;
     }
     return XC_OK;
@@ -427,6 +443,8 @@ static int run_finish(Run *r, XcError *err) {
     double te = xc_now();
     int rc = task->evaluate(task->ctx, true, &s, err);
     if (rc < 0) return XC_ERR;
+    // interrupted: the last snapshot (at the end of training) makes a resumed run do the final evaluation
+    if (rc > 0 && run_eval_interrupted(r, "final eval", &s, "a resumed run does the final evaluation")) return run_stop_if_asked(r);
     if (rc > 0) { // a final evaluation ran
         runlog_say(&r->log, "final eval: %s  (%.1f s)\n", s.text, xc_now() - te);
         runlog_metrics(&r->log, "final_eval", s.fields, s.n_fields);
@@ -445,6 +463,7 @@ static int run_finish(Run *r, XcError *err) {
 
 static void run_close(Run *r, int rc, XcError *err) {
     signals_uninstall();
+    if (r->log.metrics) run_write_curves(r); // the picture of the run as it ends, however it ends
     xc_free(r->order);
     free(r->config);
     if (r->task_ok && r->task.free) r->task.free(r->task.ctx);

@@ -12,25 +12,39 @@
 //       if (req & SIGNAL_STOP) { write a snapshot; return XC_EXIT_SNAPSHOT_STOP; }           // SIGINT/SIGTERM
 //   }
 //
-// A second SIGINT while the first is pending kills the process at once (SA_RESETHAND): Ctrl-C twice
-// still works when a snapshot write hangs.
+// The first SIGINT / SIGTERM says at once (on stderr) that the run stops at the next batch boundary after a
+// snapshot; the training loop and the evaluation loop both poll. A second SIGINT while the first is pending
+// says so and kills the process by SIGINT (shell status 130): Ctrl-C twice still works when a snapshot write
+// hangs, and loses the work since the last snapshot.
+//
+// Testing hook: XCLIP_TEST_SIGNAL_AT="ITER:SIG" raises SIG (TERM, INT or USR1) at the process right after its
+// ITER-th training batch of the whole run, "eval:BATCH:SIG" after the BATCH-th batch of an evaluation, so tests
+// drive the real signal path deterministically. The loops report their counts through signals_poll_at.
 #pragma once
+#include <stdbool.h>
+#include <stdint.h>
 
 enum {
     SIGNAL_STOP = 1u,       // SIGINT or SIGTERM: write a snapshot and stop
     SIGNAL_SNAPSHOT = 2u,   // SIGUSR1: write a snapshot and continue
 };
 
+// The places a loop polls at (for the testing hook).
+typedef enum { SIGNAL_AT_TRAIN_ITER, SIGNAL_AT_EVAL_BATCH } SignalPoint;
+
 // Exit status of a run that stopped on request after writing a snapshot (EX_TEMPFAIL of sysexits.h:
 // "temporary failure, try again": resume with --resume auto).
 #define XC_EXIT_SNAPSHOT_STOP 75
 
-// Install the handlers for SIGINT, SIGTERM and SIGUSR1 (idempotent; re-arms the SIGINT reset).
+// Install the handlers for SIGINT, SIGTERM and SIGUSR1 (idempotent) and read the testing hook.
 void signals_install(void);
 // Restore the default dispositions.
 void signals_uninstall(void);
 // The pending requests (SIGNAL_* bits); does not clear them.
 unsigned signals_poll(void);
+// signals_poll from a loop that has just finished its count-th batch (training: of the run, evaluation: of this
+// evaluation), after the testing hook had its chance to raise.
+unsigned signals_poll_at(SignalPoint where, int64_t count);
 // The signal number that last asked to stop (SIGINT / SIGTERM), 0 if none; for messages.
 int signals_stop_signal(void);
 // Clear the given request bits.
