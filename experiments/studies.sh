@@ -21,7 +21,8 @@ QUICK_SEEDS=1
 QUICK_SOURCE_SHOTS=4
 QUICK_FEWSHOT_K="2 4"
 QUICK_REGIME_K="2 4"
-QUICK_EPOCHS=1                # train.epochs of every quick run
+QUICK_EPOCHS=2                # train.epochs of every quick run (the full recipes warm up for 1 epoch:
+QUICK_WARMUP=0.5              #   a 1-epoch run at warm-up 1 would train at a rate near 0 throughout)
 QUICK_PRETRAIN_CONFIG=experiments/configs/pretrain_quick.ini
 QUICK_WORLD_OPTS="--images 4096 --val-images 256 --probe-per-combo 2 --source-train 8 --source-val 4 --target-train 8 --target-test 4 --zeroshot-test 4"
 

@@ -33,7 +33,7 @@ mode == "eval" && index($0, "zero-shot on ") && index($0, "probe images") {
 }
 mode == "eval" && probe == 1 && index($0, "colour ") {
     m = split("colour shape size position", attr, " ")
-    for (a = 1; a <= m; a++) { v = pct($0, attr[a]); if (v != "") print "probe_" attr[a] "\t" v "\t\t" }
+    for (a = 1; a <= m; a++) { v = pct($0, attr[a]); if (v != "") print "probe_" attr[a] "\t" v "\t-\t-" }
     probe = 2
 }
 END { if (mode == "train" && last != "") print last }
