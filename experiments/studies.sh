@@ -9,7 +9,7 @@ TEMPLATES=experiments/prompts/templates.txt      # the hand-crafted template ens
 
 # ---- sizes -------------------------------------------------------------------------------------------------
 SEEDS=3                       # seeds per setting (--seeds N); seed s sets train.seed = data.shot_seed = s, s = 1..N
-SOURCE_SHOTS=24               # videos per class in every source run (of the world's 100)
+SOURCE_SHOTS=16               # videos per class in every source run (of the world's 100)
 FEWSHOT_K="2 4 8 16"          # few-shot study: K per class
 FEWSHOT_DATASETS="target_hmdb target_ucf"
 REGIME_K="2 8"                # branches and prompts: the few-shot regime, K per class on REGIME_DATASET
@@ -39,7 +39,7 @@ COMPONENTS=(                  # fully supervised on the source, evaluated on sou
 )
 FEWSHOT=(                     # FEWSHOT_DATASETS x FEWSHOT_K, tested on test.txt
   "X-CLIP|"
-  "discrete labels|model.head=linear model.prompt_layers=0"
+  "discrete labels|model.head=linear model.prompt_layers=0 model.fix_text=true"
   "CLIP mean pooling|model.cct=false model.mit_layers=0 model.prompt_layers=0"
   "X-CLIP random init|model.pretrained=none @SIZES@"
 )
