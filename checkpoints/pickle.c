@@ -208,6 +208,26 @@ static int persistent_load(Vm *vm, PkObj *pid) {
     return push(vm, o);
 }
 
+// Does a view (dims of size > 1 only matter) reach some storage element twice? Taken in the order of their
+// strides, each dimension must step past everything the smaller ones span. (This also refuses the rare
+// interleaved layouts that do not overlap; no torch operation makes them.)
+static bool view_overlaps(int nd, const int64_t *size, const int64_t *stride) {
+    int order[XC_WEIGHT_MAX_DIMS], k = 0;
+    for (int d = 0; d < nd; d++)
+        if (size[d] > 1) order[k++] = d;
+    for (int i = 1; i < k; i++) // insertion sort by stride
+        for (int j = i; j > 0 && stride[order[j]] < stride[order[j - 1]]; j--) {
+            int tmp = order[j]; order[j] = order[j - 1]; order[j - 1] = tmp;
+        }
+    uint64_t span = 1; // elements spanned by the dimensions taken so far (no overflow: checked by the caller)
+    for (int i = 0; i < k; i++) {
+        int d = order[i];
+        if ((uint64_t)stride[d] < span) return true;
+        span += (uint64_t)(size[d] - 1) * (uint64_t)stride[d];
+    }
+    return false;
+}
+
 // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
 static PkObj *rebuild_tensor(Vm *vm, PkObj *args) {
     if (args->type != PK_TUPLE || args->n < 4 || args->n > 7) { vm_fail(vm, "malformed _rebuild_tensor_v2 arguments", NULL); return NULL; }
@@ -223,7 +243,7 @@ static PkObj *rebuild_tensor(Vm *vm, PkObj *args) {
     t->i = off;
     t->ndim = (int)size->n;
     t->dims = xc_malloc(2 * XC_WEIGHT_MAX_DIMS * sizeof(int64_t));
-    uint64_t numel = 1, last = (uint64_t)off;
+    uint64_t numel = 1, last = (uint64_t)off, bytes;
     for (int d = 0; d < t->ndim; d++) {
         int64_t sz, sd;
         if (!get_int(size->items[d], &sz) || !get_int(stride->items[d], &sd)) { vm_fail(vm, "tensor size/stride entries must be integers", NULL); return NULL; }
@@ -232,16 +252,31 @@ static PkObj *rebuild_tensor(Vm *vm, PkObj *args) {
         t->dims[d] = sz;
         t->dims[XC_WEIGHT_MAX_DIMS + d] = sd;
         uint64_t span;
-        if (!xc_mul_u64(numel, (uint64_t)sz, &numel) || numel > ((uint64_t)1 << 62)) { vm_fail(vm, "tensor element count overflows", NULL); return NULL; }
+        if (!xc_mul_u64(numel, (uint64_t)sz, &numel)) { vm_fail(vm, "tensor element count overflows", NULL); return NULL; }
         if (sz > 0 && (!xc_mul_u64((uint64_t)(sz - 1), (uint64_t)sd, &span) || !xc_add_u64(last, span, &last))) {
             vm_fail(vm, "tensor strides overflow", NULL); return NULL;
         }
     }
-    if (numel > 0 && last >= (uint64_t)st->i) {
+    // in bytes: as stored, and as the float32 copy the loader makes (the wider of the two)
+    if (!xc_mul_u64(numel, (uint64_t)(st->elem_size > 4 ? st->elem_size : 4), &bytes) || bytes > ((uint64_t)1 << 62)) {
+        vm_fail(vm, "tensor byte size overflows", NULL);
+        return NULL;
+    }
+    if (numel == 0) return t;
+    if (last >= (uint64_t)st->i) {
         char msg[160];
         snprintf(msg, sizeof msg, "tensor view (offset %lld, last element %llu) lies outside its storage of %lld elements",
                  (long long)off, (unsigned long long)last, (long long)st->i);
         vm_fail(vm, "%s", msg);
+        return NULL;
+    }
+    if (view_overlaps(t->ndim, t->dims, t->dims + XC_WEIGHT_MAX_DIMS)) {
+        char msg[200];
+        int len = snprintf(msg, sizeof msg, "tensor view of size (");
+        for (int d = 0; d < t->ndim && len < 150; d++) len += snprintf(msg + len, sizeof msg - (size_t)len, "%s%lld", d ? ", " : "", (long long)t->dims[d]);
+        len += snprintf(msg + len, sizeof msg - (size_t)len, ") stride (");
+        for (int d = 0; d < t->ndim && len < 180; d++) len += snprintf(msg + len, sizeof msg - (size_t)len, "%s%lld", d ? ", " : "", (long long)t->dims[XC_WEIGHT_MAX_DIMS + d]);
+        vm_fail(vm, "%s) repeats elements of its storage (a stride of 0 or overlapping strides), which is not supported", msg);
         return NULL;
     }
     return t;

@@ -13,7 +13,10 @@
 //   - SETITEM(S) only on dicts, APPEND(S) only on lists, BUILD only on inert objects (items given to an
 //     inert dict/list subclass are dropped; BUILD state on a dict or tensor is ignored); anything else
 //     is an error. Memo indices, stack size, MARK nesting, string sizes and object count are capped.
-// Tensors are validated when built: dims and strides non-negative, the view inside its storage.
+// Tensors are validated when built: dims and strides non-negative, the view inside its storage, its size in
+// bytes (as stored and as float32) representable, and no element of the storage seen twice (a stride of 0 or
+// overlapping strides would turn a few stored bytes into any number of copies: refused), so a view never holds
+// more elements than its storage.
 //
 //   PkMachine m;
 //   PkObj *root = NULL;
@@ -58,6 +61,8 @@ typedef struct PkObj {
     int64_t *dims;       // PK_TENSOR: shape[ndim] then stride[ndim]
     const uint8_t *bytes; // PK_STORAGE: its data once the loader has read it
     uint8_t *owned;       //   and the buffer to free with the machine
+    int64_t viewed;       // PK_STORAGE: elements of the views the loader takes from it
+    bool walked;          // PK_OBJECT: the loader has walked this module already
 } PkObj;
 
 // Checks a storage reference; returns XC_OK or fills err.
