@@ -1,5 +1,6 @@
 // clip.c - see clip.h.
 #include "nn/clip.h"
+#include "nn/arch_check.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@ int clip_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err)
     const WeightTensor *tok = tpos ? need(ws, "token_embedding.weight", 2, err) : NULL;
     const WeightTensor *vfc = tok ? need(ws, "visual.transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
     const WeightTensor *tfc = vfc ? need(ws, "transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
-    if (!tfc) return XC_ERR;
+    if (!tfc || clip_arch_check_weights(ws, err) != XC_OK) return XC_ERR; // sizes in range and consistent
     cfg->vision_width = conv1->shape[0];
     cfg->patch = conv1->shape[2];
     int64_t n = vpos->shape[0] - 1, grid = (int64_t)llround(sqrt((double)n));

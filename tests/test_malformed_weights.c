@@ -14,6 +14,8 @@
 #include <zlib.h>
 
 #include "checkpoints/weights.h"
+#include "nn/arch_check.h"
+#include "nn/clip.h"
 #include "tests/test_util.h"
 #include "tests/weights_gen.h"
 
@@ -436,6 +438,85 @@ static void graph_cases(void) {
     }
 }
 
+
+// ---- architectures read off weights (issue 17 item 3) -----------------------------------------------------
+// A tiny CLIP (W = D = 64, patch 2 on a 2x2 grid, E = 8, MLP 16, context 4, vocabulary 16, one layer per tower)
+// with one tensor's shape replaced by `shape` (nd dims; nd < 0: no replacement).
+typedef struct Shape { const char *name; int nd; int64_t d[4]; } Shape;
+static void tiny_clip(WeightSet *ws, const Shape *over) {
+    static const Shape base[] = {
+        {"visual.conv1.weight", 4, {64, 3, 2, 2}}, {"visual.class_embedding", 1, {64}}, {"visual.positional_embedding", 2, {5, 64}},
+        {"visual.ln_pre.weight", 1, {64}}, {"visual.ln_pre.bias", 1, {64}}, {"visual.ln_post.weight", 1, {64}},
+        {"visual.ln_post.bias", 1, {64}}, {"visual.proj", 2, {64, 8}},
+        {"visual.transformer.resblocks.0.attn.in_proj_weight", 2, {192, 64}}, {"visual.transformer.resblocks.0.attn.in_proj_bias", 1, {192}},
+        {"visual.transformer.resblocks.0.attn.out_proj.weight", 2, {64, 64}}, {"visual.transformer.resblocks.0.attn.out_proj.bias", 1, {64}},
+        {"visual.transformer.resblocks.0.ln_1.weight", 1, {64}}, {"visual.transformer.resblocks.0.ln_1.bias", 1, {64}},
+        {"visual.transformer.resblocks.0.ln_2.weight", 1, {64}}, {"visual.transformer.resblocks.0.ln_2.bias", 1, {64}},
+        {"visual.transformer.resblocks.0.mlp.c_fc.weight", 2, {16, 64}}, {"visual.transformer.resblocks.0.mlp.c_fc.bias", 1, {16}},
+        {"visual.transformer.resblocks.0.mlp.c_proj.weight", 2, {64, 16}}, {"visual.transformer.resblocks.0.mlp.c_proj.bias", 1, {64}},
+        {"transformer.resblocks.0.attn.in_proj_weight", 2, {192, 64}}, {"transformer.resblocks.0.attn.in_proj_bias", 1, {192}},
+        {"transformer.resblocks.0.attn.out_proj.weight", 2, {64, 64}}, {"transformer.resblocks.0.attn.out_proj.bias", 1, {64}},
+        {"transformer.resblocks.0.ln_1.weight", 1, {64}}, {"transformer.resblocks.0.ln_1.bias", 1, {64}},
+        {"transformer.resblocks.0.ln_2.weight", 1, {64}}, {"transformer.resblocks.0.ln_2.bias", 1, {64}},
+        {"transformer.resblocks.0.mlp.c_fc.weight", 2, {16, 64}}, {"transformer.resblocks.0.mlp.c_fc.bias", 1, {16}},
+        {"transformer.resblocks.0.mlp.c_proj.weight", 2, {64, 16}}, {"transformer.resblocks.0.mlp.c_proj.bias", 1, {64}},
+        {"token_embedding.weight", 2, {16, 64}}, {"positional_embedding", 2, {4, 64}}, {"ln_final.weight", 1, {64}},
+        {"ln_final.bias", 1, {64}}, {"text_projection", 2, {64, 8}}, {"logit_scale", 0, {0}},
+    };
+    for (size_t i = 0; i < sizeof base / sizeof base[0]; i++) {
+        const Shape *sh = over && strcmp(over->name, base[i].name) == 0 ? over : &base[i];
+        int64_t numel = 1;
+        for (int d = 0; d < sh->nd; d++) numel *= sh->d[d];
+        XC_CHECK(numel <= 1 << 20, "tiny_clip: %s too large for a test", sh->name);
+        weights_add(ws, sh->name, sh->nd, sh->d, NULL);
+    }
+}
+
+static void arch_cases(void) {
+    WeightSet ws = {0};
+    XcError err = {0};
+    ClipConfig cfg;
+    tiny_clip(&ws, NULL);
+    XC_EXPECT(clip_config_from_weights(&cfg, &ws, &err) == XC_OK && cfg.image_size == 4 && cfg.vision_mlp == 16,
+              "tiny CLIP: %s", err.msg);
+    XC_EXPECT(clip_arch_check_tokenizer(&cfg, 16, &err) == XC_OK, "16 ids on 16 rows: %s", err.msg);
+    XC_EXPECT(clip_arch_check_tokenizer(&cfg, 49408, &err) == XC_ERR && strstr(err.msg, "token_embedding.weight only 16 rows"),
+              "CLIP's tokenizer on 16 rows: %s", err.msg);
+    weights_free(&ws);
+    const int64_t huge = (int64_t)1 << 40;
+    const struct { Shape s; const char *needle; } bad[] = {
+        {{"visual.conv1.weight", 4, {64, 3, 0, 0}}, "'visual.conv1.weight' gives the patch size = 0"},
+        {{"visual.conv1.weight", 4, {0, 3, 2, 2}}, "'visual.conv1.weight' gives the vision width W = 0"},
+        {{"visual.conv1.weight", 4, {96, 3, 2, 2}}, "vision width 96 ('visual.conv1.weight') is not a multiple of 64"},
+        {{"visual.conv1.weight", 4, {64, 3, 2, 3}}, "'visual.conv1.weight' has shape (64, 3, 2, 3)"},
+        {{"visual.positional_embedding", 2, {0, 64}}, "'visual.positional_embedding' gives the patch positions + 1 = 0"},
+        {{"visual.positional_embedding", 2, {4, 64}}, "'visual.positional_embedding' has 4 rows"},
+        {{"visual.positional_embedding", 2, {5, 128}}, "'visual.positional_embedding' has shape (5, 128)"},
+        {{"visual.transformer.resblocks.0.mlp.c_fc.weight", 2, {huge, 0}}, "gives the vision MLP size = 1099511627776"},
+        {{"visual.transformer.resblocks.0.mlp.c_fc.weight", 2, {(int64_t)1 << 22, 0}}, "gives the vision MLP size = 4194304"},
+        {{"visual.transformer.resblocks.0.mlp.c_fc.weight", 2, {16, 0}}, "'visual.transformer.resblocks.0.mlp.c_fc.weight' has shape (16, 0)"},
+        {{"visual.transformer.resblocks.0.mlp.c_proj.weight", 2, {64, 32}}, "'visual.transformer.resblocks.0.mlp.c_proj.weight' has shape (64, 32)"},
+        {{"visual.transformer.resblocks.0.attn.in_proj_weight", 2, {192, 0}}, "'visual.transformer.resblocks.0.attn.in_proj_weight' has shape (192, 0)"},
+        {{"transformer.resblocks.0.ln_2.bias", 1, {0}}, "'transformer.resblocks.0.ln_2.bias' has shape (0)"},
+        {{"visual.proj", 2, {64, 0}}, "'visual.proj' has shape (64, 0)"},
+        {{"text_projection", 2, {64, 0}}, "'text_projection' gives the embedding size E = 0"},
+        {{"ln_final.weight", 1, {0}}, "'ln_final.weight' gives the text width D = 0"},
+        {{"positional_embedding", 2, {1, 64}}, "'positional_embedding' gives the text context = 1"},
+        {{"positional_embedding", 2, {4, 0}}, "'positional_embedding' has shape (4, 0)"},
+        {{"token_embedding.weight", 2, {0, 64}}, "'token_embedding.weight' gives the vocabulary size = 0"},
+        {{"token_embedding.weight", 2, {16, 32}}, "'token_embedding.weight' has shape (16, 32)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        WeightSet w = {0};
+        XcError e = {0};
+        tiny_clip(&w, &bad[i].s);
+        int rc = clip_config_from_weights(&cfg, &w, &e);
+        XC_EXPECT(rc == XC_ERR && strstr(e.msg, bad[i].needle), "%s: %s (wanted \"%s\")", bad[i].s.name, e.msg, bad[i].needle);
+        if (getenv("XCLIP_VERBOSE")) printf("%-28s -> %s\n", bad[i].s.name, e.msg);
+        weights_free(&w);
+    }
+}
+
 static void zip_cases(void) {
     char fix[1024];
     size_t n;
@@ -546,6 +627,7 @@ int main(void) {
     pickle_cases();
     view_cases();
     graph_cases();
+    arch_cases();
     zip_cases();
     misc_cases();
     printf("%d malformed files rejected as expected (of %d)\n", g_cases - xc_tests_failed, g_cases);
