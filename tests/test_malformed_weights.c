@@ -517,6 +517,39 @@ static void arch_cases(void) {
     }
 }
 
+
+// ---- many Hugging Face names (issue 17 item 8) --------------------------------------------------------------
+// 20000 empty tensors under Hugging Face layer names: the mapping looks every name up by hash (a linear lookup
+// made this quadratic: 25k names took seconds, 1M hours); the last name, unknown, is refused by name.
+static void many_names_case(void) {
+    static const char *const sfx[] = {"layer_norm1.weight", "layer_norm1.bias", "layer_norm2.weight", "layer_norm2.bias",
+                                      "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
+                                      "self_attn.out_proj.weight", "self_attn.out_proj.bias"};
+    const int n = 20000;
+    for (int bad = 0; bad < 2; bad++) {
+        Buf j = {0};
+        puts_(&j, "{");
+        for (int i = 0; i < n; i++) {
+            char one[200];
+            if (bad && i == n - 1) snprintf(one, sizeof one, "\"vision_model.encoder.layers.0.foo.weight\"");
+            else snprintf(one, sizeof one, "\"vision_model.encoder.layers.%d.%s\"", i / 10, sfx[i % 10]);
+            puts_(&j, one);
+            puts_(&j, ":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}");
+            puts_(&j, i + 1 < n ? "," : "}");
+        }
+        put8(&j, 0);
+        const char *p = st_file(bad ? "many_bad.safetensors" : "many.safetensors", (const char *)j.p, 0);
+        free(j.p);
+        if (bad) { expect_reject("20000 HF names, last unknown", p, "unknown Hugging Face CLIP name \"vision_model.encoder.layers.0.foo.weight\""); continue; }
+        WeightSet ws = {0};
+        XcError err = {0};
+        int rc = weights_load(&ws, p, &err);
+        XC_EXPECT(rc == XC_OK && ws.n == n && weights_find(&ws, "visual.transformer.resblocks.1999.attn.out_proj.bias"),
+                  "20000 HF names: %s", err.msg);
+        weights_free(&ws);
+    }
+}
+
 static void zip_cases(void) {
     char fix[1024];
     size_t n;
@@ -628,6 +661,7 @@ int main(void) {
     view_cases();
     graph_cases();
     arch_cases();
+    many_names_case();
     zip_cases();
     misc_cases();
     printf("%d malformed files rejected as expected (of %d)\n", g_cases - xc_tests_failed, g_cases);
