@@ -2,6 +2,7 @@
 // Python objects use (plus the text GET/PUT/INT of protocol 0); anything else (INST, OBJ, EXT*,
 // out-of-band buffers...) is refused with its byte offset.
 #include "checkpoints/pickle.h"
+#include "checkpoints/hash64.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,28 @@ static int persistent_load(Vm *vm, PkObj *pid) {
     if (key->type != PK_STR || key->slen == 0 || key->slen > 64 || strspn(key->s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_") != key->slen)
         return vm_fail(vm, "bad storage key in persistent id", NULL);
     if (!get_int(pid->items[4], &numel) || numel < 0) return vm_fail(vm, "bad storage size in persistent id", NULL);
+    PkMachine *m = vm->m;
+    if (2 * (m->nstorages + 1) > m->storages_cap) { // keep the table at most half full
+        int64_t cap = m->storages_cap ? 2 * m->storages_cap : 64;
+        PkObj **tab = xc_calloc((size_t)cap, sizeof *tab);
+        for (int64_t i = 0; i < m->storages_cap; i++) {
+            if (!m->storages[i]) continue;
+            uint64_t h = hash64(m->storages[i]->s, m->storages[i]->slen, 0) & (uint64_t)(cap - 1);
+            while (tab[h]) h = (h + 1) & (uint64_t)(cap - 1);
+            tab[h] = m->storages[i];
+        }
+        xc_free(m->storages);
+        m->storages = tab;
+        m->storages_cap = cap;
+    }
+    uint64_t h = hash64(key->s, key->slen, 0) & (uint64_t)(m->storages_cap - 1);
+    for (; m->storages[h]; h = (h + 1) & (uint64_t)(m->storages_cap - 1)) {
+        PkObj *old = m->storages[h];
+        if (strcmp(old->s, key->s) != 0) continue;
+        if (old->kind != (int)st->i || old->elem_size != st->elem_size || old->i != numel)
+            return vm_fail(vm, "storage key '%s' named again with another type or size", key->s);
+        return push(vm, old);
+    }
     if (vm->check && vm->check(vm->ctx, key->s, (int)st->i, st->elem_size, numel, vm->err) != XC_OK) return XC_ERR;
     PkObj *o = new_obj(vm, PK_STORAGE);
     if (!o) return XC_ERR;
@@ -205,6 +228,8 @@ static int persistent_load(Vm *vm, PkObj *pid) {
     o->s = xc_malloc(key->slen + 1);
     memcpy(o->s, key->s, key->slen + 1);
     o->slen = key->slen;
+    m->storages[h] = o;
+    m->nstorages++;
     return push(vm, o);
 }
 
@@ -515,6 +540,7 @@ void pk_free(PkMachine *m) {
     xc_free(m->stack);
     xc_free(m->marks);
     xc_free(m->memo);
+    xc_free(m->storages);
     memset(m, 0, sizeof *m);
 }
 

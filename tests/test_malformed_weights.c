@@ -311,15 +311,16 @@ static const char *one_tensor_file(const char *fname, int64_t numel, int64_t off
     return p;
 }
 
-// n names viewing one deflated storage of `elems` floats, each (view) elements from offset 0.
-static const char *shared_file(const char *fname, int names, int64_t elems, int64_t view) {
+// n names viewing one deflated storage of `elems` floats, each (view) elements from offset 0; the storage's
+// persistent id once and then by memo (as torch writes it), or repeated for every name (fresh_ids).
+static const char *shared_file_ids(const char *fname, int names, int64_t elems, int64_t view, bool fresh_ids) {
     Buf pkl = {0}, z = {0};
     put8(&pkl, 0x80); put8(&pkl, 2); put8(&pkl, '}'); put8(&pkl, '(');
     for (int i = 0; i < names; i++) {
         char nm[32];
         snprintf(nm, sizeof nm, "w%d", i);
         pk_str(&pkl, nm);
-        if (i == 0) { // the storage once, then by memo (as torch.save writes shared storages)
+        if (i == 0 || fresh_ids) {
             pk_global(&pkl, "torch._utils", "_rebuild_tensor_v2"); put8(&pkl, '(');
             put8(&pkl, '('); pk_str(&pkl, "storage"); pk_global(&pkl, "torch", "FloatStorage"); pk_str(&pkl, "0");
             pk_str(&pkl, "cpu"); pk_long(&pkl, elems); put8(&pkl, 't'); put8(&pkl, 'Q'); pk_memo_put(&pkl, 0);
@@ -335,6 +336,9 @@ static const char *shared_file(const char *fname, int names, int64_t elems, int6
     const char *p = write_file(fname, z.p, z.n);
     free(pkl.p); free(z.p);
     return p;
+}
+static const char *shared_file(const char *fname, int names, int64_t elems, int64_t view) {
+    return shared_file_ids(fname, names, elems, view, false);
 }
 
 static void view_cases(void) {
@@ -384,6 +388,15 @@ static void view_cases(void) {
     expect_reject("three full views of one storage", shared_file("three.pth", 3, 1024, 1024), "more than 2 copies of one storage");
     expect_reject_small("1000 names on one 4 MB storage", shared_file("thousand.pth", 1000, (int64_t)1 << 20, (int64_t)1 << 20),
                         "more than 2 copies of one storage", 64);
+    expect_reject_small("1000 persistent ids of one 4 MB storage", shared_file_ids("thousand2.pth", 1000, (int64_t)1 << 20, (int64_t)1 << 20, true),
+                        "more than 2 copies of one storage", 64);
+    {
+        WeightSet ws = {0};
+        XcError err = {0};
+        int rc = weights_load(&ws, shared_file_ids("tied2.pth", 2, 1024, 1024, true), &err);
+        XC_EXPECT(rc == XC_OK && ws.n == 2, "two names on one storage, two persistent ids: %s", err.msg);
+        weights_free(&ws);
+    }
 }
 
 // ---- module graphs (issue 17 item 7) ------------------------------------------------------------------------
