@@ -268,7 +268,7 @@ static PkObj *rebuild_tensor(Vm *vm, PkObj *args) {
     t->i = off;
     t->ndim = (int)size->n;
     t->dims = xc_malloc(2 * XC_WEIGHT_MAX_DIMS * sizeof(int64_t));
-    uint64_t numel = 1, last = (uint64_t)off, bytes;
+    uint64_t numel = 1, nonzero = 1, last = (uint64_t)off, bytes; // nonzero: the product of the dims other than 0
     for (int d = 0; d < t->ndim; d++) {
         int64_t sz, sd;
         if (!get_int(size->items[d], &sz) || !get_int(stride->items[d], &sd)) { vm_fail(vm, "tensor size/stride entries must be integers", NULL); return NULL; }
@@ -277,13 +277,17 @@ static PkObj *rebuild_tensor(Vm *vm, PkObj *args) {
         t->dims[d] = sz;
         t->dims[XC_WEIGHT_MAX_DIMS + d] = sd;
         uint64_t span;
-        if (!xc_mul_u64(numel, (uint64_t)sz, &numel)) { vm_fail(vm, "tensor element count overflows", NULL); return NULL; }
+        if (!xc_mul_u64(numel, (uint64_t)sz, &numel) || !xc_mul_u64(nonzero, sz ? (uint64_t)sz : 1, &nonzero)) {
+            vm_fail(vm, "tensor element count overflows", NULL);
+            return NULL;
+        }
         if (sz > 0 && (!xc_mul_u64((uint64_t)(sz - 1), (uint64_t)sd, &span) || !xc_add_u64(last, span, &last))) {
             vm_fail(vm, "tensor strides overflow", NULL); return NULL;
         }
     }
-    // in bytes: as stored, and as the float32 copy the loader makes (the wider of the two)
-    if (!xc_mul_u64(numel, (uint64_t)(st->elem_size > 4 ? st->elem_size : 4), &bytes) || bytes > ((uint64_t)1 << 62)) {
+    // in bytes: as stored, and as the float32 copy the loader makes (the wider of the two); an empty tensor too,
+    // as if its zero dims were 1, so that no product of its dims in any order overflows
+    if (!xc_mul_u64(nonzero, (uint64_t)(st->elem_size > 4 ? st->elem_size : 4), &bytes) || bytes > ((uint64_t)1 << 62)) {
         vm_fail(vm, "tensor byte size overflows", NULL);
         return NULL;
     }

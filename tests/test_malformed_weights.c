@@ -350,6 +350,9 @@ static void view_cases(void) {
                         "tensor byte size overflows", 16);
     expect_reject_small("2^61 doubles", one_tensor_file("v3.pth", 1, 0, 1, (int64_t[]){big / 2}, (int64_t[]){0}, 4),
                         "tensor byte size overflows", 16);
+    // an empty tensor whose other dims overflow when multiplied in order (found by test_fuzz_weights under UBSan)
+    expect_reject("empty (2^62, 2, 0)", one_tensor_file("v9.pth", 1, 0, 3, (int64_t[]){big, 2, 0}, (int64_t[]){1, 1, 1}, 4),
+                  "tensor byte size overflows");
     // stride 0 asking for 4 TB, and for 1 GB (accepted before)
     expect_reject_small("2^40 floats, stride 0 (4 TB)", one_tensor_file("v4.pth", 1, 0, 1, (int64_t[]){(int64_t)1 << 40}, (int64_t[]){0}, 4),
                         "repeats elements of its storage", 16);
