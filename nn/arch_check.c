@@ -35,7 +35,7 @@ static int in_range(const char *name, const char *what, int64_t v, int64_t lo, i
 static int check_blocks(const WeightSet *ws, const char *prefix, int64_t W, int64_t M, const char *why, XcError *err) {
     static const char *const vec_w[] = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.out_proj.bias", "mlp.c_proj.bias"};
     char name[300];
-    for (int64_t i = 0; i < CLIP_MAX_LAYERS; i++) {
+    for (int64_t i = 0;; i++) { // up to the first missing layer (the layer count is checked by the caller)
         snprintf(name, sizeof name, "%s.%lld.attn.in_proj_weight", prefix, (long long)i);
         if (!weights_find(ws, name)) break;
 #define BLOCK(suffix, required, nd, ...) \
@@ -102,8 +102,8 @@ int clip_arch_check_weights(const WeightSet *ws, XcError *err) {
     return XC_OK;
 }
 
-int clip_arch_check_tokenizer(const ClipConfig *cfg, size_t vocab_size, XcError *err) {
-    if ((int64_t)vocab_size <= cfg->vocab) return XC_OK;
+int clip_arch_check_tokenizer(int64_t vocab_rows, size_t vocab_size, XcError *err) {
+    if ((int64_t)vocab_size <= vocab_rows) return XC_OK;
     return xc_err(err, "the tokenizer has %zu ids but the checkpoint's token_embedding.weight only %lld rows\n"
-                       "HINT: use the vocabulary the checkpoint was trained with", vocab_size, (long long)cfg->vocab);
+                       "HINT: use the vocabulary the checkpoint was trained with", vocab_size, (long long)vocab_rows);
 }

@@ -9,12 +9,11 @@
 // model's parameters cost at most about as much as the file's tensors, times the layer count.
 //
 //   if (clip_arch_check_weights(&ws, &err) != XC_OK) return XC_ERR;          // inside clip_config_from_weights
-//   if (clip_arch_check_tokenizer(&cfg, tokenizer_vocab_size(tok), &err) ...  // where texts meet the model
+//   if (clip_arch_check_tokenizer(cfg.vocab, tokenizer_vocab_size(tok), &err) ...  // where texts meet the model
 #pragma once
 #include <stddef.h>
 #include "autograd/util.h"
 #include "checkpoints/weight_set.h"
-#include "nn/clip.h"
 
 #define CLIP_MAX_WIDTH   16384     // vision / text width and embedding size (ViT-bigG: 1664)
 #define CLIP_MAX_MLP     65536     // MLP hidden features
@@ -25,5 +24,6 @@
 
 // XC_OK, or err naming the first tensor whose shape is out of range or disagrees with the others.
 int clip_arch_check_weights(const WeightSet *ws, XcError *err);
-// A tokenizer of vocab_size ids against the model's token embedding (ids past it would index outside it).
-int clip_arch_check_tokenizer(const ClipConfig *cfg, size_t vocab_size, XcError *err);
+// A tokenizer of vocab_size ids against the model's token embedding of vocab_rows rows (ids past it would
+// index outside it).
+int clip_arch_check_tokenizer(int64_t vocab_rows, size_t vocab_size, XcError *err);

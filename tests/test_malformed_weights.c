@@ -495,8 +495,8 @@ static void arch_cases(void) {
     tiny_clip(&ws, NULL);
     XC_EXPECT(clip_config_from_weights(&cfg, &ws, &err) == XC_OK && cfg.image_size == 4 && cfg.vision_mlp == 16,
               "tiny CLIP: %s", err.msg);
-    XC_EXPECT(clip_arch_check_tokenizer(&cfg, 16, &err) == XC_OK, "16 ids on 16 rows: %s", err.msg);
-    XC_EXPECT(clip_arch_check_tokenizer(&cfg, 49408, &err) == XC_ERR && strstr(err.msg, "token_embedding.weight only 16 rows"),
+    XC_EXPECT(clip_arch_check_tokenizer(cfg.vocab, 16, &err) == XC_OK, "16 ids on 16 rows: %s", err.msg);
+    XC_EXPECT(clip_arch_check_tokenizer(cfg.vocab, 49408, &err) == XC_ERR && strstr(err.msg, "token_embedding.weight only 16 rows"),
               "CLIP's tokenizer on 16 rows: %s", err.msg);
     weights_free(&ws);
     const int64_t huge = (int64_t)1 << 40;
