@@ -295,6 +295,10 @@ static void test_hf_folders(const WeightSet *src, const char *dir) {
               err.msg);
     weights_free(&got);
 
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' '%s' '%s/hf/official/'", build, in, dir);
+    rc = run_tool(cmd, log, sizeof log);
+    XC_EXPECT(rc == 2 && strstr(log, "HINT: add --hf"), "a folder without --hf is a usage error (%d):\n%s", rc, log);
+
     // --hf=clip of X-CLIP weights, as pytorch_model.bin: CLIP's tensors only, CLIPConfig, read back bitwise
     WeightSet clip = {0};
     int left = weights_keep_clip(&clip, src);

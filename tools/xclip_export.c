@@ -46,7 +46,8 @@ static void usage(FILE *f) {
             "  --quiet     print nothing on success\n"
             "  --help      this text\n"
             "\n"
-            "Exit status: 0 success, 1 read/write failure, 2 usage error.\n");
+            "Exit status: 0 success, 1 read/write failure or a model the Hugging Face class cannot hold,\n"
+            "2 usage error.\n");
 }
 
 static bool ends_with(const char *s, const char *suffix) {
