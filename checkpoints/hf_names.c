@@ -285,3 +285,19 @@ static int to_hf(WeightSet *out, const WeightSet *in, bool xclip, XcError *err) 
 
 int weights_to_hf_clip(WeightSet *out, const WeightSet *in, XcError *err) { return to_hf(out, in, false, err); }
 int weights_to_hf_xclip(WeightSet *out, const WeightSet *in, XcError *err) { return to_hf(out, in, true, err); }
+
+bool weights_is_clip_tensor(const char *n) {
+    if (starts_with(n, "visual.")) return !strstr(n, ".message_");
+    return is_text_tower(n) || strcmp(n, "text_projection") == 0 || strcmp(n, "logit_scale") == 0;
+}
+
+int weights_keep_clip(WeightSet *out, const WeightSet *in) {
+    XC_CHECK(out->n == 0 && out != in, "weights_keep_clip: out must be a different, empty set");
+    int left = 0;
+    for (int i = 0; i < in->n; i++) {
+        const WeightTensor *t = &in->t[i];
+        if (weights_is_clip_tensor(t->name)) weights_add(out, t->name, t->ndim, t->shape, t->data);
+        else left++;
+    }
+    return left;
+}
