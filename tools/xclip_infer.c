@@ -347,7 +347,7 @@ int main(int argc, char **argv) {
         fprintf(out.info, "xclip-infer: plain CLIP checkpoint: frame features of %lld frames averaged (no X-CLIP video modules), "
                "%d labels\n", (long long)T, K);
     }
-    if (clip_arch_check_tokenizer(cc.vocab, tokenizer_vocab_size(tok), &err) != XC_OK) return fail(err.msg);
+    if (!linear_head && clip_arch_check_tokenizer(cc.vocab, tokenizer_vocab_size(tok), &err) != XC_OK) return fail(err.msg);
     weights_free(&ws);
 
     // class texts
