@@ -1,6 +1,7 @@
 // ckpt_internal.c - the helpers every reader and writer shares (ckpt_internal.h): duplicate names, dtype
 // conversion, skippable integer buffers, reading a whole file.
 #include "checkpoints/ckpt_internal.h"
+#include "checkpoints/hash64.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -55,4 +56,42 @@ uint8_t *ckpt_read_file(const char *path, size_t *len, XcError *err) {
     uint8_t *buf = xc_read_file(path, CKPT_MAX_FILE_BYTES, len, err);
     if (buf && *len == 0) { xc_err(err, "%s: file is empty", path); xc_free(buf); return NULL; }
     return buf;
+}
+
+// ---- name index ------------------------------------------------------------------------------------------
+static void index_insert(CkptNameIndex *ix, const WeightSet *ws, int32_t i) {
+    uint64_t mask = (uint64_t)ix->cap - 1, h = hash64(ws->t[i].name, strlen(ws->t[i].name), 0) & mask;
+    while (ix->slot[h]) h = (h + 1) & mask;
+    ix->slot[h] = i + 1;
+}
+
+void ckpt_index_update(CkptNameIndex *ix, const WeightSet *ws) {
+    if (2 * (int64_t)ws->n >= ix->cap) { // keep the table at most half full: rebuild at twice the size
+        int64_t cap = 64;
+        while (cap <= 2 * (int64_t)ws->n) cap *= 2;
+        xc_free(ix->slot);
+        ix->slot = xc_calloc((size_t)cap, sizeof *ix->slot);
+        ix->cap = cap;
+        ix->count = 0;
+    }
+    for (int64_t i = ix->count; i < ws->n; i++) index_insert(ix, ws, (int32_t)i);
+    ix->count = ws->n;
+}
+
+void ckpt_index_build(CkptNameIndex *ix, const WeightSet *ws) {
+    memset(ix, 0, sizeof *ix);
+    ckpt_index_update(ix, ws);
+}
+
+const WeightTensor *ckpt_index_find(const CkptNameIndex *ix, const WeightSet *ws, const char *name) {
+    if (!ix->cap) return NULL;
+    uint64_t mask = (uint64_t)ix->cap - 1, h = hash64(name, strlen(name), 0) & mask;
+    for (; ix->slot[h]; h = (h + 1) & mask)
+        if (strcmp(ws->t[ix->slot[h] - 1].name, name) == 0) return &ws->t[ix->slot[h] - 1];
+    return NULL;
+}
+
+void ckpt_index_free(CkptNameIndex *ix) {
+    xc_free(ix->slot);
+    memset(ix, 0, sizeof *ix);
 }

@@ -52,3 +52,15 @@ const char *ckpt_find_duplicate(const char *const *names, int64_t n);
 
 // Read a whole weights file (regular file, at most CKPT_MAX_FILE_BYTES). NULL + err on failure.
 uint8_t *ckpt_read_file(const char *path, size_t *len, XcError *err);
+
+// Tensor names of a WeightSet by hash, for code that looks names up while it fills a set (the Hugging Face
+// name mapping: a million names would take hours with weights_find). Open addressing over the set's indices;
+// the set must only grow while indexed.
+typedef struct CkptNameIndex { int32_t *slot; int64_t cap, count; } CkptNameIndex; // slot: tensor index + 1, 0 = free
+// Index every tensor of ws (ix zero-initialised or freed before).
+void ckpt_index_build(CkptNameIndex *ix, const WeightSet *ws);
+// Tensor of ws named name, or NULL.
+const WeightTensor *ckpt_index_find(const CkptNameIndex *ix, const WeightSet *ws, const char *name);
+// Index the tensors appended to ws since the last call.
+void ckpt_index_update(CkptNameIndex *ix, const WeightSet *ws);
+void ckpt_index_free(CkptNameIndex *ix);

@@ -47,7 +47,7 @@ static int read_dataset(Visit *v, hid_t d, const char *name) {
     int64_t shape[XC_WEIGHT_MAX_DIMS];
     uint64_t numel = 1, bytes;
     for (int k = 0; k < nd; k++) {
-        if (dims[k] > (hsize_t)INT64_MAX || !xc_mul_u64(numel, dims[k], &numel)) { xc_err(v->err, "%s: dataset %s: shape overflows", v->path, name); goto out; }
+        if (dims[k] > (hsize_t)INT64_MAX || !xc_mul_u64(numel, dims[k], &numel) || numel > ((uint64_t)1 << 62)) { xc_err(v->err, "%s: dataset %s: shape overflows", v->path, name); goto out; }
         shape[k] = (int64_t)dims[k];
     }
     // The data must plausibly come from the file: at most 1100x its stored (possibly compressed) size.

@@ -76,16 +76,31 @@ bool weights_is_xclip(const WeightSet *ws) {
     return false;
 }
 
+// The names produced so far and the names read, by hash (the mapping looks both up once per tensor: a linear
+// weights_find made a million-tensor file take hours). Per thread: one conversion at a time in each.
+static _Thread_local CkptNameIndex g_out_index, g_in_index;
+
 // weights_add that reports a name produced twice (e.g. "visual.proj" next to "visual_projection.weight").
 static bool taken(const WeightSet *out, const char *name, XcError *err) {
-    if (!weights_find(out, name)) return false;
+    ckpt_index_update(&g_out_index, out);
+    if (!ckpt_index_find(&g_out_index, out, name)) return false;
     xc_err(err, "two tensors map to the same name \"%s\"", name);
     return true;
 }
 
+// weights_add without its linear duplicate check (taken() has checked, by hash).
+static WeightTensor *append(WeightSet *out, const char *name, int ndim, const int64_t *shape, const float *data) {
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    float *copy = xc_malloc((size_t)numel * sizeof(float));
+    if (data) memcpy(copy, data, (size_t)numel * sizeof(float));
+    else memset(copy, 0, (size_t)numel * sizeof(float));
+    return ckpt_append_owned(out, name, ndim, shape, copy);
+}
+
 static int add_copy(WeightSet *out, const char *name, const WeightTensor *t, XcError *err) {
     if (taken(out, name, err)) return XC_ERR;
-    weights_add(out, name, t->ndim, t->shape, t->data);
+    append(out, name, t->ndim, t->shape, t->data);
     return XC_OK;
 }
 
@@ -93,7 +108,7 @@ static int add_transposed(WeightSet *out, const char *name, const WeightTensor *
     if (t->ndim != 2) return xc_err(err, "%s: expected a 2-D matrix", t->name);
     if (taken(out, name, err)) return XC_ERR;
     int64_t shape[2] = {t->shape[1], t->shape[0]};
-    WeightTensor *o = weights_add(out, name, 2, shape, NULL);
+    WeightTensor *o = append(out, name, 2, shape, NULL);
     for (int64_t r = 0; r < t->shape[0]; r++)
         for (int64_t c = 0; c < t->shape[1]; c++) o->data[c * t->shape[0] + r] = t->data[r * t->shape[1] + c];
     return XC_OK;
@@ -107,7 +122,7 @@ static int add_stacked_qkv(WeightSet *out, const char *name, const WeightTensor 
         return xc_err(err, "%s: q/k/v projections have different or unexpected shapes", name);
     if (taken(out, name, err)) return XC_ERR;
     int64_t shape[2] = {3 * q->shape[0], q->ndim == 2 ? q->shape[1] : 0};
-    WeightTensor *o = weights_add(out, name, q->ndim, shape, NULL);
+    WeightTensor *o = append(out, name, q->ndim, shape, NULL);
     memcpy(o->data, q->data, (size_t)q->numel * sizeof(float));
     memcpy(o->data + q->numel, k->data, (size_t)q->numel * sizeof(float));
     memcpy(o->data + 2 * q->numel, v->data, (size_t)q->numel * sizeof(float));
@@ -140,7 +155,8 @@ static int map_hf_layer(WeightSet *out, const WeightSet *in, const WeightTensor 
     snprintf(qn, sizeof qn, "%.*sq_proj.%s", (int)base, n, kind);
     snprintf(kn, sizeof kn, "%.*sk_proj.%s", (int)base, n, kind);
     snprintf(vn, sizeof vn, "%.*sv_proj.%s", (int)base, n, kind);
-    const WeightTensor *q = weights_find(in, qn), *kk = weights_find(in, kn), *v = weights_find(in, vn);
+    const WeightTensor *q = ckpt_index_find(&g_in_index, in, qn), *kk = ckpt_index_find(&g_in_index, in, kn),
+                       *v = ckpt_index_find(&g_in_index, in, vn);
     if (!q || !kk || !v)
         return xc_err(err, "%s: missing %s (q, k and v projections are stacked together)", n, !q ? qn : !kk ? kn : vn);
     if (which != 'q') return XC_OK; // emitted with q
@@ -178,10 +194,14 @@ static int map_hf_tensor(WeightSet *out, const WeightSet *in, const WeightTensor
 
 int weights_from_hf_clip(WeightSet *out, const WeightSet *in, XcError *err) {
     XC_CHECK(out->n == 0 && out != in, "weights_from_hf_clip: out must be a different, empty set");
-    for (int i = 0; i < in->n; i++) {
-        if (map_hf_tensor(out, in, &in->t[i], err) != XC_OK) { weights_free(out); return XC_ERR; }
-    }
-    return XC_OK;
+    ckpt_index_build(&g_in_index, in);
+    ckpt_index_build(&g_out_index, out);
+    int rc = XC_OK;
+    for (int i = 0; i < in->n && rc == XC_OK; i++) rc = map_hf_tensor(out, in, &in->t[i], err);
+    ckpt_index_free(&g_in_index);
+    ckpt_index_free(&g_out_index);
+    if (rc != XC_OK) weights_free(out);
+    return rc;
 }
 
 // ---- official -> Hugging Face ---------------------------------------------------------------------------
@@ -200,7 +220,7 @@ static int add_split_qkv(WeightSet *out, const char *base, const char *attn, con
         char name[2 * CKPT_MAX_NAME_BYTES + 160];
         snprintf(name, sizeof name, "%s%s%s_proj.%s", base, attn, qkv[j], kind);
         if (taken(out, name, err)) return XC_ERR;
-        weights_add(out, name, t->ndim, shape, t->data + j * part);
+        append(out, name, t->ndim, shape, t->data + j * part);
     }
     return XC_OK;
 }
@@ -221,6 +241,7 @@ static int map_official_layer(WeightSet *out, const WeightTensor *t, const char 
 
 static int to_hf(WeightSet *out, const WeightSet *in, bool xclip, XcError *err) {
     XC_CHECK(out->n == 0 && out != in, "weights_to_hf_clip: out must be a different, empty set");
+    ckpt_index_build(&g_out_index, out);
     for (int i = 0; i < in->n; i++) {
         const WeightTensor *t = &in->t[i];
         const char *n = t->name, *rest, *prefix, *inner;
@@ -256,10 +277,27 @@ static int to_hf(WeightSet *out, const WeightSet *in, bool xclip, XcError *err) 
         } else {
             rc = add_copy(out, n, t, err); // logit_scale, prompts_generator.decoder.*, alpha, and anything else
         }
-        if (rc != XC_OK) { weights_free(out); return XC_ERR; }
+        if (rc != XC_OK) { ckpt_index_free(&g_out_index); weights_free(out); return XC_ERR; }
     }
+    ckpt_index_free(&g_out_index);
     return XC_OK;
 }
 
 int weights_to_hf_clip(WeightSet *out, const WeightSet *in, XcError *err) { return to_hf(out, in, false, err); }
 int weights_to_hf_xclip(WeightSet *out, const WeightSet *in, XcError *err) { return to_hf(out, in, true, err); }
+
+bool weights_is_clip_tensor(const char *n) {
+    if (starts_with(n, "visual.")) return !strstr(n, ".message_");
+    return is_text_tower(n) || strcmp(n, "text_projection") == 0 || strcmp(n, "logit_scale") == 0;
+}
+
+int weights_keep_clip(WeightSet *out, const WeightSet *in) {
+    XC_CHECK(out->n == 0 && out != in, "weights_keep_clip: out must be a different, empty set");
+    int left = 0;
+    for (int i = 0; i < in->n; i++) {
+        const WeightTensor *t = &in->t[i];
+        if (weights_is_clip_tensor(t->name)) weights_add(out, t->name, t->ndim, t->shape, t->data);
+        else left++;
+    }
+    return left;
+}

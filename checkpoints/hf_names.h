@@ -54,3 +54,10 @@ bool weights_is_xclip(const WeightSet *ws);
 //   prompts_generator.decoder.N.*, prompts_generator.alpha, logit_scale: unchanged
 // weights_from_hf_clip maps both Hugging Face layouts back (weights_load does it on reading).
 int weights_to_hf_xclip(WeightSet *out, const WeightSet *in, XcError *err);
+// A tensor of CLIP itself (official names)? visual.* except the cross-frame message_* tensors, the text tower
+// (token_embedding, positional_embedding, transformer.*, ln_final, text_projection) and logit_scale; not the
+// X-CLIP additions (mit.*, prompts_*, message_*) nor this project's head.* and prompt_learner.ctx.
+bool weights_is_clip_tensor(const char *name);
+// Copy the CLIP tensors of in into the empty set out (a CLIP-only model from any X-CLIP checkpoint); returns how
+// many tensors were left out.
+int weights_keep_clip(WeightSet *out, const WeightSet *in);

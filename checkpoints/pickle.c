@@ -2,6 +2,7 @@
 // Python objects use (plus the text GET/PUT/INT of protocol 0); anything else (INST, OBJ, EXT*,
 // out-of-band buffers...) is refused with its byte offset.
 #include "checkpoints/pickle.h"
+#include "checkpoints/hash64.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,28 @@ static int persistent_load(Vm *vm, PkObj *pid) {
     if (key->type != PK_STR || key->slen == 0 || key->slen > 64 || strspn(key->s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_") != key->slen)
         return vm_fail(vm, "bad storage key in persistent id", NULL);
     if (!get_int(pid->items[4], &numel) || numel < 0) return vm_fail(vm, "bad storage size in persistent id", NULL);
+    PkMachine *m = vm->m;
+    if (2 * (m->nstorages + 1) > m->storages_cap) { // keep the table at most half full
+        int64_t cap = m->storages_cap ? 2 * m->storages_cap : 64;
+        PkObj **tab = xc_calloc((size_t)cap, sizeof *tab);
+        for (int64_t i = 0; i < m->storages_cap; i++) {
+            if (!m->storages[i]) continue;
+            uint64_t h = hash64(m->storages[i]->s, m->storages[i]->slen, 0) & (uint64_t)(cap - 1);
+            while (tab[h]) h = (h + 1) & (uint64_t)(cap - 1);
+            tab[h] = m->storages[i];
+        }
+        xc_free(m->storages);
+        m->storages = tab;
+        m->storages_cap = cap;
+    }
+    uint64_t h = hash64(key->s, key->slen, 0) & (uint64_t)(m->storages_cap - 1);
+    for (; m->storages[h]; h = (h + 1) & (uint64_t)(m->storages_cap - 1)) {
+        PkObj *old = m->storages[h];
+        if (strcmp(old->s, key->s) != 0) continue;
+        if (old->kind != (int)st->i || old->elem_size != st->elem_size || old->i != numel)
+            return vm_fail(vm, "storage key '%s' named again with another type or size", key->s);
+        return push(vm, old);
+    }
     if (vm->check && vm->check(vm->ctx, key->s, (int)st->i, st->elem_size, numel, vm->err) != XC_OK) return XC_ERR;
     PkObj *o = new_obj(vm, PK_STORAGE);
     if (!o) return XC_ERR;
@@ -205,7 +228,29 @@ static int persistent_load(Vm *vm, PkObj *pid) {
     o->s = xc_malloc(key->slen + 1);
     memcpy(o->s, key->s, key->slen + 1);
     o->slen = key->slen;
+    m->storages[h] = o;
+    m->nstorages++;
     return push(vm, o);
+}
+
+// Does a view (dims of size > 1 only matter) reach some storage element twice? Taken in the order of their
+// strides, each dimension must step past everything the smaller ones span. (This also refuses the rare
+// interleaved layouts that do not overlap; no torch operation makes them.)
+static bool view_overlaps(int nd, const int64_t *size, const int64_t *stride) {
+    int order[XC_WEIGHT_MAX_DIMS], k = 0;
+    for (int d = 0; d < nd; d++)
+        if (size[d] > 1) order[k++] = d;
+    for (int i = 1; i < k; i++) // insertion sort by stride
+        for (int j = i; j > 0 && stride[order[j]] < stride[order[j - 1]]; j--) {
+            int tmp = order[j]; order[j] = order[j - 1]; order[j - 1] = tmp;
+        }
+    uint64_t span = 1; // elements spanned by the dimensions taken so far (no overflow: checked by the caller)
+    for (int i = 0; i < k; i++) {
+        int d = order[i];
+        if ((uint64_t)stride[d] < span) return true;
+        span += (uint64_t)(size[d] - 1) * (uint64_t)stride[d];
+    }
+    return false;
 }
 
 // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
@@ -223,7 +268,7 @@ static PkObj *rebuild_tensor(Vm *vm, PkObj *args) {
     t->i = off;
     t->ndim = (int)size->n;
     t->dims = xc_malloc(2 * XC_WEIGHT_MAX_DIMS * sizeof(int64_t));
-    uint64_t numel = 1, last = (uint64_t)off;
+    uint64_t numel = 1, nonzero = 1, last = (uint64_t)off, bytes; // nonzero: the product of the dims other than 0
     for (int d = 0; d < t->ndim; d++) {
         int64_t sz, sd;
         if (!get_int(size->items[d], &sz) || !get_int(stride->items[d], &sd)) { vm_fail(vm, "tensor size/stride entries must be integers", NULL); return NULL; }
@@ -232,16 +277,35 @@ static PkObj *rebuild_tensor(Vm *vm, PkObj *args) {
         t->dims[d] = sz;
         t->dims[XC_WEIGHT_MAX_DIMS + d] = sd;
         uint64_t span;
-        if (!xc_mul_u64(numel, (uint64_t)sz, &numel) || numel > ((uint64_t)1 << 62)) { vm_fail(vm, "tensor element count overflows", NULL); return NULL; }
+        if (!xc_mul_u64(numel, (uint64_t)sz, &numel) || !xc_mul_u64(nonzero, sz ? (uint64_t)sz : 1, &nonzero)) {
+            vm_fail(vm, "tensor element count overflows", NULL);
+            return NULL;
+        }
         if (sz > 0 && (!xc_mul_u64((uint64_t)(sz - 1), (uint64_t)sd, &span) || !xc_add_u64(last, span, &last))) {
             vm_fail(vm, "tensor strides overflow", NULL); return NULL;
         }
     }
-    if (numel > 0 && last >= (uint64_t)st->i) {
+    // in bytes: as stored, and as the float32 copy the loader makes (the wider of the two); an empty tensor too,
+    // as if its zero dims were 1, so that no product of its dims in any order overflows
+    if (!xc_mul_u64(nonzero, (uint64_t)(st->elem_size > 4 ? st->elem_size : 4), &bytes) || bytes > ((uint64_t)1 << 62)) {
+        vm_fail(vm, "tensor byte size overflows", NULL);
+        return NULL;
+    }
+    if (numel == 0) return t;
+    if (last >= (uint64_t)st->i) {
         char msg[160];
         snprintf(msg, sizeof msg, "tensor view (offset %lld, last element %llu) lies outside its storage of %lld elements",
                  (long long)off, (unsigned long long)last, (long long)st->i);
         vm_fail(vm, "%s", msg);
+        return NULL;
+    }
+    if (view_overlaps(t->ndim, t->dims, t->dims + XC_WEIGHT_MAX_DIMS)) {
+        char msg[200];
+        int len = snprintf(msg, sizeof msg, "tensor view of size (");
+        for (int d = 0; d < t->ndim && len < 150; d++) len += snprintf(msg + len, sizeof msg - (size_t)len, "%s%lld", d ? ", " : "", (long long)t->dims[d]);
+        len += snprintf(msg + len, sizeof msg - (size_t)len, ") stride (");
+        for (int d = 0; d < t->ndim && len < 180; d++) len += snprintf(msg + len, sizeof msg - (size_t)len, "%s%lld", d ? ", " : "", (long long)t->dims[XC_WEIGHT_MAX_DIMS + d]);
+        vm_fail(vm, "%s) repeats elements of its storage (a stride of 0 or overlapping strides), which is not supported", msg);
         return NULL;
     }
     return t;
@@ -480,6 +544,7 @@ void pk_free(PkMachine *m) {
     xc_free(m->stack);
     xc_free(m->marks);
     xc_free(m->memo);
+    xc_free(m->storages);
     memset(m, 0, sizeof *m);
 }
 

@@ -9,11 +9,16 @@
 //   - every other global (a yacs config class, __torch__.* TorchScript module classes, os.system...)
 //     becomes an inert object that records its class name, constructor arguments and BUILD state;
 //   - persistent ids ('storage', <storage type>, key, location, numel) become storage references,
-//     checked by a callback (the torch loader checks the zip entry exists and has numel elements);
+//     checked by a callback (the torch loader checks the zip entry exists and has numel elements); every
+//     reference to one key is the same object (as torch's loader caches storages by key), so what the views
+//     of a storage cost is counted once per storage; one key with two types or sizes is refused;
 //   - SETITEM(S) only on dicts, APPEND(S) only on lists, BUILD only on inert objects (items given to an
 //     inert dict/list subclass are dropped; BUILD state on a dict or tensor is ignored); anything else
 //     is an error. Memo indices, stack size, MARK nesting, string sizes and object count are capped.
-// Tensors are validated when built: dims and strides non-negative, the view inside its storage.
+// Tensors are validated when built: dims and strides non-negative, the view inside its storage, its size in
+// bytes (as stored and as float32) representable, and no element of the storage seen twice (a stride of 0 or
+// overlapping strides would turn a few stored bytes into any number of copies: refused), so a view never holds
+// more elements than its storage.
 //
 //   PkMachine m;
 //   PkObj *root = NULL;
@@ -58,6 +63,8 @@ typedef struct PkObj {
     int64_t *dims;       // PK_TENSOR: shape[ndim] then stride[ndim]
     const uint8_t *bytes; // PK_STORAGE: its data once the loader has read it
     uint8_t *owned;       //   and the buffer to free with the machine
+    int64_t viewed;       // PK_STORAGE: elements of the views the loader takes from it
+    bool walked;          // PK_OBJECT: the loader has walked this module already
 } PkObj;
 
 // Checks a storage reference; returns XC_OK or fills err.
@@ -68,6 +75,7 @@ typedef struct PkMachine {
     PkObj **stack; int64_t sp, stack_cap;
     int64_t *marks; int64_t nmarks, marks_cap;
     PkObj **memo; int64_t memo_cap, memo_count;
+    PkObj **storages; int64_t storages_cap, nstorages; // by key (open addressing): one object per storage key
 } PkMachine;
 
 int pk_load(PkMachine *m, const uint8_t *buf, size_t len, const char *where, PkStorageCheck check, void *ctx,

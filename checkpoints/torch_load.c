@@ -15,6 +15,12 @@
 // the attributes: the tensors named in the class's __parameters__/__buffers__ (plain tensor attributes
 // such as CLIP's attn_mask are not state), then the submodules, prefixed by their attribute names.
 // An eager nn.Module pickled whole (torch.save(model)) is walked through its _parameters/_buffers/_modules.
+// Each module object is walked once: one reached again along another path (a shared submodule, a cycle, or a
+// graph built so that the paths multiply) is refused, so the walk is linear in the pickle's objects.
+// Memory: every view lies inside its storage without repeating an element (pickle.c), and the views taken from
+// one storage hold at most CKPT_MAX_VIEW_SHARE times its elements (plus a few): tied weights (two names on one
+// storage) load, a thousand names on one storage are refused before anything is copied. The float32 copies
+// are thus bounded by that factor times the storages' real content.
 #include "checkpoints/ckpt_internal.h"
 #include "checkpoints/weight_formats.h"
 #include "checkpoints/pickle.h"
@@ -24,6 +30,8 @@
 #include <string.h>
 
 #define WALK_MAX_DEPTH 64
+#define CKPT_MAX_VIEW_SHARE 2    // views of one storage: at most this many times its elements
+#define CKPT_VIEW_SHARE_SLACK 64 //   plus this many (small buffers shared by a few names)
 
 typedef struct CodeFile { char *name; uint8_t *owned; const uint8_t *data; uint64_t len; } CodeFile;
 
@@ -156,8 +164,16 @@ static bool is_module(const PkObj *o) {
            strncmp(o->cls->s, "__torch__.", 10) == 0;
 }
 
+// A module object reached a second time: refused (see the top of the file).
+static int walked_twice(Loader *L, PkObj *mod, const char *prefix) {
+    if (!mod->walked) { mod->walked = true; return XC_OK; }
+    return xc_err(L->err, "%s: module '%.200s' (a %.200s) is an object already read under another name: shared or "
+                  "cyclic submodules are not supported", L->path, prefix[0] ? prefix : "(root)", mod->cls->s);
+}
+
 static int walk_script(Loader *L, PkObj *mod, const char *prefix, int depth) {
     if (depth > WALK_MAX_DEPTH) return xc_err(L->err, "%s: TorchScript modules nested deeper than %d", L->path, WALK_MAX_DEPTH);
+    if (walked_twice(L, mod, prefix) != XC_OK) return XC_ERR;
     PkObj *attrs = mod->state;
     const uint8_t *body = NULL, *bend = NULL;
     bool known = class_body(L, mod->cls->s, &body, &bend) && listed(body, bend, "__parameters__", "") >= 0;
@@ -182,6 +198,7 @@ static int walk_script(Loader *L, PkObj *mod, const char *prefix, int depth) {
 // An eager nn.Module pickled whole: state {'_parameters': {...}, '_buffers': {...}, '_modules': {...}}.
 static int walk_eager(Loader *L, PkObj *mod, const char *prefix, int depth) {
     if (depth > WALK_MAX_DEPTH) return xc_err(L->err, "%s: modules nested deeper than %d", L->path, WALK_MAX_DEPTH);
+    if (walked_twice(L, mod, prefix) != XC_OK) return XC_ERR;
     PkObj *st = mod->state;
     PkObj *params = pk_dict_get(st, "_parameters"), *bufs = pk_dict_get(st, "_buffers"), *mods = pk_dict_get(st, "_modules");
     PkObj *nonpersistent = pk_dict_get(st, "_non_persistent_buffers_set");
@@ -329,6 +346,19 @@ int weights_parse_torch(WeightSet *ws, const uint8_t *buf, size_t len, const cha
     if (collect(&L, root) != XC_OK) goto done;
     const char *dup = ckpt_find_duplicate((const char *const *)L.names, L.n);
     if (dup) { xc_err(err, "%s: duplicate tensor name \"%s\"", path, dup); goto done; }
+    // every view's size is checked (pickle.c); now what the views of each storage cost together, before any copy
+    for (int64_t i = 0; i < L.n; i++) {
+        PkObj *t = L.tensors[i], *st = t->cls;
+        int64_t numel = 1;
+        for (int d = 0; d < t->ndim; d++) numel *= t->dims[d]; // <= the storage's elements
+        st->viewed += numel;
+        if (st->viewed > CKPT_MAX_VIEW_SHARE * st->i + CKPT_VIEW_SHARE_SLACK) {
+            xc_err(err, "%s: tensor \"%s\" and the names before it view storage %sdata/%s (%lld elements) %lld times "
+                   "over in all: more than %d copies of one storage are refused", path, L.names[i], L.prefix, st->s,
+                   (long long)st->i, (long long)(st->viewed / (st->i ? st->i : 1)), CKPT_MAX_VIEW_SHARE);
+            goto done;
+        }
+    }
     for (int64_t i = 0; i < L.n; i++) {
         PkObj *t = L.tensors[i];
         int64_t numel = 1;

@@ -1,5 +1,6 @@
 // clip.c - see clip.h.
 #include "nn/clip.h"
+#include "nn/arch_check.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -58,7 +59,7 @@ int clip_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcError *err)
     const WeightTensor *tok = tpos ? need(ws, "token_embedding.weight", 2, err) : NULL;
     const WeightTensor *vfc = tok ? need(ws, "visual.transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
     const WeightTensor *tfc = vfc ? need(ws, "transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
-    if (!tfc) return XC_ERR;
+    if (!tfc || clip_arch_check_weights(ws, err) != XC_OK) return XC_ERR; // sizes in range and consistent
     if (vision_config_from_weights(cfg, conv1, vpos, vfc, ws, err) != XC_OK) return XC_ERR;
     cfg->embed_dim = tproj->shape[1];
     cfg->text_width = lnf->shape[0];

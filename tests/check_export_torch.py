@@ -10,10 +10,18 @@
                      conversion (rename rules of transformers' convert_x_clip_original_pytorch_to_hf.py:
                      q/k/v split, projections transposed), byte-identical to torch.save of that dict
       back.h5        hf.pth read back by xclip-export: equal bitwise to SRC
+      config.json    (written beside hf.pth) an XCLIPConfig whose sizes build exactly the shapes of hf.pth
+      clip/          --hf=clip of SRC: pytorch_model.bin + config.json, a CLIPConfig whose sizes build exactly
+                     the shapes of the state dict (no mit / prompts / message tensors), the CLIP tensors of SRC
+  The shapes a config builds are written here from transformers' modeling_clip.py / modeling_x_clip.py
+  (CLIPModel, XCLIPModel: module names and nn.Linear / nn.LayerNorm / nn.Parameter shapes); transformers itself
+  is not installed, so from_pretrained is not run: this checks that it would find every key it creates, with
+  its shape, and no other (position_ids buffers aside).
 Exit status 0 when every check passes; each failure is printed.
 """
 import collections
 import io
+import json
 import sys
 
 import h5py
@@ -207,6 +215,102 @@ def hf_xclip(sd):
     return out
 
 
+def hf_expected_shapes(cfg):
+    """Parameter names and shapes CLIPModel / XCLIPModel create from a config.json (model_type clip / xclip)."""
+    xclip = cfg["model_type"] == "xclip"
+    t, v, E = cfg["text_config"], cfg["vision_config"], cfg["projection_dim"]
+    out = collections.OrderedDict()
+
+    def linear(name, n_out, n_in, bias=True):
+        out[name + ".weight"] = (n_out, n_in)
+        if bias:
+            out[name + ".bias"] = (n_out,)
+
+    def norm(name, n):
+        out[name + ".weight"] = (n,)
+        out[name + ".bias"] = (n,)
+
+    def encoder_layer(pre, w, inter):
+        for p in "qkv":
+            linear(f"{pre}self_attn.{p}_proj", w, w)
+        linear(f"{pre}self_attn.out_proj", w, w)
+        norm(f"{pre}layer_norm1", w)
+        linear(f"{pre}mlp.fc1", inter, w)
+        linear(f"{pre}mlp.fc2", w, inter)
+        norm(f"{pre}layer_norm2", w)
+
+    D, W, P = t["hidden_size"], v["hidden_size"], v["patch_size"]
+    out["text_model.embeddings.token_embedding.weight"] = (t["vocab_size"], D)
+    out["text_model.embeddings.position_embedding.weight"] = (t["max_position_embeddings"], D)
+    for i in range(t["num_hidden_layers"]):
+        encoder_layer(f"text_model.encoder.layers.{i}.", D, t["intermediate_size"])
+    norm("text_model.final_layer_norm", D)
+    out["vision_model.embeddings.class_embedding"] = (W,)
+    out["vision_model.embeddings.patch_embedding.weight"] = (W, v["num_channels"], P, P)
+    out["vision_model.embeddings.position_embedding.weight"] = ((v["image_size"] // P) ** 2 + 1, W)
+    norm("vision_model.pre_layernorm" if xclip else "vision_model.pre_layrnorm", W)
+    for i in range(v["num_hidden_layers"]):
+        pre = f"vision_model.encoder.layers.{i}."
+        if xclip:  # XCLIPVisionEncoderLayer: message_fc, message_ln, message_attn before CLIP's layer
+            linear(pre + "message_fc", W, W)
+            norm(pre + "message_ln", W)
+            for p in "qkv":
+                linear(f"{pre}message_attn.{p}_proj", W, W)
+            linear(pre + "message_attn.out_proj", W, W)
+        encoder_layer(pre, W, v["intermediate_size"])
+    norm("vision_model.post_layernorm", W)
+    linear("visual_projection", E, W, bias=False)
+    linear("text_projection", E, D, bias=False)
+    out["logit_scale"] = ()
+    if xclip:
+        norm("prompts_visual_layernorm", W)
+        out["prompts_visual_projection"] = (W, E)
+        M = v["mit_hidden_size"]
+        out["mit.position_embedding"] = (1, v["num_frames"], M)
+        for i in range(v["mit_num_hidden_layers"]):
+            encoder_layer(f"mit.encoder.layers.{i}.", M, v["mit_intermediate_size"])
+        norm("prompts_generator.layernorm", E)
+        for j in range(cfg["prompt_layers"]):
+            pre = f"prompts_generator.decoder.{j}."
+            for p in "qkv":
+                linear(f"{pre}cross_attn.{p}_proj", E, E, bias=False)
+            linear(pre + "cross_attn.proj", E, E)
+            norm(pre + "norm1", E)
+            norm(pre + "norm3", E)
+            linear(pre + "mlp.0", 4 * E, E)
+            linear(pre + "mlp.3", E, 4 * E)
+        out["prompts_generator.alpha"] = (E,)
+    return out
+
+
+def check_config(what, cfg_path, sd, model_type, ignore=()):
+    """config.json parses, names the class, and builds exactly the state dict's names and shapes."""
+    try:
+        cfg = json.load(open(cfg_path))
+    except Exception as e:  # noqa: BLE001 - any failure to parse is the finding
+        fail(f"{what}: config.json does not parse: {e}")
+        return
+    arch = {"clip": "CLIPModel", "xclip": "XCLIPModel"}[model_type]
+    if cfg.get("model_type") != model_type or cfg.get("architectures") != [arch]:
+        fail(f"{what}: model_type {cfg.get('model_type')} / architectures {cfg.get('architectures')}")
+        return
+    for sub, mt in [("text_config", model_type + "_text_model"), ("vision_config", model_type + "_vision_model")]:
+        if cfg[sub].get("model_type") != mt:
+            fail(f"{what}: {sub}.model_type {cfg[sub].get('model_type')}")
+        heads, hidden = cfg[sub]["num_attention_heads"], cfg[sub]["hidden_size"]
+        if hidden % heads or (hidden >= 64 and hidden // heads != 64):
+            fail(f"{what}: {sub}: {heads} heads for width {hidden} (CLIP's heads are 64 wide)")
+    want = hf_expected_shapes(cfg)
+    got = collections.OrderedDict((k, tuple(t.shape)) for k, t in sd.items() if k not in ignore)
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    shapes = [f"{k} {got[k]} vs {want[k]}" for k in want if k in got and got[k] != want[k]]
+    if missing or extra or shapes:
+        fail(f"{what}: config.json vs tensors: missing {missing[:4]}, unexpected {extra[:4]}, shapes {shapes[:4]}")
+    else:
+        print(f"{what}: config.json builds the {len(want)} tensors' names and shapes exactly")
+
+
 def check(src_path, d):
     src = read_h5(src_path)
     n = sum(v.size for v in src.values())
@@ -235,8 +339,17 @@ def check(src_path, d):
                  "prompts_visual_projection", "visual_projection.weight"]:
         if must not in got:
             fail(f"hf.pth: no {must}")
+    check_config("hf.pth (XCLIPModel)", f"{d}/config.json", got, "xclip", ignore=("extra.empty",))
     # and back
     compare_sd("back.h5 (hf.pth read back)", read_h5(f"{d}/back.h5"), src)
+    # --hf=clip: a clean CLIPModel of the CLIP tensors, as pytorch_model.bin + config.json
+    clip = torch.load(f"{d}/clip/pytorch_model.bin", weights_only=True)
+    bad = [k for k in clip if "mit" in k or "prompt" in k or "message" in k]
+    if bad:
+        fail(f"clip/pytorch_model.bin: X-CLIP tensors {bad[:4]}")
+    check_config("clip/ (CLIPModel)", f"{d}/clip/config.json", clip, "clip")
+    if not np.array_equal(bits(clip["vision_model.embeddings.class_embedding"].numpy()), bits(src["visual.class_embedding"])):
+        fail("clip/pytorch_model.bin: class_embedding differs from the source")
     print("all checks passed" if not FAILS else f"{len(FAILS)} checks failed")
     return 1 if FAILS else 0
 

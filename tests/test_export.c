@@ -6,10 +6,16 @@
 // bitwise: names, order, shapes and every float's bits (NaN payloads, -0, infinities, subnormals, a 0-d
 // tensor and an empty one included). Then every file is converted to every format (64 pairs), again exact.
 // Also: the XCLIPModel names and transposes by hand, and the xclip-export program on a snapshot.
+// Hugging Face folders written by the program (--hf IN DIR/): config.json parses and holds the model's sizes
+// (XCLIPConfig, and CLIPConfig for --hf=clip / a CLIP checkpoint), the folder reads back bitwise through
+// weights_load, --hf=clip of X-CLIP weights holds CLIP's tensors only, pytorch_model.bin is accepted, and the
+// ablations XCLIPModel cannot hold are refused by name before anything is written.
 // The .pth files against PyTorch itself: tests/test_export_torch.sh (its own CTest test).
 #include <sys/wait.h>
 
+#include "autograd/json.h"
 #include "checkpoints/snapshot.h"
+#include "nn/hf_config.h"
 #include "optim/adamw.h"
 #include "tests/snap_test_util.h"
 #include "tests/test_util.h"
@@ -178,6 +184,198 @@ static void test_snapshot_input(const WeightSet *src, ParamStore *ps, const char
     adamw_free(&opt);
 }
 
+// ---- Hugging Face folders through the program ----------------------------------------------------------------
+static int run_tool(const char *cmd, char *out, size_t n) { // stdout+stderr of cmd into out; the exit status
+    char full[40000], log[4200];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(log, sizeof log, "%s/test_export_tool.%d.log", tmp && tmp[0] ? tmp : "/tmp", (int)getpid());
+    snprintf(full, sizeof full, "%s > '%s' 2>&1", cmd, log);
+    int rc = system(full);
+    FILE *f = fopen(log, "rb");
+    size_t k = f ? fread(out, 1, n - 1, f) : 0;
+    out[k] = 0;
+    if (f) fclose(f);
+    unlink(log);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static int64_t json_int(const JsonValue *obj, const char *key) {
+    const JsonValue *v = obj ? json_get(obj, key) : NULL;
+    return v && v->type == JSON_NUMBER && v->is_int ? v->i : -12345;
+}
+
+static const char *json_str(const JsonValue *obj, const char *key) {
+    const JsonValue *v = obj ? json_get(obj, key) : NULL;
+    return v && v->type == JSON_STRING ? v->s : "";
+}
+
+// config.json of the tiny model of xclip_dims_tiny (CLIPConfig or XCLIPConfig): valid JSON, every size right.
+static void check_config(const char *path, bool xclip) {
+    XcError err;
+    size_t len;
+    char *text = xc_read_file(path, 1 << 20, &len, &err);
+    XC_EXPECT(text != NULL, "config.json written: %s", err.msg);
+    if (!text) return;
+    JsonValue root;
+    XC_EXPECT(json_parse(&root, text, len, path, &err) == XC_OK, "config.json is JSON: %s", err.msg);
+    xc_free(text);
+    if (root.type != JSON_OBJECT) return;
+    XclipDims d = xclip_dims_tiny();
+    const char *p = xclip ? "xclip" : "clip";
+    const JsonValue *arch = json_get(&root, "architectures"), *t = json_get(&root, "text_config"),
+                    *v = json_get(&root, "vision_config");
+    char want[64];
+    XC_EXPECT(arch && arch->type == JSON_ARRAY && arch->n == 1 && arch->items[0].type == JSON_STRING &&
+                  !strcmp(arch->items[0].s, xclip ? "XCLIPModel" : "CLIPModel"), "%s: architectures", path);
+    XC_EXPECT(!strcmp(json_str(&root, "model_type"), p), "%s: model_type %s", path, json_str(&root, "model_type"));
+    XC_EXPECT(json_int(&root, "projection_dim") == d.E, "projection_dim %lld", (long long)json_int(&root, "projection_dim"));
+    const JsonValue *ls = json_get(&root, "logit_scale_init_value");
+    XC_EXPECT(ls && ls->type == JSON_NUMBER && ls->d == 2.6592, "logit_scale_init_value");
+    snprintf(want, sizeof want, "%s_text_model", p);
+    XC_EXPECT(!strcmp(json_str(t, "model_type"), want), "text_config.model_type %s", json_str(t, "model_type"));
+    snprintf(want, sizeof want, "%s_vision_model", p);
+    XC_EXPECT(!strcmp(json_str(v, "model_type"), want), "vision_config.model_type %s", json_str(v, "model_type"));
+    struct { const JsonValue *o; const char *key; int64_t want; } sizes[] = {
+        {t, "vocab_size", d.vocab}, {t, "hidden_size", d.D}, {t, "intermediate_size", 4 * d.D},
+        {t, "num_hidden_layers", d.text_layers}, {t, "num_attention_heads", d.D / 64}, {t, "max_position_embeddings", d.S},
+        {t, "pad_token_id", 1}, {t, "bos_token_id", d.vocab - 2}, {t, "eos_token_id", d.vocab - 1},
+        {v, "hidden_size", d.W}, {v, "intermediate_size", 4 * d.W}, {v, "num_hidden_layers", d.vision_layers},
+        {v, "num_attention_heads", d.W / 64}, {v, "image_size", d.image}, {v, "patch_size", d.P}, {v, "num_channels", 3},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        XC_EXPECT(json_int(sizes[i].o, sizes[i].key) == sizes[i].want, "%s: %s_config.%s = %lld, want %lld", path,
+                  sizes[i].o == t ? "text" : "vision", sizes[i].key, (long long)json_int(sizes[i].o, sizes[i].key),
+                  (long long)sizes[i].want);
+    XC_EXPECT(!strcmp(json_str(t, "hidden_act"), "quick_gelu") && !strcmp(json_str(v, "hidden_act"), "quick_gelu"), "quick_gelu");
+    if (xclip) {
+        struct { const JsonValue *o; const char *key; int64_t want; } x[] = {
+            {&root, "prompt_layers", d.prompt_layers}, {&root, "prompt_num_attention_heads", 1}, // E / 64 at least 1
+            {v, "num_frames", d.T}, {v, "mit_hidden_size", d.E}, {v, "mit_intermediate_size", 4 * d.E},
+            {v, "mit_num_hidden_layers", d.mit_layers}, {v, "mit_num_attention_heads", 1},
+        };
+        for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+            XC_EXPECT(json_int(x[i].o, x[i].key) == x[i].want, "%s: %s = %lld, want %lld", path, x[i].key,
+                      (long long)json_int(x[i].o, x[i].key), (long long)x[i].want);
+        XC_EXPECT(!strcmp(json_str(&root, "prompt_hidden_act"), "quick_gelu"), "prompt_hidden_act");
+        XC_EXPECT(json_get(&root, "prompt_alpha") && json_get(v, "drop_path_rate"), "prompt_alpha, drop_path_rate");
+    } else {
+        XC_EXPECT(json_int(t, "projection_dim") == d.E && json_int(v, "projection_dim") == d.E, "CLIP sub-config projection_dim");
+        XC_EXPECT(!json_get(v, "num_frames") && !json_get(&root, "prompt_layers"), "no X-CLIP fields in a CLIPConfig");
+    }
+    json_free(&root);
+}
+
+static bool has_xclip_name(const WeightSet *ws, const char **which) {
+    for (int i = 0; i < ws->n; i++)
+        if (strstr(ws->t[i].name, "mit") || strstr(ws->t[i].name, "prompt") || strstr(ws->t[i].name, "message")) {
+            *which = ws->t[i].name;
+            return true;
+        }
+    return false;
+}
+
+static void test_hf_folders(const WeightSet *src, const char *dir) {
+    const char *build = getenv("XCLIP_BUILD");
+    if (!build) return; // reported by test_snapshot_input
+    char in[4200], out[4300], cmd[40000], log[20000], path[4400];
+    XcError err;
+    snprintf(in, sizeof in, "%s/src.safetensors", dir);
+    XC_EXPECT(weights_save_safetensors(src, in, &err) == XC_OK, "%s", err.msg);
+
+    // X-CLIP -> folder (created, with its parents): model.safetensors + config.json, read back bitwise
+    snprintf(out, sizeof out, "%s/hf/xclip/", dir);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' --hf '%s' '%s'", build, in, out);
+    int rc = run_tool(cmd, log, sizeof log);
+    XC_EXPECT(rc == 0 && strstr(log, "xclip/model.safetensors + ") && strstr(log, "xclip/config.json") &&
+                  strstr(log, "XCLIPModel names"), "--hf X-CLIP -> folder (%d):\n%s", rc, log);
+    snprintf(path, sizeof path, "%sconfig.json", out);
+    check_config(path, true);
+    WeightSet got = {0}, raw = {0};
+    XC_EXPECT(weights_load(&got, out, &err) == XC_OK && identical(&got, src, "X-CLIP folder"), "the folder reads back bitwise: %s",
+              err.msg);
+    weights_free(&got);
+
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' '%s' '%s/hf/official/'", build, in, dir);
+    rc = run_tool(cmd, log, sizeof log);
+    XC_EXPECT(rc == 2 && strstr(log, "HINT: add --hf"), "a folder without --hf is a usage error (%d):\n%s", rc, log);
+
+    // --hf=clip of X-CLIP weights, as pytorch_model.bin: CLIP's tensors only, CLIPConfig, read back bitwise
+    WeightSet clip = {0};
+    int left = weights_keep_clip(&clip, src);
+    XC_EXPECT(left > 0 && clip.n + left == src->n && !weights_is_xclip(&clip), "weights_keep_clip: %d kept, %d left", clip.n, left);
+    snprintf(out, sizeof out, "%s/hf/clip/pytorch_model.bin", dir);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' --hf=clip '%s' '%s'", build, in, out);
+    rc = run_tool(cmd, log, sizeof log);
+    char want[128];
+    snprintf(want, sizeof want, "%d tensors that are not CLIP's left out", left);
+    XC_EXPECT(rc == 0 && strstr(log, "CLIPModel names") && strstr(log, want) && strstr(log, "clip/config.json"),
+              "--hf=clip of X-CLIP (%d, want \"%s\"):\n%s", rc, want, log);
+    XC_EXPECT(!strstr(log, "rename"), "pytorch_model.bin needs no renaming:\n%s", log);
+    snprintf(path, sizeof path, "%s/hf/clip/config.json", dir);
+    check_config(path, false);
+    const char *bad = NULL;
+    XC_EXPECT(weights_load_raw(&raw, out, &err) == XC_OK && raw.n > 0 && !has_xclip_name(&raw, &bad) &&
+                  weights_find(&raw, "vision_model.pre_layrnorm.weight"), "--hf=clip holds CLIPModel names only: %s %s",
+              err.msg, bad ? bad : "");
+    snprintf(path, sizeof path, "%s/hf/clip", dir);
+    XC_EXPECT(weights_load(&got, path, &err) == XC_OK && identical(&got, &clip, "CLIP folder (.bin)"),
+              "the CLIP folder reads back bitwise: %s", err.msg);
+    weights_free(&got);
+    weights_free(&raw);
+
+    // a CLIP checkpoint with --hf: CLIPConfig; a file name from_pretrained does not read is pointed out
+    snprintf(in, sizeof in, "%s/clip.h5", dir);
+    XC_EXPECT(weights_save_hdf5(&clip, in, &err) == XC_OK, "%s", err.msg);
+    snprintf(out, sizeof out, "%s/hf/clip2/weights.safetensors", dir);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' --hf '%s' '%s'", build, in, out);
+    rc = run_tool(cmd, log, sizeof log);
+    XC_EXPECT(rc == 0 && strstr(log, "CLIPModel names") && !strstr(log, "left out") && strstr(log, "rename weights.safetensors"),
+              "--hf CLIP (%d):\n%s", rc, log);
+    snprintf(path, sizeof path, "%s/hf/clip2/config.json", dir);
+    check_config(path, false);
+
+    // ablations XCLIPModel cannot hold: refused by name, nothing written; --hf=clip exports them
+    struct { const char *drop; const char *add; const char *msg; } abl[] = {
+        {".message_", NULL, "model.cct = false"},
+        {"mit.", NULL, "model.mit_layers = 0"},
+        {"prompts_", NULL, "model.prompt_layers = 0"},
+        {NULL, "prompt_learner.ctx", "prompt_learner.ctx: CoOp context vectors"},
+    };
+    for (size_t a = 0; a < sizeof abl / sizeof abl[0]; a++) {
+        WeightSet w = {0};
+        for (int i = 0; i < src->n; i++)
+            if (!abl[a].drop || !strstr(src->t[i].name, abl[a].drop))
+                weights_add(&w, src->t[i].name, src->t[i].ndim, src->t[i].shape, src->t[i].data);
+        if (abl[a].add) weights_add(&w, abl[a].add, 2, (int64_t[]){2, xclip_dims_tiny().D}, NULL);
+        snprintf(in, sizeof in, "%s/abl%zu.safetensors", dir, a);
+        XC_EXPECT(weights_save_safetensors(&w, in, &err) == XC_OK, "%s", err.msg);
+        snprintf(out, sizeof out, "%s/hf/abl%zu/", dir, a);
+        snprintf(cmd, sizeof cmd, "'%s/xclip-export' --hf=xclip '%s' '%s'", build, in, out);
+        rc = run_tool(cmd, log, sizeof log);
+        snprintf(path, sizeof path, "%smodel.safetensors", out);
+        XC_EXPECT(rc == 1 && strstr(log, abl[a].msg) && strstr(log, "HINT: --hf=clip") && access(path, F_OK) != 0,
+                  "--hf=xclip refuses \"%s\" (%d):\n%s", abl[a].msg, rc, log);
+        snprintf(cmd, sizeof cmd, "'%s/xclip-export' --quiet --hf=clip '%s' '%s'", build, in, out);
+        rc = run_tool(cmd, log, sizeof log);
+        WeightSet back = {0};
+        XC_EXPECT(rc == 0 && weights_load(&back, out, &err) == XC_OK && identical(&back, &clip, "ablation --hf=clip"),
+                  "--hf=clip exports the ablation \"%s\" (%d): %s", abl[a].msg, rc, log);
+        weights_free(&back);
+        weights_free(&w);
+    }
+    // the library refuses a model without a text tower (the linear head) for both classes
+    WeightSet vis = {0};
+    for (int i = 0; i < clip.n; i++)
+        if (!strncmp(clip.t[i].name, "visual.", 7)) weights_add(&vis, clip.t[i].name, clip.t[i].ndim, clip.t[i].shape, clip.t[i].data);
+    char *json = NULL;
+    XC_EXPECT(hf_config_json(&vis, false, &json, &err) == XC_ERR && strstr(err.msg, "no text tower") && !json,
+              "no text tower refused: %s", err.msg);
+    weights_free(&vis);
+    weights_free(&clip);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/hf'", dir);
+    XC_EXPECT(system(cmd) == 0, "cleanup");
+}
+
 int main(void) {
     char dir[4096];
     st_mkdtemp(dir, sizeof dir, "export");
@@ -187,6 +385,7 @@ int main(void) {
     test_hf_names(&src);
     test_pairs(&src, dir);
     test_snapshot_input(&src, &ps, dir);
+    test_hf_folders(&src, dir);
     weights_free(&src);
     param_store_free(&ps);
     st_rmdir(dir);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_export_torch.sh XCLIP_EXPORT - the .pth files xclip-export writes, checked by PyTorch itself.
-# Registered with CTest; it FAILS (never skips) when Debian's python3-torch / numpy / h5py are missing:
-# scripts/install-deps.sh installs them. The checks are in tests/check_export_torch.py.
+# Also the config.json beside each --hf export: its sizes build exactly the exported shapes (transformers is not
+# installed: from_pretrained itself is not run). Registered with CTest; it FAILS (never skips) when Debian's
+# python3-torch / numpy / h5py are missing: scripts/install-deps.sh installs them. The checks are in tests/check_export_torch.py.
 set -euo pipefail
 export_bin=${1:?usage: test_export_torch.sh path/to/xclip-export}
 py=${XCLIP_PYTHON:-/usr/bin/python3}
@@ -18,6 +19,7 @@ trap 'rm -rf "$work"' EXIT
 "$export_bin" --quiet --flat "$work/src.h5" "$work/flat.pth"
 "$export_bin" --quiet --hf "$work/src.h5" "$work/hf.pth"
 "$export_bin" --quiet "$work/hf.pth" "$work/back.h5"
+"$export_bin" --quiet --hf=clip "$work/src.h5" "$work/clip/pytorch_model.bin"
 "$py" "$here/check_export_torch.py" check "$work/src.h5" "$work"
 
 # An exported fine-tuned X-CLIP .pth loads with strict=True into the PyTorch reference model (the official

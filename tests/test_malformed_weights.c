@@ -7,28 +7,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "checkpoints/weights.h"
+#include "nn/arch_check.h"
+#include "nn/clip.h"
 #include "tests/test_util.h"
+#include "tests/weights_gen.h"
 
 static char g_dir[64] = "/tmp/xclip_bad_XXXXXX";
 static int g_cases;
-
-// ---- byte buffers ---------------------------------------------------------------------------------
-typedef struct Buf { uint8_t *p; size_t n, cap; } Buf;
-static void put(Buf *b, const void *s, size_t n) {
-    if (b->n + n > b->cap) { b->cap = (b->n + n) * 2 + 64; b->p = realloc(b->p, b->cap); }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-static void put8(Buf *b, uint8_t v) { put(b, &v, 1); }
-static void put16(Buf *b, uint16_t v) { put8(b, (uint8_t)v); put8(b, (uint8_t)(v >> 8)); }
-static void put32(Buf *b, uint32_t v) { put16(b, (uint16_t)v); put16(b, (uint16_t)(v >> 16)); }
-static void put64(Buf *b, uint64_t v) { put32(b, (uint32_t)v); put32(b, (uint32_t)(v >> 32)); }
-static void puts_(Buf *b, const char *s) { put(b, s, strlen(s)); }
 
 static const char *tmp_path(const char *name) {
     static char path[8][512];
@@ -156,90 +148,21 @@ static void safetensors_cases(void) {
 }
 
 // ---- zip archives by hand ---------------------------------------------------------------------------
-typedef struct ZEntry {
-    const char *name;
-    const uint8_t *data; size_t len;
-    bool deflate;
-    uint64_t fake_size; // declared uncompressed size when non-zero
-    int zip64;          // 1: sizes and offset in a zip64 extra field; 2: the same with the field cut short
-} ZEntry;
-
 static const char *zip_file(const char *fname, const ZEntry *es, int n) {
-    Buf b = {0}, cd = {0};
-    for (int i = 0; i < n; i++) {
-        const ZEntry *e = &es[i];
-        uint8_t *comp = (uint8_t *)e->data;
-        size_t clen = e->len;
-        if (e->deflate) {
-            comp = malloc(e->len + 1024);
-            z_stream s = {0};
-            deflateInit2(&s, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
-            s.next_in = (Bytef *)e->data; s.avail_in = (uInt)e->len;
-            s.next_out = comp; s.avail_out = (uInt)(e->len + 1024);
-            deflate(&s, Z_FINISH);
-            clen = s.total_out;
-            deflateEnd(&s);
-        }
-        uint32_t crc = (uint32_t)crc32(0, e->data, (uInt)e->len);
-        uint32_t size = e->fake_size ? (uint32_t)e->fake_size : (uint32_t)e->len;
-        size_t local = b.n;
-        puts_(&b, "PK\x03\x04"); put16(&b, 20); put16(&b, 0); put16(&b, e->deflate ? 8 : 0); put32(&b, 0);
-        put32(&b, crc); put32(&b, (uint32_t)clen); put32(&b, size); put16(&b, (uint16_t)strlen(e->name)); put16(&b, 0);
-        puts_(&b, e->name);
-        put(&b, comp, clen);
-        puts_(&cd, "PK\x01\x02"); put16(&cd, 45); put16(&cd, 45); put16(&cd, 0); put16(&cd, e->deflate ? 8 : 0); put32(&cd, 0);
-        uint32_t m = e->zip64 ? 0xFFFFFFFFu : 0;
-        put32(&cd, crc); put32(&cd, m | (uint32_t)clen); put32(&cd, m | size); put16(&cd, (uint16_t)strlen(e->name));
-        put16(&cd, e->zip64 ? 28 : 0); put16(&cd, 0); put16(&cd, 0); put16(&cd, 0); put32(&cd, 0); put32(&cd, m | (uint32_t)local);
-        puts_(&cd, e->name);
-        if (e->zip64) { // id 1: size, compressed size, local header offset (the order the spec fixes)
-            put16(&cd, 1); put16(&cd, e->zip64 == 2 ? 16 : 24); put64(&cd, size); put64(&cd, clen);
-            if (e->zip64 == 2) { put16(&cd, 0xCAFE); put16(&cd, 4); put32(&cd, 0); } // offset missing
-            else put64(&cd, local);
-        }
-        if (comp != e->data) free(comp);
-    }
-    size_t cd_off = b.n;
-    put(&b, cd.p, cd.n);
-    puts_(&b, "PK\x05\x06"); put16(&b, 0); put16(&b, 0); put16(&b, (uint16_t)n); put16(&b, (uint16_t)n);
-    put32(&b, (uint32_t)cd.n); put32(&b, (uint32_t)cd_off); put16(&b, 0);
+    Buf b = {0};
+    zip_build(&b, es, n);
     const char *p = write_file(fname, b.p, b.n);
-    free(b.p); free(cd.p);
+    free(b.p);
     return p;
 }
 
-// ---- pickles by hand ----------------------------------------------------------------------------------
-static void pk_global(Buf *b, const char *mod, const char *name) { put8(b, 'c'); puts_(b, mod); put8(b, '\n'); puts_(b, name); put8(b, '\n'); }
-static void pk_str(Buf *b, const char *s) { put8(b, 'X'); put32(b, (uint32_t)strlen(s)); puts_(b, s); }
-static void pk_int(Buf *b, int32_t v) { put8(b, 'J'); put32(b, (uint32_t)v); }
-// _rebuild_tensor_v2((('storage', torch.<st>, key, 'cpu', numel)), offset, size, stride, False, OrderedDict())
-static void pk_tensor(Buf *b, const char *st, const char *key, int numel, int offset, int nd, const int *size, const int *stride) {
-    pk_global(b, "torch._utils", "_rebuild_tensor_v2");
-    put8(b, '(');
-    put8(b, '('); pk_str(b, "storage"); pk_global(b, "torch", st); pk_str(b, key); pk_str(b, "cpu"); pk_int(b, numel); put8(b, 't');
-    put8(b, 'Q');
-    pk_int(b, offset);
-    put8(b, '('); for (int i = 0; i < nd; i++) pk_int(b, size[i]); put8(b, 't');
-    put8(b, '('); for (int i = 0; i < nd; i++) pk_int(b, stride[i]); put8(b, 't');
-    put8(b, 0x89);
-    pk_global(b, "collections", "OrderedDict"); put8(b, ')'); put8(b, 'R');
-    put8(b, 't');
-    put8(b, 'R');
-}
-static void pk_begin_dict(Buf *b) { put8(b, 0x80); put8(b, 2); put8(b, '}'); put8(b, '('); }
-static void pk_end_dict(Buf *b) { put8(b, 'u'); put8(b, '.'); }
-
 // A torch-style archive: a/data.pkl plus storages a/data/<i> of the given byte sizes.
 static const char *torch_file(const char *fname, const Buf *pkl, int nstorages, const size_t *bytes) {
-    ZEntry es[8];
-    static uint8_t zeros[4096];
-    static char names[8][32];
-    es[0] = (ZEntry){"a/data.pkl", pkl->p, pkl->n, false, 0, 0};
-    for (int i = 0; i < nstorages; i++) {
-        snprintf(names[i], sizeof names[i], "a/data/%d", i);
-        es[1 + i] = (ZEntry){names[i], zeros, bytes[i], false, 0, 0};
-    }
-    return zip_file(fname, es, 1 + nstorages);
+    Buf b = {0};
+    torch_build(&b, pkl, nstorages, bytes, false);
+    const char *p = write_file(fname, b.p, b.n);
+    free(b.p);
+    return p;
 }
 
 static void pickle_cases(void) {
@@ -329,6 +252,318 @@ static void pickle_cases(void) {
     b.n = 0; put8(&b, 0x80); put8(&b, 2); put8(&b, 'X'); put32(&b, 1000); puts_(&b, "abc");
     expect_reject("string past the end", torch_file("shortstr.pth", &b, 0, NULL), "truncated pickle");
     free(b.p);
+}
+
+
+// ---- views of storages: sizes in bytes, repeated elements, shared storages (issue 17 items 1, 2) ---------
+// VmRSS / VmHWM of this process from /proc/self/status, in kB.
+static long status_kb(const char *key) {
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, strlen(key)) == 0) kb = strtol(line + strlen(key) + 1, NULL, 10);
+    fclose(f);
+    return kb;
+}
+
+// Peak resident memory of loading `path`, above the resident memory before (MB), measured in a child process.
+static double load_peak_mb(const char *path) {
+    int fd[2];
+    if (pipe(fd) != 0) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        long before = status_kb("VmRSS:");
+        WeightSet ws = {0};
+        XcError err = {0};
+        weights_load(&ws, path, &err);
+        double mb = (double)(status_kb("VmHWM:") - before) / 1024.0;
+        if (write(fd[1], &mb, sizeof mb) != sizeof mb) _exit(1);
+        _exit(0);
+    }
+    close(fd[1]);
+    double mb = -1;
+    if (pid < 0 || read(fd[0], &mb, sizeof mb) != sizeof mb) mb = 1e9; // the child died
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return mb;
+}
+
+// expect_reject, then the peak memory of the attempt: at most max_mb above this process.
+static void expect_reject_small(const char *what, const char *path, const char *needle, double max_mb) {
+    expect_reject(what, path, needle);
+    double mb = load_peak_mb(path);
+    struct stat st;
+    stat(path, &st);
+    printf("  %-40s %7lld bytes, peak %+.1f MB\n", what, (long long)st.st_size, mb);
+    XC_EXPECT(mb <= max_mb, "%s: peak memory %.1f MB above the test's (at most %.0f)", what, mb, max_mb);
+}
+
+static const char *one_tensor_file(const char *fname, int64_t numel, int64_t offset, int nd, const int64_t *size, const int64_t *stride, size_t bytes) {
+    Buf b = {0};
+    pk_begin_dict(&b); pk_str(&b, "w"); pk_tensor64(&b, "FloatStorage", "0", numel, offset, nd, size, stride); pk_end_dict(&b);
+    const char *p = torch_file(fname, &b, 1, &bytes);
+    free(b.p);
+    return p;
+}
+
+// n names viewing one deflated storage of `elems` floats, each (view) elements from offset 0; the storage's
+// persistent id once and then by memo (as torch writes it), or repeated for every name (fresh_ids).
+static const char *shared_file_ids(const char *fname, int names, int64_t elems, int64_t view, bool fresh_ids) {
+    Buf pkl = {0}, z = {0};
+    put8(&pkl, 0x80); put8(&pkl, 2); put8(&pkl, '}'); put8(&pkl, '(');
+    for (int i = 0; i < names; i++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "w%d", i);
+        pk_str(&pkl, nm);
+        if (i == 0 || fresh_ids) {
+            pk_global(&pkl, "torch._utils", "_rebuild_tensor_v2"); put8(&pkl, '(');
+            put8(&pkl, '('); pk_str(&pkl, "storage"); pk_global(&pkl, "torch", "FloatStorage"); pk_str(&pkl, "0");
+            pk_str(&pkl, "cpu"); pk_long(&pkl, elems); put8(&pkl, 't'); put8(&pkl, 'Q'); pk_memo_put(&pkl, 0);
+        } else {
+            pk_global(&pkl, "torch._utils", "_rebuild_tensor_v2"); put8(&pkl, '('); pk_memo_get(&pkl, 0);
+        }
+        pk_long(&pkl, 0); put8(&pkl, '('); pk_long(&pkl, view); put8(&pkl, 't'); put8(&pkl, '('); pk_long(&pkl, 1); put8(&pkl, 't');
+        put8(&pkl, 0x89); put8(&pkl, ')'); put8(&pkl, 't'); put8(&pkl, 'R');
+    }
+    pk_end_dict(&pkl);
+    size_t bytes = (size_t)elems * 4;
+    torch_build(&z, &pkl, 1, &bytes, true);
+    const char *p = write_file(fname, z.p, z.n);
+    free(pkl.p); free(z.p);
+    return p;
+}
+static const char *shared_file(const char *fname, int names, int64_t elems, int64_t view) {
+    return shared_file_ids(fname, names, elems, view, false);
+}
+
+static void view_cases(void) {
+    const int64_t big = (int64_t)1 << 62, g31 = (int64_t)1 << 31;
+    // a (2^62,) view with stride 0 on one float: 2^62 floats are 2^64 bytes (the old check counted elements)
+    expect_reject_small("2^62 floats, stride 0", one_tensor_file("v1.pth", 1, 0, 1, (int64_t[]){big}, (int64_t[]){0}, 4),
+                        "tensor byte size overflows", 16);
+    expect_reject_small("2^31 x 2^31 floats, strides 0", one_tensor_file("v2.pth", 1, 0, 2, (int64_t[]){g31, g31}, (int64_t[]){0, 0}, 4),
+                        "tensor byte size overflows", 16);
+    expect_reject_small("2^61 doubles", one_tensor_file("v3.pth", 1, 0, 1, (int64_t[]){big / 2}, (int64_t[]){0}, 4),
+                        "tensor byte size overflows", 16);
+    // an empty tensor whose other dims overflow when multiplied in order (found by test_fuzz_weights under UBSan)
+    expect_reject("empty (2^62, 2, 0)", one_tensor_file("v9.pth", 1, 0, 3, (int64_t[]){big, 2, 0}, (int64_t[]){1, 1, 1}, 4),
+                  "tensor byte size overflows");
+    // stride 0 asking for 4 TB, and for 1 GB (accepted before)
+    expect_reject_small("2^40 floats, stride 0 (4 TB)", one_tensor_file("v4.pth", 1, 0, 1, (int64_t[]){(int64_t)1 << 40}, (int64_t[]){0}, 4),
+                        "repeats elements of its storage", 16);
+    expect_reject_small("2^28 floats, stride 0 (1 GB)", one_tensor_file("v5.pth", 1, 0, 1, (int64_t[]){(int64_t)1 << 28}, (int64_t[]){0}, 4),
+                        "repeats elements of its storage", 16);
+    expect_reject_small("2^14 x 2^14, strides (0, 1)", one_tensor_file("v6.pth", 16384, 0, 2, (int64_t[]){16384, 16384}, (int64_t[]){0, 1}, 65536),
+                        "stride (0, 1) repeats elements", 16);
+    expect_reject("overlapping strides (4,4):(1,1)", one_tensor_file("v7.pth", 16, 0, 2, (int64_t[]){4, 4}, (int64_t[]){1, 1}, 64),
+                  "repeats elements of its storage");
+    expect_reject("overlapping strides (3,2,2):(2,1,1)", one_tensor_file("v8.pth", 16, 0, 3, (int64_t[]){3, 2, 2}, (int64_t[]){2, 1, 1}, 64),
+                  "repeats elements of its storage");
+    // what torch itself writes loads: a transposed view, size-1 dims with any stride, an empty tensor with stride 0
+    struct { const char *name; int64_t numel; int nd; int64_t size[3], stride[3], expect; } ok[] = {
+        {"transposed (3,2):(1,3)", 6, 2, {3, 2}, {1, 3}, 6},
+        {"size-1 dims (1,4,1):(0,1,0)", 4, 3, {1, 4, 1}, {0, 1, 0}, 4},
+        {"empty (0,5):(0,0)", 1, 2, {0, 5}, {0, 0}, 0},
+        {"every other element (3,):(2,)", 6, 1, {3}, {2}, 3},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        WeightSet ws = {0};
+        XcError err = {0};
+        const char *p = one_tensor_file("ok_view.pth", ok[i].numel, 0, ok[i].nd, ok[i].size, ok[i].stride, (size_t)ok[i].numel * 4);
+        int rc = weights_load(&ws, p, &err);
+        XC_EXPECT(rc == XC_OK && ws.n == 1 && ws.t[0].numel == ok[i].expect, "%s: %s", ok[i].name, err.msg);
+        weights_free(&ws);
+    }
+    // shared storages: two names on one storage (tied weights) load; a thousand names on one deflated 4 MB
+    // storage (a 7 KB file asking for 4 GB) are refused before anything is copied
+    {
+        WeightSet ws = {0};
+        XcError err = {0};
+        int rc = weights_load(&ws, shared_file("tied.pth", 2, 1024, 1024), &err);
+        XC_EXPECT(rc == XC_OK && ws.n == 2, "two names on one storage: %s", err.msg);
+        weights_free(&ws);
+    }
+    expect_reject("three full views of one storage", shared_file("three.pth", 3, 1024, 1024), "more than 2 copies of one storage");
+    expect_reject_small("1000 names on one 4 MB storage", shared_file("thousand.pth", 1000, (int64_t)1 << 20, (int64_t)1 << 20),
+                        "more than 2 copies of one storage", 64);
+    expect_reject_small("1000 persistent ids of one 4 MB storage", shared_file_ids("thousand2.pth", 1000, (int64_t)1 << 20, (int64_t)1 << 20, true),
+                        "more than 2 copies of one storage", 64);
+    {
+        WeightSet ws = {0};
+        XcError err = {0};
+        int rc = weights_load(&ws, shared_file_ids("tied2.pth", 2, 1024, 1024, true), &err);
+        XC_EXPECT(rc == XC_OK && ws.n == 2, "two names on one storage, two persistent ids: %s", err.msg);
+        weights_free(&ws);
+    }
+}
+
+// ---- module graphs (issue 17 item 7) ------------------------------------------------------------------------
+// A chain of `depth` modules, each listing the next one twice (2^depth paths to the leaf, one tensor there);
+// eager nn.Modules (_parameters/_buffers/_modules) or TorchScript objects (attributes). cycle: the root
+// lists itself.
+static const char *graph_file(const char *fname, int depth, bool script, bool cycle) {
+    Buf b = {0};
+    put8(&b, 0x80); put8(&b, 2);
+    for (int k = 0; k < depth; k++) {
+        if (script) pk_module_begin(&b, "__torch__", "M"); else pk_module_begin(&b, "__main__", "M");
+        if (cycle && k == depth - 1) pk_memo_put(&b, (uint32_t)k); // the object before its state: it can list itself
+        put8(&b, '}'); put8(&b, '(');
+        if (!script) { pk_str(&b, "_parameters"); put8(&b, '}'); }
+        if (k == 0) {
+            if (!script) put8(&b, '(');
+            pk_str(&b, "w"); pk_tensor(&b, "FloatStorage", "0", 4, 0, 1, (int[]){4}, (int[]){1});
+            if (!script) put8(&b, 'u');
+        }
+        if (!script) { pk_str(&b, "_buffers"); put8(&b, '}'); pk_str(&b, "_modules"); put8(&b, '}'); }
+        if (k > 0) {
+            if (!script) put8(&b, '(');
+            pk_str(&b, "a"); pk_memo_get(&b, (uint32_t)k - 1); pk_str(&b, "b"); pk_memo_get(&b, (uint32_t)k - 1);
+            if (cycle && k == depth - 1) { pk_str(&b, "self"); pk_memo_get(&b, (uint32_t)k); }
+            if (!script) put8(&b, 'u');
+        }
+        put8(&b, 'u'); pk_build(&b);
+        if (!(cycle && k == depth - 1)) pk_memo_put(&b, (uint32_t)k);
+        if (k < depth - 1) put8(&b, '0'); // POP: kept in the memo
+    }
+    put8(&b, '.');
+    const char *p = torch_file(fname, &b, 1, (size_t[]){16});
+    free(b.p);
+    return p;
+}
+
+static void graph_cases(void) {
+    for (int script = 0; script < 2; script++) {
+        // one path per module: loads, the leaf's tensor named by the path
+        Buf b = {0};
+        WeightSet ws = {0};
+        XcError err = {0};
+        const char *p = graph_file(script ? "chain1s.pth" : "chain1.pth", 1, script, false);
+        int rc = weights_load(&ws, p, &err);
+        XC_EXPECT(rc == XC_OK && ws.n == 1 && strcmp(ws.t[0].name, "w") == 0, "one module (%s): %s", script ? "script" : "eager", err.msg);
+        weights_free(&ws);
+        free(b.p);
+        expect_reject(script ? "TorchScript 60-module diamond chain" : "eager 60-module diamond chain",
+                      graph_file(script ? "chain60s.pth" : "chain60.pth", 60, script, false), "already read under another name");
+        expect_reject(script ? "TorchScript module listing itself" : "eager module listing itself",
+                      graph_file(script ? "cycles.pth" : "cycle.pth", 3, script, true), "already read under another name");
+    }
+}
+
+
+// ---- architectures read off weights (issue 17 item 3) -----------------------------------------------------
+// A tiny CLIP (W = D = 64, patch 2 on a 2x2 grid, E = 8, MLP 16, context 4, vocabulary 16, one layer per tower)
+// with one tensor's shape replaced by `shape` (nd dims; nd < 0: no replacement).
+typedef struct Shape { const char *name; int nd; int64_t d[4]; } Shape;
+static void tiny_clip(WeightSet *ws, const Shape *over) {
+    static const Shape base[] = {
+        {"visual.conv1.weight", 4, {64, 3, 2, 2}}, {"visual.class_embedding", 1, {64}}, {"visual.positional_embedding", 2, {5, 64}},
+        {"visual.ln_pre.weight", 1, {64}}, {"visual.ln_pre.bias", 1, {64}}, {"visual.ln_post.weight", 1, {64}},
+        {"visual.ln_post.bias", 1, {64}}, {"visual.proj", 2, {64, 8}},
+        {"visual.transformer.resblocks.0.attn.in_proj_weight", 2, {192, 64}}, {"visual.transformer.resblocks.0.attn.in_proj_bias", 1, {192}},
+        {"visual.transformer.resblocks.0.attn.out_proj.weight", 2, {64, 64}}, {"visual.transformer.resblocks.0.attn.out_proj.bias", 1, {64}},
+        {"visual.transformer.resblocks.0.ln_1.weight", 1, {64}}, {"visual.transformer.resblocks.0.ln_1.bias", 1, {64}},
+        {"visual.transformer.resblocks.0.ln_2.weight", 1, {64}}, {"visual.transformer.resblocks.0.ln_2.bias", 1, {64}},
+        {"visual.transformer.resblocks.0.mlp.c_fc.weight", 2, {16, 64}}, {"visual.transformer.resblocks.0.mlp.c_fc.bias", 1, {16}},
+        {"visual.transformer.resblocks.0.mlp.c_proj.weight", 2, {64, 16}}, {"visual.transformer.resblocks.0.mlp.c_proj.bias", 1, {64}},
+        {"transformer.resblocks.0.attn.in_proj_weight", 2, {192, 64}}, {"transformer.resblocks.0.attn.in_proj_bias", 1, {192}},
+        {"transformer.resblocks.0.attn.out_proj.weight", 2, {64, 64}}, {"transformer.resblocks.0.attn.out_proj.bias", 1, {64}},
+        {"transformer.resblocks.0.ln_1.weight", 1, {64}}, {"transformer.resblocks.0.ln_1.bias", 1, {64}},
+        {"transformer.resblocks.0.ln_2.weight", 1, {64}}, {"transformer.resblocks.0.ln_2.bias", 1, {64}},
+        {"transformer.resblocks.0.mlp.c_fc.weight", 2, {16, 64}}, {"transformer.resblocks.0.mlp.c_fc.bias", 1, {16}},
+        {"transformer.resblocks.0.mlp.c_proj.weight", 2, {64, 16}}, {"transformer.resblocks.0.mlp.c_proj.bias", 1, {64}},
+        {"token_embedding.weight", 2, {16, 64}}, {"positional_embedding", 2, {4, 64}}, {"ln_final.weight", 1, {64}},
+        {"ln_final.bias", 1, {64}}, {"text_projection", 2, {64, 8}}, {"logit_scale", 0, {0}},
+    };
+    for (size_t i = 0; i < sizeof base / sizeof base[0]; i++) {
+        const Shape *sh = over && strcmp(over->name, base[i].name) == 0 ? over : &base[i];
+        int64_t numel = 1;
+        for (int d = 0; d < sh->nd; d++) numel *= sh->d[d];
+        XC_CHECK(numel <= 1 << 20, "tiny_clip: %s too large for a test", sh->name);
+        weights_add(ws, sh->name, sh->nd, sh->d, NULL);
+    }
+}
+
+static void arch_cases(void) {
+    WeightSet ws = {0};
+    XcError err = {0};
+    ClipConfig cfg;
+    tiny_clip(&ws, NULL);
+    XC_EXPECT(clip_config_from_weights(&cfg, &ws, &err) == XC_OK && cfg.image_size == 4 && cfg.vision_mlp == 16,
+              "tiny CLIP: %s", err.msg);
+    XC_EXPECT(clip_arch_check_tokenizer(cfg.vocab, 16, &err) == XC_OK, "16 ids on 16 rows: %s", err.msg);
+    XC_EXPECT(clip_arch_check_tokenizer(cfg.vocab, 49408, &err) == XC_ERR && strstr(err.msg, "token_embedding.weight only 16 rows"),
+              "CLIP's tokenizer on 16 rows: %s", err.msg);
+    weights_free(&ws);
+    const int64_t huge = (int64_t)1 << 40;
+    const struct { Shape s; const char *needle; } bad[] = {
+        {{"visual.conv1.weight", 4, {64, 3, 0, 0}}, "'visual.conv1.weight' gives the patch size = 0"},
+        {{"visual.conv1.weight", 4, {0, 3, 2, 2}}, "'visual.conv1.weight' gives the vision width W = 0"},
+        {{"visual.conv1.weight", 4, {96, 3, 2, 2}}, "vision width 96 ('visual.conv1.weight') is not a multiple of 64"},
+        {{"visual.conv1.weight", 4, {64, 3, 2, 3}}, "'visual.conv1.weight' has shape (64, 3, 2, 3)"},
+        {{"visual.positional_embedding", 2, {0, 64}}, "'visual.positional_embedding' gives the patch positions + 1 = 0"},
+        {{"visual.positional_embedding", 2, {4, 64}}, "'visual.positional_embedding' has 4 rows"},
+        {{"visual.positional_embedding", 2, {5, 128}}, "'visual.positional_embedding' has shape (5, 128)"},
+        {{"visual.transformer.resblocks.0.mlp.c_fc.weight", 2, {huge, 0}}, "gives the vision MLP size = 1099511627776"},
+        {{"visual.transformer.resblocks.0.mlp.c_fc.weight", 2, {(int64_t)1 << 22, 0}}, "gives the vision MLP size = 4194304"},
+        {{"visual.transformer.resblocks.0.mlp.c_fc.weight", 2, {16, 0}}, "'visual.transformer.resblocks.0.mlp.c_fc.weight' has shape (16, 0)"},
+        {{"visual.transformer.resblocks.0.mlp.c_proj.weight", 2, {64, 32}}, "'visual.transformer.resblocks.0.mlp.c_proj.weight' has shape (64, 32)"},
+        {{"visual.transformer.resblocks.0.attn.in_proj_weight", 2, {192, 0}}, "'visual.transformer.resblocks.0.attn.in_proj_weight' has shape (192, 0)"},
+        {{"transformer.resblocks.0.ln_2.bias", 1, {0}}, "'transformer.resblocks.0.ln_2.bias' has shape (0)"},
+        {{"visual.proj", 2, {64, 0}}, "'visual.proj' has shape (64, 0)"},
+        {{"text_projection", 2, {64, 0}}, "'text_projection' gives the embedding size E = 0"},
+        {{"ln_final.weight", 1, {0}}, "'ln_final.weight' gives the text width D = 0"},
+        {{"positional_embedding", 2, {1, 64}}, "'positional_embedding' gives the text context = 1"},
+        {{"positional_embedding", 2, {4, 0}}, "'positional_embedding' has shape (4, 0)"},
+        {{"token_embedding.weight", 2, {0, 64}}, "'token_embedding.weight' gives the vocabulary size = 0"},
+        {{"token_embedding.weight", 2, {16, 32}}, "'token_embedding.weight' has shape (16, 32)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        WeightSet w = {0};
+        XcError e = {0};
+        tiny_clip(&w, &bad[i].s);
+        int rc = clip_config_from_weights(&cfg, &w, &e);
+        XC_EXPECT(rc == XC_ERR && strstr(e.msg, bad[i].needle), "%s: %s (wanted \"%s\")", bad[i].s.name, e.msg, bad[i].needle);
+        if (getenv("XCLIP_VERBOSE")) printf("%-28s -> %s\n", bad[i].s.name, e.msg);
+        weights_free(&w);
+    }
+}
+
+
+// ---- many Hugging Face names (issue 17 item 8) --------------------------------------------------------------
+// 20000 empty tensors under Hugging Face layer names: the mapping looks every name up by hash (a linear lookup
+// made this quadratic: 25k names took seconds, 1M hours); the last name, unknown, is refused by name.
+static void many_names_case(void) {
+    static const char *const sfx[] = {"layer_norm1.weight", "layer_norm1.bias", "layer_norm2.weight", "layer_norm2.bias",
+                                      "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
+                                      "self_attn.out_proj.weight", "self_attn.out_proj.bias"};
+    const int n = 20000;
+    for (int bad = 0; bad < 2; bad++) {
+        Buf j = {0};
+        puts_(&j, "{");
+        for (int i = 0; i < n; i++) {
+            char one[200];
+            if (bad && i == n - 1) snprintf(one, sizeof one, "\"vision_model.encoder.layers.0.foo.weight\"");
+            else snprintf(one, sizeof one, "\"vision_model.encoder.layers.%d.%s\"", i / 10, sfx[i % 10]);
+            puts_(&j, one);
+            puts_(&j, ":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}");
+            puts_(&j, i + 1 < n ? "," : "}");
+        }
+        put8(&j, 0);
+        const char *p = st_file(bad ? "many_bad.safetensors" : "many.safetensors", (const char *)j.p, 0);
+        free(j.p);
+        if (bad) { expect_reject("20000 HF names, last unknown", p, "unknown Hugging Face CLIP name \"vision_model.encoder.layers.0.foo.weight\""); continue; }
+        WeightSet ws = {0};
+        XcError err = {0};
+        int rc = weights_load(&ws, p, &err);
+        XC_EXPECT(rc == XC_OK && ws.n == n && weights_find(&ws, "visual.transformer.resblocks.1999.attn.out_proj.bias"),
+                  "20000 HF names: %s", err.msg);
+        weights_free(&ws);
+    }
 }
 
 static void zip_cases(void) {
@@ -439,6 +674,10 @@ int main(void) {
     if (!mkdtemp(g_dir)) { perror("mkdtemp"); return 1; }
     safetensors_cases();
     pickle_cases();
+    view_cases();
+    graph_cases();
+    arch_cases();
+    many_names_case();
     zip_cases();
     misc_cases();
     printf("%d malformed files rejected as expected (of %d)\n", g_cases - xc_tests_failed, g_cases);

@@ -4,6 +4,7 @@
 //   xclip-eval CONFIG --checkpoint CKPT [--views CLIPSxCROPS] [--labels CSV]... [--list LIST]...
 //              [--set section.key=value]... [--predictions PREFIX]
 #include "autograd/runtime.h"
+#include "nn/arch_check.h"
 #include "tools/cli.h"
 #include "train/pretrain.h"
 #include "train/trainer.h"
@@ -226,6 +227,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "xclip-eval: data.vocab = %s: %s\n", c.vocab, err.msg);
         exit(1);
     }
+    if (!linear && // (a linear head has no token embedding: its texts are never encoded)
+        clip_arch_check_tokenizer(is_xclip ? m.cfg.clip.vocab : cm.cfg.vocab, tokenizer_vocab_size(tok), &err) != XC_OK)
+        return fail(err.msg);
     Graph g;
     graph_init(&g, 64u << 20);
     g.gemm = &mm;

@@ -16,6 +16,7 @@
 #include "data/tokenizer.h"
 #include "data/transforms.h"
 #include "data/video.h"
+#include "nn/arch_check.h"
 #include "nn/xclip.h"
 #include "tools/cli.h"
 #include "train/setup.h"
@@ -346,6 +347,7 @@ int main(int argc, char **argv) {
         fprintf(out.info, "xclip-infer: plain CLIP checkpoint: frame features of %lld frames averaged (no X-CLIP video modules), "
                "%d labels\n", (long long)T, K);
     }
+    if (!linear_head && clip_arch_check_tokenizer(cc.vocab, tokenizer_vocab_size(tok), &err) != XC_OK) return fail(err.msg);
     weights_free(&ws);
 
     // class texts
