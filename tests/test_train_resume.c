@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <hdf5.h>
+#include "checkpoints/snapshot.h"
 #include "train/signals.h"
 
 static const char *g_build;
@@ -78,6 +80,87 @@ static void check_ctrl_c_twice(void) {
     XC_EXPECT(strstr(out, "second Ctrl-C: quitting at once"), "second Ctrl-C: no notice: '%s'", out);
 }
 
+// Rewrite one int64 root attribute of a snapshot with libhdf5 and re-seal it: a well-formed file that lies.
+static void forge_attr(const char *src, const char *dst, const char *attr, int64_t v) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, dst);
+    XC_EXPECT(system(cmd) == 0, "cannot copy %s", src);
+    hid_t f = H5Fopen(dst, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t a = H5Aopen(f, attr, H5P_DEFAULT);
+    XC_EXPECT(f >= 0 && a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &v) >= 0, "cannot forge %s in %s", attr, dst);
+    H5Aclose(a);
+    H5Fclose(f);
+    XcError err = {{0}};
+    XC_EXPECT(snapshot_seal(dst, 1, 0, &err) == XC_OK, "reseal %s: %s", dst, err.msg);
+}
+
+// A run's position in a snapshot is input (issue 17, item 4): a changed train.batch_size continues from a
+// snapshot taken at an epoch's end (the place in the items is what counts) and is refused, naming the snapshot,
+// the field and both values, from the middle of an epoch; forged counters and cursors are refused by name, never
+// an abort.
+static void check_position(const char *data) {
+    char d[1100], log[1200], cmd[8192], snap[1300], forged[1300];
+    struct stat st;
+    snprintf(d, sizeof d, "%s.bs", data);
+    XC_EXPECT(run("--set train.max_iters=16", d) == 0, "16 iterations (one epoch of batch 4) failed (see %s.log)", d);
+    int code = run("--set train.batch_size=8 --set train.max_iters=24 --resume auto", d);
+    snprintf(log, sizeof log, "%s.log", d);
+    XC_EXPECT(code == 0, "resume at an epoch's end with train.batch_size 4 -> 8: exit %d, want 0 (see %s)", code, log);
+    snprintf(cmd, sizeof cmd, "grep -q 'resumes at the end of epoch 1, the iteration count becomes 8 (was 16)' '%s' && "
+                              "grep -q 'done: 24 iterations' '%s'", log, log);
+    XC_EXPECT(system(cmd) == 0, "batch size 4 -> 8 at an epoch's end: not recounted to 8 + 16 = 24 iterations (see %s)", log);
+
+    snprintf(d, sizeof d, "%s.bm", data);
+    XC_EXPECT(run("--set train.max_iters=6", d) == 0, "6 iterations failed (see %s.log)", d);
+    snprintf(snap, sizeof snap, "%s/snap-000000000006.h5", d);
+    XC_EXPECT(stat(snap, &st) == 0, "no snapshot %s", snap);
+    code = run("--set train.batch_size=8 --set train.max_iters=24 --resume auto", d);
+    XC_EXPECT(code == 1, "resume mid-epoch with train.batch_size 4 -> 8: exit %d, want 1 (refused; see %s.log)", code, d);
+    snprintf(cmd, sizeof cmd, "grep -q 'snapshot %s: it stopped in the middle of epoch 1 (iter_in_epoch = 6 of 16 "
+                              "batches); this run has 8 batches per epoch (train.batch_size = 8)' "
+                              "'%s.log'", snap, d);
+    XC_EXPECT(system(cmd) == 0, "the mid-epoch refusal does not name the snapshot, the field and both values (see %s.log)", d);
+
+    // forged counters: each refused naming the field and its value (exit 1, not a crash)
+    const struct { const char *attr; int64_t v; const char *want; } cases[] = {
+        {"epoch", 99, "epoch = 99 is outside this run"},
+        {"epoch", -1, "forged.h5: negative iteration, epoch or cursor"},
+        {"global_iter", (int64_t)1 << 62, "global_iter = 4611686018427387904 does not fit"},
+        {"iter_in_epoch", 5, "global_iter = 6 does not fit epoch = 0 and iter_in_epoch = 5"},
+        {"cursor_batch", 1000, "data cursor (epoch 0, batch 1000) differs"},
+        {"cursor_epoch", 7, "data cursor (epoch 7, batch 6) differs"},
+        {"best_iter", 1000, "best_epoch = 0 / best_iter = 1000 lie beyond"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(forged, sizeof forged, "%s.forged.h5", d);
+        forge_attr(snap, forged, cases[k].attr, cases[k].v);
+        char args[2048];
+        snprintf(args, sizeof args, "--set train.max_iters=24 --resume '%s'", forged);
+        code = run(args, d);
+        snprintf(cmd, sizeof cmd, "grep -F '%s' '%s.log' | grep -qF '%s'", forged, d, cases[k].want);
+        const int found = system(cmd);
+        XC_EXPECT(code == 1 && found == 0, "forged %s = %lld: exit %d, want 1 and '%s' (see %s.log)", cases[k].attr,
+                  (long long)cases[k].v, code, cases[k].want, d);
+        if (code != 1 || found != 0) {
+            snprintf(cmd, sizeof cmd, "tail -3 '%s.log'", d);
+            XC_EXPECT(system(cmd) == 0, "%s.log", d);
+        }
+    }
+    // a forged iter_in_epoch beyond the epoch, consistent with global_iter
+    snprintf(forged, sizeof forged, "%s.forged.h5", d);
+    forge_attr(snap, forged, "iter_in_epoch", 40);
+    char tmp[1300];
+    snprintf(tmp, sizeof tmp, "%s.forged2.h5", d);
+    forge_attr(forged, tmp, "global_iter", 40);
+    forge_attr(tmp, forged, "cursor_batch", 40);
+    snprintf(cmd, sizeof cmd, "--set train.max_iters=24 --resume '%s'", forged);
+    code = run(cmd, d);
+    snprintf(cmd, sizeof cmd, "grep -qF 'iter_in_epoch = 40 is beyond an epoch of 16 batches' '%s.log'", d);
+    XC_EXPECT(code == 1 && system(cmd) == 0, "forged iter_in_epoch = 40: exit %d, want 1 naming it (see %s.log)", code, d);
+    printf("  batch size 4 -> 8 resumed at an epoch's end (24 iterations), refused mid-epoch; %zu forged counters refused\n",
+           sizeof cases / sizeof cases[0] + 1);
+}
+
 int main(void) {
     check_ctrl_c_twice();
     g_build = getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : "build";
@@ -93,6 +176,8 @@ int main(void) {
              "--set data.labels='%s/labels.csv' --set data.vocab='%s' --set train.batch_size=4 --set train.epochs=3 "
              "--set train.eval_freq=0 --set test.final_num_clip=0 --set output.progress=off --set output.print_freq=1",
              data, data, data, data, vocab);
+
+    check_position(data);
 
     // 1. max_iters stop mid-epoch (epoch = 16 batches), periodic snapshots, --resume auto
     snprintf(a, sizeof a, "%s.a", data);

@@ -123,6 +123,8 @@ void config_write(const TrainConfig *c, FILE *f);
 // Keys whose values differ between two effective-config texts (config_write's output, e.g. the run's and a
 // snapshot's): their number, and "section.key = NOW (snapshot: THEN); ..." in out (n bytes, cut with "...").
 int config_diff(const char *now, const char *then, char *out, size_t n);
+// The value of section.key in an effective-config text (config_write's format) into v (n bytes); false if absent.
+bool config_text_value(const char *text, const char *section, const char *key, char *v, size_t n);
 // Markdown table of every key (section, key, default, meaning): configs/README.md's reference part.
 void config_write_keys_markdown(FILE *f);
 // Number of keys in the table and the i-th "section.key" (for tests).

@@ -84,6 +84,10 @@ static bool text_value(const char *text, const char *section, const char *key, c
     return false;
 }
 
+bool config_text_value(const char *text, const char *section, const char *key, char *v, size_t n) {
+    return text && n && text_value(text, section, key, v, n);
+}
+
 int config_diff(const char *now, const char *then, char *out, size_t n) {
     int count = 0;
     size_t used = 0;
