@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -77,6 +78,9 @@ static bool gemm_ok(void) {
 void xc_runtime_init(int argc, char **argv) {
     (void)argc;
     restore_name();
+    // a file growing past `ulimit -f` would kill the program with SIGXFSZ, silently; ignored, the write fails
+    // with EFBIG and the program's error path names the file
+    signal(SIGXFSZ, SIG_IGN);
     const char *chosen = getenv("XCLIP_BLAS_CHOSEN");
     const char *auto_ = getenv("XCLIP_BLAS_AUTO");
     if (!getenv("XCLIP_RUNTIME_SET")) {

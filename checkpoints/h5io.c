@@ -5,6 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
+// No library shutdown at exit. When H5Fclose fails (a write past a full disk or `ulimit -f`), libhdf5 1.10
+// keeps the half-closed file in its table and its exit handler (H5_term_library -> H5F__close_cb) then
+// crashes on it, turning a clean error exit into SIGSEGV. The failed file id is never touched again by our
+// code; this keeps libhdf5 from touching it either. Must run before the library initialises (hence at load).
+// Nothing is lost: every file is closed by the code that opened it, and the OS reclaims the rest.
+__attribute__((constructor)) static void h5_no_shutdown_at_exit(void) { H5dont_atexit(); }
+
 H5Quiet h5_quiet_begin(void) {
     H5E_auto2_t fn;
     void *data;

@@ -201,6 +201,7 @@ int snapshot_write(const char *path, const SnapshotState *st, XcError *err) {
     bool ok = write_contents(&w, f, st) == XC_OK;
     snap_hook(&w.point, "before H5Fclose");
     errno = 0;
+    // a failed H5Fclose leaves f dead: never used again (and libhdf5 does not shut down at exit: h5io.c)
     if (H5Fclose(f) < 0 && ok) { ok = false; w_fail(&w, "the HDF5 file (closing failed; disk full?)"); }
     h5_quiet_end(q);
     if (ok) snap_hook(&w.point, "after H5Fclose");
