@@ -82,6 +82,9 @@ void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err
 // exists afterwards; XC_ERR + "path: cannot create directory prefix: reason" (or "... is not a directory").
 int xc_mkdir_p(const char *path, mode_t mode, XcError *err);
 
+// True if none of x[0..n) is NaN or infinite: one pass over the bit patterns (an all-ones exponent), which
+// vectorises; about the cost of reading the floats once.
+bool xc_all_finite(const float *x, int64_t n);
 // Monotonic wall clock in seconds.
 double xc_now(void);
 // Peak resident set size of this process in bytes (from getrusage).

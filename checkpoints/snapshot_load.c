@@ -189,6 +189,7 @@ static int load_commit(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t 
         hid_t d = snap_r_open(r, mg, p->name, what, H5T_FLOAT, 4, &di);
         if (d < 0 || snap_r_read(r, d, what, H5T_NATIVE_FLOAT, p->data, &di) != XC_OK) { if (d >= 0) H5Dclose(d); return XC_ERR; }
         H5Dclose(d);
+        if (!xc_all_finite(p->data, p->numel)) return xc_err(r->err, "%s: %s holds NaN or infinite values (the training diverged)", r->path, what);
     }
     if (st->opt.ps) {
         const OptimState *o = &st->opt;

@@ -159,6 +159,8 @@ static herr_t verify_cb(hid_t g, const char *name, const H5L_info_t *info, void 
     if (d < 0) { v->failed = 1; return -1; }
     void *buf = xc_malloc(di.nbytes ? (size_t)di.nbytes : 1);
     int rc = snap_r_read(v->r, d, name, mtype, buf, &di);
+    if (rc == XC_OK && mtype == H5T_NATIVE_FLOAT && !strncmp(name, "model/", 6) && !xc_all_finite(buf, (int64_t)di.numel))
+        rc = xc_err(v->r->err, "%s: %s holds NaN or infinite values (the training diverged)", v->r->path, name);
     xc_free(buf);
     H5Dclose(d);
     if (rc != XC_OK) { v->failed = 1; return -1; }
@@ -206,6 +208,7 @@ int snapshot_load_weights(const char *path, WeightSet *ws, XcError *err) {
         if (d < 0) { rc = XC_ERR; break; }
         float *data = xc_malloc(di.nbytes ? (size_t)di.nbytes : 1);
         rc = snap_r_read(&r, d, what, H5T_NATIVE_FLOAT, data, &di);
+        if (rc == XC_OK && !xc_all_finite(data, (int64_t)di.numel)) rc = xc_err(err, "%s: %s holds NaN or infinite values (the training diverged)", path, what);
         H5Dclose(d);
         if (rc != XC_OK) { xc_free(data); break; }
         weights_add_owned(ws, nm.s[i], di.ndim, di.shape, data);

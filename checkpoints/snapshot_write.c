@@ -171,6 +171,9 @@ int snapshot_write(const char *path, const SnapshotState *st, XcError *err) {
         for (int j = 0; j < i; j++)
             if (strcmp(st->rngs[i].name, st->rngs[j].name) == 0) return xc_err(err, "%s: RNG stream \"%s\" given twice", path, st->rngs[i].name);
     }
+    for (int i = 0; i < ps->n; i++) // a diverged model is never kept: a resume would only fail at once
+        if (!xc_all_finite(ps->p[i]->data, ps->p[i]->numel))
+            return xc_err(err, "%s: not written: model tensor '%s' holds NaN or infinite values (the training diverged)", path, ps->p[i]->name);
     XC_CHECK(st->order_len >= 0 && (st->order || st->order_len == 0), "snapshot_write: order_len %lld without an order", (long long)st->order_len);
     XC_CHECK(!st->opt.ps || st->opt.ps == st->params, "snapshot_write: the AdamW belongs to another ParamStore");
 

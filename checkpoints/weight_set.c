@@ -3,6 +3,12 @@
 
 #include <string.h>
 
+const WeightTensor *weights_first_nonfinite(const WeightSet *ws) {
+    for (int i = 0; i < ws->n; i++)
+        if (!xc_all_finite(ws->t[i].data, ws->t[i].numel)) return &ws->t[i];
+    return NULL;
+}
+
 const WeightTensor *weights_find(const WeightSet *ws, const char *name) {
     for (int i = 0; i < ws->n; i++)
         if (strcmp(ws->t[i].name, name) == 0) return &ws->t[i];

@@ -30,6 +30,8 @@ typedef struct WeightSet {
     int n, cap;
 } WeightSet;
 
+// The first tensor holding a NaN or an infinity (xc_all_finite), or NULL: weights that must not be written.
+const WeightTensor *weights_first_nonfinite(const WeightSet *ws);
 // Tensor by exact name, or NULL.
 const WeightTensor *weights_find(const WeightSet *ws, const char *name);
 // Append a copy of name/shape/data (data may be NULL: zero-filled). Returns the new tensor.

@@ -2,7 +2,10 @@
 //   - a file size limit (setrlimit RLIMIT_FSIZE in the child, i.e. `ulimit -f`) makes the snapshot write fail:
 //     the run exits with status 1 (no SIGXFSZ, no crash at exit) naming the file and the cause, leaves no
 //     temporary and no partial snapshot, and the earlier snapshot still resumes;
-//   (the non-finite checks follow in check_nonfinite)
+//   - numbers that went bad are never kept (XCLIP_TEST_NAN_AT, a hook in run.c, makes them): a NaN in the
+//     weights with a finite loss stops the run before its next snapshot, a NaN loss stops it at once, both naming
+//     the last good snapshot and writing nothing; a snapshot with NaN weights (forged: checksums recomputed) is
+//     passed over by --resume auto for the older one, with a message, and xclip-export refuses it.
 // Small synthetic data (xclip-synth, 8 classes x 8 videos) and the demo model.
 #include "test_util.h"
 #include "autograd/util.h"
@@ -12,6 +15,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <hdf5.h>
+#include <math.h>
+#include "checkpoints/hash64.h"
 #include "checkpoints/snapshot.h"
 #include "tests/snap_test_util.h"
 
@@ -71,6 +77,79 @@ static void check_file_limit(const char *data) {
     printf("  file size limit 1 MB: exit %d naming %s, no temporary, iteration 2 resumed\n", code, snap);
 }
 
+// A NaN in the first model tensor of a snapshot, its checksums recomputed and the file re-sealed: a snapshot
+// that passes every integrity check but holds diverged weights.
+static void forge_nan(const char *path, int64_t iter) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t g = H5Gopen2(f, "model", H5P_DEFAULT);
+    char name[512] = "";
+    H5Lget_name_by_idx(g, ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, 0, name, sizeof name, H5P_DEFAULT);
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    const hssize_t n = H5Sget_simple_extent_npoints(sp);
+    float *buf = malloc((size_t)n * 4);
+    XC_EXPECT(f >= 0 && g >= 0 && d >= 0 && n > 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0,
+              "cannot read model/%s of %s", name, path);
+    buf[n / 2] = NAN;
+    uint64_t h = hash64(buf, (size_t)n * 4, 0);
+    hid_t a = H5Aopen(d, "xxh64", H5P_DEFAULT);
+    XC_EXPECT(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0 && a >= 0 &&
+              H5Awrite(a, H5T_NATIVE_UINT64, &h) >= 0, "cannot forge model/%s of %s", name, path);
+    free(buf);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Gclose(g);
+    H5Fclose(f);
+    XcError err = {{0}};
+    XC_EXPECT(snapshot_seal(path, iter, 0, &err) == XC_OK, "reseal %s: %s", path, err.msg);
+}
+
+static void check_nonfinite(const char *data) {
+    char d[1100], want[1400], snap[1300], cmd[8192];
+    struct stat st;
+    // NaN weights after batch 6, the loss still finite: the snapshot due at 6 is refused, the run stops
+    snprintf(d, sizeof d, "%s.nanw", data);
+    int ws = run_limited("XCLIP_TEST_NAN_AT=6:weights ", "--set train.max_iters=8 --set output.snapshot_freq=2 --set output.keep_snapshots=3", d, 0);
+    XC_EXPECT(WIFEXITED(ws) && WEXITSTATUS(ws) == 1, "NaN weights: status %#x, want exit 1 (see %s.log)", ws, d);
+    snprintf(want, sizeof want, "holds NaN or infinite values at epoch 1 iteration 6: stopped, nothing written; the last "
+                                "good snapshot is %s/snap-000000000004.h5", d);
+    XC_EXPECT(log_has(d, want), "NaN weights: the error does not name the last good snapshot (see %s.log)", d);
+    snprintf(snap, sizeof snap, "%s/snap-000000000006.h5", d);
+    XC_EXPECT(stat(snap, &st) != 0 && st_count(d, SNAPSHOT_TMP_PREFIX) == 0, "NaN weights: %s or a temporary written", snap);
+    snprintf(snap, sizeof snap, "%s/last.safetensors", d);
+    XC_EXPECT(stat(snap, &st) != 0, "NaN weights: %s written", snap);
+
+    // a NaN loss at batch 3: stops at once naming snapshot 2
+    snprintf(d, sizeof d, "%s.nanl", data);
+    ws = run_limited("XCLIP_TEST_NAN_AT=3:loss ", "--set train.max_iters=8 --set output.snapshot_freq=2 --set output.keep_snapshots=3", d, 0);
+    XC_EXPECT(WIFEXITED(ws) && WEXITSTATUS(ws) == 1, "NaN loss: status %#x, want exit 1 (see %s.log)", ws, d);
+    snprintf(want, sizeof want, "the loss is nan at epoch 1 iteration 3: stopped, nothing written; the last good snapshot "
+                                "is %s/snap-000000000002.h5", d);
+    XC_EXPECT(log_has(d, want), "NaN loss: the error does not name the last good snapshot (see %s.log)", d);
+
+    // a forged snapshot with a NaN (checksums right): --resume auto takes the older one, xclip-export refuses it
+    snprintf(d, sizeof d, "%s.nanw", data);
+    snprintf(snap, sizeof snap, "%s/snap-000000000004.h5", d);
+    forge_nan(snap, 4);
+    XC_EXPECT(run("--set train.max_iters=8 --set output.snapshot_freq=2 --set output.keep_snapshots=3 --resume auto", d) == 0,
+              "--resume auto over a NaN snapshot failed (see %s.log)", d);
+    snprintf(want, sizeof want, "snapshot: skipping %s", snap);
+    XC_EXPECT(log_has(d, want) && log_has(d, "holds NaN or infinite values") &&
+              log_has(d, "snap-000000000002.h5: epoch 1, iteration 2"),
+              "--resume auto did not pass over the NaN snapshot for snap 2, saying so (see %s.log)", d);
+    snprintf(snap, sizeof snap, "%s/snap-000000000008.h5", d);
+    XC_EXPECT(stat(snap, &st) == 0, "the run resumed over the NaN snapshot did not reach iteration 8");
+    snprintf(snap, sizeof snap, "%s/snap-000000000004.h5", d); // rewritten by the resumed run: forge it again
+    forge_nan(snap, 4);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' '%s' '%s.exported.safetensors' > '%s.export.log' 2>&1; test $? -eq 1 && "
+                              "grep -q 'NaN or infinite' '%s.export.log' && test ! -e '%s.exported.safetensors'",
+             g_build, snap, d, d, d, d);
+    XC_EXPECT(system(cmd) == 0, "xclip-export of a NaN snapshot: not refused, or a file written (see %s.export.log)", d);
+    printf("  NaN weights: refused before snapshot 6 naming snapshot 4; NaN loss: stopped naming snapshot 2; a NaN "
+           "snapshot passed over by --resume auto and refused by xclip-export\n");
+}
+
 int main(void) {
     g_build = getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : "build";
     xc_test_path("XCLIP_FIXTURES", "tests/fixtures", "../../configs", g_configs, sizeof g_configs);
@@ -86,5 +165,6 @@ int main(void) {
              "--set train.eval_freq=0 --set test.final_num_clip=0 --set output.progress=off --set output.print_freq=1",
              data, data, data, data, vocab);
     check_file_limit(data);
+    check_nonfinite(data);
     return xc_test_summary("test_train_faults");
 }

@@ -124,6 +124,12 @@ int main(int argc, char **argv) {
     WeightSet ws = {0};
     XcError err = {0};
     if (weights_load(&ws, in, &err) != XC_OK) { fprintf(stderr, "xclip-export: %s\n", err.msg); return 1; }
+    const WeightTensor *bad = weights_first_nonfinite(&ws); // never pass diverged weights on
+    if (bad) {
+        fprintf(stderr, "xclip-export: %s: tensor '%s' holds NaN or infinite values: nothing exported\n", in, bad->name);
+        weights_free(&ws);
+        return 1;
+    }
     bool xclip_names = hf && (hf_kind == 2 || (hf_kind == 0 && weights_is_xclip(&ws)));
     int left_out = 0; // --hf=clip: tensors that are not CLIP's
     char *json = NULL;

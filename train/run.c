@@ -45,6 +45,9 @@ struct Run {
     int64_t *order;             // (n_items) the epoch's permutation of the training items, as the data draws it
     char *config;               // the effective config, kept in snapshots
     bool snap_due;              // a snapshot is wanted at the next accumulation boundary
+    int64_t nan_at;             // testing hook XCLIP_TEST_NAN_AT (0: off)
+    bool nan_weights;
+    char last_snap[CONFIG_PATH_MAX + 64]; // the newest snapshot written or resumed from ("": none)
     double t_start, t_train, t_wait;
     int64_t run_iters;          // batches trained by this process (not counting a resumed run's earlier ones)
     Window win;
@@ -55,10 +58,28 @@ Gemm *run_gemm(Run *r) { return &r->gemm; }
 const TrainConfig *run_config(Run *r) { return r->c; }
 
 
+// The first parameter holding a NaN or an infinity, or NULL (one pass over the floats, before anything is kept).
+static const Tensor *first_nonfinite(const ParamStore *ps) {
+    for (int i = 0; i < ps->n; i++)
+        if (!xc_all_finite(ps->p[i]->data, ps->p[i]->numel)) return ps->p[i];
+    return NULL;
+}
+
+// The run cannot go on from diverged numbers: an error naming where they are and the last good snapshot.
+static int run_diverged(Run *r, const char *what, XcError *err) {
+    char last[CONFIG_PATH_MAX + 160] = "no snapshot was written yet";
+    if (*r->last_snap) snprintf(last, sizeof last, "the last good snapshot is %s", r->last_snap);
+    return xc_err(err, "%s at epoch %d iteration %lld: stopped, nothing written; %s\nHINT: lower train.lr (and resume "
+                       "from that snapshot with --resume PATH, or start over)", what, r->p.epoch + 1,
+                  (long long)r->p.iter_in_epoch, last);
+}
+
 static int save_weights(ParamStore *ps, const char *path, XcError *err) {
     WeightSet ws = {0};
     params_to_weights(ps, &ws);
-    int rc = weights_save_safetensors(&ws, path, err);
+    const WeightTensor *bad = weights_first_nonfinite(&ws);
+    int rc = bad ? xc_err(err, "%s: not written: tensor '%s' holds NaN or infinite values", path, bad->name)
+                 : weights_save_safetensors(&ws, path, err);
     weights_free(&ws);
     param_store_page_out(ps); // a spilled tensor was read back for the file: let it go again
     return rc;
@@ -68,6 +89,33 @@ static int save_weights(ParamStore *ps, const char *path, XcError *err) {
 static void run_write_curves(Run *r) {
     XcError e = {{0}};
     if (curves_write_svg(r->c->dir, &e) != XC_OK) runlog_say(&r->log, "warning: curves.svg not written: %s\n", e.msg);
+}
+
+// Testing hook XCLIP_TEST_NAN_AT = ITER:loss | ITER:weights: after batch ITER of the run the loss reads NaN, or
+// (weights) the first trained parameter gets a NaN while the loss stays finite - a divergence made to order.
+static void run_read_test_nan(Run *r) {
+    const char *v = getenv("XCLIP_TEST_NAN_AT");
+    if (!v || !*v) return;
+    char *end;
+    long long at = strtoll(v, &end, 10);
+    if (at <= 0 || (strcmp(end, ":loss") && strcmp(end, ":weights"))) {
+        fprintf(stderr, "warning: XCLIP_TEST_NAN_AT = '%s' ignored (want ITER:loss or ITER:weights)\n", v);
+        return;
+    }
+    r->nan_at = at;
+    r->nan_weights = !strcmp(end, ":weights");
+}
+
+static void run_test_nan(Run *r, float *loss) {
+    if (!r->nan_weights) {
+        *loss = NAN;
+        return;
+    }
+    for (int i = 0; i < r->task.ps->n; i++)
+        if (r->task.ps->p[i]->requires_grad && r->task.ps->p[i]->numel > 0) {
+            r->task.ps->p[i]->data[0] = NAN;
+            return;
+        }
 }
 
 // ---- set-up -------------------------------------------------------------------------------------------------
@@ -136,6 +184,7 @@ static int run_open(Run *r, XcError *err) {
         fclose(cf);
     }
     signals_install(); // also reads the testing hook XCLIP_TEST_SIGNAL_AT (signals.h)
+    run_read_test_nan(r);
     return config_gemm_init(c, &r->gemm, err);
 }
 
@@ -170,6 +219,12 @@ static int run_build(Run *r, RunTaskBuild build, XcError *err) {
 static int run_snapshot(Run *r, const LoaderCursor *at, bool routine, XcError *err) {
     const Progress *p = &r->p;
     const RunTask *t = &r->task;
+    const Tensor *bad = first_nonfinite(t->ps); // a diverged model is never kept (snapshot_write refuses it too)
+    if (bad) {
+        char what[640];
+        snprintf(what, sizeof what, "parameter '%.500s' holds NaN or infinite values", bad->name);
+        return run_diverged(r, what, err);
+    }
     SnapshotRng rngs[1] = {{"drop", rng_get_state(&t->st->drop)}};
     loader_epoch_order((uint64_t)r->c->seed, p->epoch, r->order, t->n_items);
     char *bad_text = t->bad_items ? t->bad_items(t->ctx) : NULL;
@@ -184,6 +239,7 @@ static int run_snapshot(Run *r, const LoaderCursor *at, bool routine, XcError *e
     param_store_page_out(t->ps); // a spilled tensor was read back for the file: let it go again
     free(bad_text);
     if (rc != XC_OK) return XC_ERR;
+    snprintf(r->last_snap, sizeof r->last_snap, "%s", path);
     if (snapshot_retain(r->c->dir, r->c->keep_snapshots, p->best_iter, NULL, err) < 0) return XC_ERR;
     (routine ? runlog_note : runlog_say)(&r->log, "snapshot %s (epoch %d, iteration %lld, %.1f s)\n", path, p->epoch + 1,
                                          (long long)p->iter_in_epoch, xc_now() - t0);
@@ -291,6 +347,7 @@ static int run_resume(Run *r, const char *resume, XcError *err) {
                                 "values: %s\n", nd, nd == 1 ? "" : "s", nd == 1 ? "s" : "", path, diff);
     }
     const int rc = run_check_position(r, path, &ss, err);
+    snprintf(r->last_snap, sizeof r->last_snap, "%s", path);
     snapshot_state_free_text(&ss);
     if (rc != XC_OK) return XC_ERR;
     rng_set_state(&t->st->drop, rngs[0].state);
@@ -385,8 +442,12 @@ static int run_iteration(Run *r, int epoch, int64_t idx, double *ep_loss, bool *
     r->p.epoch = epoch;
     r->p.iter_in_epoch = idx + 1;
     r->run_iters++;
-    if (!isfinite(loss))
-        return xc_err(err, "loss is %g at epoch %d iteration %lld\nHINT: lower train.lr", loss, epoch, (long long)idx);
+    if (r->nan_at == r->p.global_iter) run_test_nan(r, &loss);
+    if (!isfinite(loss)) {
+        char what[64];
+        snprintf(what, sizeof what, "the loss is %g", loss);
+        return run_diverged(r, what, err);
+    }
     run_report_iteration(r, epoch, idx, t, loss);
     signals_poll_at(SIGNAL_AT_TRAIN_ITER, r->p.global_iter); // the testing hook's chance; run_epoch acts on requests
     *stop = r->p.global_iter >= r->limit;
