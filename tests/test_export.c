@@ -11,6 +11,7 @@
 // weights_load, --hf=clip of X-CLIP weights holds CLIP's tensors only, pytorch_model.bin is accepted, and the
 // ablations XCLIPModel cannot hold are refused by name before anything is written.
 // The .pth files against PyTorch itself: tests/test_export_torch.sh (its own CTest test).
+#include <math.h>
 #include <sys/wait.h>
 
 #include "autograd/json.h"
@@ -142,12 +143,24 @@ static void test_pairs(const WeightSet *src, const char *dir) {
     printf("%d of %d format pairs round-trip bitwise\n", ok_pairs, pairs);
 }
 
-static void test_snapshot_input(const WeightSet *src, ParamStore *ps, const char *dir) {
+static void test_snapshot_input(const WeightSet *src_nan, ParamStore *ps, const char *dir) {
     AdamW opt;
     adamw_init(&opt, ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
     SnapshotState st = {.params = ps, .opt = adamw_state(&opt), .global_iter = 77};
     char snap[4200], out[4200], back[4200], cmd[40000];
     XcError err;
+    // a snapshot never holds NaN or infinities (issue 17): refused naming the tensor; the finite awkward values
+    // (-0, subnormals) stay
+    XC_EXPECT(snapshot_save(dir, &st, snap, sizeof snap, &err) == XC_ERR && strstr(err.msg, ps->p[0]->name) &&
+              strstr(err.msg, "NaN or infinite"), "a snapshot of NaN weights is refused naming the tensor: %s", err.msg);
+    WeightSet fin = {0};
+    for (int i = 0; i < ps->n; i++) {
+        for (int64_t k = 0; k < ps->p[i]->numel; k++)
+            if (!isfinite(ps->p[i]->data[k])) ps->p[i]->data[k] = 0.0f;
+        weights_add(&fin, ps->p[i]->name, ps->p[i]->ndim, ps->p[i]->shape, ps->p[i]->data);
+    }
+    (void)src_nan;
+    const WeightSet *src = &fin;
     XC_EXPECT(snapshot_save(dir, &st, snap, sizeof snap, &err) == XC_OK, "snapshot: %s", err.msg);
     for (int f = 0; f < NFMT; f++) { // snapshot -> every format, via the library
         char nf[64];
@@ -181,6 +194,7 @@ static void test_snapshot_input(const WeightSet *src, ParamStore *ps, const char
         unlink(back);
     }
     unlink(snap);
+    weights_free(&fin);
     adamw_free(&opt);
 }
 
@@ -282,9 +296,16 @@ static void test_hf_folders(const WeightSet *src, const char *dir) {
     snprintf(in, sizeof in, "%s/src.safetensors", dir);
     XC_EXPECT(weights_save_safetensors(src, in, &err) == XC_OK, "%s", err.msg);
 
+    // weights holding NaN or infinities (src's awkward values): refused naming the tensor unless --allow-nonfinite
+    snprintf(out, sizeof out, "%s/nan.safetensors", dir);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' '%s' '%s'", build, in, out);
+    int nrc = run_tool(cmd, log, sizeof log);
+    XC_EXPECT(nrc == 1 && strstr(log, src->t[0].name) && strstr(log, "NaN or infinite") && access(out, F_OK) != 0,
+              "xclip-export of NaN weights: exit %d, want 1 naming %s and no file:\n%s", nrc, src->t[0].name, log);
+
     // X-CLIP -> folder (created, with its parents): model.safetensors + config.json, read back bitwise
     snprintf(out, sizeof out, "%s/hf/xclip/", dir);
-    snprintf(cmd, sizeof cmd, "'%s/xclip-export' --hf '%s' '%s'", build, in, out);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' --allow-nonfinite --hf '%s' '%s'", build, in, out);
     int rc = run_tool(cmd, log, sizeof log);
     XC_EXPECT(rc == 0 && strstr(log, "xclip/model.safetensors + ") && strstr(log, "xclip/config.json") &&
                   strstr(log, "XCLIPModel names"), "--hf X-CLIP -> folder (%d):\n%s", rc, log);
@@ -304,7 +325,7 @@ static void test_hf_folders(const WeightSet *src, const char *dir) {
     int left = weights_keep_clip(&clip, src);
     XC_EXPECT(left > 0 && clip.n + left == src->n && !weights_is_xclip(&clip), "weights_keep_clip: %d kept, %d left", clip.n, left);
     snprintf(out, sizeof out, "%s/hf/clip/pytorch_model.bin", dir);
-    snprintf(cmd, sizeof cmd, "'%s/xclip-export' --hf=clip '%s' '%s'", build, in, out);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' --allow-nonfinite --hf=clip '%s' '%s'", build, in, out);
     rc = run_tool(cmd, log, sizeof log);
     char want[128];
     snprintf(want, sizeof want, "%d tensors that are not CLIP's left out", left);
@@ -327,7 +348,7 @@ static void test_hf_folders(const WeightSet *src, const char *dir) {
     snprintf(in, sizeof in, "%s/clip.h5", dir);
     XC_EXPECT(weights_save_hdf5(&clip, in, &err) == XC_OK, "%s", err.msg);
     snprintf(out, sizeof out, "%s/hf/clip2/weights.safetensors", dir);
-    snprintf(cmd, sizeof cmd, "'%s/xclip-export' --hf '%s' '%s'", build, in, out);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' --allow-nonfinite --hf '%s' '%s'", build, in, out);
     rc = run_tool(cmd, log, sizeof log);
     XC_EXPECT(rc == 0 && strstr(log, "CLIPModel names") && !strstr(log, "left out") && strstr(log, "rename weights.safetensors"),
               "--hf CLIP (%d):\n%s", rc, log);
@@ -350,12 +371,12 @@ static void test_hf_folders(const WeightSet *src, const char *dir) {
         snprintf(in, sizeof in, "%s/abl%zu.safetensors", dir, a);
         XC_EXPECT(weights_save_safetensors(&w, in, &err) == XC_OK, "%s", err.msg);
         snprintf(out, sizeof out, "%s/hf/abl%zu/", dir, a);
-        snprintf(cmd, sizeof cmd, "'%s/xclip-export' --hf=xclip '%s' '%s'", build, in, out);
+        snprintf(cmd, sizeof cmd, "'%s/xclip-export' --allow-nonfinite --hf=xclip '%s' '%s'", build, in, out);
         rc = run_tool(cmd, log, sizeof log);
         snprintf(path, sizeof path, "%smodel.safetensors", out);
         XC_EXPECT(rc == 1 && strstr(log, abl[a].msg) && strstr(log, "HINT: --hf=clip") && access(path, F_OK) != 0,
                   "--hf=xclip refuses \"%s\" (%d):\n%s", abl[a].msg, rc, log);
-        snprintf(cmd, sizeof cmd, "'%s/xclip-export' --quiet --hf=clip '%s' '%s'", build, in, out);
+        snprintf(cmd, sizeof cmd, "'%s/xclip-export' --quiet --allow-nonfinite --hf=clip '%s' '%s'", build, in, out);
         rc = run_tool(cmd, log, sizeof log);
         WeightSet back = {0};
         XC_EXPECT(rc == 0 && weights_load(&back, out, &err) == XC_OK && identical(&back, &clip, "ablation --hf=clip"),

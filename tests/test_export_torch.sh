@@ -15,11 +15,11 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/xclip-export-torch-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 "$py" "$here/check_export_torch.py" make "$work/src.h5"
-"$export_bin" --quiet "$work/src.h5" "$work/official.pth"
-"$export_bin" --quiet --flat "$work/src.h5" "$work/flat.pth"
-"$export_bin" --quiet --hf "$work/src.h5" "$work/hf.pth"
-"$export_bin" --quiet "$work/hf.pth" "$work/back.h5"
-"$export_bin" --quiet --hf=clip "$work/src.h5" "$work/clip/pytorch_model.bin"
+"$export_bin" --quiet --allow-nonfinite "$work/src.h5" "$work/official.pth"
+"$export_bin" --quiet --allow-nonfinite --flat "$work/src.h5" "$work/flat.pth"
+"$export_bin" --quiet --allow-nonfinite --hf "$work/src.h5" "$work/hf.pth"
+"$export_bin" --quiet --allow-nonfinite "$work/hf.pth" "$work/back.h5"
+"$export_bin" --quiet --allow-nonfinite --hf=clip "$work/src.h5" "$work/clip/pytorch_model.bin"
 "$py" "$here/check_export_torch.py" check "$work/src.h5" "$work"
 
 # An exported fine-tuned X-CLIP .pth loads with strict=True into the PyTorch reference model (the official

@@ -42,7 +42,8 @@ static SnapshotState run_state(Run *r) {
 static void run_fill(Run *r, uint64_t seed) {
     xclip_fill_random(&r->ps, seed);
     float *x = r->ps.p[0]->data;
-    uint32_t specials[] = {0x7fc00001u, 0xffa00005u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x00000001u, 0x807fffffu};
+    // -0 and subnormals (NaN and infinities are never written: test_nonfinite_refused)
+    uint32_t specials[] = {0x80000000u, 0x00000001u, 0x807fffffu, 0x00800000u};
     memcpy(x, specials, sizeof specials);
     Rng g = rng_stream(seed + 1, RNG_STREAM_TEST);
     rng_fill_normal(&g, r->opt.m, r->opt.numel, 0, 1e-3f); // moments exist for the trainable tensors only
@@ -197,6 +198,28 @@ static void patch_attr(const char *path, const char *obj, const char *attr, int6
     H5Fclose(f);
     XcError err;
     snapshot_seal(path, 1, 0, &err);
+}
+
+// NaN, -NaN with a payload, +Inf, -Inf in a model tensor: snapshot_write refuses, naming the tensor, and leaves
+// no file (a diverged model is never kept, issue 17).
+static void test_nonfinite_refused(const char *dir) {
+    XclipDims d = xclip_dims_tiny();
+    Run a;
+    run_init(&a, &d);
+    const uint32_t bad[] = {0x7fc00001u, 0xffa00005u, 0x7f800000u, 0xff800000u};
+    for (int k = 0; k < 4; k++) {
+        run_fill(&a, 9);
+        Tensor *p = a.ps.p[a.ps.n - 1];
+        memcpy(p->data + p->numel - 1, &bad[k], 4); // the very last float: the check covers every element
+        SnapshotState s = run_state(&a);
+        s.global_iter = 900 + k;
+        XcError err = {{0}};
+        char path[4200];
+        XC_EXPECT(snapshot_save(dir, &s, path, sizeof path, &err) == XC_ERR && st_contains(err.msg, p->name) &&
+                  st_contains(err.msg, "NaN or infinite"), "bits %#x: not refused naming %s: %s", bad[k], p->name, err.msg);
+        XC_EXPECT(access(path, F_OK) != 0 && st_count(dir, SNAPSHOT_TMP_PREFIX) == 0, "bits %#x: a file was left", bad[k]);
+    }
+    run_free(&a);
 }
 
 static void test_refusals(const char *dir) {
@@ -424,6 +447,7 @@ int main(void) {
     test_hash();
     test_round_trip(dir);
     test_refusals(dir);
+    test_nonfinite_refused(dir);
     test_retention(dir);
     test_stale_temps(dir);
     test_resume_auto(dir);

@@ -22,7 +22,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: xclip-export [--hf | --hf=clip | --hf=xclip] [--flat] [--no-config] [--quiet] IN OUT\n"
+            "usage: xclip-export [--hf | --hf=clip | --hf=xclip] [--flat] [--no-config] [--allow-nonfinite] [--quiet] IN OUT\n"
             "\n"
             "Reads IN (safetensors; PyTorch .pth/.pt state dicts, also nested as {'model': ...} or\n"
             "{'state_dict': ...}; TorchScript archives such as OpenAI's ViT-B-32.pt; HDF5; Hugging Face\n"
@@ -43,6 +43,8 @@ static void usage(FILE *f) {
             "  --no-config with --hf: write the weights only, no config.json\n"
             "  --flat      .pth / .bin: the bare state dict (default: {'model': state_dict} with official\n"
             "              names, the bare state dict with --hf, as pytorch_model.bin)\n"
+            "  --allow-nonfinite  convert weights holding NaN or infinities as they are, bit for bit (default:\n"
+            "              refused, naming the tensor: diverged weights are not passed on)\n"
             "  --quiet     print nothing on success\n"
             "  --help      this text\n"
             "\n"
@@ -73,7 +75,7 @@ static int write_text(const char *path, const char *text, XcError *err) {
 int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     const char *in = NULL, *out = NULL;
-    bool hf = false, quiet = false, flat = false, config = true;
+    bool hf = false, quiet = false, flat = false, config = true, allow_nonfinite = false;
     int hf_kind = 0; // 0 auto, 1 CLIPModel, 2 XCLIPModel
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { usage(stdout); return 0; }
@@ -83,6 +85,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--flat") == 0) flat = true;
         else if (strcmp(argv[i], "--no-config") == 0) config = false;
         else if (strcmp(argv[i], "--quiet") == 0) quiet = true;
+        else if (strcmp(argv[i], "--allow-nonfinite") == 0) allow_nonfinite = true;
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "xclip-export: unknown option %s\n", argv[i]);
             usage(stderr);
@@ -124,9 +127,10 @@ int main(int argc, char **argv) {
     WeightSet ws = {0};
     XcError err = {0};
     if (weights_load(&ws, in, &err) != XC_OK) { fprintf(stderr, "xclip-export: %s\n", err.msg); return 1; }
-    const WeightTensor *bad = weights_first_nonfinite(&ws); // never pass diverged weights on
+    const WeightTensor *bad = allow_nonfinite ? NULL : weights_first_nonfinite(&ws); // no diverged weights passed on
     if (bad) {
-        fprintf(stderr, "xclip-export: %s: tensor '%s' holds NaN or infinite values: nothing exported\n", in, bad->name);
+        fprintf(stderr, "xclip-export: %s: tensor '%s' holds NaN or infinite values: nothing exported\nHINT: "
+                        "--allow-nonfinite converts them as they are\n", in, bad->name);
         weights_free(&ws);
         return 1;
     }

@@ -278,6 +278,10 @@ static int run_check_position(Run *r, const char *path, SnapshotState *ss, XcErr
         return xc_err(err, "snapshot %s: data cursor (epoch %lld, batch %lld) differs from its counters (epoch %lld, "
                            "iter_in_epoch %lld)", path, (long long)ss->cursor.epoch, (long long)ss->cursor.batch,
                       (long long)e, (long long)i);
+    if (ss->best_epoch < -1 || ss->best_epoch > e || ss->best_iter < -1 || ss->best_iter > g)
+        return xc_err(err, "snapshot %s: best_epoch = %lld / best_iter = %lld lie beyond the snapshot (epoch %lld, "
+                           "global_iter %lld)", path, (long long)ss->best_epoch, (long long)ss->best_iter,
+                      (long long)e, (long long)g);
     // the snapshot's batches per epoch: from the counters after the first epoch, else from its train.batch_size
     // (training batches are whole: items / batch size)
     int64_t then = e > 0 ? (g - i) / e : n;
@@ -288,10 +292,6 @@ static int run_check_position(Run *r, const char *path, SnapshotState *ss, XcErr
         if (i > n || (e == E && i > 0))
             return xc_err(err, "snapshot %s: iter_in_epoch = %lld is beyond an epoch of %lld batches%s", path, (long long)i,
                           (long long)n, e == E ? " (or past the last epoch)" : "");
-        if (ss->best_epoch < -1 || ss->best_epoch > e || ss->best_iter < -1 || ss->best_iter > g)
-            return xc_err(err, "snapshot %s: best_epoch = %lld / best_iter = %lld lie beyond the snapshot (epoch %lld, "
-                               "global_iter %lld)", path, (long long)ss->best_epoch, (long long)ss->best_iter,
-                          (long long)e, (long long)g);
         return XC_OK;
     }
     if (i != 0 && i != then) {
@@ -304,10 +304,6 @@ static int run_check_position(Run *r, const char *path, SnapshotState *ss, XcErr
                            "from a snapshot taken at an epoch's end", path, (long long)e + 1, (long long)i, was,
                       (long long)n, t->batch_size);
     }
-    if (ss->best_epoch < -1 || ss->best_epoch > e || ss->best_iter < -1 || ss->best_iter > g)
-        return xc_err(err, "snapshot %s: best_epoch = %lld / best_iter = %lld lie beyond the snapshot (epoch %lld, "
-                           "global_iter %lld)", path, (long long)ss->best_epoch, (long long)ss->best_iter,
-                      (long long)e, (long long)g);
     if (e == E && i > 0)
         return xc_err(err, "snapshot %s: iter_in_epoch = %lld past the last epoch", path, (long long)i);
     // at an epoch's start or end: the same place in the items, counted in this run's batches
