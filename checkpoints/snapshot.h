@@ -33,9 +33,9 @@
 //   /optim                     attributes step, n_params, total, beta1, beta2, eps, weight_decay;
 //                              lr_scale float32 (n): the rate of each parameter's latest update (AdamW.last_lr;
 //                              for the record: a run sets its rates from the schedule), decay uint8 (n)
-//   /optim/m/<name>, /optim/v/<name>   float32 moments; written for every trainable parameter and for any
-//                              other whose moments are not all zero (a missing one loads as zeros, so the
-//                              restore is exact; frozen towers cost nothing)
+//   /optim/m/<name>, /optim/v/<name>   float32 moments; written for every parameter the optimiser trains (it
+//                              has moments), none for frozen ones (frozen towers cost nothing); a trained
+//                              parameter without both is refused on load
 //   /rng/<stream name>         uint64[4]: key, counter, pos | has_spare << 32, float bits of spare
 //   /data/order                int64 (order_len); the loader cursor is in the root attributes
 //   /text/fewshot_list, /text/bad_videos, /text/config   uint8 bytes (UTF-8 text, no NUL)
@@ -49,6 +49,18 @@
 // its header and whole-file checksum verify (wrong magic, short file, length or checksum mismatch: a clear
 // error, never a crash); after that every shape and size is checked before anything is allocated, and every
 // dataset's own checksum is verified after it is read.
+// Trusted files. The checksums (XXH64, unkeyed) catch damage - a flipped bit, a truncation, a torn write -
+// not forgery: anyone who can write a snapshot can change a value and recompute every checksum. A snapshot is
+// therefore trusted like the code and configs of a run (keep snapshots where only the run's owner can write).
+// What a forger could still do through values that parse is limited by semantic checks on load, so that a
+// forged value cannot silently change training: model tensors finite, AdamW first moments finite and second
+// moments finite and >= 0, every trained parameter has both moments, decay flags 0 or 1, per-parameter rates
+// finite and >= 0, the step and all counters non-negative, RNG states well-formed; each refusal names the
+// snapshot and the tensor or field. (Values within those ranges, such as two same-shaped tensors swapped,
+// cannot be told from a real state; a keyed MAC would need a secret key kept outside the run folder, which
+// a resume from a copied folder would then lack, so none is used.)
+// Not regular files. A FIFO, device or directory given as a snapshot is refused at once, naming the path
+// (opened with O_NONBLOCK and checked with fstat before anything reads it, libhdf5 included).
 // Code: snapshot_header.c (user block, sealing, checking), snapshot_write.c, snapshot_read.c (checked
 // reads, verify, weights only), snapshot_load.c (the two-pass restore), snapshot_dir.c (directories).
 #pragma once

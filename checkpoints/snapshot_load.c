@@ -4,6 +4,7 @@
 #include "checkpoints/snapshot_internal.h"
 #include "checkpoints/h5io.h"
 
+#include <math.h>
 #include <string.h>
 
 static bool same_shape(const DsInfo *di, const Tensor *p) {
@@ -115,6 +116,13 @@ static int load_check(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t o
         if (load_small_vec(r, og, "lr_scale", "optim/lr_scale", H5T_FLOAT, 4, H5T_NATIVE_FLOAT, n, L->lr_scale) ||
             load_small_vec(r, og, "decay", "optim/decay", H5T_INTEGER, 1, H5T_NATIVE_UINT8, n, L->decay))
             return XC_ERR;
+        for (int i = 0; i < ps->n; i++) { // a forged value would silently change training: ranges checked
+            if (L->decay[i] > 1)
+                return xc_err(r->err, "%s: optim/decay of '%s' is %u (a flag: 0 or 1)", r->path, ps->p[i]->name, L->decay[i]);
+            if (!(L->lr_scale[i] >= 0) || !isfinite(L->lr_scale[i]))
+                return xc_err(r->err, "%s: optim/lr_scale of '%s' is %g (a rate: finite, >= 0)", r->path, ps->p[i]->name,
+                              (double)L->lr_scale[i]);
+        }
         hid_t gm = snap_link_exists(og, "m") ? H5Gopen2(og, "m", H5P_DEFAULT) : -1;
         hid_t gv = snap_link_exists(og, "v") ? H5Gopen2(og, "v", H5P_DEFAULT) : -1;
         if (gm < 0 || gv < 0) rc = xc_err(r->err, "%s: optimiser moments (optim/m, optim/v) missing", r->path);
@@ -135,6 +143,12 @@ static int load_check(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t o
             }
         }
         snap_names_free(&nm);
+        // every parameter this run trains has both moments (the writer stores them for each such parameter)
+        for (int i = 0; i < ps->n && rc == XC_OK; i++)
+            for (int k = 0; k < 2 && rc == XC_OK; k++)
+                if (optim_state_moment(&st->opt, k, i) && !snap_link_exists(k ? gv : gm, ps->p[i]->name))
+                    rc = xc_err(r->err, "%s: optimiser moment %s of '%s' missing (the parameter is trained)", r->path,
+                                k ? "v" : "m", ps->p[i]->name);
         if (gm >= 0) H5Gclose(gm);
         if (gv >= 0) H5Gclose(gv);
         if (rc != XC_OK) return XC_ERR;
@@ -170,11 +184,26 @@ static int load_check(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t o
                       r->path, di.ndim == 1 ? (long long)di.shape[0] : -1LL, (long long)st->order_len);
     if (L->global_iter < 0 || L->epoch < 0 || L->iter_in_epoch < 0 || L->cursor_epoch < 0 || L->cursor_batch < 0)
         return xc_err(r->err, "%s: negative iteration, epoch or cursor", r->path);
+    if (L->best_epoch < -1 || L->best_iter < -1 || isnan(L->best_acc))
+        return xc_err(r->err, "%s: best accuracy %g at epoch %lld, iteration %lld: out of range", r->path, L->best_acc,
+                      (long long)L->best_epoch, (long long)L->best_iter);
     // texts
     if (tg < 0) return xc_err(r->err, "%s: texts (text/) missing", r->path);
     static const char *tn[3] = {"fewshot_list", "bad_videos", "config"};
     for (int i = 0; i < 3; i++)
         if (!(L->text[i] = r_text(r, tg, tn[i]))) return XC_ERR;
+    return XC_OK;
+}
+
+// AdamW's moments as they can be: m finite, v (a running mean of squares) finite and >= 0. A forged negative v
+// would make the update's sqrt(v) NaN, a huge m would throw the weights; refused naming the tensor.
+static int check_moment(Reader *r, const char *what, int k, const float *x, int64_t n) {
+    if (!xc_all_finite(x, n)) return xc_err(r->err, "%s: %s holds NaN or infinite values", r->path, what);
+    if (k)
+        for (int64_t j = 0; j < n; j++)
+            if (x[j] < 0)
+                return xc_err(r->err, "%s: %s holds a negative value (%g at element %lld): a second moment is >= 0",
+                              r->path, what, (double)x[j], (long long)j);
     return XC_OK;
 }
 
@@ -210,6 +239,7 @@ static int load_commit(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t 
                 hid_t d = snap_r_open(r, g[k], p->name, what, H5T_FLOAT, 4, &di);
                 rc = d >= 0 ? snap_r_read(r, d, what, H5T_NATIVE_FLOAT, dst, &di) : XC_ERR;
                 if (d >= 0) H5Dclose(d);
+                if (rc == XC_OK) rc = check_moment(r, what, k, dst, p->numel);
             }
         }
         for (int k = 0; k < 2; k++) if (g[k] >= 0) H5Gclose(g[k]);

@@ -1,5 +1,10 @@
 // test_snapshot_corrupt.c - damaged snapshots are rejected with a message and never crash the reader.
 //
+// Forged snapshots (values changed and every checksum recomputed, which anyone can do: XXH64 is unkeyed) that
+// would silently change training are refused by the semantic checks of snapshot_load, naming the tensor or
+// field: a negative or infinite second moment, a NaN first moment, a decay flag of 7, a negative rate,
+// deleted moments of a trained tensor, a negative optimiser step or best epoch.
+//
 // From one good snapshot, 300+ damaged copies: truncations at many lengths, single bit flips at random
 // offsets and in the places that matter (our header, the HDF5 superblock and object headers at the start,
 // the metadata HDF5 writes at the end), zeroed 4 KiB pages, garbage appended, files that are not snapshots;
@@ -8,9 +13,11 @@
 // snapshot_load and weights_load: every one must fail with a message; a child that crashes (signal) or
 // accepts the file fails the test. Run under ASan by the sanitizer CI pass as well.
 #include <hdf5.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "checkpoints/hash64.h"
 #include "checkpoints/snapshot.h"
 #include "optim/adamw.h"
 #include "tests/snap_test_util.h"
@@ -88,6 +95,71 @@ static int64_t data_offset(const char *path, const char *group, const char *name
     return a == HADDR_UNDEF ? -1 : (int64_t)a;
 }
 
+// ---- forging: change a dataset or attribute with libhdf5, recompute its checksum, re-seal the file ----------
+typedef void (*Mutate)(void *data, size_t nbytes);
+static void m_neg_v(void *d, size_t n) { ((float *)d)[n / 4 / 2] = -1e-3f; }
+static void m_inf(void *d, size_t n) { ((float *)d)[n / 4 - 1] = INFINITY; }
+static void m_nan(void *d, size_t n) { (void)n; ((float *)d)[0] = NAN; }
+static void m_flag7(void *d, size_t n) { ((uint8_t *)d)[n - 1] = 7; }
+static void m_neg_rate(void *d, size_t n) { (void)n; ((float *)d)[1] = -0.5f; }
+
+// A copy of good at out with dataset group/name mutated (its xxh64 attribute recomputed), or, with mutate NULL,
+// both moments of tensor name deleted (group "optim"), or (attr set) the int64 attribute attr of group set to value. Then re-sealed.
+static void forge(const char *good, const char *out, const char *group, const char *name, Mutate mutate,
+                  const char *attr, int64_t value) {
+    XC_EXPECT(st_copy(good, out) == 0, "copy to %s", out);
+    hid_t f = H5Fopen(out, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    if (attr) {
+        hid_t a = H5Aopen(g, attr, H5P_DEFAULT);
+        XC_EXPECT(a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &value) >= 0, "forge attribute %s/%s", group, attr);
+        H5Aclose(a);
+    } else if (!mutate) {
+        char m[256], v[256];
+        snprintf(m, sizeof m, "m/%s", name);
+        snprintf(v, sizeof v, "v/%s", name);
+        XC_EXPECT(H5Ldelete(g, m, H5P_DEFAULT) >= 0 && H5Ldelete(g, v, H5P_DEFAULT) >= 0, "forge: delete the moments of %s", name);
+    } else {
+        hid_t d = H5Dopen2(g, name, H5P_DEFAULT), t = H5Dget_type(d);
+        size_t nb = (size_t)H5Dget_storage_size(d);
+        void *buf = malloc(nb);
+        XC_EXPECT(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0, "forge: read %s/%s", group, name);
+        mutate(buf, nb);
+        uint64_t h = hash64(buf, nb, 0);
+        hid_t a = H5Aopen(d, "xxh64", H5P_DEFAULT);
+        XC_EXPECT(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0 && H5Awrite(a, H5T_NATIVE_UINT64, &h) >= 0,
+                  "forge: write %s/%s", group, name);
+        H5Aclose(a);
+        H5Tclose(t);
+        H5Dclose(d);
+        free(buf);
+    }
+    H5Gclose(g);
+    H5Fclose(f);
+    XcError err;
+    XC_EXPECT(snapshot_seal(out, 5, 0, &err) == XC_OK, "reseal: %s", err.msg);
+}
+
+// The forged file verifies (its checksums are right) but snapshot_load refuses it, naming what is wrong.
+static void check_forged(const char *good, const char *label, const char *group, const char *name, Mutate mutate,
+                         const char *attr, int64_t value, const char *needle1, const char *needle2) {
+    char path[8400];
+    snprintf(path, sizeof path, "%s/forged.h5", g_dir);
+    forge(good, path, group, name, mutate, attr, value);
+    XcError err = {{0}};
+    XC_EXPECT(snapshot_verify(path, NULL, &err) == XC_OK, "forged (%s): the checksums should verify: %s", label, err.msg);
+    SnapshotState st = state();
+    st.config = st.bad_videos = st.fewshot_list = NULL;
+    int rc = snapshot_load(path, &st, &err);
+    snapshot_state_free_text(&st);
+    XC_EXPECT(rc == XC_ERR, "forged (%s): accepted by snapshot_load", label);
+    XC_EXPECT(st_contains(err.msg, path) && st_contains(err.msg, needle1) && st_contains(err.msg, needle2),
+              "forged (%s): the message should name the snapshot, '%s' and '%s': %s", label, needle1, needle2, err.msg);
+    printf("  forged: %s -> %s\n", label, err.msg);
+    g_cases++;
+    unlink(path);
+}
+
 int main(void) {
     XclipDims d = xclip_dims_tiny();
     d.vision_layers = 1;
@@ -99,6 +171,7 @@ int main(void) {
     Rng r = rng_stream(12, RNG_STREAM_TEST);
     rng_fill_normal(&r, g_opt.m, g_opt.numel, 0, 1);
     rng_fill_normal(&r, g_opt.v, g_opt.numel, 0, 1);
+    for (int64_t i = 0; i < g_opt.numel; i++) g_opt.v[i] = fabsf(g_opt.v[i]); // a second moment is >= 0
     snprintf(g_rng[0].name, SNAPSHOT_MAX_RNG_NAME, "drop");
     g_rng[0].state = rng_get_state(&r);
     rng_permutation(&r, g_order, 12);
@@ -191,6 +264,16 @@ int main(void) {
         printf("  re-sealed damage in %s/%s -> %s\n", victims[i][0], victims[i][1], msg);
         unlink(path);
     }
+    // forged but consistent: every checksum recomputed; the semantic checks of the load refuse them
+    check_forged(good, "negative second moment", "optim/v", "visual.proj", m_neg_v, NULL, 0, "moment v of 'visual.proj'", "negative");
+    check_forged(good, "infinite second moment", "optim/v", "mit.positional_embedding", m_inf, NULL, 0,
+                 "moment v of 'mit.positional_embedding'", "infinite");
+    check_forged(good, "NaN first moment", "optim/m", "visual.conv1.weight", m_nan, NULL, 0, "moment m of 'visual.conv1.weight'", "NaN");
+    check_forged(good, "decay flag 7", "optim", "decay", m_flag7, NULL, 0, "optim/decay of '", "is 7");
+    check_forged(good, "negative rate", "optim", "lr_scale", m_neg_rate, NULL, 0, "optim/lr_scale of '", "-0.5");
+    check_forged(good, "moments deleted", "optim", "visual.proj", NULL, NULL, 0, "moment m of 'visual.proj' missing", "trained");
+    check_forged(good, "negative optimiser step", "optim", NULL, NULL, "step", -3, "optimiser step -3", "negative");
+    check_forged(good, "best epoch -5", "/", NULL, NULL, "best_epoch", -5, "epoch -5", "out of range");
     printf("%d damaged files: %d crashes, %d accepted\n", g_cases, g_crashes, g_accepted);
     XC_EXPECT(g_cases >= 200, "at least 200 damaged files (%d)", g_cases);
     XC_EXPECT(g_crashes == 0, "no crash");

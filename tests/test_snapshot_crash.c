@@ -12,6 +12,7 @@
 // Full disk: simulated with setrlimit(RLIMIT_FSIZE) in a forked child with SIGXFSZ ignored, so write(2)
 // fails with EFBIG ("File too large") at three different sizes (while creating the file, in the middle of
 // the datasets, at the very last bytes). No tmpfs is mounted (that would need privileges).
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -44,6 +45,7 @@ static void make_ref(Ref *r, uint64_t seed) {
     rng_fill_normal(&g, r->p, g_ps.total, 0, 1);
     rng_fill_normal(&g, r->m, g_opt.numel, 0, 1);
     rng_fill_normal(&g, r->v, g_opt.numel, 0, 1);
+    for (int64_t i = 0; i < g_opt.numel; i++) r->v[i] = fabsf(r->v[i]); // a second moment is >= 0 (checked on load)
     r->step = (int64_t)seed;
     Rng s = rng_stream(seed, RNG_STREAM_DROP);
     rng_u32(&s);
