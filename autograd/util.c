@@ -2,6 +2,7 @@
 #include "autograd/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,44 @@ void xc_unmap_pages(void *p, size_t n) {
 
 uint64_t xc_sys_alloc_count(void) { return __atomic_load_n(&g_sys_allocs, __ATOMIC_RELAXED); }
 
+const char *xc_file_kind(unsigned mode) {
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+int xc_open_input(const char *path, XcError *err) {
+    // O_NONBLOCK: opening a FIFO for reading would wait for a writer (forever); a device might block too
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) { xc_err(err, "%s: cannot open: %s", path, strerror(errno)); return -1; }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        xc_err(err, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        xc_err(err, "%s: is %s, not a regular file", path, xc_file_kind(st.st_mode));
+        close(fd);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK); // a regular file: ordinary blocking reads from here on
+    return fd;
+}
+
 FILE *xc_fopen(const char *path, const char *mode, XcError *err) {
+    if (mode[0] == 'r' && !strchr(mode, '+')) { // an input: refuse FIFOs, devices and directories without blocking
+        int fd = xc_open_input(path, err);
+        if (fd < 0) return NULL;
+        FILE *f = fdopen(fd, mode);
+        if (!f) { xc_err(err, "%s: cannot open: %s", path, strerror(errno)); close(fd); }
+        return f;
+    }
     FILE *f = fopen(path, mode);
     if (!f) xc_err(err, "%s: cannot open: %s", path, strerror(errno));
     return f;
@@ -119,6 +157,13 @@ void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err
     char *buf = xc_malloc(n + 1);
     if (n && fread(buf, 1, n, f) != n) {
         xc_err(err, "%s: read failed: %s", path, ferror(f) ? strerror(errno) : "file shrank while reading");
+        xc_free(buf);
+        fclose(f);
+        return NULL;
+    }
+    if (n == 0 && fgetc(f) != EOF) { // /proc/self/status and the like: size 0 by stat, content when read
+        xc_err(err, "%s: a pseudo-file (its size reads as 0 but it has content, like the files of /proc and /sys), "
+                    "not an ordinary file", path);
         xc_free(buf);
         fclose(f);
         return NULL;

@@ -72,11 +72,18 @@ uint64_t xc_sys_alloc_count(void);
 static inline bool xc_mul_u64(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_mul_overflow(a, b, out); }
 static inline bool xc_add_u64(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_add_overflow(a, b, out); }
 
-// fopen that reports "path: strerror" into err on failure.
+// fopen that reports "path: strerror" into err on failure. A read-only mode ("r", "rb") opens an input with
+// xc_open_input: anything but a regular file is refused, and a FIFO never blocks the open.
 FILE *xc_fopen(const char *path, const char *mode, XcError *err);
+// Open an input file read-only without blocking (O_NONBLOCK, then cleared), refusing anything that is not a
+// regular file: "path: is a FIFO (named pipe), not a regular file". The descriptor, or -1 + err.
+int xc_open_input(const char *path, XcError *err);
+// What a file of this st_mode is, for messages: "a directory", "a FIFO (named pipe)", "a character device", ...
+const char *xc_file_kind(unsigned mode);
 // pwrite all n bytes at off (retrying short writes and EINTR): 0, or -1 with errno set (EIO if nothing was written).
 int xc_pwrite_all(int fd, const void *buf, size_t n, off_t off);
-// Read a whole file (at most max_bytes) into a new buffer; *len gets its size. NULL + err on failure.
+// Read a whole regular file (at most max_bytes) into a new buffer; *len gets its size. NULL + err on failure
+// (also for a pseudo-file of /proc or /sys, whose size reads as 0 although it has content).
 void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err);
 // Create a directory and the missing ones above it, as `mkdir -p` does (mode for each one created). XC_OK if it
 // exists afterwards; XC_ERR + "path: cannot create directory prefix: reason" (or "... is not a directory").

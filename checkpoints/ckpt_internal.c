@@ -3,10 +3,8 @@
 #include "checkpoints/ckpt_internal.h"
 #include "checkpoints/hash64.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static int cmp_names(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
@@ -50,9 +48,7 @@ bool ckpt_skippable_int_tensor(const char *name) {
 }
 
 uint8_t *ckpt_read_file(const char *path, size_t *len, XcError *err) {
-    struct stat st;
-    if (stat(path, &st) != 0) { xc_err(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    if (S_ISDIR(st.st_mode)) { xc_err(err, "%s: is a directory, not a weights file", path); return NULL; }
+    // xc_read_file refuses, without blocking, what is not a regular file (a FIFO, device, directory), naming it
     uint8_t *buf = xc_read_file(path, CKPT_MAX_FILE_BYTES, len, err);
     if (buf && *len == 0) { xc_err(err, "%s: file is empty", path); xc_free(buf); return NULL; }
     return buf;

@@ -4,6 +4,7 @@
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 // No library shutdown at exit. When H5Fclose fails (a write past a full disk or `ulimit -f`), libhdf5 1.10
 // keeps the half-closed file in its table and its exit handler (H5_term_library -> H5F__close_cb) then
@@ -25,6 +26,9 @@ void h5_quiet_end(H5Quiet q) { H5Eset_auto2(H5E_DEFAULT, (H5E_auto2_t)q.fn, q.da
 int h5_open(H5File *f, const char *path, bool create, XcError *err) {
     memset(f, 0, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", path);
+    struct stat st; // libhdf5 would open a FIFO and wait on it: check what the path is first
+    if (!create && stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return xc_err(err, "%s: is %s, not a regular file", path, xc_file_kind(st.st_mode));
     H5Quiet q = h5_quiet_begin();
     hid_t id = create ? H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT) : H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     h5_quiet_end(q);

@@ -89,7 +89,7 @@ int weights_load_hdf5(WeightSet *ws, const char *path, XcError *err) {
     XC_CHECK(ws->n == 0, "weights_load_hdf5: the WeightSet must be empty");
     struct stat st;
     if (stat(path, &st) != 0) return xc_err(err, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return xc_err(err, "%s: not a regular file", path);
+    if (!S_ISREG(st.st_mode)) return xc_err(err, "%s: is %s, not a regular file", path, xc_file_kind(st.st_mode)); // never opened
     H5Quiet q = h5_quiet_begin();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) { h5_quiet_end(q); return xc_err(err, "%s: not a readable HDF5 file (corrupt or truncated?)", path); }

@@ -199,6 +199,20 @@ static char *norm_name(const char *s, size_t n) {
     return o;
 }
 
+// Why a video path of a folder root cannot be used (NULL: a regular file): stat's errno and the file's mode.
+static const char *file_problem(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0) return S_ISREG(st.st_mode) ? NULL : xc_file_kind(st.st_mode);
+    switch (errno) {
+    case ENOENT: return lstat(path, &st) == 0 && S_ISLNK(st.st_mode) ? "a dangling symbolic link" : "no such file";
+    case ELOOP: return "a symbolic link loop";
+    case EACCES: return "not accessible (permission denied)";
+    case ENOTDIR: return "no such file (a component of the path is not a directory)";
+    case ENAMETOOLONG: return "a path too long";
+    default: return "not accessible (stat failed)";
+    }
+}
+
 TarIndex *tar_index_open(const char *path, XcError *err) {
     FILE *f = xc_fopen(path, "rb", err);
     if (!f) return NULL;
@@ -378,19 +392,23 @@ Dataset *dataset_open(const char *list_path, const char *root, int num_classes, 
         it->offset = 0;
         it->size = -1;
         it->missing = 0;
+        it->why = NULL;
         if (lab > maxlabel) maxlabel = (int32_t)lab;
         if (tar) {
             it->missing = !tar_index_find(tar, it->path, &it->offset, &it->size);
+            if (it->missing) it->why = "no such member";
         } else {
             char full[4096];
             snprintf(full, sizeof full, "%s/%s", root, it->path);
-            struct stat fst;
-            it->missing = stat(full, &fst) != 0 || !S_ISREG(fst.st_mode);
+            it->why = file_problem(full);
+            it->missing = it->why != NULL;
         }
         if (it->missing) {
             char msg[700];
-            int w = snprintf(msg, sizeof msg, "%s:%d: %s: no such %s in %s\n", list_path, L.line, it->path,
-                             tar ? "member" : "file", root);
+            int w = !strncmp(it->why, "no such", 7)
+                        ? snprintf(msg, sizeof msg, "%s:%d: %s: %s in %s\n", list_path, L.line, it->path, it->why, root)
+                        : snprintf(msg, sizeof msg, "%s:%d: %s: %s, not a video file (in %s)\n", list_path, L.line,
+                                   it->path, it->why, root);
             if (w < 0) w = 0;
             if ((size_t)w >= sizeof msg) w = sizeof msg - 1;
             if (iused + (size_t)w + 1 > icap) { icap = (icap + (size_t)w + 1) * 2; ds->issues = xc_realloc(ds->issues, icap); }

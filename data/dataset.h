@@ -42,7 +42,8 @@ typedef struct DatasetItem {
     int line;          // line number in the list file (1-based)
     int64_t offset;    // tar root: member data offset and size; folder root: 0, -1
     int64_t size;
-    int missing;       // 1 if the file (or tar member) does not exist
+    int missing;       // 1 if the file (or tar member) does not exist or is no regular file
+    const char *why;   // missing: "no such file", "a directory", "a FIFO (named pipe)", "a symbolic link loop", ...
 } DatasetItem;
 
 typedef struct Dataset {
@@ -53,7 +54,8 @@ typedef struct Dataset {
     DatasetItem *items;    // (n)
     int num_classes;       // K given to dataset_open, or max label + 1 when it was 0
     int64_t n_missing;     // items whose file is missing
-    char *issues;          // "list:line: path: no such file in root" lines for missing files ("" if none)
+    char *issues;          // "list:line: path: no such file in root" lines for missing files, or "path: a
+                           // directory, not a video file (in root)" ("" if none)
 } Dataset;
 
 // Read and validate a list against a root (folder or .tar). Format errors fail the whole list with up to 10

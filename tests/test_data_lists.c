@@ -82,6 +82,33 @@ int main(void) {
     XC_EXPECT(ds && ds->n_missing == 1 && strstr(ds->issues, "miss.txt:2: a/nothere.mp4"), "missing: %s",
               ds ? ds->issues : err.msg);
     dataset_free(ds);
+    // not regular files are told apart from missing ones: a folder, a FIFO, a device, a symlink loop, a dangling link
+    {
+        char p1[160], p2[160];
+        snprintf(p1, sizeof p1, "%s/a/dir.mp4", dir);
+        XC_EXPECT(mkdir(p1, 0755) == 0, "mkdir %s", p1);
+        snprintf(p1, sizeof p1, "%s/a/fifo.mp4", dir);
+        XC_EXPECT(mkfifo(p1, 0600) == 0, "mkfifo %s", p1);
+        snprintf(p1, sizeof p1, "%s/a/dev.mp4", dir);
+        XC_EXPECT(symlink("/dev/null", p1) == 0, "symlink %s", p1);
+        snprintf(p1, sizeof p1, "%s/a/loop1.mp4", dir);
+        snprintf(p2, sizeof p2, "%s/a/loop2.mp4", dir);
+        XC_EXPECT(symlink(p2, p1) == 0 && symlink(p1, p2) == 0, "symlink loop");
+        snprintf(p1, sizeof p1, "%s/a/dangling.mp4", dir);
+        XC_EXPECT(symlink("nowhere.mp4", p1) == 0, "dangling symlink");
+        const char *odd = put_file("odd.txt", "a/dir.mp4 0\na/fifo.mp4 0\na/dev.mp4 1\na/loop1.mp4 1\na/dangling.mp4 2\na/none.mp4 2\n");
+        ds = dataset_open(odd, dir, 3, &err);
+        XC_EXPECT(ds && ds->n_missing == 6, "odd files: %lld of 6 unusable: %s", ds ? (long long)ds->n_missing : -1LL, ds ? ds->issues : err.msg);
+        static const char *want[] = {"odd.txt:1: a/dir.mp4: a directory, not a video file",
+                                     "odd.txt:2: a/fifo.mp4: a FIFO (named pipe), not a video file",
+                                     "odd.txt:3: a/dev.mp4: a character device, not a video file",
+                                     "odd.txt:4: a/loop1.mp4: a symbolic link loop, not a video file",
+                                     "odd.txt:5: a/dangling.mp4: a dangling symbolic link",
+                                     "odd.txt:6: a/none.mp4: no such file in"};
+        for (size_t i = 0; ds && i < sizeof want / sizeof want[0]; i++)
+            XC_EXPECT(strstr(ds->issues, want[i]), "odd files: no '%s' in:\n%s", want[i], ds->issues);
+        dataset_free(ds);
+    }
     // errors with file:line
     expect_list_error("a/v0.mp4 0\na/v1.mp4 7\n", 3, "bad.txt:2: label 7 outside [0, 3)");
     expect_list_error("a/v0.mp4 0\n\na/v1.mp4\n", 3, "bad.txt:3: expected `<path> <label>`, found 1 field");

@@ -3,6 +3,7 @@
 // message naming the problem (checked by substring), leave the WeightSet empty, and not crash (run
 // under ASan+UBSan too). Peak memory stays bounded although several files claim gigabytes.
 #include <hdf5.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -640,7 +641,35 @@ static void zip_cases(void) {
     expect_reject("empty zip", write_file("empty.zip", "PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 22), "empty zip");
 }
 
+// expect_reject in a forked child with an alarm as a guard: a reader that blocks (opening a FIFO waits for a
+// writer) is killed by SIGALRM after 20 s and reported, instead of hanging the test.
+static void expect_reject_promptly(const char *what, const char *path, const char *needle) {
+    fflush(stdout);
+    const int failed_before = xc_tests_failed; // the child's own verdict, not the earlier cases'
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20);
+        expect_reject(what, path, needle);
+        fflush(stdout);
+        _exit(xc_tests_failed != failed_before ? 1 : 0);
+    }
+    g_cases++;
+    int st = 0;
+    waitpid(pid, &st, 0);
+    XC_EXPECT(!(WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM), "%s: weights_load blocked (killed by the 20 s alarm)", what);
+    XC_EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: refused wrongly or crashed in the child (status %#x)", what, st);
+}
+
 static void misc_cases(void) {
+    // not regular files: a FIFO (no writer: a blocking open would wait forever), a device, a /proc pseudo-file
+    const char *fifo = tmp_path("weights.fifo");
+    XC_EXPECT(mkfifo(fifo, 0600) == 0, "mkfifo %s", fifo);
+    expect_reject_promptly("FIFO as weights", fifo, "is a FIFO (named pipe), not a regular file");
+    expect_reject_promptly("FIFO names its path", fifo, fifo);
+    expect_reject_promptly("character device", "/dev/null", "/dev/null: is a character device");
+    expect_reject_promptly("/proc pseudo-file", "/proc/self/status", "a pseudo-file (its size reads as 0 but it has content");
+    unlink(fifo);
+
     expect_reject("missing file", tmp_path("does-not-exist.pt"), "No such file");
     expect_reject("directory path", g_dir, "a folder without model.safetensors or pytorch_model.bin"); // not an HF folder
     const char *text = "hello, this is not a weights file at all\n";

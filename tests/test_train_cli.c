@@ -131,6 +131,19 @@ static void test_parser(void) {
         XC_EXPECT(rc == XC_ERR && strstr(err.msg, BAD[i].needle), "config '%s': got '%s', want '%s'", BAD[i].text,
                   rc == XC_OK ? "(accepted)" : err.msg, BAD[i].needle);
     }
+    // a NUL byte inside a line (C strings would drop the rest of it) or at its start (would end the file there)
+    static const struct { const char *text; size_t n; const char *needle; } NUL[] = {
+        {"[data]\nframes = 8\0 ignored\n", 27, ":2: a NUL byte in the line"},
+        {"[data]\n\0frames = 9\n", 19, "cli_parse.ini:2: a NUL byte"},
+    };
+    for (size_t i = 0; i < sizeof NUL / sizeof NUL[0]; i++) {
+        FILE *f = fopen(path, "wb");
+        XC_EXPECT(f && fwrite(NUL[i].text, 1, NUL[i].n, f) == NUL[i].n, "write %s", path);
+        if (f) fclose(f);
+        rc = config_load(&c, path, &err);
+        XC_EXPECT(rc == XC_ERR && strstr(err.msg, NUL[i].needle), "config with a NUL byte (case %zu): got '%s', want '%s'", i,
+                  rc == XC_OK ? "(accepted)" : err.msg, NUL[i].needle);
+    }
     static const struct { const char *set, *needle; } BADSET[] = {
         {"train.lr", "expected section.key=value"},
         {"lr=1", "expected section.key=value"},

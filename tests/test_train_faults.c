@@ -150,6 +150,47 @@ static void check_nonfinite(const char *data) {
            "snapshot passed over by --resume auto and refused by xclip-export\n");
 }
 
+// Paths that are not what their key wants, and a stop asked for during the set-up (items 10 and 13):
+//   - --resume naming a FIFO: refused at once naming the path (a blocking open would wait forever for a writer;
+//     `timeout` is only the guard that turns such a hang into a failure);
+//   - data.labels naming a folder and output.dir = /dev/null: errors naming the key;
+//   - SIGTERM during the set-up (XCLIP_TEST_SIGNAL_AT=setup:TERM): exit 75 before the first batch, with a message.
+static void check_hostile_paths(const char *data) {
+    char d[1100], fifo[1200], args[1400], want[1600], cmd[16384];
+    snprintf(d, sizeof d, "%s.paths", data);
+    snprintf(fifo, sizeof fifo, "%s.fifo", data);
+    unlink(fifo);
+    XC_EXPECT(mkfifo(fifo, 0600) == 0, "mkfifo %s", fifo);
+    snprintf(args, sizeof args, "--set train.max_iters=2 --resume '%s'", fifo);
+    int st = run_limited("timeout -s KILL 300 ", args, d, 0);
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    XC_EXPECT(code == 1, "--resume FIFO: exit %d, want 1 (137: blocked until the timeout killed it; see %s.log)", code, d);
+    snprintf(want, sizeof want, "%s: is a FIFO (named pipe), not a regular file", fifo);
+    XC_EXPECT(log_has(d, want), "--resume FIFO: no '%s' in %s.log", want, d);
+    unlink(fifo);
+    printf("  --resume FIFO: exit %d, refused naming the path\n", code);
+
+    snprintf(d, sizeof d, "%s.labels", data);
+    snprintf(args, sizeof args, "--set train.max_iters=2 --set data.labels='%s/videos'", data);
+    code = run(args, d);
+    snprintf(want, sizeof want, "data.labels = %s/videos: is a directory, not a file", data);
+    XC_EXPECT(code == 2 && log_has(d, want), "data.labels = a folder: exit %d (want 2, a config error), no '%s' in %s.log", code, want, d);
+
+    snprintf(d, sizeof d, "%s.devnull", data);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-train' '%s/demo.ini' %s --set output.dir=/dev/null --set train.max_iters=2 > '%s.log' 2>&1",
+             g_build, g_configs, g_sets, d);
+    st = system(cmd);
+    XC_EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 1 && log_has(d, "output.dir: /dev/null: cannot create directory"),
+              "output.dir = /dev/null: status %#x, the error does not name the key (see %s.log)", st, d);
+
+    snprintf(d, sizeof d, "%s.setup", data);
+    code = WEXITSTATUS(run_limited("XCLIP_TEST_SIGNAL_AT=setup:TERM ", "--set train.max_iters=2", d, 0));
+    XC_EXPECT(code == 75 && log_has(d, "during the set-up, before training"),
+              "SIGTERM during the set-up: exit %d, want 75 and a message (see %s.log)", code, d);
+    XC_EXPECT(st_count(d, "snap-") == 0 && !log_has(d, "\"iter\""), "SIGTERM during the set-up: a batch ran or a snapshot was written (see %s)", d);
+    printf("  data.labels = a folder, output.dir = /dev/null: named; SIGTERM in the set-up: exit %d before training\n", code);
+}
+
 int main(void) {
     g_build = getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : "build";
     xc_test_path("XCLIP_FIXTURES", "tests/fixtures", "../../configs", g_configs, sizeof g_configs);
@@ -166,5 +207,6 @@ int main(void) {
              data, data, data, data, vocab);
     check_file_limit(data);
     check_nonfinite(data);
+    check_hostile_paths(data);
     return xc_test_summary("test_train_faults");
 }

@@ -45,7 +45,8 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < ds->n; i++) {
         const DatasetItem *it = &ds->items[i];
         if (it->missing) {
-            printf("%s:%d: %s: missing (no such %s in %s)\n", list, it->line, it->path, ds->is_tar ? "member" : "file", root);
+            if (!strncmp(it->why, "no such", 7)) printf("%s:%d: %s: missing (%s in %s)\n", list, it->line, it->path, it->why, root);
+            else printf("%s:%d: %s: unusable: %s, not a video file (in %s)\n", list, it->line, it->path, it->why, root);
             bad++;
             continue;
         }
@@ -69,7 +70,7 @@ int main(int argc, char **argv) {
             bad++;
         }
     }
-    printf("xclip-check-data: %lld videos, %lld bad (%lld missing)\n", (long long)ds->n, (long long)bad,
+    printf("xclip-check-data: %lld videos, %lld bad (%lld missing or not a file)\n", (long long)ds->n, (long long)bad,
            (long long)ds->n_missing);
     dataset_free(ds);
     return bad ? 1 : 0;

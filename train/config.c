@@ -332,11 +332,15 @@ int config_load(TrainConfig *c, const char *path, XcError *err) {
     bool seen[sizeof KEYS / sizeof KEYS[0]] = {0};
     int line = 0, rc = XC_OK;
     // walk lines by hand (strtok would merge blank lines and shift line numbers)
-    char *p = text;
-    while (p && *p && rc == XC_OK) {
-        char *nl = strchr(p, '\n');
+    char *p = text, *const end = text + len;
+    while (p && p < end && rc == XC_OK) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
         if (nl) *nl = 0;
         line++;
+        if (memchr(p, 0, (size_t)((nl ? nl : end) - p))) { // C strings would silently drop the rest of the line
+            rc = xc_err(err, "%s:%d: a NUL byte in the line (a binary or damaged file?)", path, line);
+            break;
+        }
         char *s = p;
         p = nl ? nl + 1 : NULL;
         if (line == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF) s += 3;

@@ -42,14 +42,22 @@ static void path_problem(PathProblems *pp, const char *key, const char *fmt, ...
     if (pp->used > sizeof pp->text - 1) pp->used = sizeof pp->text - 1;
 }
 
-static void need_file(PathProblems *pp, const char *key, const char *path, const char *what) {
+// What a path key accepts: anything that exists, a regular file, or a regular file or a folder.
+typedef enum { NEED_ANY, NEED_FILE, NEED_FILE_OR_DIR } NeedKind;
+
+static void need_path(PathProblems *pp, const char *key, const char *path, const char *what, NeedKind kind) {
     struct stat st;
     if (!*path) path_problem(pp, key, "\n  %s is not set (%s)", key, what);
     else if (stat(path, &st) != 0) {
         pp->unset_only = false;
         path_problem(pp, key, "\n  %s = %s: %s (%s)", key, path, strerror(errno), what);
+    } else if ((kind == NEED_FILE && !S_ISREG(st.st_mode)) || (kind == NEED_FILE_OR_DIR && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))) {
+        pp->unset_only = false;
+        path_problem(pp, key, "\n  %s = %s: is %s, not a %s (%s)", key, path, xc_file_kind(st.st_mode),
+                     kind == NEED_FILE ? "file" : "file or folder", what);
     }
 }
+static void need_file(PathProblems *pp, const char *key, const char *path, const char *what) { need_path(pp, key, path, what, NEED_FILE); }
 
 // data.vocab: CLIP's vocabulary, a file of the source tree's neighbourhood rather than of the data. A relative
 // path that does not lead anywhere from the current directory is looked for beside the program and in the
@@ -149,14 +157,15 @@ int config_check(TrainConfig *c, ConfigUse use, XcError *err) {
     PathProblems pp = {.unset_only = true};
     if (use == CONFIG_FOR_TRAIN) {
         need_file(&pp, "data.train_list", c->train_list, "the training list, one `relative/path.mp4 <label id>` per line");
-        need_file(&pp, "data.root", c->root, "folder or .tar of the training videos");
+        need_path(&pp, "data.root", c->root, "folder or .tar of the training videos", NEED_FILE_OR_DIR);
         if (!config_pretrained_none(c))
-            need_file(&pp, "model.pretrained", c->pretrained, "CLIP or X-CLIP weights, or `none` for random initialisation");
+            need_path(&pp, "model.pretrained", c->pretrained, "CLIP or X-CLIP weights, or `none` for random initialisation",
+                      NEED_FILE_OR_DIR); // a Hugging Face model folder too
     }
     need_file(&pp, "data.val_list", c->val_list, "the validation list, the same format");
     if (*c->val_root || use == CONFIG_FOR_EVAL) {
         const char *vr = *c->val_root ? c->val_root : c->root;
-        need_file(&pp, *c->val_root ? "data.val_root" : "data.root", vr, "folder or .tar of the validation videos");
+        need_path(&pp, *c->val_root ? "data.val_root" : "data.root", vr, "folder or .tar of the validation videos", NEED_FILE_OR_DIR);
     }
     need_file(&pp, "data.labels", c->labels, "label CSV with header `id,name`");
     if (use != CONFIG_FOR_TRAIN || c->head != XCLIP_HEAD_LINEAR) find_vocab(&pp, c); // the linear head reads no text

@@ -168,7 +168,7 @@ static int run_open(Run *r, XcError *err) {
 #endif
         openblas_set_num_threads(c->threads);
     }
-    if (xc_mkdir_p(c->dir, 0777, err) != XC_OK) return XC_ERR;
+    if (xc_mkdir_p(c->dir, 0777, err) != XC_OK) return xc_err(err, "output.dir: %s", err->msg);
     if (!r->o->resume && run_claim_dir(r, err) != XC_OK) return XC_ERR;
     char path[CONFIG_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/config.ini", c->dir);
@@ -256,6 +256,18 @@ static int run_stop_if_asked(Run *r) {
     if (r->c->dir[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
     runlog_say(&r->log, "stopped by signal %d after the snapshot; continue with: %s %s/config.ini --resume auto%s%s%s\n",
                signals_stop_signal(), r->task.program, r->c->dir, *cwd ? " (from " : "", cwd, *cwd ? ")" : "");
+    return RUN_EXIT_STOPPED;
+}
+
+// A SIGINT / SIGTERM during the set-up (model, weights, data, text features, resume) stops the run before its
+// first batch: nothing trained since the start or the resumed snapshot, so there is nothing to save.
+static int run_stop_before_training(Run *r) {
+    if (!(signals_poll() & SIGNAL_STOP)) return XC_OK;
+    char cwd[CONFIG_PATH_MAX] = "";
+    if (r->c->dir[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+    runlog_say(&r->log, "stopped by signal %d during the set-up, before training (nothing new to save); continue with: "
+               "%s %s/config.ini --resume auto%s%s%s\n", signals_stop_signal(), r->task.program, r->c->dir,
+               *cwd ? " (from " : "", cwd, *cwd ? ")" : "");
     return RUN_EXIT_STOPPED;
 }
 
@@ -597,6 +609,7 @@ int run_main(const TrainConfig *c, const TrainRunOptions *o, RunTaskBuild build,
     int rc = run_open(&r, err);
     if (rc == XC_OK) rc = run_build(&r, build, err);
     if (rc == XC_OK) rc = run_restore(&r, err);
+    if (rc == XC_OK) rc = run_stop_before_training(&r);
     if (rc == XC_OK) rc = run_train(&r, err);
     if (rc == XC_OK) rc = run_finish(&r, err);
     run_close(&r, rc, err);

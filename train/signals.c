@@ -31,10 +31,11 @@ static void on_signal(int sig) {
         g_snapshot = 1;
         return;
     }
-    if (sig == SIGINT && g_stop) { // the second Ctrl-C: die of SIGINT as if no handler were set (status 130)
-        say("\nsecond Ctrl-C: quitting at once; the work since the last snapshot is lost\n");
-        set_handler(SIGINT, SIG_DFL, 0);
-        raise(SIGINT); // delivered when this handler returns (SIGINT is blocked while it runs)
+    if (g_stop) { // the second Ctrl-C / SIGTERM: die of it as if no handler were set (status 130 / 143)
+        say(sig == SIGINT ? "\nsecond Ctrl-C: quitting at once; the work since the last snapshot is lost\n"
+                          : "\nsecond SIGTERM: quitting at once; the work since the last snapshot is lost\n");
+        set_handler(sig, SIG_DFL, 0);
+        raise(sig); // delivered when this handler returns (the signal is blocked while it runs)
         return;
     }
     if (!g_stop)
@@ -47,19 +48,24 @@ static void on_signal(int sig) {
     g_stop_sig = sig;
 }
 
-// XCLIP_TEST_SIGNAL_AT = ITER:SIG (training) or eval:BATCH:SIG (evaluation).
+// XCLIP_TEST_SIGNAL_AT = ITER:SIG (training), eval:BATCH:SIG (evaluation) or setup:SIG (raised at once: during
+// the run's set-up).
 static void read_test_hook(void) {
     g_test_at = 0;
     const char *v = getenv("XCLIP_TEST_SIGNAL_AT");
     if (!v || !*v) return;
+    if (!strcmp(v, "setup:TERM") || !strcmp(v, "setup:INT")) {
+        raise(v[6] == 'T' ? SIGTERM : SIGINT);
+        return;
+    }
     const bool eval = !strncmp(v, "eval:", 5);
     char *end;
     long long at = strtoll(eval ? v + 5 : v, &end, 10);
     const char *name = *end == ':' ? end + 1 : "";
     int sig = !strcmp(name, "TERM") ? SIGTERM : !strcmp(name, "INT") ? SIGINT : !strcmp(name, "USR1") ? SIGUSR1 : 0;
     if (at <= 0 || !sig) {
-        fprintf(stderr, "warning: XCLIP_TEST_SIGNAL_AT = '%s' ignored (want ITER:SIG or eval:BATCH:SIG, SIG one of "
-                        "TERM, INT, USR1)\n", v);
+        fprintf(stderr, "warning: XCLIP_TEST_SIGNAL_AT = '%s' ignored (want ITER:SIG, eval:BATCH:SIG or setup:SIG, SIG one "
+                        "of TERM, INT, USR1; setup: TERM or INT)\n", v);
         return;
     }
     g_test_point = eval ? SIGNAL_AT_EVAL_BATCH : SIGNAL_AT_TRAIN_ITER;

@@ -13,13 +13,15 @@
 //   }
 //
 // The first SIGINT / SIGTERM says at once (on stderr) that the run stops at the next batch boundary after a
-// snapshot; the training loop and the evaluation loop both poll. A second SIGINT while the first is pending
-// says so and kills the process by SIGINT (shell status 130): Ctrl-C twice still works when a snapshot write
-// hangs, and loses the work since the last snapshot.
+// snapshot; the training loop and the evaluation loop both poll, and a run checks once more right after its
+// set-up (a signal during it stops the run before its first batch). A second SIGINT (or SIGTERM) while the
+// first is pending says so and kills the process by that signal (shell status 130 / 143): Ctrl-C twice still
+// works when a snapshot write or the set-up hangs, and loses the work since the last snapshot.
 //
 // Testing hook: XCLIP_TEST_SIGNAL_AT="ITER:SIG" raises SIG (TERM, INT or USR1) at the process right after its
-// ITER-th training batch of the whole run, "eval:BATCH:SIG" after the BATCH-th batch of an evaluation, so tests
-// drive the real signal path deterministically. The loops report their counts through signals_poll_at.
+// ITER-th training batch of the whole run, "eval:BATCH:SIG" after the BATCH-th batch of an evaluation,
+// "setup:TERM" / "setup:INT" when the handlers are installed (during the set-up), so tests drive the real signal
+// path deterministically. The loops report their counts through signals_poll_at.
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
