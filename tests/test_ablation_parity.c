@@ -19,6 +19,7 @@
 // architecture and logits; model.cct / model.mit_layers parse, are range-checked and round-trip through
 // config.ini; a random model (pretrained = none) of every switch setting registers exactly the tensors it should.
 #include "test_util.h"
+#include "xclip_fixture.h"
 #include "checkpoints/h5io.h"
 #include "checkpoints/weight_formats.h"
 #include "nn/xclip.h"
@@ -114,13 +115,6 @@ static bool build(const Case *cs, const Fixture *fx, const char *weights, bool c
     return true;
 }
 
-static Tensor *ce_loss(Graph *g, Tensor *logits, const int64_t *labels) {
-    int64_t B = logits->shape[0], K = logits->shape[1];
-    Tensor *y = tensor_zeros(g, 2, (int64_t[]){B, K});
-    for (int64_t b = 0; b < B; b++) y->data[b * K + labels[b]] = 1.0f;
-    return op_soft_cross_entropy(g, logits, y);
-}
-
 // Tensors a model of this case must not hold, and must.
 static void check_names(const Case *cs, const ParamStore *ps) {
     int message = 0, mit = 0, prompts = 0;
@@ -152,7 +146,7 @@ static float *forward_backward(const Case *cs, const Fixture *fx, XClip *m, Para
     XClipOut o = xclip_forward(&g, m, v, fx->tokens.data, K, S, NULL);
     float *logits = xc_malloc((size_t)o.logits->numel * sizeof(float));
     memcpy(logits, o.logits->data, (size_t)o.logits->numel * sizeof(float));
-    Tensor *l = ce_loss(&g, o.logits, fx->labels.data);
+    Tensor *l = xclip_fixture_ce_loss(&g, o.logits, fx->labels.data);
     char name[600];
     if (compare) {
         const struct { const char *what; const Tensor *got; } feats[] = {

@@ -15,6 +15,7 @@
 // run of xclip-train (2 steps, a snapshot, resumed), exported, evaluated by xclip-eval, and refused with a label file
 // of another K.
 #include "test_util.h"
+#include "xclip_fixture.h"
 #include "snap_test_util.h"
 #include "checkpoints/h5io.h"
 #include "nn/xclip.h"
@@ -46,35 +47,12 @@ typedef struct Model {
 } Model;
 
 static bool model_load(Model *md, const char *dir, int64_t T, bool fix_text, bool fix_vision) {
-    XcError err;
-    WeightSet ws = {0};
-    XClipConfig cfg;
-    char path[1200];
-    snprintf(path, sizeof path, "%s/model.pth", dir);
-    int rc = weights_load(&ws, path, &err);
-    if (rc == XC_OK) rc = xclip_config_from_weights(&cfg, &ws, T, false, &err);
-    if (rc == XC_OK) {
-        cfg.fix_text = fix_text;
-        cfg.fix_vision = fix_vision;
-        param_store_init(&md->ps, "params");
-        xclip_init(&md->m, &md->ps, &cfg);
-        rc = params_load(&md->ps, &ws, NULL, &err);
-    }
-    XC_EXPECT(rc == XC_OK, "%s: %s", path, err.msg);
-    weights_free(&ws);
-    return rc == XC_OK;
+    return xclip_fixture_load(dir, T, (XclipVariant){.text_trains = !fix_text, .fix_vision = fix_vision}, &md->m, &md->ps);
 }
 
 static void model_free(Model *md) {
     xclip_free(&md->m);
     param_store_free(&md->ps);
-}
-
-static Tensor *ce_loss(Graph *g, Tensor *logits, const int64_t *labels) {
-    int64_t B = logits->shape[0], K = logits->shape[1];
-    Tensor *y = tensor_zeros(g, 2, (int64_t[]){B, K});
-    for (int64_t b = 0; b < B; b++) y->data[b * K + labels[b]] = 1.0f;
-    return op_soft_cross_entropy(g, logits, y);
 }
 
 // trained.txt: every trainable tensor of the reference with its lr multiplier and decay; the same set trains here.
@@ -169,7 +147,7 @@ static void test_linear(void) {
     u_feat = fmax(u_feat, xc_expect_elementwise("linear video_features", o.video_features->data, vfeat.data, vfeat.numel,
                                                 FEAT_FLOOR, FEAT_RTOL));
     XC_EXPECT(o.text_features == NULL, "linear: text features computed");
-    Tensor *l = ce_loss(&g, o.logits, labels.data);
+    Tensor *l = xclip_fixture_ce_loss(&g, o.logits, labels.data);
     const float lref = ((float *)loss.data)[0];
     double e_loss = fabs(l->data[0] - lref) / fabs(lref);
     XC_EXPECT(e_loss <= LOSS_TOL, "linear loss %.8g vs %.8g", l->data[0], lref);
@@ -193,7 +171,7 @@ static void test_linear(void) {
                   "linear probe: %d trainable tensors, want head.weight and head.bias", n_train);
         md.m.cfg.checkpoint = true; // gradient checkpointing on: a frozen vision block must still leave no node
         o = xclip_forward(&g, &md.m, tensor_from(&g, 5, video.shape, video.data), NULL, 0, 0, NULL);
-        l = ce_loss(&g, o.logits, labels.data);
+        l = xclip_fixture_ce_loss(&g, o.logits, labels.data);
         XC_EXPECT(!o.video_features->requires_grad, "linear probe: the frozen video features require grad");
         int nodes = g.n_nodes;
         XC_EXPECT(nodes <= 4, "linear probe: %d nodes on the tape, want the head's and the loss's (<= 4)", nodes);
@@ -215,7 +193,7 @@ static void test_linear(void) {
         float got[4];
         double e_adam = 0;
         for (int s = 0; s < 4; s++) {
-            Tensor *ls = ce_loss(&g, xclip_forward(&g, &md.m, tensor_from(&g, 5, video.shape, video.data), NULL, 0, 0, NULL).logits,
+            Tensor *ls = xclip_fixture_ce_loss(&g, xclip_forward(&g, &md.m, tensor_from(&g, 5, video.shape, video.data), NULL, 0, 0, NULL).logits,
                                  labels.data);
             got[s] = ls->data[0];
             if (s < 3) {
@@ -283,7 +261,7 @@ static void test_text_branch(void) {
     double e_feat = xc_expect_scaled("text logits", o.logits->data, logits.data, logits.numel, FEAT_TOL);
     e_feat = fmax(e_feat, xc_expect_scaled("text video_features", o.video_features->data, vfeat.data, vfeat.numel, FEAT_TOL));
     double u_feat = xc_expect_elementwise("text logits", o.logits->data, logits.data, logits.numel, FEAT_FLOOR, FEAT_RTOL);
-    Tensor *l = ce_loss(&g, o.logits, labels.data);
+    Tensor *l = xclip_fixture_ce_loss(&g, o.logits, labels.data);
     const float lref = ((float *)loss.data)[0];
     double e_loss = fabs(l->data[0] - lref) / fabs(lref);
     XC_EXPECT(e_loss <= LOSS_TOL, "text loss %.8g vs %.8g", l->data[0], lref);

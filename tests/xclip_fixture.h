@@ -46,6 +46,7 @@ typedef struct XclipVariant {
     bool text_trains;   // fix_text off
     bool checkpoint;    // gradient checkpointing
     bool transient;     // ParamStore.transient_grads (fused AdamW)
+    bool fix_vision;    // the vision branch frozen (model.fix_vision)
     float drop_path;
 } XclipVariant;
 
@@ -60,6 +61,7 @@ static inline bool xclip_fixture_load(const char *dir, int64_t T, XclipVariant v
     if (rc == XC_OK) rc = xclip_config_from_weights(&cfg, &ws, T, false, &err);
     if (rc == XC_OK) {
         cfg.fix_text = !v.text_trains;
+        cfg.fix_vision = v.fix_vision;
         cfg.checkpoint = v.checkpoint;
         cfg.drop_path = v.drop_path;
         param_store_init(ps, "params");
@@ -78,6 +80,14 @@ static inline bool xclip_fixture_load(const char *dir, int64_t T, XclipVariant v
 // The fixture's model (T from its video); transient: ParamStore.transient_grads (fused AdamW).
 static inline bool xclip_fixture_model(const XclipFixture *fx, bool transient, XClip *m, ParamStore *ps) {
     return xclip_fixture_load(fx->dir, fx->video.shape[1], (XclipVariant){.transient = transient}, m, ps);
+}
+
+// The fixtures' loss: plain mean cross-entropy of logits (B, K) against integer labels (B).
+static inline Tensor *xclip_fixture_ce_loss(Graph *g, Tensor *logits, const int64_t *labels) {
+    int64_t B = logits->shape[0], K = logits->shape[1];
+    Tensor *y = tensor_zeros(g, 2, (int64_t[]){B, K});
+    for (int64_t b = 0; b < B; b++) y->data[b * K + labels[b]] = 1.0f;
+    return op_soft_cross_entropy(g, logits, y);
 }
 
 static inline void xclip_fixture_close(XclipFixture *fx) {
