@@ -168,9 +168,12 @@ static bool contains_line(const char *text, const char *line) {
 }
 
 static void test_locate(void) {
-    char found[PATH_MAX], tried[4096], exe[PATH_MAX], cwd[PATH_MAX], dir[] = "/tmp/xclip_locate_XXXXXX";
+    char found[PATH_MAX], tried[4096], exe[PATH_MAX], cwd[PATH_MAX], base[] = "/tmp/xclip_locate_XXXXXX", dir[64];
     XC_EXPECT(xc_exe_path(exe, sizeof exe) && exe[0] == '/' && strstr(exe, "test_runtime"), "xc_exe_path: %s", exe);
-    XC_CHECK(mkdtemp(dir), "mkdtemp");
+    // one level down in a folder of our own, so that ../shared from here is surely absent (a /tmp/shared may exist)
+    XC_CHECK(mkdtemp(base), "mkdtemp");
+    snprintf(dir, sizeof dir, "%s/cwd", base);
+    XC_CHECK(mkdir(dir, 0700) == 0, "mkdir %s", dir);
     char file[PATH_MAX + 32];
     snprintf(file, sizeof file, "%s/vocab.txt", dir);
     FILE *f = fopen(file, "w");
@@ -217,6 +220,7 @@ static void test_locate(void) {
     XC_CHECK(chdir(cwd) == 0, "chdir back");
     unlink(file);
     rmdir(dir);
+    rmdir(base);
 }
 
 int main(int argc, char **argv) {
