@@ -21,7 +21,8 @@ struct Loader {
     LoaderConfig cfg;
     int S, V, C, K;            // input size, clips per video, crops, classes
     size_t sample_floats;      // views*C * T * 3 * S * S
-    int64_t nbatches;
+    int64_t nbatches;          // batches of the whole epoch (every shard's)
+    int64_t nlocal;            // this shard's: the loader's own batch m is the epoch's batch m * shards + shard
     int64_t *order;            // (n) epoch order
     // ring of prefetched batches
     int P;
@@ -33,11 +34,11 @@ struct Loader {
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
     int64_t epoch;
-    int64_t consumed;          // next batch to deliver
+    int64_t consumed;          // next batch to deliver (this shard's count, as the three below)
     int64_t release_upto;      // batches < this are released (their slots reusable)
     int held;                  // the consumer holds batch consumed-1
-    int64_t next_item;         // next sample of the epoch to claim
-    int64_t total_items;
+    int64_t next_item;         // next sample to claim: sample q is position q % batch of batch q / batch
+    int64_t total_items;       // samples of the epoch (positions in the epoch order) that make batches
     int paused, quit, inflight;
     uint64_t generation;
     // bad videos
@@ -68,8 +69,12 @@ LoaderConfig loader_config_default(int input_size, int T, int batch) {
     c.view_mode = SAMPLE_VIEWS_SHIFTED;
     c.drop_last = -1; // resolved in loader_create: train 1, test 0
     c.max_bad_fraction = 0.01;
+    c.shards = 1;
     return c;
 }
+
+// The epoch's batch number of this shard's batch m.
+static int64_t global_batch(const Loader *ld, int64_t m) { return m * ld->cfg.shards + ld->cfg.shard; }
 
 static int batch_size_of(const Loader *ld, int64_t b) {
     int64_t left = ld->ds->n - b * ld->cfg.batch;
@@ -213,15 +218,15 @@ static void *worker_main(void *arg) {
     pthread_mutex_lock(&ld->mu);
     for (;;) {
         if (ld->quit) break;
-        int64_t k = ld->next_item;
-        int64_t b = k / ld->cfg.batch;
-        if (!ld->paused && !ld->fatal && k < ld->total_items && b < ld->release_upto + ld->P) {
+        const int64_t q = ld->next_item, b = q / ld->cfg.batch;
+        const int64_t k = global_batch(ld, b) * ld->cfg.batch + q % ld->cfg.batch; // its position in the epoch order
+        if (!ld->paused && !ld->fatal && b < ld->nlocal && k < ld->total_items && b < ld->release_upto + ld->P) {
             ld->next_item++;
             ld->inflight++;
             uint64_t gen = ld->generation;
             int64_t epoch = ld->epoch;
             int slot = (int)(b % ld->P);
-            int pos = (int)(k % ld->cfg.batch);
+            int pos = (int)(q % ld->cfg.batch);
             Batch *bt = &ld->slots[slot];
             pthread_mutex_unlock(&ld->mu);
             do_item(w, epoch, k, bt->video + (size_t)pos * ld->sample_floats, &bt->labels[pos], &bt->items[pos]);
@@ -240,9 +245,9 @@ static void *worker_main(void *arg) {
 Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg_in, XcError *err) {
     LoaderConfig cfg = *cfg_in;
     if (cfg.T <= 0 || cfg.T > TF_MAX_FRAMES || cfg.batch <= 0 || cfg.batch > MIX_MAX_BATCH || cfg.workers <= 0 ||
-        cfg.tf.input_size <= 0 || cfg.views <= 0) {
-        xc_err(err, "loader: bad configuration (T %d, batch %d, workers %d, input size %d, views %d)", cfg.T, cfg.batch,
-               cfg.workers, cfg.tf.input_size, cfg.views);
+        cfg.tf.input_size <= 0 || cfg.views <= 0 || cfg.shards < 1 || cfg.shard < 0 || cfg.shard >= cfg.shards) {
+        xc_err(err, "loader: bad configuration (T %d, batch %d, workers %d, input size %d, views %d, shard %d of %d)", cfg.T,
+               cfg.batch, cfg.workers, cfg.tf.input_size, cfg.views, cfg.shard, cfg.shards);
         return NULL;
     }
     if (cfg.drop_last < 0) cfg.drop_last = cfg.train;
@@ -256,8 +261,12 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg_in, XcError *er
     ld->C = cfg.train ? 1 : (cfg.tf.num_crop == 3 ? 3 : 1);
     ld->K = cfg.mix.num_classes;
     ld->nbatches = cfg.drop_last ? ds->n / cfg.batch : (ds->n + cfg.batch - 1) / cfg.batch;
-    if (ld->nbatches == 0) {
-        xc_err(err, "%s: %lld videos make no full batch of %d", ds->list_path, (long long)ds->n, cfg.batch);
+    // shards: training takes whole rounds (one batch per shard each); a test pass shares out every batch
+    ld->nlocal = cfg.train ? ld->nbatches / cfg.shards
+                           : (ld->nbatches > cfg.shard ? (ld->nbatches - cfg.shard + cfg.shards - 1) / cfg.shards : 0);
+    if (ld->nbatches == 0 || (cfg.train && ld->nlocal == 0)) {
+        xc_err(err, "%s: %lld videos make no full %s of %d", ds->list_path, (long long)ds->n,
+               cfg.shards > 1 ? "round of one batch per rank" : "batch", cfg.shards > 1 ? cfg.shards * cfg.batch : cfg.batch);
         xc_free(ld);
         return NULL;
     }
@@ -326,7 +335,9 @@ void loader_free(Loader *ld) {
     xc_free(ld);
 }
 
-int64_t loader_batches_per_epoch(const Loader *ld) { return ld->nbatches; }
+int64_t loader_batches_per_epoch(const Loader *ld) { return ld->nlocal; }
+int64_t loader_epoch_batches(const Loader *ld) { return ld->nbatches; }
+int loader_shards(const Loader *ld) { return ld->cfg.shards; }
 
 static void release_held(Loader *ld) {
     if (!ld->held) return;
@@ -347,7 +358,7 @@ int loader_next(Loader *ld, const Batch **out, XcError *err) {
         pthread_mutex_unlock(&ld->mu);
         return rc;
     }
-    if (ld->consumed >= ld->nbatches) { // end of the epoch: the next call starts the next one
+    if (ld->consumed >= ld->nlocal) { // end of the epoch: the next call starts the next one
         ld->paused = 1;
         while (ld->inflight > 0) pthread_cond_wait(&ld->cv_done, &ld->mu);
         start_epoch(ld, ld->epoch + 1, 0);
@@ -356,8 +367,8 @@ int loader_next(Loader *ld, const Batch **out, XcError *err) {
         pthread_mutex_unlock(&ld->mu);
         return 0;
     }
-    const int64_t b = ld->consumed;
-    const int slot = (int)(b % ld->P);
+    const int64_t m = ld->consumed, b = global_batch(ld, m);
+    const int slot = (int)(m % ld->P);
     const int B = batch_size_of(ld, b);
     while (ld->slot_done[slot] < B && !ld->fatal) pthread_cond_wait(&ld->cv_done, &ld->mu);
     if (ld->fatal) {
@@ -385,18 +396,19 @@ int loader_next(Loader *ld, const Batch **out, XcError *err) {
 
 LoaderCursor loader_cursor(const Loader *ld) {
     pthread_mutex_lock((pthread_mutex_t *)&ld->mu);
-    LoaderCursor c = {ld->epoch, ld->consumed};
+    LoaderCursor c = {ld->epoch, ld->consumed * ld->cfg.shards};
     pthread_mutex_unlock((pthread_mutex_t *)&ld->mu);
     return c;
 }
 
 void loader_seek(Loader *ld, LoaderCursor c) {
-    XC_CHECK(c.epoch >= 0 && c.batch >= 0 && c.batch <= ld->nbatches, "loader_seek: cursor (%lld, %lld) invalid",
-             (long long)c.epoch, (long long)c.batch);
+    XC_CHECK(c.epoch >= 0 && c.batch >= 0 && c.batch <= ld->nbatches && (c.batch % ld->cfg.shards == 0 || c.batch == ld->nbatches),
+             "loader_seek: cursor (%lld, %lld) invalid for %lld batches in %d shards", (long long)c.epoch,
+             (long long)c.batch, (long long)ld->nbatches, ld->cfg.shards);
     pthread_mutex_lock(&ld->mu);
     ld->paused = 1;
     while (ld->inflight > 0) pthread_cond_wait(&ld->cv_done, &ld->mu);
-    start_epoch(ld, c.epoch, c.batch);
+    start_epoch(ld, c.epoch, c.batch / ld->cfg.shards < ld->nlocal ? c.batch / ld->cfg.shards : ld->nlocal);
     ld->paused = 0;
     pthread_cond_broadcast(&ld->cv_work);
     pthread_mutex_unlock(&ld->mu);

@@ -50,6 +50,9 @@ typedef struct LoaderConfig {
     int drop_last;             // default: train 1, test 0
     double max_bad_fraction;   // default 0.01
     int quiet;                 // 1: do not print bad videos to stderr
+    int shards, shard;         // data-parallel ranks (default 1, 0): this loader delivers the epoch's batches
+                               // shard, shard + shards, ... (training: whole rounds only, the same count on
+                               // every shard; test: every batch once over the shards)
 } LoaderConfig;
 
 LoaderConfig loader_config_default(int input_size, int T, int batch);
@@ -70,12 +73,15 @@ typedef struct Loader Loader;
 Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, XcError *err);
 void loader_free(Loader *ld);
 int loader_next(Loader *ld, const Batch **out, XcError *err);
-int64_t loader_batches_per_epoch(const Loader *ld);
+int64_t loader_batches_per_epoch(const Loader *ld);   // this loader's (its shard's) batches of an epoch
+int64_t loader_epoch_batches(const Loader *ld);       // the whole epoch's, over all shards
+int loader_shards(const Loader *ld);
 // The training order of epoch e: a permutation of 0..n-1 from rng_substream(seed, RNG_STREAM_ORDER, e, 0). The
 // loader draws it, snapshots record it, other data sources of the run loop use it too.
 void loader_epoch_order(uint64_t seed, int64_t epoch, int64_t *order, int64_t n);
-LoaderCursor loader_cursor(const Loader *ld);    // the next batch loader_next will deliver
-void loader_seek(Loader *ld, LoaderCursor c);    // continue from c (waits for work in flight)
+// The next batch loader_next will deliver, as the epoch's batch number (with shards: the round's first).
+LoaderCursor loader_cursor(const Loader *ld);
+void loader_seek(Loader *ld, LoaderCursor c);    // continue from c (waits for work in flight; batch % shards == 0)
 
 typedef struct BadVideo { int64_t item; char reason[512]; } BadVideo;
 // The bad videos found so far (in the order found); valid until the next loader call.
