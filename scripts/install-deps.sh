@@ -3,7 +3,8 @@
 #   scripts/install-deps.sh          build + tests: compiler, CMake, OpenBLAS, HDF5, FFmpeg, zlib, and Debian's
 #                                    PyTorch 1.13 + NumPy + h5py (about 1.1 GB), which only test_export_torch
 #                                    uses, to check the .pth files xclip-export writes (scripts/test.sh);
-#                                    gnuplot-nox for the plots of experiments/run (and its tests)
+#                                    gnuplot-nox for the plots of experiments/run (and its tests);
+#                                    Open MPI for data-parallel training (mpirun; its tests)
 #   scripts/install-deps.sh --demo   build and run only, no Python packages: what the programs and the demo
 #                                    need (scripts/demo.sh); the test suite then fails test_export_torch
 #   scripts/install-deps.sh --torch  the default set plus torchvision, used by the parity fixture scripts
@@ -23,6 +24,7 @@ pkgs=(build-essential cmake pkg-config
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
 if [ "$mode" != "--demo" ]; then pkgs+=(python3-torch python3-numpy python3-h5py); fi  # test_export_torch
 if [ "$mode" != "--demo" ]; then pkgs+=(gnuplot-nox); fi  # experiments/run's plots (not needed by the demo)
+if [ "$mode" != "--demo" ]; then pkgs+=(libopenmpi-dev openmpi-bin); fi  # optional: mpirun -np N xclip-train
 if [ "$mode" = "--torch" ]; then pkgs+=(python3-torchvision); fi
 if [ "$list" -eq 1 ]; then printf '%s\n' "${pkgs[@]}"; exit 0; fi
 missing=()
