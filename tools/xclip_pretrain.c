@@ -57,8 +57,6 @@ int main(int argc, char **argv) {
     if (config_load(&c, config, &err) != XC_OK) { fprintf(stderr, "xclip-pretrain: %s\n", err.msg); return 2; }
     for (int i = 0; i < nsets; i++)
         if (config_set(&c, sets[i], &err) != XC_OK) { fprintf(stderr, "xclip-pretrain: %s\n", err.msg); return 2; }
-    int rc = pretrain_run(&c, &o, &err);
-    if (rc == RUN_EXIT_STOPPED) return rc;
-    if (rc != XC_OK) { fprintf(stderr, "xclip-pretrain: %s\n", err.msg); return 1; }
-    return 0;
+    if (dist_init(&argc, &argv, &err) != XC_OK) { fprintf(stderr, "xclip-pretrain: %s\n", err.msg); return 2; }
+    return dist_exit("xclip-pretrain", pretrain_run(&c, &o, &err), &err); // 0, 75 (stopped: resume it) or 1
 }

@@ -185,10 +185,13 @@ int main(int argc, char **argv) {
     if (config_load(&c, config, &err) != XC_OK) { fprintf(stderr, "xclip-train: %s\n", err.msg); return 2; }
     for (int i = 0; i < nsets; i++)
         if (config_set(&c, sets[i], &err) != XC_OK) { fprintf(stderr, "xclip-train: %s\n", err.msg); return 2; }
-    if (config_check(&c, CONFIG_FOR_TRAIN, &err) != XC_OK) { fprintf(stderr, "xclip-train: %s\n", err.msg); return 2; }
-    if (o.init && access(o.init, R_OK) != 0) { fprintf(stderr, "xclip-train: --init %s: cannot read it\n", o.init); return 2; }
-    int rc = train_run(&c, &o, &err);
-    if (rc == TRAIN_EXIT_STOPPED) return rc;
-    if (rc != XC_OK) { fprintf(stderr, "xclip-train: %s\n", err.msg); return 1; }
-    return 0;
+    if (dist_init(&argc, &argv, &err) != XC_OK) { fprintf(stderr, "xclip-train: %s\n", err.msg); return 2; }
+    int rc = config_check(&c, CONFIG_FOR_TRAIN, &err); // (the same on every rank of an mpirun job)
+    if (rc == XC_OK && o.init && access(o.init, R_OK) != 0) rc = xc_err(&err, "--init %s: cannot read it", o.init);
+    if (rc != XC_OK) {
+        if (dist_rank() == 0) fprintf(stderr, "xclip-train: %s\n", err.msg);
+        dist_finalize();
+        return 2;
+    }
+    return dist_exit("xclip-train", train_run(&c, &o, &err), &err); // 0, 75 (stopped: resume it) or 1
 }

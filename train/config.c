@@ -2,6 +2,7 @@
 // parses values into it. Checks are in config_check.c, writing (the effective config, diffs, the Markdown
 // reference) in config_write.c.
 #include "train/config.h"
+#include "train/dist.h"
 #include "train/config_keys.h"
 #include "autograd/kernels.h"
 #include "autograd/runtime.h"
@@ -119,7 +120,14 @@ const Key CONFIG_KEYS[] = {
          "from random initialisation the demo learns far less in bf16 (see the README)"),
     ENUM("train", "fused_adamw", fused_adamw, "auto|on|off", "auto",
          "apply AdamW inside backward as each gradient completes: no gradient buffers kept (less memory), the same "
-         "numbers; auto = on when accumulation_steps is 1 (on needs it)"),
+         "numbers; auto = on when accumulation_steps is 1 and the run has one process (on needs both: with mpirun the "
+        "gradients must be summed across the ranks before any update)"),
+    NUM("train", "bucket_mb", bucket_mb, 0.001, 4096, "4",
+        "data-parallel runs (mpirun): gradients are summed across the ranks in buckets of this many MB, each started "
+        "as soon as backward completes it; a gradient at least this large is a bucket of its own"),
+    INT("train", "check_ranks", check_ranks, 0, 1000000, "50",
+        "data-parallel runs: optimiser steps between checks that every rank holds the same parameters (a checksum; "
+        "also at every snapshot); 0 = at snapshots only"),
     I64("train", "seed", seed, 0, 9007199254740991.0, "1024", "seed of initialisation, data order, augmentation, mixing and drop-path"),
     INT("train", "threads", threads, 0, 1024, "0", "OpenMP + OpenBLAS threads; 0 = OMP_NUM_THREADS or all cores"),
     INT("train", "eval_freq", eval_freq, 0, 100000, "1", "single-view evaluation every this many epochs (and after the last); 0 = only at the end"),
@@ -449,7 +457,8 @@ int config_gemm_init(const TrainConfig *c, Gemm *mm, XcError *err) {
 }
 
 bool config_fused_adamw(const TrainConfig *c) {
-    return c->fused_adamw == FUSED_ADAMW_ON || (c->fused_adamw == FUSED_ADAMW_AUTO && c->accumulation_steps == 1);
+    return c->fused_adamw == FUSED_ADAMW_ON ||
+           (c->fused_adamw == FUSED_ADAMW_AUTO && c->accumulation_steps == 1 && dist_size() == 1);
 }
 
 bool config_progress_bar(const TrainConfig *c) {

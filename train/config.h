@@ -80,6 +80,8 @@ typedef struct TrainConfig {
     int threads;                        // 0 = OMP_NUM_THREADS or all cores
     int eval_freq;                      // epochs between single-view evaluations (0 = none until the end)
     int64_t max_iters;                  // stop after this many loader batches (0 = the whole schedule)
+    double bucket_mb;                   // data-parallel: gradient bucket size
+    int check_ranks;                    // data-parallel: optimiser steps between parameter checksums (0: snapshots only)
     // [aug]
     double label_smooth, mixup, cutmix, mixup_switch_prob;
     double flip, color_jitter, gray_scale, brightness, contrast, saturation, hue;

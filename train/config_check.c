@@ -1,5 +1,6 @@
 // config_check.c - see config.h: cross-key checks and the input paths a run needs, all reported at once.
 #include "train/config.h"
+#include "train/dist.h"
 #include "train/config_keys.h"
 #include "autograd/kernels.h"
 #include "autograd/runtime.h"
@@ -176,6 +177,10 @@ int config_check(TrainConfig *c, ConfigUse use, XcError *err) {
         return xc_err(err, "%s: train.matmul = bf16 needs Intel AMX (AMX-BF16 and AMX-TILE, Linux >= 5.16) or AVX512-BF16 "
                            "(AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later); this CPU or kernel offers "
                            "neither\nHINT: set train.matmul = fp32", src);
+    if (c->fused_adamw == FUSED_ADAMW_ON && dist_size() > 1)
+        return xc_err(err, "%s: train.fused_adamw = on cannot run on %d ranks (mpirun): each update needs the gradients "
+                           "summed across the ranks first\nHINT: set train.fused_adamw = auto (AdamW then runs on each "
+                           "gradient bucket as its sum arrives)", src, dist_size());
     if (c->fused_adamw == FUSED_ADAMW_ON && c->accumulation_steps > 1)
         return xc_err(err, "%s: train.fused_adamw = on needs train.accumulation_steps = 1 (got %d): accumulation keeps "
                            "gradients across micro-batches\nHINT: set train.fused_adamw = auto", src, c->accumulation_steps);

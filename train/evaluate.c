@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 #include "train/report.h"
+#include "train/dist.h"
 #include "train/signals.h"
 
 // Counts over the videos seen so far.
@@ -64,6 +65,7 @@ static void tally_result(const Tally *t, int K, EvalResult *res) {
 int evaluate_logits(EvalLogitsFn fn, void *ctx, int64_t T, int64_t H, Graph *g, Loader *ld, int64_t n_videos, int K,
                     int chunk, bool progress, EvalResult *res, EvalOutput *out, XcError *err) {
     memset(res, 0, sizeof *res);
+    XC_CHECK(!out || loader_shards(ld) == 1, "evaluate: per-video outputs from a sharded loader");
     if (out) {
         out->probs = xc_calloc((size_t)n_videos * (size_t)K, sizeof(float));
         out->labels = xc_calloc((size_t)n_videos, sizeof(int32_t));
@@ -103,6 +105,17 @@ int evaluate_logits(EvalLogitsFn fn, void *ctx, int64_t T, int64_t H, Graph *g, 
     }
     if (progress) progress_bar_clear();
     graph_set_grad(g, prev);
+    if (loader_shards(ld) > 1) { // each rank scored its share of the batches: the counts add up exactly
+        int64_t *all = xc_malloc(sizeof(int64_t) * (size_t)(3 + 2 * K));
+        all[0] = t.n, all[1] = t.top1, all[2] = t.top5;
+        memcpy(all + 3, t.hit, sizeof(int64_t) * (size_t)K);
+        memcpy(all + 3 + K, t.count, sizeof(int64_t) * (size_t)K);
+        dist_sum_i64(all, 3 + 2 * K);
+        t.n = all[0], t.top1 = all[1], t.top5 = all[2];
+        memcpy(t.hit, all + 3, sizeof(int64_t) * (size_t)K);
+        memcpy(t.count, all + 3 + K, sizeof(int64_t) * (size_t)K);
+        xc_free(all); // (a data error on this rank still joined the sum: the ranks stay in step until it is reported)
+    }
     tally_result(&t, K, res);
     xc_free(sum);
     xc_free(t.hit);

@@ -119,7 +119,8 @@ static int task_train_batch(void *ctx, int64_t idx, int64_t t, float *loss, doub
     const int64_t B = x->c->batch_size;
     if (x->order_epoch != x->cur.epoch) draw_order(x, x->cur.epoch); // a new epoch, or the first batch after a resume
     double t0 = xc_now();
-    if (read_pairs(&x->train, x->order + idx * B, B, x->train.cl->n, &x->tf, x->H, x->S, x->images, x->tokens, &x->bad, err) !=
+    const int64_t mine = idx - dist_size() + 1 + dist_rank(); // with N ranks, this rank's batch of the round
+    if (read_pairs(&x->train, x->order + mine * B, B, x->train.cl->n, &x->tf, x->H, x->S, x->images, x->tokens, &x->bad, err) !=
         XC_OK)
         return XC_ERR;
     *wait = xc_now() - t0;
@@ -243,9 +244,9 @@ static int task_build(Run *r, RunTask *t, XcError *err) {
         pairs_open(&x->val, c->val_list, *c->val_root ? c->val_root : c->root, x->tok, x->S, x->log, err) != XC_OK)
         return XC_ERR;
     const int64_t B = c->batch_size, n_iter = x->train.cl->n / B;
-    if (n_iter < 1)
-        return xc_err(err, "%s: %lld pairs, fewer than one batch of train.batch_size = %lld", c->train_list,
-                      (long long)x->train.cl->n, (long long)B);
+    if (n_iter < dist_size())
+        return xc_err(err, "%s: %lld pairs, fewer than %s of train.batch_size = %lld", c->train_list,
+                      (long long)x->train.cl->n, dist_size() > 1 ? "one batch per rank" : "one batch", (long long)B);
     ClipConfig cfg = {.vision_width = cc.vision_width, .vision_layers = cc.vision_layers, .vision_heads = cc.vision_width / 64,
                       .vision_mlp = 4 * (int64_t)cc.vision_width, .patch = cc.patch, .image_size = x->H,
                       .embed_dim = cc.embed_dim, .text_width = cc.text_width, .text_layers = cc.text_layers,
@@ -267,6 +268,7 @@ static int task_build(Run *r, RunTask *t, XcError *err) {
     train_step_init_groups(&x->st, &x->ps, (AdamWConfig){(float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay},
                            groups, sched, c->accumulation_steps, (uint64_t)c->seed, false);
     x->step_ok = true;
+    if (!x->st.fused) train_step_distribute(&x->st, (size_t)(c->bucket_mb * 1e6));
     x->st.g.gemm = run_gemm(r);
     x->st.after_update = clamp_temperature;
     x->st.after_ctx = x;

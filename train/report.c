@@ -29,6 +29,7 @@ void runlog_close(RunLog *l) {
 }
 
 void runlog_say(RunLog *l, const char *fmt, ...) {
+    if (l->quiet) return;
     if (l->bar_shown) {
         progress_bar_clear();
         l->bar_shown = false;
@@ -56,7 +57,7 @@ void runlog_note(RunLog *l, const char *fmt, ...) {
 }
 
 void runlog_bar(RunLog *l, const char *what, int64_t done, int64_t total, const char *extra) {
-    if (!l->bar) return;
+    if (!l->bar || l->quiet) return;
     progress_bar(what, done, total, extra);
     l->bar_shown = true;
 }

@@ -17,6 +17,7 @@ typedef struct RunLog {
     FILE *log, *metrics;  // log.txt, metrics.jsonl in the run directory (NULL: closed)
     bool bar;             // draw progress bars on stdout
     bool bar_shown;       // a bar line is on screen (cleared before the next line)
+    bool quiet;           // nothing on stdout (the ranks other than 0 of a data-parallel run; no files either)
 } RunLog;
 
 // Opens dir/log.txt and dir/metrics.jsonl (appending when append, e.g. a resumed run).

@@ -15,6 +15,7 @@
 #include <cblas.h>
 #include "checkpoints/snapshot.h"
 #include "train/curves.h"
+#include "train/dist.h"
 
 // Where a run stands: what a snapshot records besides the model, the optimiser and the drop-path stream. The
 // one progress record of a run: the loop advances it, snapshots save it, a resume restores it.
@@ -46,11 +47,14 @@ struct Run {
     char *config;               // the effective config, kept in snapshots
     bool snap_due;              // a snapshot is wanted at the next accumulation boundary
     int64_t nan_at;             // testing hook XCLIP_TEST_NAN_AT (0: off)
-    bool nan_weights;
+    int nan_what;               // its TestNan
     char last_snap[CONFIG_PATH_MAX + 64]; // the newest snapshot written or resumed from ("": none)
     double t_start, t_train, t_wait;
     int64_t run_iters;          // batches trained by this process (not counting a resumed run's earlier ones)
     Window win;
+    int ranks;                  // data-parallel processes (train/dist.h; 1: this one alone)
+    bool root;                  // rank 0: the one that writes the run directory's files
+    int64_t checked_at;         // optimiser steps at the last cross-rank parameter check
 };
 
 RunLog *run_log(Run *r) { return &r->log; }
@@ -87,35 +91,65 @@ static int save_weights(ParamStore *ps, const char *path, XcError *err) {
 
 // RUN/curves.svg from the metrics so far (a failure is only a warning: the run goes on).
 static void run_write_curves(Run *r) {
+    if (!r->root) return;
     XcError e = {{0}};
     if (curves_write_svg(r->c->dir, &e) != XC_OK) runlog_say(&r->log, "warning: curves.svg not written: %s\n", e.msg);
 }
 
-// Testing hook XCLIP_TEST_NAN_AT = ITER:loss | ITER:weights: after batch ITER of the run the loss reads NaN, or
-// (weights) the first trained parameter gets a NaN while the loss stays finite - a divergence made to order.
+// Testing hook XCLIP_TEST_NAN_AT = ITER:loss | ITER:weights | ITER:diverge: after batch ITER of the run the loss
+// reads NaN, or (weights) the first trained parameter gets a NaN while the loss stays finite - a divergence made
+// to order; or (diverge, data-parallel runs) the last rank alone nudges that parameter by 1e-3, as a rank gone
+// astray would.
+typedef enum { TEST_NAN_LOSS = 1, TEST_NAN_WEIGHTS, TEST_DIVERGE } TestNan;
+
 static void run_read_test_nan(Run *r) {
     const char *v = getenv("XCLIP_TEST_NAN_AT");
     if (!v || !*v) return;
     char *end;
     long long at = strtoll(v, &end, 10);
-    if (at <= 0 || (strcmp(end, ":loss") && strcmp(end, ":weights"))) {
-        fprintf(stderr, "warning: XCLIP_TEST_NAN_AT = '%s' ignored (want ITER:loss or ITER:weights)\n", v);
+    const TestNan what = !strcmp(end, ":loss") ? TEST_NAN_LOSS : !strcmp(end, ":weights") ? TEST_NAN_WEIGHTS
+                                                              : !strcmp(end, ":diverge") ? TEST_DIVERGE : 0;
+    if (at <= 0 || !what) {
+        fprintf(stderr, "warning: XCLIP_TEST_NAN_AT = '%s' ignored (want ITER:loss, ITER:weights or ITER:diverge)\n", v);
         return;
     }
     r->nan_at = at;
-    r->nan_weights = !strcmp(end, ":weights");
+    r->nan_what = what;
 }
 
 static void run_test_nan(Run *r, float *loss) {
-    if (!r->nan_weights) {
+    if (r->nan_what == TEST_NAN_LOSS) {
         *loss = NAN;
         return;
     }
+    if (r->nan_what == TEST_DIVERGE && dist_rank() != r->ranks - 1) return;
     for (int i = 0; i < r->task.ps->n; i++)
         if (r->task.ps->p[i]->requires_grad && r->task.ps->p[i]->numel > 0) {
-            r->task.ps->p[i]->data[0] = NAN;
+            float *x = r->task.ps->p[i]->data;
+            x[0] = r->nan_what == TEST_DIVERGE ? x[0] + 1e-3f : NAN;
             return;
         }
+}
+
+// The stop / snapshot requests (signals.h) of any rank: every rank acts on them at the same point. Called by every
+// rank at the same places (a collective with several ranks).
+static unsigned run_requests(const Run *r) { return r->ranks > 1 ? dist_or(signals_poll()) : signals_poll(); }
+
+// "signal 15", or the rank that was asked when it was another.
+static const char *stop_cause(char *buf, size_t n) {
+    if (signals_stop_signal()) snprintf(buf, n, "signal %d", signals_stop_signal());
+    else snprintf(buf, n, "a signal to another rank");
+    return buf;
+}
+
+// With several ranks: every rank must hold the same trained parameters (checked, not assumed).
+static int run_check_ranks(Run *r, const char *when, XcError *err) {
+    if (r->ranks <= 1) return XC_OK;
+    char what[160];
+    snprintf(what, sizeof what, "the trained parameters %s", when);
+    if (dist_same_u64(dist_param_checksum(r->task.ps), what, err) == XC_OK) return XC_OK;
+    return xc_err(err, "%s\nHINT: every rank must run the same binary, config, weights and data (a shared folder); "
+                       "resume from the last snapshot", err->msg);
 }
 
 // ---- set-up -------------------------------------------------------------------------------------------------
@@ -160,13 +194,28 @@ static int run_claim_dir(Run *r, XcError *err) {
 }
 
 // Threads, the run directory (config.ini, log.txt, metrics.jsonl), signal handlers, the matmul precision.
+// With several ranks only rank 0 writes the run directory, its log and metrics; the others are quiet.
 static int run_open(Run *r, XcError *err) {
     const TrainConfig *c = r->c;
-    if (c->threads > 0) {
+    r->ranks = dist_size();
+    r->root = dist_rank() == 0;
+    int threads = c->threads;
+    if (threads == 0 && r->ranks > 1 && !getenv("OMP_NUM_THREADS")) { // the machine's cores shared by its ranks
+        const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores / dist_local_size() > 1 ? (int)(cores / dist_local_size()) : 1;
+    }
+    if (threads > 0) {
 #ifdef _OPENMP
-        omp_set_num_threads(c->threads);
+        omp_set_num_threads(threads);
 #endif
-        openblas_set_num_threads(c->threads);
+        openblas_set_num_threads(threads);
+    }
+    if (!r->root) { // the quiet ranks: rank 0 creates the folder (spilled towers go there) before they go on
+        r->log = (RunLog){.quiet = true};
+        dist_barrier();
+        signals_install();
+        run_read_test_nan(r);
+        return config_gemm_init(c, &r->gemm, err);
     }
     if (xc_mkdir_p(c->dir, 0777, err) != XC_OK) return xc_err(err, "output.dir: %s", err->msg);
     if (!r->o->resume && run_claim_dir(r, err) != XC_OK) return XC_ERR;
@@ -176,12 +225,23 @@ static int run_open(Run *r, XcError *err) {
     if (!f) return XC_ERR;
     config_write(c, f);
     fclose(f);
-    if (runlog_open(&r->log, c->dir, r->o->resume != NULL, config_progress_bar(c), err) != XC_OK) return XC_ERR;
+    // with several ranks, mpirun forwards the output: a bar would mix with its lines (and count one rank's share)
+    const bool bar = config_progress_bar(c) && (r->ranks == 1 || c->progress == PROGRESS_ON);
+    if (runlog_open(&r->log, c->dir, r->o->resume != NULL, bar, err) != XC_OK) return XC_ERR;
     size_t len = 0;
     FILE *cf = open_memstream(&r->config, &len);
     if (cf) {
         config_write(c, cf);
         fclose(cf);
+    }
+    if (r->ranks > 1) {
+        int each = threads;
+#ifdef _OPENMP
+        if (each <= 0) each = omp_get_max_threads();
+#endif
+        runlog_say(&r->log, "data-parallel: %d ranks (%d on this machine), %d thread%s each\n", r->ranks, dist_local_size(),
+                   each, each == 1 ? "" : "s");
+        dist_barrier();
     }
     signals_install(); // also reads the testing hook XCLIP_TEST_SIGNAL_AT (signals.h)
     run_read_test_nan(r);
@@ -225,6 +285,12 @@ static int run_snapshot(Run *r, const LoaderCursor *at, bool routine, XcError *e
         snprintf(what, sizeof what, "parameter '%.500s' holds NaN or infinite values", bad->name);
         return run_diverged(r, what, err);
     }
+    if (run_check_ranks(r, "before the snapshot", err) != XC_OK) return XC_ERR;
+    if (!r->root) { // rank 0 writes it
+        r->snap_due = false;
+        signals_clear(SIGNAL_SNAPSHOT);
+        return XC_OK;
+    }
     SnapshotRng rngs[1] = {{"drop", rng_get_state(&t->st->drop)}};
     loader_epoch_order((uint64_t)r->c->seed, p->epoch, r->order, t->n_items);
     char *bad_text = t->bad_items ? t->bad_items(t->ctx) : NULL;
@@ -250,23 +316,25 @@ static int run_snapshot(Run *r, const LoaderCursor *at, bool routine, XcError *e
 
 // The one stop handler: after a snapshot, a pending SIGINT / SIGTERM ends the run.
 static int run_stop_if_asked(Run *r) {
-    if (!(signals_poll() & SIGNAL_STOP)) return XC_OK;
+    if (!(run_requests(r) & SIGNAL_STOP)) return XC_OK;
     // the run's own effective config: the command resumes this run whatever config file started it
     char cwd[CONFIG_PATH_MAX] = "";
     if (r->c->dir[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
-    runlog_say(&r->log, "stopped by signal %d after the snapshot; continue with: %s %s/config.ini --resume auto%s%s%s\n",
-               signals_stop_signal(), r->task.program, r->c->dir, *cwd ? " (from " : "", cwd, *cwd ? ")" : "");
+    char cause[48];
+    runlog_say(&r->log, "stopped by %s after the snapshot; continue with: %s%s %s/config.ini --resume auto%s%s%s\n",
+               stop_cause(cause, sizeof cause), r->ranks > 1 ? "mpirun ... " : "", r->task.program, r->c->dir, *cwd ? " (from " : "", cwd, *cwd ? ")" : "");
     return RUN_EXIT_STOPPED;
 }
 
 // A SIGINT / SIGTERM during the set-up (model, weights, data, text features, resume) stops the run before its
 // first batch: nothing trained since the start or the resumed snapshot, so there is nothing to save.
 static int run_stop_before_training(Run *r) {
-    if (!(signals_poll() & SIGNAL_STOP)) return XC_OK;
+    if (!(run_requests(r) & SIGNAL_STOP)) return XC_OK;
     char cwd[CONFIG_PATH_MAX] = "";
     if (r->c->dir[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
-    runlog_say(&r->log, "stopped by signal %d during the set-up, before training (nothing new to save); continue with: "
-               "%s %s/config.ini --resume auto%s%s%s\n", signals_stop_signal(), r->task.program, r->c->dir,
+    char cause[48];
+    runlog_say(&r->log, "stopped by %s during the set-up, before training (nothing new to save); continue with: "
+               "%s %s/config.ini --resume auto%s%s%s\n", stop_cause(cause, sizeof cause), r->task.program, r->c->dir,
                *cwd ? " (from " : "", cwd, *cwd ? ")" : "");
     return RUN_EXIT_STOPPED;
 }
@@ -334,19 +402,26 @@ static int run_resume(Run *r, const char *resume, XcError *err) {
     SnapshotRng rngs[1] = {{"drop", {0}}};
     SnapshotState ss = {.params = t->ps, .opt = adamw_state(&t->st->opt), .rngs = rngs, .n_rngs = 1, .order = r->order,
                         .order_len = t->n_items};
-    char path[CONFIG_PATH_MAX + 64];
-    if (!strcmp(resume, "auto")) {
+    char path[CONFIG_PATH_MAX + 64] = "";
+    if (r->root && !strcmp(resume, "auto")) {
         if (snapshot_remove_stale_temps(r->c->dir, stdout, err) < 0) return XC_ERR;
         int rc = snapshot_resume_latest(r->c->dir, &ss, path, sizeof path, stdout, err);
         if (rc < 0) return XC_ERR;
         if (rc == 0) {
             runlog_say(&r->log, "--resume auto: no snapshot in %s, starting from the beginning\n", r->c->dir);
-            return 0;
+            path[0] = 0;
         }
-    } else {
+    } else if (r->root) {
         snprintf(path, sizeof path, "%s", resume);
         if (snapshot_load(resume, &ss, err) != XC_OK) return xc_err(err, "--resume %s: %s", resume, err->msg);
     }
+    if (r->ranks > 1) { // rank 0 found the snapshot (or none): the others read the same file
+        dist_bcast(path, sizeof path, 0);
+        if (!r->root && *path && snapshot_load(path, &ss, err) != XC_OK)
+            return xc_err(err, "rank %d: --resume %s: %s\nHINT: with several machines the run directory must be a folder "
+                               "they share", dist_rank(), path, err->msg);
+    }
+    if (!*path) return 0;
     if (ss.config && r->config && strcmp(ss.config, r->config)) {
         char diff[2048];
         int nd = config_diff(r->config, ss.config, diff, sizeof diff);
@@ -354,7 +429,13 @@ static int run_resume(Run *r, const char *resume, XcError *err) {
             runlog_say(&r->log, "warning: %d setting%s differ%s from the snapshot's (%s); the run goes on with the current "
                                 "values: %s\n", nd, nd == 1 ? "" : "s", nd == 1 ? "s" : "", path, diff);
     }
-    const int rc = run_check_position(r, path, &ss, err);
+    int rc = run_check_position(r, path, &ss, err);
+    if (rc == XC_OK && ss.iter_in_epoch % r->ranks && ss.iter_in_epoch != t->n_iter) // a round takes one batch per rank
+        rc = xc_err(err, "snapshot %s: it stopped after batch %lld of epoch %lld, where %d ranks cannot take up the data "
+                         "(a round takes one batch per rank, from a multiple of %d)\nHINT: resume with a number of ranks "
+                         "that divides %lld (one process always can), or from a snapshot taken at an epoch's end",
+                    path, (long long)ss.iter_in_epoch, (long long)ss.epoch + 1, r->ranks, r->ranks,
+                    (long long)ss.iter_in_epoch);
     snprintf(r->last_snap, sizeof r->last_snap, "%s", path);
     snapshot_state_free_text(&ss);
     if (rc != XC_OK) return XC_ERR;
@@ -382,9 +463,14 @@ static int run_restore(Run *r, XcError *err) {
         snprintf(matmul, sizeof matmul, "bf16 (%s, float32 sums; train.matmul)", gemm_bf16_kernel_name(&r->gemm));
     runlog_say(&r->log, "optimiser: AdamW%s; matmuls in %s\n",
                t->st->fused ? ", applied inside backward (fused: no gradient buffers between steps)" : "", matmul);
-    runlog_say(&r->log, "data: %lld training %s, %lld batches of %d per epoch, accumulation %d: %d %s per step\n",
-               (long long)t->n_items, t->items, (long long)t->n_iter, t->batch_size, c->accumulation_steps,
-               t->batch_size * c->accumulation_steps, t->items);
+    char ranks[64] = "";
+    if (r->ranks > 1) snprintf(ranks, sizeof ranks, "%d ranks x ", r->ranks);
+    runlog_say(&r->log, "data: %lld training %s, %lld batches of %d per epoch, %saccumulation %d: %d %s per step\n",
+               (long long)t->n_items, t->items, (long long)t->n_iter, t->batch_size, ranks, c->accumulation_steps,
+               t->batch_size * c->accumulation_steps * r->ranks, t->items);
+    if (r->ranks > 1 && t->n_iter % r->ranks)
+        runlog_say(&r->log, "data: each round takes one batch per rank: the last %lld batch%s of every epoch %s skipped\n",
+                   (long long)(t->n_iter % r->ranks), t->n_iter % r->ranks == 1 ? "" : "es", t->n_iter % r->ranks == 1 ? "is" : "are");
     runlog_say(&r->log, "schedule: %d epochs = %lld iterations, warm-up %lld, lr %.3g (group scales", c->epochs,
                (long long)r->total, (long long)t->st->sched.warmup, c->lr);
     for (int g = 0; g < t->st->groups.n; g++) runlog_say(&r->log, " x%g", t->st->groups.scale[g]);
@@ -406,8 +492,8 @@ static int run_restore(Run *r, XcError *err) {
 static void run_report_iteration(Run *r, int epoch, int64_t idx, int64_t t, float loss) {
     const TrainConfig *c = r->c;
     const RunTask *task = &r->task;
-    const bool last = r->p.global_iter == r->limit || idx + 1 == task->n_iter;
-    if ((idx + 1) % c->print_freq != 0 && !last) {
+    const bool last = r->p.global_iter >= r->limit || idx + 1 + r->ranks > task->n_iter;
+    if ((idx + 1) / c->print_freq == (idx + 1 - r->ranks) / c->print_freq && !last) { // no multiple of print_freq crossed
         char extra[160];
         snprintf(extra, sizeof extra, "epoch %d/%d loss %.4f", epoch + 1, c->epochs, loss);
         runlog_bar(&r->log, "train", idx + 1, task->n_iter, extra);
@@ -416,7 +502,7 @@ static void run_report_iteration(Run *r, int epoch, int64_t idx, int64_t t, floa
     Window *w = &r->win;
     char eta[32];
     fmt_duration(r->t_train / (double)r->run_iters * (double)(r->limit - r->p.global_iter), eta, sizeof eta);
-    const double avg = w->loss_sum / (double)w->n, ips = (double)w->n * task->batch_size / w->time;
+    const double avg = w->loss_sum / (double)w->n, ips = (double)w->n * task->batch_size * r->ranks / w->time;
     runlog_say(&r->log, "train epoch %d/%d iter %lld/%lld  lr %.3e  loss %.4f (avg %.4f)  %.1f %s/s  data wait %.0f%%  "
                         "eta %s  mem %.0f MiB (arena %.0f MiB)\n",
                epoch + 1, c->epochs, (long long)idx + 1, (long long)task->n_iter, task->st->last_lr, loss, avg, ips,
@@ -431,13 +517,19 @@ static void run_report_iteration(Run *r, int epoch, int64_t idx, int64_t t, floa
     *w = (Window){0};
 }
 
-// One batch through the task. Sets *stop when the run's iteration limit is reached.
+// One round through the task: with N ranks, the epoch's batches idx - N + 1 .. idx, one per rank (one process:
+// batch idx). The loss shown is the ranks' mean. Sets *stop when the run's iteration limit is reached.
 static int run_iteration(Run *r, int epoch, int64_t idx, double *ep_loss, bool *stop, XcError *err) {
     const RunTask *task = &r->task;
     const int64_t t = (int64_t)epoch * task->n_iter + idx;
     double t0 = xc_now(), wait = 0;
     float loss;
     if (task->train_batch(task->ctx, idx, t, &loss, &wait, err) != XC_OK) return XC_ERR;
+    if (r->ranks > 1) {
+        double sum = loss;
+        dist_sum_f64(&sum, 1); // a NaN on any rank reaches every rank
+        loss = (float)(sum / r->ranks);
+    }
     double t2 = xc_now();
     r->t_train += t2 - t0;
     r->t_wait += wait;
@@ -446,11 +538,11 @@ static int run_iteration(Run *r, int epoch, int64_t idx, double *ep_loss, bool *
     r->win.loss_sum += loss;
     r->win.n++;
     *ep_loss += loss;
-    r->p.global_iter++;
+    r->p.global_iter += r->ranks;
     r->p.epoch = epoch;
     r->p.iter_in_epoch = idx + 1;
     r->run_iters++;
-    if (r->nan_at == r->p.global_iter) run_test_nan(r, &loss);
+    if (r->nan_at > r->p.global_iter - r->ranks && r->nan_at <= r->p.global_iter) run_test_nan(r, &loss);
     if (!isfinite(loss)) {
         char what[64];
         snprintf(what, sizeof what, "the loss is %g", loss);
@@ -463,23 +555,36 @@ static int run_iteration(Run *r, int epoch, int64_t idx, double *ep_loss, bool *
 }
 
 // The batches of one epoch from where the run stands, with the snapshots due within it: periodic
-// (output.snapshot_freq) or asked for by a signal, taken at the next accumulation boundary.
+// (output.snapshot_freq) or asked for by a signal, taken at the next accumulation boundary. With N ranks the
+// epoch goes in rounds of N batches (every rank calls the same collectives in the same order).
 static int run_epoch(Run *r, int epoch, double *ep_loss, int64_t *ep_n, bool *stop, XcError *err) {
     const TrainConfig *c = r->c;
     const RunTask *task = &r->task;
+    const int N = r->ranks;
     const int64_t first = epoch == r->p.epoch ? r->p.iter_in_epoch : 0;
+    const int64_t per_step = (int64_t)c->accumulation_steps * N, end = task->n_iter / N * N; // whole rounds
     if (first == 0) train_step_epoch_begin(task->st);
-    for (int64_t idx = first; idx < task->n_iter; idx++) {
+    for (int64_t idx = first + N - 1; idx < end; idx += N) {
         if (run_iteration(r, epoch, idx, ep_loss, stop, err) != XC_OK) return XC_ERR;
         (*ep_n)++;
         if (*stop) return XC_OK;
-        if (c->snapshot_freq > 0 && r->p.global_iter % c->snapshot_freq == 0) r->snap_due = true;
-        if (signals_poll() & (SIGNAL_SNAPSHOT | SIGNAL_STOP)) r->snap_due = true;
-        if (r->snap_due && ((idx + 1) % c->accumulation_steps == 0 || idx + 1 == task->n_iter)) {
+        const int64_t gi = r->p.global_iter;
+        if (c->snapshot_freq > 0 && gi / c->snapshot_freq != (gi - N) / c->snapshot_freq) r->snap_due = true;
+        if (run_requests(r) & (SIGNAL_SNAPSHOT | SIGNAL_STOP)) r->snap_due = true;
+        const bool boundary = (idx + 1) % per_step == 0 || idx + 1 == end;
+        if (N > 1 && c->check_ranks > 0 && boundary && task->st->opt_steps >= r->checked_at + c->check_ranks) {
+            if (run_check_ranks(r, "after an optimiser step", err) != XC_OK) return XC_ERR;
+            r->checked_at = task->st->opt_steps;
+        }
+        if (r->snap_due && boundary) {
             if (run_snapshot(r, NULL, false, err) != XC_OK) return XC_ERR;
             int rc = run_stop_if_asked(r);
             if (rc != XC_OK) return rc;
         }
+    }
+    if (end < task->n_iter) { // the batches no round could share out count as done, as the schedule counts them
+        r->p.global_iter += task->n_iter - r->p.iter_in_epoch;
+        r->p.iter_in_epoch = task->n_iter;
     }
     return task->end_epoch(task->ctx, err);
 }
@@ -487,8 +592,9 @@ static int run_epoch(Run *r, int epoch, double *ep_loss, int64_t *ep_n, bool *st
 // An evaluation that SIGINT / SIGTERM cut short (the evaluation loop stops at its next batch): its partial
 // numbers are shown as such and recorded nowhere. True if that happened.
 static bool run_eval_interrupted(Run *r, const char *what, const RunScore *s, const char *then) {
-    if (!(signals_poll() & SIGNAL_STOP)) return false;
-    runlog_say(&r->log, "%s interrupted by signal %d (partial: %s): not recorded; %s\n", what, signals_stop_signal(), s->text,
+    if (!(run_requests(r) & SIGNAL_STOP)) return false;
+    char cause[48];
+    runlog_say(&r->log, "%s interrupted by %s (partial: %s): not recorded; %s\n", what, stop_cause(cause, sizeof cause), s->text,
                then);
     return true;
 }
@@ -528,7 +634,7 @@ static int run_epoch_eval(Run *r, int epoch, double train_loss, bool last, XcErr
     f[n++] = METRIC_INT("best_epoch", p->best_epoch + 1);
     runlog_metrics(&r->log, "eval", f, n);
     run_write_curves(r);
-    if (!better || !c->save_best) return XC_OK;
+    if (!better || !c->save_best || !r->root) return XC_OK;
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/best.safetensors", c->dir);
     return save_weights(task->ps, path, err);
@@ -570,7 +676,7 @@ static int run_finish(Run *r, XcError *err) {
     const RunTask *task = &r->task;
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/last.safetensors", c->dir);
-    if (save_weights(task->ps, path, err) != XC_OK) return XC_ERR;
+    if (r->root && save_weights(task->ps, path, err) != XC_OK) return XC_ERR;
     RunScore s = {0};
     double te = xc_now();
     int rc = task->evaluate(task->ctx, true, &s, err);
@@ -590,6 +696,13 @@ static int run_finish(Run *r, XcError *err) {
     runlog_say(&r->log, "done: %lld iterations, %lld optimiser steps in %s (data wait %.0f%%); %s\n",
                (long long)r->p.global_iter, (long long)task->st->opt_steps, dur,
                r->t_train > 0 ? 100.0 * r->t_wait / r->t_train : 0.0, best);
+    if (r->ranks > 1) {
+        const DistStats *d = &task->st->reduce.stats;
+        runlog_say(&r->log, "data-parallel: %lld steps summed %.2f GB of gradients per rank in %lld buckets; buckets in "
+                            "flight %.1f s, waited for after backward %.1f s (%.0f%% of the training time)\n",
+                   (long long)d->steps, d->bytes / 1e9, (long long)d->buckets, d->comm, d->wait,
+                   r->t_train > 0 ? 100.0 * d->wait / r->t_train : 0.0);
+    }
     return XC_OK;
 }
 
@@ -609,6 +722,7 @@ int run_main(const TrainConfig *c, const TrainRunOptions *o, RunTaskBuild build,
     int rc = run_open(&r, err);
     if (rc == XC_OK) rc = run_build(&r, build, err);
     if (rc == XC_OK) rc = run_restore(&r, err);
+    if (rc == XC_OK) rc = run_check_ranks(&r, "at the start (initialisation, --init or snapshot)", err);
     if (rc == XC_OK) rc = run_stop_before_training(&r);
     if (rc == XC_OK) rc = run_train(&r, err);
     if (rc == XC_OK) rc = run_finish(&r, err);

@@ -20,7 +20,9 @@ void train_step_init_groups(TrainStep *s, ParamStore *ps, AdamWConfig ac, StepGr
     s->groups = groups;
     s->accum = accum;
     s->sched_t = -1;
-    s->drop = rng_stream(seed, RNG_STREAM_DROP);
+    s->ranks = 1;
+    s->drop_seed = seed;
+    s->drop = rng_substream(seed, RNG_STREAM_DROP, 0, 0);
     s->drop_on = drop_on;
     adamw_init(&s->opt, ps, ac);
     for (int i = 0; i < ps->n; i++) {
@@ -43,7 +45,15 @@ void train_step_init(TrainStep *s, XClip *m, ParamStore *ps, AdamWConfig ac, dou
     s->m = m;
 }
 
+void train_step_distribute(TrainStep *s, size_t bucket_bytes) {
+    XC_CHECK(!s->fused, "train_step_distribute: fused AdamW updates parameters before the ranks' gradients are summed");
+    if (dist_size() <= 1) return;
+    s->ranks = dist_size();
+    grad_reducer_init(&s->reduce, s->ps, bucket_bytes);
+}
+
 void train_step_free(TrainStep *s) {
+    if (s->ranks > 1) grad_reducer_free(&s->reduce);
     adamw_free(&s->opt);
     graph_free(&s->g);
     memset(s, 0, sizeof *s);
@@ -64,21 +74,33 @@ static double rate_of(const TrainStep *s, double scale) {
 
 double train_step_next_lr(const TrainStep *s) { return rate_of(s, 1.0); }
 
+static void update_one(void *ctx, int i) { adamw_update(ctx, i); }
+
 float train_step_run_loss(TrainStep *s, StepLossFn fn, void *ctx, int64_t idx, int64_t t, bool *stepped) {
     Graph *g = &s->g;
+    const int64_t per_step = (int64_t)s->accum * s->ranks; // micro-batches of all ranks per optimiser step
+    // this rank's micro-batch of the call's N: its drop-path masks are its own, whatever the number of ranks
+    if (s->drop_on) s->drop = rng_substream(s->drop_seed, RNG_STREAM_DROP, (uint64_t)(t - s->ranks + 1 + dist_rank()), 0);
     Tensor *loss = fn(ctx, g, s->drop_on ? &s->drop : NULL);
     float value = loss->data[0];
-    const bool step = (idx + 1) % s->accum == 0;
+    const bool step = (idx + 1) % per_step == 0;
     float lr[STEP_MAX_GROUPS] = {0}; // every group at its own rate (timm decays each from its own base to the shared floor)
     for (int k = 0; step && k < s->groups.n; k++) lr[k] = (float)rate_of(s, s->groups.scale[k]); // fused: step is always on
     if (s->fused) adamw_begin_step(&s->opt, lr); // the update happens inside backward
-    graph_backward(g, s->accum > 1 ? op_scale(g, loss, 1.0f / (float)s->accum) : loss);
+    const bool reduce = step && s->ranks > 1;
+    if (reduce) grad_reducer_arm(&s->reduce, g); // buckets start as backward completes them
+    graph_backward(g, per_step > 1 ? op_scale(g, loss, 1.0f / (float)per_step) : loss);
     if (s->fused) adamw_end_step(&s->opt); // parameters the loss did not reach
+    if (reduce) { // AdamW on each bucket as its sum arrives, then the parameters no gradient reached
+        adamw_begin_step(&s->opt, lr);
+        grad_reducer_finish(&s->reduce, g, update_one, &s->opt);
+        adamw_end_step(&s->opt);
+    }
     graph_reset(g);
     if (step) {
         s->last_lr = rate_of(s, 1.0);
         if (!s->fused) {
-            adamw_step(&s->opt, lr);
+            if (!reduce) adamw_step(&s->opt, lr);
             param_store_zero_grad(s->ps);
         }
         if (s->after_update) s->after_update(s->after_ctx);
@@ -114,7 +136,7 @@ float train_step_run(TrainStep *s, const float *video, int B, const float *targe
 
 void train_step_resume_at(TrainStep *s, int64_t epoch, int64_t iter_in_epoch, int64_t n_iter) {
     // the iteration of the last optimiser step (steps happen at (idx + 1) % accum == 0)
-    const int64_t a = s->accum;
+    const int64_t a = (int64_t)s->accum * s->ranks;
     int64_t last = -1;
     if (iter_in_epoch >= a) last = epoch * n_iter + (iter_in_epoch / a) * a - 1;
     else if (epoch > 0 && n_iter >= a) last = (epoch - 1) * n_iter + (n_iter / a) * a - 1;

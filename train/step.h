@@ -23,6 +23,7 @@
 #include "autograd/rng.h"
 #include "nn/xclip.h"
 #include "optim/adamw.h"
+#include "train/dist.h"
 #include "train/schedule.h"
 
 #define STEP_MAX_GROUPS ADAMW_MAX_GROUPS
@@ -50,12 +51,15 @@ typedef struct TrainStep {
     Graph g;                  // g.gemm: borrowed matmul precision (NULL: float32)
     LrSchedule sched;         // rates of a scale-1 group
     StepGroups groups;        // the parameters' groups are in opt.group
-    int accum;                // micro-batches per optimiser step
+    int accum;                // micro-batches per optimiser step (on each rank)
+    int ranks;                // processes whose micro-batches make one step together (1: this one alone)
+    GradReducer reduce;       // ranks > 1: the gradients' sum over the ranks, started during backward
     bool fused;               // AdamW inside backward (the parameters have transient gradients)
     int64_t sched_t;          // iteration whose rate the next optimiser step uses (-1: the initial rate)
     int64_t opt_steps;        // optimiser steps done
     double last_lr;           // scale-1 rate of the last optimiser step
-    Rng drop;                 // drop-path stream
+    Rng drop;                 // drop-path stream of the current micro-batch
+    uint64_t drop_seed;       // the streams are keyed by the micro-batch's iteration (same on any number of ranks)
     bool drop_on;             // pass the stream to the forward (drop_path > 0)
     void (*after_update)(void *ctx); // called after every optimiser step (NULL: nothing)
     void *after_ctx;
@@ -76,9 +80,17 @@ void train_step_set_tokens(TrainStep *s, const int32_t *tokens, int64_t K, int64
 // Start of an epoch: gradients cleared (a partial accumulation left by the previous epoch is dropped, as the
 // official loop's optimizer.zero_grad() at epoch start).
 void train_step_epoch_begin(TrainStep *s);
-// One micro-batch: loss = fn(ctx, g, drop); backward of loss / accum; when (idx + 1) % accum == 0 the optimiser
-// steps with the lagged rate (see schedule.h), after_update runs, and the rate of iteration t is computed for
-// the next step. Returns the loss (not divided); *stepped (may be NULL) says whether the optimiser stepped.
+// Data-parallel training over the ranks of train/dist.h (after train_step_init, dist_size() > 1): each step takes
+// one micro-batch per rank (accum of them with accumulation); the gradients are summed across the ranks during
+// the step's last backward and AdamW runs on each bucket once its sum is in. Not with fused AdamW.
+// bucket_bytes: see dist.h.
+void train_step_distribute(TrainStep *s, size_t bucket_bytes);
+// One micro-batch: loss = fn(ctx, g, drop); backward of loss / (accum x ranks); when (idx + 1) % (accum x ranks)
+// == 0 the optimiser steps with the lagged rate (see schedule.h), after_update runs, and the rate of iteration t
+// is computed for the next step. Returns the loss (not divided); *stepped (may be NULL) says whether the
+// optimiser stepped. idx and t count micro-batches of all ranks: with N ranks, each call covers the N
+// micro-batches idx - N + 1 .. idx of the epoch (this rank's is idx - N + 1 + rank, which keys its drop-path
+// stream), the same numbering as one process accumulating N.
 float train_step_run_loss(TrainStep *s, StepLossFn fn, void *ctx, int64_t idx, int64_t t, bool *stepped);
 // X-CLIP's micro-batch: video (B, T, 3, H, H) normalised (borrowed, not modified), targets (B, K) soft targets;
 // the loss is the soft-target cross-entropy averaged over the batch.

@@ -88,13 +88,18 @@ static int task_open_lists(XClipTask *x, XcError *err) {
         if (!full) return XC_ERR;
         char fs[CONFIG_PATH_MAX + 64];
         snprintf(fs, sizeof fs, "%s/train_fewshot_k%d_seed%lld.txt", c->dir, c->shots, (long long)c->shot_seed);
-        int rc = dataset_write_fewshot(full, c->shots, (uint64_t)c->shot_seed, fs, err);
+        // the other ranks draw the same list into a file of their own, read it and remove it
+        char mine[CONFIG_PATH_MAX + 80];
+        if (dist_rank()) snprintf(mine, sizeof mine, "%s.rank%d", fs, dist_rank());
+        else snprintf(mine, sizeof mine, "%s", fs);
+        int rc = dataset_write_fewshot(full, c->shots, (uint64_t)c->shot_seed, mine, err);
         dataset_free(full);
         if (rc != XC_OK) return XC_ERR;
-        x->train = dataset_open(fs, c->root, x->K, err);
+        x->train = dataset_open(mine, c->root, x->K, err);
+        if (dist_rank()) remove(mine);
         if (!x->train) return XC_ERR;
         size_t len = 0;
-        if (!(x->fewshot = xc_read_file(x->train->list_path, 1u << 30, &len, err))) return XC_ERR;
+        if (!dist_rank() && !(x->fewshot = xc_read_file(x->train->list_path, 1u << 30, &len, err))) return XC_ERR;
         runlog_say(x->log, "few-shot: %d videos per class drawn with seed %lld -> %s\n", c->shots, (long long)c->shot_seed, fs);
     } else {
         x->train = dataset_open(c->train_list, c->root, x->K, err);
@@ -140,6 +145,8 @@ static int task_evaluate(void *ctx, bool final, RunScore *s, XcError *err) {
     const int clips = final ? c->final_num_clip : c->num_clip, crops = final ? c->final_num_crop : c->num_crop;
     if (clips <= 0) return 0;
     LoaderConfig lc = loader_config_test(c, clips, crops, c->test_batch_size);
+    lc.shards = dist_size(); // each rank scores its share of the batches; evaluate adds the counts up
+    lc.shard = dist_rank();
     Loader *ld = loader_create(x->val, &lc, err);
     if (!ld) return XC_ERR;
     EvalResult er;
@@ -179,7 +186,16 @@ static int task_restored(void *ctx, XcError *err) {
     const TrainConfig *c = x->c;
     // nothing cached: no text tower, one that trains, or context vectors run through it every step
     if (!x->m.cfg.fix_text || x->m.cfg.head == XCLIP_HEAD_LINEAR || x->m.prompt_ctx) return XC_OK;
-    xclip_cache_text(&x->m, x->tokens, x->K, x->S);
+    if (dist_rank() == 0) xclip_cache_text(&x->m, x->tokens, x->K, x->S);
+    if (dist_size() > 1) { // computed once, sent to every rank
+        const size_t bytes = sizeof(float) * (size_t)x->K * (size_t)x->m.cfg.clip.embed_dim;
+        if (dist_rank() != 0) {
+            xc_free(x->m.text_cache);
+            x->m.text_cache = xc_malloc(bytes);
+            x->m.text_cache_k = x->K;
+        }
+        dist_bcast(x->m.text_cache, bytes, 0);
+    }
     size_t moved = 0;
     XcError e;
     if (c->spill_text && param_store_spill(&x->ps, xclip_is_text_tensor, c->dir, &moved, &e) != XC_OK)
@@ -216,13 +232,16 @@ static int task_build(Run *r, RunTask *t, XcError *err) {
     *t = (RunTask){.program = "xclip-train", .items = "videos", .ctx = x, .free = task_free};
     if (task_build_model(x, err) != XC_OK || task_open_lists(x, err) != XC_OK) return XC_ERR;
     LoaderConfig lc = loader_config_train(c, x->K);
+    lc.shards = dist_size(); // rank r trains the epoch's batches r, r + N, ...
+    lc.shard = dist_rank();
     x->ld = loader_create(x->train, &lc, err);
     if (!x->ld) return XC_ERR;
-    const int64_t n_iter = loader_batches_per_epoch(x->ld);
+    const int64_t n_iter = loader_epoch_batches(x->ld); // of all ranks: the schedule counts them all
     LrSchedule sched = lr_schedule_from_epochs(c->lr, c->min_lr_ratio, c->warmup_epochs, c->epochs, n_iter);
     train_step_init(&x->st, &x->m, &x->ps, (AdamWConfig){(float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay},
                     c->new_lr_scale, sched, c->accumulation_steps, (uint64_t)c->seed, c->drop_path > 0);
     x->step_ok = true;
+    if (!x->st.fused) train_step_distribute(&x->st, (size_t)(c->bucket_mb * 1e6));
     x->st.g.gemm = run_gemm(r);
     train_step_set_tokens(&x->st, x->tokens, x->K, x->S);
     t->ps = &x->ps;
