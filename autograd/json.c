@@ -13,6 +13,8 @@ typedef struct Parser {
     const char *where;
     XcError *err;
     bool failed;
+    int64_t values, max_values; // values built for the current member (json_parse_members), its limit (0: none)
+    const char *member;         //   and that member's name
 } Parser;
 
 static int parse_value(Parser *ps, JsonValue *out, int depth);
@@ -222,6 +224,14 @@ static int parse_container(Parser *ps, JsonValue *out, int depth, bool object) {
 static int parse_value(Parser *ps, JsonValue *out, int depth) {
     skip_ws(ps);
     if (ps->p >= ps->end) return fail(ps, "unexpected end of input");
+    if (ps->max_values && ++ps->values > ps->max_values) { // before anything more is built
+        if (!ps->failed) {
+            xc_err(ps->err, "%s: \"%.200s\" holds more than %lld JSON values, the most one member may hold (at byte %lld)",
+                   ps->where, ps->member, (long long)ps->max_values, (long long)(ps->p - ps->start));
+            ps->failed = true;
+        }
+        return XC_ERR;
+    }
     switch (*ps->p) {
     case '{': return parse_container(ps, out, depth, true);
     case '[': return parse_container(ps, out, depth, false);
@@ -238,7 +248,7 @@ static int parse_value(Parser *ps, JsonValue *out, int depth) {
 int json_parse(JsonValue *out, const char *text, size_t len, const char *where, XcError *err) {
     memset(out, 0, sizeof *out);
     Parser ps = {(const unsigned char *)text, (const unsigned char *)text + len, (const unsigned char *)text,
-                 where, err, false};
+                 where, err, false, 0, 0, ""};
     if (parse_value(&ps, out, 0) == XC_OK) {
         skip_ws(&ps);
         if (ps.p == ps.end) return XC_OK;
@@ -246,6 +256,51 @@ int json_parse(JsonValue *out, const char *text, size_t len, const char *where, 
     }
     json_free(out);
     return XC_ERR;
+}
+
+int json_parse_members(const char *text, size_t len, const char *where, int64_t max_values, JsonMemberFn fn, void *ctx,
+                       XcError *err) {
+    Parser ps = {(const unsigned char *)text, (const unsigned char *)text + len, (const unsigned char *)text,
+                 where, err, false, 0, max_values, ""};
+    skip_ws(&ps);
+    if (ps.p >= ps.end || *ps.p != '{') { // named by its first token; the rest is not read
+        const unsigned char *c = ps.p;
+        const char *kind = c >= ps.end ? NULL : *c == '[' ? "an array" : *c == '"' ? "a string"
+                         : *c == '-' || (*c >= '0' && *c <= '9') ? "a number"
+                         : match_word(&ps, "true") || match_word(&ps, "false") ? "a boolean" : match_word(&ps, "null") ? "null" : NULL;
+        if (kind) return xc_err(err, "%s: a JSON value that is %s, not an object", where, kind);
+        return fail(&ps, c < ps.end ? "unexpected character" : "unexpected end of input");
+    }
+    ps.p++;
+    skip_ws(&ps);
+    if (ps.p < ps.end && *ps.p == '}') ps.p++;
+    else for (;;) {
+        skip_ws(&ps);
+        if (ps.p >= ps.end || *ps.p != '"') return fail(&ps, "expected a string key");
+        char *key;
+        if (parse_string(&ps, &key) != XC_OK) return XC_ERR;
+        skip_ws(&ps);
+        if (ps.p >= ps.end || *ps.p != ':') { xc_free(key); return fail(&ps, "expected ':'"); }
+        ps.p++;
+        JsonValue v;
+        memset(&v, 0, sizeof v);
+        ps.values = 0;
+        ps.member = key;
+        int rc = parse_value(&ps, &v, 1);
+        if (rc == XC_OK) rc = fn(ctx, key, &v, err);
+        json_free(&v);
+        xc_free(key);
+        ps.member = "";
+        if (rc != XC_OK) return XC_ERR;
+        skip_ws(&ps);
+        if (ps.p >= ps.end) return fail(&ps, "unterminated object");
+        if (*ps.p == ',') { ps.p++; skip_ws(&ps); if (ps.p < ps.end && *ps.p == '}') return fail(&ps, "trailing comma"); continue; }
+        if (*ps.p == '}') { ps.p++; break; }
+        return fail(&ps, "expected ',' or '}'");
+    }
+    skip_ws(&ps);
+    if (ps.p != ps.end) return fail(&ps, "trailing characters after the value");
+    return XC_OK;
 }
 
 void json_free(JsonValue *v) {
