@@ -20,6 +20,13 @@
 #include "tests/weight_bombs.h"
 
 #define SLACK_MB 48.0
+// Under AddressSanitizer every allocation carries redzones and freed memory waits in a 256 MB quarantine, so the
+// peaks say little: the verdicts and messages are checked, the memory bounds only printed.
+#if defined(__SANITIZE_ADDRESS__)
+#define CHECK_MEMORY 0
+#else
+#define CHECK_MEMORY 1
+#endif
 
 static char g_dir[64] = "/tmp/xclip_bombs_XXXXXX";
 
@@ -46,7 +53,8 @@ static void expect_refused(const char *what, const char *path, const char *needl
     XC_EXPECT(r.died || r.rc == XC_ERR, "%s: accepted (%d tensors)", what, r.n);
     XC_EXPECT(strstr(r.msg, path) == r.msg, "%s: the message does not start with the file's name: %s", what, r.msg);
     XC_EXPECT(strstr(r.msg, needle) != NULL, "%s: message \"%s\" lacks \"%s\"", what, r.msg, needle);
-    XC_EXPECT(r.peak_mb <= bound, "%s: peak memory %.1f MB above the loader's, more than the %.1f MB allowed", what, r.peak_mb, bound);
+    XC_EXPECT(!CHECK_MEMORY || r.peak_mb <= bound, "%s: peak memory %.1f MB above the loader's, more than the %.1f MB allowed", what,
+              r.peak_mb, bound);
 }
 
 static const char *write_buf(const char *name, Buf *b) {
@@ -83,7 +91,7 @@ static void safetensors_bombs(void) {
     double bound = file_mb(p) + 400.0 * n / (1 << 20) + SLACK_MB;
     printf("  %-36s %9.1f KB  peak %+7.1f MB (bound %5.1f)  %.1f s\n", "200000 empty tensors (loads)", file_mb(p) * 1024, r.peak_mb, bound, r.secs);
     XC_EXPECT(!r.died && r.rc == XC_OK && r.n == n, "200000 empty tensors: %s (%d tensors)", r.msg, r.n);
-    XC_EXPECT(r.peak_mb <= bound, "200000 empty tensors: peak %.1f MB, more than %.1f", r.peak_mb, bound);
+    XC_EXPECT(!CHECK_MEMORY || r.peak_mb <= bound, "200000 empty tensors: peak %.1f MB, more than %.1f", r.peak_mb, bound);
     bomb_st_many_tensors(&b, n, true);
     expect_refused("200000 tensors, the last out of range", write_buf("many_bad.safetensors", &b), "tensor \"t199999\": data_offsets [0, 4] out of range",
                    400.0 * n / (1 << 20) / 2);
@@ -203,7 +211,8 @@ static void hdf5_bombs(void) {
 
 int main(void) {
     if (!mkdtemp(g_dir)) { perror("mkdtemp"); return 1; }
-    printf("peak: resident memory of the loading child above its own; bound: file + 2 x tensors + %.0f MB\n", SLACK_MB);
+    printf("peak: resident memory of the loading child above its own; bound: file + 2 x tensors + %.0f MB%s\n", SLACK_MB,
+           CHECK_MEMORY ? "" : " (not checked under ASan)");
     safetensors_bombs();
     torch_bombs();
     hdf5_bombs();

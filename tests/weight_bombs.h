@@ -223,6 +223,7 @@ static inline void bomb_deflated_storages(Buf *out, int n, size_t bytes) {
 // `n` stored zip entries a/data/000 ... whose data overlap: entry i starts right after its own local header and runs
 // to the end of a shared payload of `payload` bytes, over the local headers of the entries after it. Each is a
 // float16 storage viewed whole by a tensor ("w0", ...): n x payload bytes of storages from a file of one payload.
+// n <= 1000 (the names have three digits).
 static inline void bomb_overlapping_entries(Buf *out, int n, size_t payload) {
     enum { NAME = 10 };                                  // "a/data/000"
     Buf pk = {0}, cd = {0};
@@ -233,7 +234,7 @@ static inline void bomb_overlapping_entries(Buf *out, int n, size_t payload) {
     for (int i = 0; i < n; i++) size[i] = (uint64_t)(n - 1 - i) * (30 + NAME) + payload;
     pk_begin_dict(&pk);
     for (int i = 0; i < n; i++) {
-        char name[16], key[8];
+        char name[24], key[8];
         snprintf(name, sizeof name, "w%d", i);
         snprintf(key, sizeof key, "%03d", i);
         pk_str(&pk, name);
@@ -250,7 +251,7 @@ static inline void bomb_overlapping_entries(Buf *out, int n, size_t payload) {
     put(out, pk.p, pk.n);
     // local headers first with the CRCs left at 0, then the payload, then the CRCs patched in
     for (int i = 0; i < n; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "a/data/%03d", i);
         local[i] = out->n;
         puts_(out, "PK\x03\x04"); put16(out, 20); put16(out, 0); put16(out, 0); put32(out, 0);
@@ -265,7 +266,7 @@ static inline void bomb_overlapping_entries(Buf *out, int n, size_t payload) {
         for (int k = 0; k < 4; k++) c[k] = (uint8_t)(crc[i] >> (8 * k));
     }
     for (int i = -1; i < n; i++) {
-        char name[16];
+        char name[24];
         if (i < 0) snprintf(name, sizeof name, "a/data.pkl"); else snprintf(name, sizeof name, "a/data/%03d", i);
         uint32_t c = i < 0 ? pkl_crc : crc[i], s = i < 0 ? (uint32_t)pk.n : (uint32_t)size[i];
         puts_(&cd, "PK\x01\x02"); put16(&cd, 45); put16(&cd, 20); put16(&cd, 0); put16(&cd, 0); put32(&cd, 0);
