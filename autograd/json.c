@@ -13,8 +13,12 @@ typedef struct Parser {
     const char *where;
     XcError *err;
     bool failed;
-    int64_t values, max_values; // values built for the current member (json_parse_members), its limit (0: none)
-    const char *member;         //   and that member's name
+    // json_parse_members: the current member's name, where its value starts, the values built for it so far, and
+    // the limits (0: none)
+    const char *member;
+    const unsigned char *member_start;
+    int64_t values;
+    JsonLimits lim;
 } Parser;
 
 static int parse_value(Parser *ps, JsonValue *out, int depth);
@@ -67,6 +71,14 @@ static int parse_string(Parser *ps, char **out) {
     }
     if (ps->p >= ps->end) return fail(ps, "unterminated string");
     const unsigned char *e = ps->p;
+    if (ps->lim.max_bytes && ps->member_start && (size_t)(e - ps->member_start) > ps->lim.max_bytes) { // before the copy
+        if (!ps->failed) {
+            xc_err(ps->err, "%s: \"%.200s\" is longer than %zu bytes, the most one member may take (a string ends at byte %lld)",
+                   ps->where, ps->member, ps->lim.max_bytes, (long long)(e - ps->start));
+            ps->failed = true;
+        }
+        return XC_ERR;
+    }
     ps->p = s;
     char *buf = xc_malloc(cap);
     size_t n = 0;
@@ -224,10 +236,10 @@ static int parse_container(Parser *ps, JsonValue *out, int depth, bool object) {
 static int parse_value(Parser *ps, JsonValue *out, int depth) {
     skip_ws(ps);
     if (ps->p >= ps->end) return fail(ps, "unexpected end of input");
-    if (ps->max_values && ++ps->values > ps->max_values) { // before anything more is built
+    if (ps->lim.max_values && ++ps->values > ps->lim.max_values) { // before anything more is built
         if (!ps->failed) {
             xc_err(ps->err, "%s: \"%.200s\" holds more than %lld JSON values, the most one member may hold (at byte %lld)",
-                   ps->where, ps->member, (long long)ps->max_values, (long long)(ps->p - ps->start));
+                   ps->where, ps->member, (long long)ps->lim.max_values, (long long)(ps->p - ps->start));
             ps->failed = true;
         }
         return XC_ERR;
@@ -248,7 +260,7 @@ static int parse_value(Parser *ps, JsonValue *out, int depth) {
 int json_parse(JsonValue *out, const char *text, size_t len, const char *where, XcError *err) {
     memset(out, 0, sizeof *out);
     Parser ps = {(const unsigned char *)text, (const unsigned char *)text + len, (const unsigned char *)text,
-                 where, err, false, 0, 0, ""};
+                 where, err, false, "", NULL, 0, {0, 0}};
     if (parse_value(&ps, out, 0) == XC_OK) {
         skip_ws(&ps);
         if (ps.p == ps.end) return XC_OK;
@@ -258,10 +270,10 @@ int json_parse(JsonValue *out, const char *text, size_t len, const char *where, 
     return XC_ERR;
 }
 
-int json_parse_members(const char *text, size_t len, const char *where, int64_t max_values, JsonMemberFn fn, void *ctx,
+int json_parse_members(const char *text, size_t len, const char *where, JsonLimits lim, JsonMemberFn fn, void *ctx,
                        XcError *err) {
     Parser ps = {(const unsigned char *)text, (const unsigned char *)text + len, (const unsigned char *)text,
-                 where, err, false, 0, max_values, ""};
+                 where, err, false, "", NULL, 0, lim};
     skip_ws(&ps);
     if (ps.p >= ps.end || *ps.p != '{') { // named by its first token; the rest is not read
         const unsigned char *c = ps.p;
@@ -278,6 +290,8 @@ int json_parse_members(const char *text, size_t len, const char *where, int64_t 
         skip_ws(&ps);
         if (ps.p >= ps.end || *ps.p != '"') return fail(&ps, "expected a string key");
         char *key;
+        ps.member = "(a member's name)"; // the name is held to the same byte limit as the value
+        ps.member_start = ps.p;
         if (parse_string(&ps, &key) != XC_OK) return XC_ERR;
         skip_ws(&ps);
         if (ps.p >= ps.end || *ps.p != ':') { xc_free(key); return fail(&ps, "expected ':'"); }
@@ -286,11 +300,13 @@ int json_parse_members(const char *text, size_t len, const char *where, int64_t 
         memset(&v, 0, sizeof v);
         ps.values = 0;
         ps.member = key;
+        ps.member_start = ps.p;
         int rc = parse_value(&ps, &v, 1);
         if (rc == XC_OK) rc = fn(ctx, key, &v, err);
         json_free(&v);
         xc_free(key);
         ps.member = "";
+        ps.member_start = NULL;
         if (rc != XC_OK) return XC_ERR;
         skip_ws(&ps);
         if (ps.p >= ps.end) return fail(&ps, "unterminated object");

@@ -7,8 +7,8 @@
 // from the file's numbers: header length capped and inside the file, strict JSON without duplicate
 // names, known dtype, non-negative dims, 64-bit checked dtype x shape = end - begin, offsets in the
 // buffer, tensors contiguous and non-overlapping and covering the buffer exactly, __metadata__ an object of
-// strings. Memory: the file (read whole) plus about 200 bytes per tensor for the header (read member by member,
-// at most ST_MAX_VALUES JSON values in any member) plus the float32 tensors.
+// strings. Memory: the file (read whole) plus about 250 bytes per tensor for the header (read member by member,
+// at most ST_MAX_VALUES JSON values and ST_MAX_MEMBER_BYTES bytes in any member) plus the float32 tensors.
 #include "checkpoints/ckpt_internal.h"
 #include "checkpoints/weight_formats.h"
 #include "autograd/json.h"
@@ -107,9 +107,10 @@ static int check_metadata(const JsonValue *m, const char *path, XcError *err) {
 
 // The header is read member by member (json_parse_members): each tensor entry becomes an StEntry and its JSON is
 // freed at once, so the header costs about one StEntry per tensor rather than a tree of the whole text, and a
-// member that would be large (an array where a tensor or __metadata__ should be) is refused after ST_MAX_VALUES
-// values, before it is built.
+// member that would be large (an array where a tensor or __metadata__ should be, a huge string) is refused after
+// ST_MAX_VALUES values or ST_MAX_MEMBER_BYTES bytes, before it is built.
 #define ST_MAX_VALUES (1 << 16) // JSON values in one member: a tensor entry has at most 14, __metadata__ 1 + 1 per key
+#define ST_MAX_MEMBER_BYTES ((size_t)16 << 20) // text of one member's value: a tensor entry takes ~100 bytes
 
 typedef struct StHeader {
     const char *path;
@@ -181,7 +182,8 @@ int weights_parse_safetensors(WeightSet *ws, const uint8_t *buf, size_t len, con
     StHeader h = {.path = path, .data_len = (uint64_t)len - 8 - hlen};
     const uint8_t *data = buf + 8 + hlen;
     int rc = XC_ERR;
-    if (json_parse_members((const char *)buf + 8, (size_t)hlen, where, ST_MAX_VALUES, on_member, &h, err) != XC_OK) goto done;
+    JsonLimits lim = {ST_MAX_VALUES, ST_MAX_MEMBER_BYTES};
+    if (json_parse_members((const char *)buf + 8, (size_t)hlen, where, lim, on_member, &h, err) != XC_OK) goto done;
     const char **names = xc_malloc(((size_t)h.n + 1) * sizeof *names);
     for (int64_t i = 0; i < h.n; i++) names[i] = h.ents[i].name;
     const char *dup = ckpt_find_duplicate(names, h.n);

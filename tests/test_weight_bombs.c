@@ -3,10 +3,10 @@
 // child (bomb_load) and must be refused with a message naming the file and the limit it broke, while the child's
 // peak resident memory grows by at most
 //     the file's size (it is read whole) + 2 x the float32 tensors it really holds + 48 MB
-// (the refusals measured 0.4-14 MB in all, the file included; before the fixes the large ones took 136-513 MB:
+// (the refusals measured 0.4-21 MB in all, the file included; before the fixes the large ones took 142-513 MB:
 // see the table this test prints, and bench_weight_bombs for the issue's sizes). Files that are honest (a header
 // of 200000 empty tensors, a deflated storage of real data, a gzip+shuffle+fletcher32 HDF5 file with an edge
-// chunk) must load, the first within file + 400 bytes per tensor + 48 MB (measured 62 MB; 386 MB before).
+// chunk) must load, the first within file + 400 bytes per tensor + 48 MB (measured 73 MB; 397 MB before).
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +77,21 @@ static void safetensors_bombs(void) {
                    "\"__metadata__\" holds more than 65536 JSON values", 0);
     bomb_st_entry_array(&b, 10 << 20);
     expect_refused("tensor entry a 10 MB array", write_buf("entry_array.safetensors", &b), "\"w\" holds more than 65536 JSON values", 0);
+    // long strings: one metadata value, one tensor name (16 MiB of text per member at most)
+    bomb_st_with_metadata(&b, "{\"k\":\"", "x", "\"}", 20 << 20);
+    expect_refused("__metadata__ a 20 MB string", write_buf("meta_string.safetensors", &b),
+                   "safetensors header: \"__metadata__\" is longer than 16777216 bytes, the most one member may take", 0);
+    {
+        Buf j = {0};
+        puts_(&j, "{\"");
+        bomb_repeat(&j, "n", 20 << 20);
+        puts_(&j, "\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}");
+        put64(&b, j.n);
+        put(&b, j.p, j.n);
+        free(j.p);
+        expect_refused("a 20 MB tensor name", write_buf("long_name.safetensors", &b),
+                       "\"(a member's name)\" is longer than 16777216 bytes", 0);
+    }
     // small ones: the same rules, with the messages the type checks give
     bomb_st_with_metadata(&b, "[", "0,", "]", 100);
     expect_refused("__metadata__ a small array", write_buf("meta_small.safetensors", &b), "__metadata__ is a JSON array, not an object of strings", 0);
