@@ -59,12 +59,14 @@ static int inflate_count(const uint8_t *in, size_t n, uint64_t want, uint64_t *g
 
 static void chunk_where(const Chunking *c, const hsize_t *off, char *buf, size_t cap) {
     int len = snprintf(buf, cap, "(");
-    for (int k = 0; k < c->nd && len < (int)cap - 24; k++) len += snprintf(buf + len, cap - (size_t)len, "%s%llu", k ? ", " : "", (unsigned long long)off[k]);
+    for (int k = 0; k < c->nd && len < (int)cap - 24; k++)
+        len += snprintf(buf + len, cap - (size_t)len, "%s%llu", k ? ", " : "", (unsigned long long)off[k]);
     snprintf(buf + len, cap - (size_t)len, ")");
 }
 
 // Every allocated chunk of the grid: its stored stream must inflate to exactly one chunk.
-static int check_chunk_streams(hid_t d, const Chunking *c, const char *path, const char *name, uint64_t file_size, XcError *err) {
+static int check_chunk_streams(hid_t d, const Chunking *c, const char *path, const char *name, uint64_t file_size,
+                               XcError *err) {
     hsize_t off[H5S_MAX_RANK] = {0};
     uint8_t *raw = NULL;
     size_t raw_cap = 0;
@@ -133,7 +135,10 @@ int h5_guard_dataset(int64_t dset, const char *path, const char *name, H5Budget 
         goto out;
     }
     H5D_layout_t layout = H5Pget_layout(dcpl);
-    if (layout == H5D_VIRTUAL) { xc_err(err, "%s: dataset %s is a virtual dataset (its data lives in other datasets or files), which is not read", path, name); goto out; }
+    if (layout == H5D_VIRTUAL) {
+        xc_err(err, "%s: dataset %s is a virtual dataset (its data lives in other datasets or files), which is not read", path, name);
+        goto out;
+    }
     if (H5Pget_external_count(dcpl) != 0) {
         char ext[256] = "?";
         off_t eoff;
@@ -144,6 +149,7 @@ int h5_guard_dataset(int64_t dset, const char *path, const char *name, H5Budget 
         goto out;
     }
     int nf = H5Pget_nfilters(dcpl);
+    if (nf < 0 || nf > 32) { xc_err(err, "%s: dataset %s: a pipeline of %d filters cannot be read", path, name, nf); goto out; }
     for (int k = 0; k < nf; k++) {
         unsigned flags = 0, config = 0;
         size_t ncd = 0;
@@ -155,8 +161,11 @@ int h5_guard_dataset(int64_t dset, const char *path, const char *name, H5Budget 
                    name, (int)id, fname[0] ? fname : "unknown");
             goto out;
         }
-        if (id == H5Z_FILTER_DEFLATE && c.deflate_at >= 0) { xc_err(err, "%s: dataset %s is deflated twice, which is not read", path, name); goto out; }
-        if (id == H5Z_FILTER_SHUFFLE && c.deflate_at >= 0) { xc_err(err, "%s: dataset %s is shuffled after it is deflated, which is not read", path, name); goto out; }
+        if ((id == H5Z_FILTER_DEFLATE || id == H5Z_FILTER_SHUFFLE) && c.deflate_at >= 0) {
+            xc_err(err, "%s: dataset %s is %s after it is deflated, which is not read", path, name,
+                   id == H5Z_FILTER_DEFLATE ? "deflated again" : "shuffled");
+            goto out;
+        }
         if (id == H5Z_FILTER_DEFLATE) c.deflate_at = k;
         if (id == H5Z_FILTER_FLETCHER32 && c.deflate_at >= 0) { c.checksums_after++; c.checksum_bits |= 1u << k; }
     }
