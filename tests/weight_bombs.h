@@ -16,6 +16,7 @@
 // dataset whose data lives in an external file (/dev/zero).
 #pragma once
 #include <hdf5.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +52,9 @@ static inline long bomb_status_kb(const char *key) {
 }
 
 // weights_load(path) in a forked child (so this process's memory is not touched and a crash is reported), killed
-// after timeout_s seconds. A forked child starts with its high-water mark at its resident size (Linux resets it
-// on fork), so VmHWM - VmRSS(start) is what the load added at its peak.
+// after timeout_s seconds. The child first hands the free memory of its heap back to the system (malloc_trim), so
+// that reusing what the parent freed counts too, then sets its high-water mark to its resident size
+// (/proc/self/clear_refs), so VmHWM - VmRSS(start) is what the load added at its peak.
 static inline BombLoad bomb_load(const char *path, int timeout_s) {
     BombLoad r;
     memset(&r, 0, sizeof r);
@@ -66,7 +68,11 @@ static inline BombLoad bomb_load(const char *path, int timeout_s) {
         alarm((unsigned)timeout_s);
         BombLoad c;
         memset(&c, 0, sizeof c);
-        long before = bomb_status_kb("VmRSS:");
+        malloc_trim(0); // freed memory the parent kept resident would otherwise be reused unseen
+        FILE *cr = fopen("/proc/self/clear_refs", "w"); // "5": the high-water mark back to the resident size now
+        bool reset = cr && fputs("5", cr) >= 0;
+        if (cr && fclose(cr) != 0) reset = false;
+        long before = bomb_status_kb(reset ? "VmRSS:" : "VmHWM:"); // without the reset: growth past the old mark
         WeightSet ws = {0};
         XcError err = {0};
         struct timeval t0, t1;
