@@ -13,6 +13,12 @@ typedef struct Parser {
     const char *where;
     XcError *err;
     bool failed;
+    // json_parse_members: the current member's name, where its value starts, the values built for it so far, and
+    // the limits (0: none)
+    const char *member;
+    const unsigned char *member_start;
+    int64_t values;
+    JsonLimits lim;
 } Parser;
 
 static int parse_value(Parser *ps, JsonValue *out, int depth);
@@ -65,6 +71,14 @@ static int parse_string(Parser *ps, char **out) {
     }
     if (ps->p >= ps->end) return fail(ps, "unterminated string");
     const unsigned char *e = ps->p;
+    if (ps->lim.max_bytes && ps->member_start && (size_t)(e - ps->member_start) > ps->lim.max_bytes) { // before the copy
+        if (!ps->failed) {
+            xc_err(ps->err, "%s: \"%.200s\" is longer than %zu bytes, the most one member may take (a string ends at byte %lld)",
+                   ps->where, ps->member, ps->lim.max_bytes, (long long)(e - ps->start));
+            ps->failed = true;
+        }
+        return XC_ERR;
+    }
     ps->p = s;
     char *buf = xc_malloc(cap);
     size_t n = 0;
@@ -222,6 +236,14 @@ static int parse_container(Parser *ps, JsonValue *out, int depth, bool object) {
 static int parse_value(Parser *ps, JsonValue *out, int depth) {
     skip_ws(ps);
     if (ps->p >= ps->end) return fail(ps, "unexpected end of input");
+    if (ps->lim.max_values && ++ps->values > ps->lim.max_values) { // before anything more is built
+        if (!ps->failed) {
+            xc_err(ps->err, "%s: \"%.200s\" holds more than %lld JSON values, the most one member may hold (at byte %lld)",
+                   ps->where, ps->member, (long long)ps->lim.max_values, (long long)(ps->p - ps->start));
+            ps->failed = true;
+        }
+        return XC_ERR;
+    }
     switch (*ps->p) {
     case '{': return parse_container(ps, out, depth, true);
     case '[': return parse_container(ps, out, depth, false);
@@ -238,7 +260,7 @@ static int parse_value(Parser *ps, JsonValue *out, int depth) {
 int json_parse(JsonValue *out, const char *text, size_t len, const char *where, XcError *err) {
     memset(out, 0, sizeof *out);
     Parser ps = {(const unsigned char *)text, (const unsigned char *)text + len, (const unsigned char *)text,
-                 where, err, false};
+                 where, err, false, "", NULL, 0, {0, 0}};
     if (parse_value(&ps, out, 0) == XC_OK) {
         skip_ws(&ps);
         if (ps.p == ps.end) return XC_OK;
@@ -246,6 +268,55 @@ int json_parse(JsonValue *out, const char *text, size_t len, const char *where, 
     }
     json_free(out);
     return XC_ERR;
+}
+
+int json_parse_members(const char *text, size_t len, const char *where, JsonLimits lim, JsonMemberFn fn, void *ctx,
+                       XcError *err) {
+    Parser ps = {(const unsigned char *)text, (const unsigned char *)text + len, (const unsigned char *)text,
+                 where, err, false, "", NULL, 0, lim};
+    skip_ws(&ps);
+    if (ps.p >= ps.end || *ps.p != '{') { // named by its first token; the rest is not read
+        const unsigned char *c = ps.p;
+        const char *kind = c >= ps.end ? NULL : *c == '[' ? "an array" : *c == '"' ? "a string"
+                         : *c == '-' || (*c >= '0' && *c <= '9') ? "a number"
+                         : match_word(&ps, "true") || match_word(&ps, "false") ? "a boolean" : match_word(&ps, "null") ? "null" : NULL;
+        if (kind) return xc_err(err, "%s: a JSON value that is %s, not an object", where, kind);
+        return fail(&ps, c < ps.end ? "unexpected character" : "unexpected end of input");
+    }
+    ps.p++;
+    skip_ws(&ps);
+    if (ps.p < ps.end && *ps.p == '}') ps.p++;
+    else for (;;) {
+        skip_ws(&ps);
+        if (ps.p >= ps.end || *ps.p != '"') return fail(&ps, "expected a string key");
+        char *key;
+        ps.member = "(a member's name)"; // the name is held to the same byte limit as the value
+        ps.member_start = ps.p;
+        if (parse_string(&ps, &key) != XC_OK) return XC_ERR;
+        skip_ws(&ps);
+        if (ps.p >= ps.end || *ps.p != ':') { xc_free(key); return fail(&ps, "expected ':'"); }
+        ps.p++;
+        JsonValue v;
+        memset(&v, 0, sizeof v);
+        ps.values = 0;
+        ps.member = key;
+        ps.member_start = ps.p;
+        int rc = parse_value(&ps, &v, 1);
+        if (rc == XC_OK) rc = fn(ctx, key, &v, err);
+        json_free(&v);
+        xc_free(key);
+        ps.member = "";
+        ps.member_start = NULL;
+        if (rc != XC_OK) return XC_ERR;
+        skip_ws(&ps);
+        if (ps.p >= ps.end) return fail(&ps, "unterminated object");
+        if (*ps.p == ',') { ps.p++; skip_ws(&ps); if (ps.p < ps.end && *ps.p == '}') return fail(&ps, "trailing comma"); continue; }
+        if (*ps.p == '}') { ps.p++; break; }
+        return fail(&ps, "expected ',' or '}'");
+    }
+    skip_ws(&ps);
+    if (ps.p != ps.end) return fail(&ps, "trailing characters after the value");
+    return XC_OK;
 }
 
 void json_free(JsonValue *v) {

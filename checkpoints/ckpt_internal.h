@@ -9,6 +9,11 @@
 #define CKPT_MAX_FILE_BYTES ((size_t)1 << 36)        // 64 GiB: larger files are refused before reading
 #define CKPT_MAX_NAME_BYTES 4096                     // a tensor name
 #define CKPT_MAX_SAFETENSORS_HEADER ((uint64_t)100 << 20) // 100 MB, as the safetensors reference
+// Compressed data (deflated zip entries, HDF5 chunks): all of it in one file may decode to at most
+// CKPT_INFLATE_SLACK + CKPT_INFLATE_RATIO x its compressed size. Real weights (float noise) deflate by less than
+// 1.2x and pickles and code by about 5-10x; hundreds of times is a file of zeros built to cost memory.
+#define CKPT_INFLATE_RATIO 16
+#define CKPT_INFLATE_SLACK ((uint64_t)16 << 20)
 
 // IEEE half / bfloat16 -> float32, exact (subnormals, infinities and NaNs included).
 static inline float ckpt_half_to_float(uint16_t h) {

@@ -9,8 +9,9 @@
 //   h5_array_free(&video);
 //   h5_close(&f);
 //
-// Sizes are checked against the dataset's storage before anything is allocated; errors name the file
-// and the dataset. libhdf5 itself is not hardened against hostile files: use these on trusted inputs.
+// Every dataset passes h5_guard_dataset before anything is allocated for it or read from it; errors name the
+// file and the dataset. libhdf5 itself (its parsing of the file's metadata: superblock, object headers, B-trees,
+// heaps) is not hardened against hostile files: use these on trusted inputs.
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,6 +41,26 @@ typedef struct H5Quiet {
 } H5Quiet;
 H5Quiet h5_quiet_begin(void);
 void h5_quiet_end(H5Quiet q);
+
+// What reading the datasets of one file has cost so far (h5_guard_dataset adds each dataset it passes): the
+// bytes their data takes in the file (compressed, where it is) and the bytes it decodes to.
+typedef struct H5Budget {
+    uint64_t file_size; // the file's length (set by the caller)
+    uint64_t stored, decoded;
+} H5Budget;
+
+// Checks dataset `dset` (a hid_t; `name` and `path` for messages) before it is read, so that reading it costs
+// about what its tensor holds:
+//   - no virtual dataset and no external raw data file (both read other files: /dev/zero, a FIFO...);
+//   - filters only deflate (gzip), shuffle and fletcher32, deflate at most once and no shuffle after it (other
+//     filters trust sizes in the file, and unknown ones would make libhdf5 look for a plugin to load);
+//   - the bytes stored by the datasets so far at most the file's length, and the bytes they decode to (all of
+//     every chunk the dataset touches, edge chunks whole) at most CKPT_INFLATE_SLACK + CKPT_INFLATE_RATIO x
+//     stored (ckpt_internal.h);
+//   - each deflated chunk inflates to exactly the chunk's size: libhdf5's deflate filter grows its buffer for as
+//     long as the stream goes on, so a 1 MB chunk stream of zeros would take 1 GB for a 4 KB chunk. The chunks
+//     are read raw (H5Dread_chunk) and inflated here into a small window first, without keeping the output.
+int h5_guard_dataset(int64_t dset, const char *path, const char *name, H5Budget *b, XcError *err);
 
 int h5_open(H5File *f, const char *path, bool create, XcError *err); // create: truncate / new file
 void h5_close(H5File *f);

@@ -7,6 +7,10 @@
 // Reading: every float dataset anywhere in the file, named by its path with '/' replaced by '.'
 // ("/visual/conv1/weight" and "/visual.conv1.weight" both give "visual.conv1.weight"), converted to
 // float32 by HDF5 (float16 and float64 datasets included). Soft and external links are not followed.
+// Before a dataset is read, h5_guard_dataset (h5io.h) checks its layout and filters, what its data takes in the
+// file against what it decodes to (the whole file's datasets together: at most 16 x + 16 MiB) and, for deflated
+// chunks, that each stream inflates to exactly one chunk, so no compressed or external data is inflated or read
+// beyond what the tensor holds.
 #include "checkpoints/ckpt_internal.h"
 #include "checkpoints/weight_formats.h"
 
@@ -21,7 +25,7 @@ typedef struct Visit {
     WeightSet *ws;
     const char *path;
     XcError *err;
-    uint64_t file_size;
+    H5Budget budget;    // what the datasets read so far cost (file_size: the file's length)
     int failed;
 } Visit;
 
@@ -45,19 +49,17 @@ static int read_dataset(Visit *v, hid_t d, const char *name) {
     hsize_t dims[XC_WEIGHT_MAX_DIMS];
     H5Sget_simple_extent_dims(space, dims, NULL);
     int64_t shape[XC_WEIGHT_MAX_DIMS];
-    uint64_t numel = 1, bytes;
+    uint64_t numel = 1;
     for (int k = 0; k < nd; k++) {
         if (dims[k] > (hsize_t)INT64_MAX || !xc_mul_u64(numel, dims[k], &numel) || numel > ((uint64_t)1 << 62)) { xc_err(v->err, "%s: dataset %s: shape overflows", v->path, name); goto out; }
         shape[k] = (int64_t)dims[k];
     }
-    // The data must plausibly come from the file: at most 1100x its stored (possibly compressed) size.
-    uint64_t stored = H5Dget_storage_size(d), elem = H5Tget_size(type), bound;
-    if (!xc_mul_u64(numel, elem, &bytes) || !xc_mul_u64(stored, 1100, &bound) || (numel > 0 && bytes > bound) ||
-        numel > CKPT_MAX_FILE_BYTES / 4) {
-        xc_err(v->err, "%s: dataset %s: %llu elements but only %llu bytes stored in the file", v->path, name,
-               (unsigned long long)numel, (unsigned long long)stored);
+    // Layout, filters, stored and decoded sizes (h5io.h), before anything is allocated or read.
+    if (numel > CKPT_MAX_FILE_BYTES / 4) {
+        xc_err(v->err, "%s: dataset %s: %llu elements, more than a weights file may hold", v->path, name, (unsigned long long)numel);
         goto out;
     }
+    if (h5_guard_dataset(d, v->path, name, &v->budget, v->err) != XC_OK) goto out;
     float *data = xc_malloc((size_t)numel * sizeof(float));
     if (numel && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
         xc_free(data);
@@ -93,10 +95,11 @@ int weights_load_hdf5(WeightSet *ws, const char *path, XcError *err) {
     H5Quiet q = h5_quiet_begin();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) { h5_quiet_end(q); return xc_err(err, "%s: not a readable HDF5 file (corrupt or truncated?)", path); }
-    Visit v = {ws, path, err, (uint64_t)st.st_size, 0};
+    Visit v = {ws, path, err, {.file_size = (uint64_t)st.st_size}, 0};
     herr_t r = H5Lvisit(f, H5_INDEX_CRT_ORDER, H5_ITER_INC, visit_cb, &v);
     if (r < 0 && !v.failed) { // no creation-order index (h5py's default): alphabetical order
         weights_free(ws);
+        v.budget = (H5Budget){.file_size = (uint64_t)st.st_size};
         r = H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC, visit_cb, &v);
     }
     H5Fclose(f);

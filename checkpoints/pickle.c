@@ -24,10 +24,23 @@ static int vm_fail(Vm *vm, const char *fmt, const char *arg) {
     return xc_err(vm->err, "%s: pickle: %s at byte %lld", vm->where, what, (long long)(vm->p - vm->start));
 }
 
+// Count bytes the machine is about to allocate against its budget (pk_load); refuse past it.
+static int charge(Vm *vm, uint64_t bytes) {
+    PkMachine *m = vm->m;
+    if (!xc_add_u64(m->used, bytes, &m->used) || m->used > m->budget) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "its objects would take more than the %llu MB of memory allowed for this file "
+                 "(%s)", (unsigned long long)(m->budget >> 20), m->budget_why);
+        return vm_fail(vm, "%s", msg);
+    }
+    return XC_OK;
+}
+
 static PkObj *new_obj(Vm *vm, PkType type) {
     PkMachine *m = vm->m;
     if (m->nobj >= PK_MAX_OBJECTS) { vm_fail(vm, "more objects than the limit", NULL); return NULL; }
     if (m->nobj % PK_BLOCK == 0) {
+        if (charge(vm, PK_BLOCK * sizeof(PkObj) + sizeof *m->blocks) != XC_OK) return NULL;
         m->blocks = xc_realloc(m->blocks, (size_t)(m->nblocks + 1) * sizeof *m->blocks);
         m->blocks[m->nblocks++] = xc_calloc(PK_BLOCK, sizeof(PkObj));
     }
@@ -37,12 +50,15 @@ static PkObj *new_obj(Vm *vm, PkType type) {
     return o;
 }
 
-static void push_item(PkObj *c, PkObj *x) {
+static int push_item(Vm *vm, PkObj *c, PkObj *x) {
     if (c->n == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 4;
+        int64_t cap = c->cap ? 2 * c->cap : 4;
+        if (charge(vm, (uint64_t)(cap - c->cap) * sizeof *c->items) != XC_OK) return XC_ERR;
+        c->cap = cap;
         c->items = xc_realloc(c->items, (size_t)c->cap * sizeof *c->items);
     }
     c->items[c->n++] = x;
+    return XC_OK;
 }
 
 static int push(Vm *vm, PkObj *o) {
@@ -50,7 +66,9 @@ static int push(Vm *vm, PkObj *o) {
     if (!o) return XC_ERR;
     if (m->sp == m->stack_cap) {
         if (m->stack_cap >= PK_MAX_STACK) return vm_fail(vm, "stack deeper than the limit", NULL);
-        m->stack_cap = m->stack_cap ? 2 * m->stack_cap : 64;
+        int64_t cap = m->stack_cap ? 2 * m->stack_cap : 64;
+        if (charge(vm, (uint64_t)(cap - m->stack_cap) * sizeof *m->stack) != XC_OK) return XC_ERR;
+        m->stack_cap = cap;
         m->stack = xc_realloc(m->stack, (size_t)m->stack_cap * sizeof *m->stack);
     }
     m->stack[m->sp++] = o;
@@ -87,7 +105,7 @@ static int need(Vm *vm, uint64_t n) {
 
 static int make_str(Vm *vm, PkType type, uint64_t len) {
     if (len > PK_MAX_STRING) return vm_fail(vm, "string longer than the 64 MB limit", NULL);
-    if (need(vm, len) != XC_OK) return XC_ERR;
+    if (need(vm, len) != XC_OK || charge(vm, len + 1) != XC_OK) return XC_ERR;
     PkObj *o = new_obj(vm, type);
     if (!o) return XC_ERR;
     o->s = xc_malloc((size_t)len + 1);
@@ -123,6 +141,7 @@ static int memo_put(Vm *vm, uint64_t idx) {
     if ((int64_t)idx >= m->memo_cap) {
         int64_t cap = m->memo_cap ? m->memo_cap : 64;
         while (cap <= (int64_t)idx) cap *= 2;
+        if (charge(vm, (uint64_t)(cap - m->memo_cap) * sizeof *m->memo) != XC_OK) return XC_ERR;
         m->memo = xc_realloc(m->memo, (size_t)cap * sizeof *m->memo);
         memset(m->memo + m->memo_cap, 0, (size_t)(cap - m->memo_cap) * sizeof *m->memo);
         m->memo_cap = cap;
@@ -157,9 +176,9 @@ static const struct { const char *name; CkptDtype dt; int size; } storage_types[
 };
 
 static int push_global(Vm *vm, const char *module, const char *name) {
-    PkObj *o = new_obj(vm, PK_GLOBAL);
-    if (!o) return XC_ERR;
     size_t n = strlen(module) + strlen(name) + 2;
+    PkObj *o = charge(vm, n) == XC_OK ? new_obj(vm, PK_GLOBAL) : NULL;
+    if (!o) return XC_ERR;
     o->s = xc_malloc(n);
     snprintf(o->s, n, "%s.%s", module, name);
     o->slen = n - 1;
@@ -200,6 +219,7 @@ static int persistent_load(Vm *vm, PkObj *pid) {
     PkMachine *m = vm->m;
     if (2 * (m->nstorages + 1) > m->storages_cap) { // keep the table at most half full
         int64_t cap = m->storages_cap ? 2 * m->storages_cap : 64;
+        if (charge(vm, (uint64_t)cap * sizeof *m->storages) != XC_OK) return XC_ERR;
         PkObj **tab = xc_calloc((size_t)cap, sizeof *tab);
         for (int64_t i = 0; i < m->storages_cap; i++) {
             if (!m->storages[i]) continue;
@@ -220,7 +240,7 @@ static int persistent_load(Vm *vm, PkObj *pid) {
         return push(vm, old);
     }
     if (vm->check && vm->check(vm->ctx, key->s, (int)st->i, st->elem_size, numel, vm->err) != XC_OK) return XC_ERR;
-    PkObj *o = new_obj(vm, PK_STORAGE);
+    PkObj *o = charge(vm, key->slen + 1) == XC_OK ? new_obj(vm, PK_STORAGE) : NULL;
     if (!o) return XC_ERR;
     o->kind = (int)st->i;
     o->elem_size = st->elem_size;
@@ -262,7 +282,7 @@ static PkObj *rebuild_tensor(Vm *vm, PkObj *args) {
     if (!get_int(args->items[1], &off) || off < 0) { vm_fail(vm, "bad tensor storage offset", NULL); return NULL; }
     if (size->type != PK_TUPLE || stride->type != PK_TUPLE || size->n != stride->n) { vm_fail(vm, "tensor size and stride are not tuples of one length", NULL); return NULL; }
     if (size->n > XC_WEIGHT_MAX_DIMS) { vm_fail(vm, "tensor with more than 8 dimensions", NULL); return NULL; }
-    PkObj *t = new_obj(vm, PK_TENSOR);
+    PkObj *t = charge(vm, 2 * XC_WEIGHT_MAX_DIMS * sizeof(int64_t)) == XC_OK ? new_obj(vm, PK_TENSOR) : NULL;
     if (!t) return NULL;
     t->cls = st;
     t->i = off;
@@ -343,21 +363,24 @@ static int do_setitems(Vm *vm, PkObj *target, PkObj **kv, int64_t n) {
     if (n % 2) return vm_fail(vm, "SETITEMS with an odd number of items", NULL);
     if (target->type == PK_OBJECT) return XC_OK; // dict subclass we do not know (e.g. a yacs CfgNode): dropped
     if (target->type != PK_DICT) return vm_fail(vm, "SETITEM on a %s", pk_type_name(target));
-    for (int64_t i = 0; i < n; i++) push_item(target, kv[i]);
+    for (int64_t i = 0; i < n; i++)
+        if (push_item(vm, target, kv[i]) != XC_OK) return XC_ERR;
     return XC_OK;
 }
 
 static int do_appends(Vm *vm, PkObj *target, PkObj **xs, int64_t n) {
     if (target->type == PK_OBJECT) return XC_OK; // list subclass: dropped
     if (target->type != PK_LIST) return vm_fail(vm, "APPEND on a %s", pk_type_name(target));
-    for (int64_t i = 0; i < n; i++) push_item(target, xs[i]);
+    for (int64_t i = 0; i < n; i++)
+        if (push_item(vm, target, xs[i]) != XC_OK) return XC_ERR;
     return XC_OK;
 }
 
 static int make_tuple(Vm *vm, PkObj **xs, int64_t n) {
     PkObj *t = new_obj(vm, PK_TUPLE);
     if (!t) return XC_ERR;
-    for (int64_t i = 0; i < n; i++) push_item(t, xs[i]);
+    for (int64_t i = 0; i < n; i++)
+        if (push_item(vm, t, xs[i]) != XC_OK) return XC_ERR;
     return push(vm, t);
 }
 
@@ -375,7 +398,9 @@ static int step(Vm *vm, PkObj **root) {
     case '(':                                                                     // MARK
         if (m->nmarks == PK_MAX_MARKS) return vm_fail(vm, "MARK nesting deeper than the limit", NULL);
         if (m->nmarks == m->marks_cap) {
-            m->marks_cap = m->marks_cap ? 2 * m->marks_cap : 16;
+            int64_t cap = m->marks_cap ? 2 * m->marks_cap : 16;
+            if (charge(vm, (uint64_t)(cap - m->marks_cap) * sizeof *m->marks) != XC_OK) return XC_ERR;
+            m->marks_cap = cap;
             m->marks = xc_realloc(m->marks, (size_t)m->marks_cap * sizeof *m->marks);
         }
         m->marks[m->nmarks++] = m->sp;
@@ -452,7 +477,8 @@ static int step(Vm *vm, PkObj **root) {
     case 'l':                                                                     // LIST
         if (pop_mark(vm, &xs, &n)) return XC_ERR;
         if (!(a = new_obj(vm, PK_LIST))) return XC_ERR;
-        for (int64_t k = 0; k < n; k++) push_item(a, xs[k]);
+        for (int64_t k = 0; k < n; k++)
+            if (push_item(vm, a, xs[k]) != XC_OK) return XC_ERR;
         return push(vm, a);
     case 'd':                                                                     // DICT
         if (pop_mark(vm, &xs, &n)) return XC_ERR;
@@ -518,9 +544,11 @@ static int step(Vm *vm, PkObj **root) {
     }
 }
 
-int pk_load(PkMachine *m, const uint8_t *buf, size_t len, const char *where, PkStorageCheck check, void *ctx,
-            PkObj **root, XcError *err) {
+int pk_load(PkMachine *m, const uint8_t *buf, size_t len, const char *where, uint64_t budget, const char *budget_why,
+            PkStorageCheck check, void *ctx, PkObj **root, XcError *err) {
     memset(m, 0, sizeof *m);
+    m->budget = budget;
+    m->budget_why = budget_why ? budget_why : "";
     Vm vm = {m, buf, buf, buf + len, where, err, check, ctx};
     *root = NULL;
     while (vm.p < vm.end) {

@@ -15,6 +15,11 @@
 //   - SETITEM(S) only on dicts, APPEND(S) only on lists, BUILD only on inert objects (items given to an
 //     inert dict/list subclass are dropped; BUILD state on a dict or tensor is ignored); anything else
 //     is an error. Memo indices, stack size, MARK nesting, string sizes and object count are capped.
+// Memory: every allocation of the machine (objects, their item lists, strings, stack, memo) is counted against
+// a budget the caller gives, and the pickle is refused when it would pass it. One opcode byte can make an object
+// of ~140 bytes (EMPTY_LIST, NONE, APPEND: 8 MB of pickle, deflated to 8 KB, asked for 600 MB), so a cap on the
+// pickle's length alone does not bound the memory; the torch loader allows 16 MiB plus the size of the
+// archive's storages (what a real checkpoint's pickle costs is a few KB per tensor).
 // Tensors are validated when built: dims and strides non-negative, the view inside its storage, its size in
 // bytes (as stored and as float32) representable, and no element of the storage seen twice (a stride of 0 or
 // overlapping strides would turn a few stored bytes into any number of copies: refused), so a view never holds
@@ -22,7 +27,7 @@
 //
 //   PkMachine m;
 //   PkObj *root = NULL;
-//   if (pk_load(&m, bytes, len, "ckpt.pth: data.pkl", check_storage, ctx, &root, &err) != XC_OK) ...;
+//   if (pk_load(&m, bytes, len, "ckpt.pth: data.pkl", 64 << 20, "64 MB", check_storage, ctx, &root, &err) != XC_OK) ...;
 //   if (root->type == PK_DICT) for (int64_t i = 0; i < root->n; i += 2) key = root->items[i], val = root->items[i+1];
 //   pk_free(&m);  // frees every object
 #pragma once
@@ -76,10 +81,14 @@ typedef struct PkMachine {
     int64_t *marks; int64_t nmarks, marks_cap;
     PkObj **memo; int64_t memo_cap, memo_count;
     PkObj **storages; int64_t storages_cap, nstorages; // by key (open addressing): one object per storage key
+    uint64_t budget, used;   // bytes the machine may allocate, bytes it has
+    const char *budget_why;  // how the budget was set, for the message
 } PkMachine;
 
-int pk_load(PkMachine *m, const uint8_t *buf, size_t len, const char *where, PkStorageCheck check, void *ctx,
-            PkObj **root, XcError *err);
+// Run the pickle buf[0..len) up to its STOP (bytes after it are never read). budget: the bytes its objects may
+// take (budget_why says how it was set, e.g. "16 MiB + the 5 MB of storages"); past it the pickle is refused.
+int pk_load(PkMachine *m, const uint8_t *buf, size_t len, const char *where, uint64_t budget, const char *budget_why,
+            PkStorageCheck check, void *ctx, PkObj **root, XcError *err);
 void pk_free(PkMachine *m);
 const char *pk_type_name(const PkObj *o);
 // dict lookup by string key (linear), NULL if absent or not a dict

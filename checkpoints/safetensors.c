@@ -6,7 +6,9 @@
 // Offsets are relative to the start of the buffer. Every rule is checked before anything is allocated
 // from the file's numbers: header length capped and inside the file, strict JSON without duplicate
 // names, known dtype, non-negative dims, 64-bit checked dtype x shape = end - begin, offsets in the
-// buffer, tensors contiguous and non-overlapping and covering the buffer exactly.
+// buffer, tensors contiguous and non-overlapping and covering the buffer exactly, __metadata__ an object of
+// strings. Memory: the file (read whole) plus about 250 bytes per tensor for the header (read member by member,
+// at most ST_MAX_VALUES JSON values and ST_MAX_MEMBER_BYTES bytes in any member) plus the float32 tensors.
 #include "checkpoints/ckpt_internal.h"
 #include "checkpoints/weight_formats.h"
 #include "autograd/json.h"
@@ -16,7 +18,7 @@
 #include <string.h>
 
 typedef struct StEntry {
-    const char *name;
+    char *name;                       // owned copy of the member name
     int dtype_size;
     CkptDtype dtype;
     bool skip;                        // an integer buffer we drop (position_ids)
@@ -43,7 +45,6 @@ static int cmp_entries(const void *a, const void *b) {
 // Validate one "name": {...} member into e.
 static int check_entry(StEntry *e, const char *name, const JsonValue *v, uint64_t data_len,
                        const char *path, XcError *err) {
-    e->name = name;
     if (!name[0]) return xc_err(err, "%s: a tensor has an empty name", path);
     if (strlen(name) > CKPT_MAX_NAME_BYTES) return xc_err(err, "%s: a tensor name is longer than %d bytes", path, CKPT_MAX_NAME_BYTES);
     if (v->type != JSON_OBJECT) return xc_err(err, "%s: tensor \"%s\": expected an object, got %s", path, name, json_type_name(v->type));
@@ -96,11 +97,74 @@ static int check_entry(StEntry *e, const char *name, const JsonValue *v, uint64_
 }
 
 static int check_metadata(const JsonValue *m, const char *path, XcError *err) {
-    if (m->type != JSON_OBJECT) return xc_err(err, "%s: __metadata__ is not an object", path);
+    if (m->type != JSON_OBJECT) return xc_err(err, "%s: __metadata__ is a JSON %s, not an object of strings", path, json_type_name(m->type));
     for (int64_t i = 0; i < m->n; i++)
         if (m->items[i].type != JSON_STRING)
-            return xc_err(err, "%s: __metadata__ value \"%.100s\" is not a string", path, m->keys[i]);
+            return xc_err(err, "%s: __metadata__ value \"%.100s\" is a JSON %s, not a string", path, m->keys[i],
+                          json_type_name(m->items[i].type));
     return XC_OK;
+}
+
+// The header is read member by member (json_parse_members): each tensor entry becomes an StEntry and its JSON is
+// freed at once, so the header costs about one StEntry per tensor rather than a tree of the whole text, and a
+// member that would be large (an array where a tensor or __metadata__ should be, a huge string) is refused after
+// ST_MAX_VALUES values or ST_MAX_MEMBER_BYTES bytes, before it is built.
+#define ST_MAX_VALUES (1 << 16) // JSON values in one member: a tensor entry has at most 14, __metadata__ 1 + 1 per key
+#define ST_MAX_MEMBER_BYTES ((size_t)16 << 20) // text of one member's value: a tensor entry takes ~100 bytes
+
+typedef struct StHeader {
+    const char *path;
+    uint64_t data_len;
+    StEntry *ents; int64_t n, cap;
+    bool metadata;       // __metadata__ seen
+} StHeader;
+
+static int on_member(void *ctx, const char *key, const JsonValue *v, XcError *err) {
+    StHeader *h = ctx;
+    if (strcmp(key, "__metadata__") == 0) {
+        if (h->metadata) return xc_err(err, "%s: safetensors header: duplicate key \"__metadata__\"", h->path);
+        h->metadata = true;
+        return check_metadata(v, h->path, err);
+    }
+    if (h->n >= CKPT_MAX_TENSORS) return xc_err(err, "%s: more than the %d tensors allowed", h->path, CKPT_MAX_TENSORS);
+    if (h->n == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 64;
+        h->ents = xc_realloc(h->ents, (size_t)h->cap * sizeof *h->ents);
+    }
+    StEntry *e = &h->ents[h->n];
+    memset(e, 0, sizeof *e);
+    if (check_entry(e, key, v, h->data_len, h->path, err) != XC_OK) return XC_ERR;
+    size_t len = strlen(key);
+    char *name = xc_malloc(len + 1); // the key is freed when this returns
+    memcpy(name, key, len + 1);
+    e->name = name;
+    h->n++;
+    return XC_OK;
+}
+
+static int cmp_entry_ptrs(const void *a, const void *b) { return cmp_entries(*(const StEntry *const *)a, *(const StEntry *const *)b); }
+
+// Sorted by offset, each tensor starts where the previous one ended and the last ends with the buffer.
+static int check_coverage(const StHeader *h, XcError *err) {
+    const char *path = h->path;
+    const StEntry **sorted = xc_malloc(((size_t)h->n + 1) * sizeof *sorted);
+    for (int64_t i = 0; i < h->n; i++) sorted[i] = &h->ents[i];
+    qsort(sorted, (size_t)h->n, sizeof *sorted, cmp_entry_ptrs);
+    uint64_t pos = 0;
+    int rc = XC_OK;
+    for (int64_t i = 0; i < h->n && rc == XC_OK; i++) {
+        if (sorted[i]->begin < pos)
+            rc = xc_err(err, "%s: tensors \"%s\" and \"%s\" overlap in the data buffer", path, sorted[i - 1]->name, sorted[i]->name);
+        else if (sorted[i]->begin > pos)
+            rc = xc_err(err, "%s: gap of %llu bytes in the data buffer before tensor \"%s\" (offsets must be contiguous)", path,
+                        (unsigned long long)(sorted[i]->begin - pos), sorted[i]->name);
+        pos = sorted[i]->end;
+    }
+    if (rc == XC_OK && pos != h->data_len)
+        rc = xc_err(err, "%s: %llu bytes of the data buffer are not covered by any tensor (buffer %llu bytes, tensors end at %llu)",
+                    path, (unsigned long long)(h->data_len - pos), (unsigned long long)h->data_len, (unsigned long long)pos);
+    xc_free(sorted);
+    return rc;
 }
 
 int weights_parse_safetensors(WeightSet *ws, const uint8_t *buf, size_t len, const char *path, XcError *err) {
@@ -115,60 +179,33 @@ int weights_parse_safetensors(WeightSet *ws, const uint8_t *buf, size_t len, con
     if (hlen < 2) return xc_err(err, "%s: safetensors header length %llu is too small for a JSON object", path, (unsigned long long)hlen);
     char where[1200];
     snprintf(where, sizeof where, "%s: safetensors header", path);
-    JsonValue root;
-    if (json_parse(&root, (const char *)buf + 8, (size_t)hlen, where, err) != XC_OK) return XC_ERR;
-    int rc = XC_ERR;
-    StEntry *ents = NULL;
-    int64_t ne = 0;
-    uint64_t data_len = (uint64_t)len - 8 - hlen;
+    StHeader h = {.path = path, .data_len = (uint64_t)len - 8 - hlen};
     const uint8_t *data = buf + 8 + hlen;
-    if (root.type != JSON_OBJECT) { xc_err(err, "%s: safetensors header is a JSON %s, not an object", path, json_type_name(root.type)); goto done; }
-    if (root.n > CKPT_MAX_TENSORS) { xc_err(err, "%s: %lld tensors, more than the %d allowed", path, (long long)root.n, CKPT_MAX_TENSORS); goto done; }
-    ents = xc_calloc((size_t)root.n + 1, sizeof *ents);
-    for (int64_t i = 0; i < root.n; i++) {
-        if (strcmp(root.keys[i], "__metadata__") == 0) {
-            if (check_metadata(&root.items[i], path, err) != XC_OK) goto done;
-            continue;
-        }
-        if (check_entry(&ents[ne], root.keys[i], &root.items[i], data_len, path, err) != XC_OK) goto done;
-        ne++;
-    }
-    // Coverage: sorted by offset, each tensor starts where the previous one ended.
-    StEntry *sorted = xc_malloc(((size_t)ne + 1) * sizeof *sorted);
-    memcpy(sorted, ents, (size_t)ne * sizeof *sorted);
-    qsort(sorted, (size_t)ne, sizeof *sorted, cmp_entries);
-    uint64_t pos = 0;
-    for (int64_t i = 0; i < ne; i++) {
-        if (sorted[i].begin < pos) {
-            xc_err(err, "%s: tensors \"%s\" and \"%s\" overlap in the data buffer", path, sorted[i - 1].name, sorted[i].name);
-            xc_free(sorted); goto done;
-        }
-        if (sorted[i].begin > pos) {
-            xc_err(err, "%s: gap of %llu bytes in the data buffer before tensor \"%s\" (offsets must be contiguous)", path,
-                   (unsigned long long)(sorted[i].begin - pos), sorted[i].name);
-            xc_free(sorted); goto done;
-        }
-        pos = sorted[i].end;
-    }
-    xc_free(sorted);
-    if (pos != data_len) {
-        xc_err(err, "%s: %llu bytes of the data buffer are not covered by any tensor (buffer %llu bytes, tensors end at %llu)",
-               path, (unsigned long long)(data_len - pos), (unsigned long long)data_len, (unsigned long long)pos);
-        goto done;
-    }
-    // Everything checked: convert. (Names are unique: the JSON parser refuses duplicate keys.)
+    int rc = XC_ERR;
+    JsonLimits lim = {ST_MAX_VALUES, ST_MAX_MEMBER_BYTES};
+    if (json_parse_members((const char *)buf + 8, (size_t)hlen, where, lim, on_member, &h, err) != XC_OK) goto done;
+    const char **names = xc_malloc(((size_t)h.n + 1) * sizeof *names);
+    for (int64_t i = 0; i < h.n; i++) names[i] = h.ents[i].name;
+    const char *dup = ckpt_find_duplicate(names, h.n);
+    if (dup) xc_err(err, "%s: duplicate key \"%.200s\" (two tensors of one name)", where, dup);
+    xc_free(names);
+    if (dup || check_coverage(&h, err) != XC_OK) goto done;
+    // Everything checked: convert, in header order; each name moves to the set as its tensor is added.
     XC_CHECK(ws->n == 0, "weights_parse_safetensors: the WeightSet must be empty");
-    for (int64_t i = 0; i < ne; i++) {
-        StEntry *e = &ents[i];
-        if (e->skip) continue;
-        float *f = xc_malloc((size_t)e->numel * sizeof(float));
-        ckpt_convert(f, data + e->begin, (int64_t)e->numel, e->dtype);
-        ckpt_append_owned(ws, e->name, e->ndim, e->shape, f);
+    for (int64_t i = 0; i < h.n; i++) {
+        StEntry *e = &h.ents[i];
+        if (!e->skip) {
+            float *f = xc_malloc((size_t)e->numel * sizeof(float));
+            ckpt_convert(f, data + e->begin, (int64_t)e->numel, e->dtype);
+            ckpt_append_owned(ws, e->name, e->ndim, e->shape, f);
+        }
+        xc_free(e->name);
+        e->name = NULL;
     }
     rc = XC_OK;
 done:
-    xc_free(ents);
-    json_free(&root);
+    for (int64_t i = 0; i < h.n; i++) xc_free(h.ents[i].name);
+    xc_free(h.ents);
     return rc;
 }
 

@@ -20,7 +20,11 @@
 // Memory: every view lies inside its storage without repeating an element (pickle.c), and the views taken from
 // one storage hold at most CKPT_MAX_VIEW_SHARE times its elements (plus a few): tied weights (two names on one
 // storage) load, a thousand names on one storage are refused before anything is copied. The float32 copies
-// are thus bounded by that factor times the storages' real content.
+// are thus bounded by that factor times the storages' real content. The zip entries have bytes of their own and
+// deflated ones inflate at most CKPT_INFLATE_RATIO-fold (zip.h), a deflated storage must be viewed whole, and the
+// unpickler may take PK_BUDGET_BASE plus the storages' size in the file. So reading costs the file (read whole),
+// plus the pickle's objects, plus the inflated storages, plus the float32 copies (at most twice the storages'
+// elements, in float32). Nothing after the pickle's STOP is read.
 #include "checkpoints/ckpt_internal.h"
 #include "checkpoints/weight_formats.h"
 #include "checkpoints/pickle.h"
@@ -30,6 +34,7 @@
 #include <string.h>
 
 #define WALK_MAX_DEPTH 64
+#define PK_BUDGET_BASE ((uint64_t)16 << 20) // bytes the pickle machine may take beyond the storages' size
 #define CKPT_MAX_VIEW_SHARE 2    // views of one storage: at most this many times its elements
 #define CKPT_VIEW_SHARE_SLACK 64 //   plus this many (small buffers shared by a few names)
 
@@ -338,8 +343,17 @@ int weights_parse_torch(WeightSet *ws, const uint8_t *buf, size_t len, const cha
     snprintf(where, sizeof where, "%s: %s", path, pkl_name);
     const uint8_t *pkl; uint8_t *pkl_owned;
     if (zip_read(&L.zip, zip_find(&L.zip, pkl_name), &pkl, &pkl_owned, err) != XC_OK) goto done;
+    // the pickle may cost PK_BUDGET_BASE plus what the storages it describes occupy in the file
+    uint64_t storage_bytes = 0;
+    size_t plen = strlen(L.prefix);
+    for (int64_t i = 0; i < L.zip.n; i++)
+        if (strncmp(L.zip.e[i].name, L.prefix, plen) == 0 && strncmp(L.zip.e[i].name + plen, "data/", 5) == 0)
+            storage_bytes += L.zip.e[i].comp_size; // entries do not overlap: at most the file's length
+    char why[160];
+    snprintf(why, sizeof why, "%llu MiB + the %llu bytes its storages take in the file", (unsigned long long)(PK_BUDGET_BASE >> 20),
+             (unsigned long long)storage_bytes);
     PkObj *root;
-    rc = pk_load(&m, pkl, zip_find(&L.zip, pkl_name)->size, where, storage_check, &L, &root, err);
+    rc = pk_load(&m, pkl, zip_find(&L.zip, pkl_name)->size, where, PK_BUDGET_BASE + storage_bytes, why, storage_check, &L, &root, err);
     xc_free(pkl_owned);
     if (rc != XC_OK) goto done;
     rc = XC_ERR;
@@ -356,6 +370,20 @@ int weights_parse_torch(WeightSet *ws, const uint8_t *buf, size_t len, const cha
             xc_err(err, "%s: tensor \"%s\" and the names before it view storage %sdata/%s (%lld elements) %lld times "
                    "over in all: more than %d copies of one storage are refused", path, L.names[i], L.prefix, st->s,
                    (long long)st->i, (long long)(st->viewed / (st->i ? st->i : 1)), CKPT_MAX_VIEW_SHARE);
+            goto done;
+        }
+    }
+    // a deflated storage is inflated whole: its views must use all of it (inflating 1 GB for a few elements would
+    // cost far more than the tensors hold)
+    for (int64_t i = 0; i < L.n; i++) {
+        PkObj *st = L.tensors[i]->cls;
+        char name[600];
+        snprintf(name, sizeof name, "%sdata/%s", L.prefix, st->s);
+        const ZipEntry *e = zip_find(&L.zip, name);
+        if (e && e->method != 0 && st->viewed < st->i) {
+            xc_err(err, "%s: storage %s is deflated (%llu bytes inflated) but its tensors view only %lld of its %lld elements: "
+                   "a compressed storage must be used whole", path, name, (unsigned long long)e->size, (long long)st->viewed,
+                   (long long)st->i);
             goto done;
         }
     }

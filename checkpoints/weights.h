@@ -32,7 +32,18 @@
 // the official names.
 // Untrusted files: the safetensors, zip and pickle readers are our own, validate every number before use
 // and are fuzzed under ASan (tests/test_fuzz_weights.c). HDF5 files are parsed by libhdf5, which is not
-// hardened against hostile files: load HDF5 weights only from sources you trust.
+// hardened against hostile files: load HDF5 weights only from sources you trust (we check each dataset's
+// layout, filters and sizes before libhdf5 reads its data, not the file's metadata: see h5io.h).
+// Memory (tests/test_weight_bombs.c, bench/bench_weight_bombs.c): reading a file costs its size (it is read
+// whole) + its float32 tensors + about 300 bytes per tensor, plus for PyTorch archives the pickle's objects (at
+// most 16 MiB + the storages' size in the file) and the inflated copies of deflated entries (at most 16 x their
+// compressed size + 16 MiB), and for HDF5 the chunks libhdf5 decodes (in all at most 16 x what they store +
+// 16 MiB, one chunk held at a time). For real weights, which deflate hardly at all, that is about twice the
+// tensors they hold. What would cost more is refused before it is allocated, naming the file and the limit: a
+// safetensors header is read one member at a time (at most 65536 JSON values and 16 MiB of text in one member;
+// __metadata__ an object of strings); zip entries may not overlap, a deflated storage must be viewed whole, and
+// nothing after the pickle's STOP is read; HDF5 datasets may not be virtual or external, use only the deflate /
+// shuffle / fletcher32 filters, and each deflated chunk must inflate to exactly its size (h5io.h).
 // Integer buffers that are not weights ("position_ids", "num_batches_tracked") are skipped; any other
 // non-float tensor is refused with its name.
 #pragma once

@@ -107,12 +107,57 @@ static int read_entry(ZipEntry *e, const uint8_t *b, size_t len, uint64_t *pos, 
     uint32_t lnlen = ckpt_le16(b + local + 26), lxlen = ckpt_le16(b + local + 28);
     if (lnlen != nlen || !range_ok(local + 30, lnlen, len) || memcmp(b + local + 30, name, nlen) != 0)
         return xc_err(err, "%s: zip entry %s: local header name differs from the central directory", path, e->name);
+    e->local_off = local;
     e->data_off = local + 30 + lnlen + lxlen;
     if (!range_ok(e->data_off, e->comp_size, len))
         return xc_err(err, "%s: zip entry %s: data (%llu bytes at offset %llu) runs past the end of the file (truncated?)",
                       path, e->name, (unsigned long long)e->comp_size, (unsigned long long)e->data_off);
     *pos = p + 46 + nlen + xlen + clen;
     return XC_OK;
+}
+
+static int cmp_entry_offsets(const void *a, const void *b) {
+    const ZipEntry *x = *(const ZipEntry *const *)a, *y = *(const ZipEntry *const *)b;
+    return x->local_off < y->local_off ? -1 : x->local_off > y->local_off;
+}
+
+// Every entry (local header to the end of its data) in bytes of its own, before the central directory.
+static int check_overlaps(const ZipArchive *z, uint64_t cd_off, XcError *err) {
+    const ZipEntry **by_off = xc_malloc(((size_t)z->n + 1) * sizeof *by_off);
+    for (int64_t i = 0; i < z->n; i++) by_off[i] = &z->e[i];
+    qsort(by_off, (size_t)z->n, sizeof *by_off, cmp_entry_offsets);
+    int rc = XC_OK;
+    for (int64_t i = 0; i < z->n && rc == XC_OK; i++) {
+        const ZipEntry *e = by_off[i];
+        uint64_t end = e->data_off + e->comp_size; // range_ok checked the sum
+        uint64_t next = i + 1 < z->n ? by_off[i + 1]->local_off : cd_off;
+        if (end > next)
+            rc = xc_err(err, "%s: zip entry %s (bytes %llu-%llu) overlaps %s%s at byte %llu: every entry must have bytes of "
+                        "its own", z->path, e->name, (unsigned long long)e->local_off, (unsigned long long)end,
+                        i + 1 < z->n ? "entry " : "the central directory", i + 1 < z->n ? by_off[i + 1]->name : "",
+                        (unsigned long long)next);
+    }
+    xc_free(by_off);
+    return rc;
+}
+
+// What the deflated entries declare against what they store (see zip.h).
+static int check_inflate_budget(const ZipArchive *z, XcError *err) {
+    uint64_t declared = 0, compressed = 0, allowed;
+    const ZipEntry *largest = NULL;
+    for (int64_t i = 0; i < z->n; i++) {
+        const ZipEntry *e = &z->e[i];
+        if (e->method != 8) continue;
+        if (!xc_add_u64(declared, e->size, &declared)) declared = UINT64_MAX;
+        compressed += e->comp_size; // <= the file's length
+        if (!largest || e->size > largest->size) largest = e;
+    }
+    if (!xc_mul_u64(compressed, CKPT_INFLATE_RATIO, &allowed) || !xc_add_u64(allowed, CKPT_INFLATE_SLACK, &allowed)) allowed = UINT64_MAX;
+    if (declared <= allowed) return XC_OK;
+    return xc_err(err, "%s: the deflated zip entries would inflate to %llu bytes from %llu compressed (the largest, %s, to %llu), "
+                  "more than the %llu allowed (%d x the compressed size + %llu MiB): a zip bomb?", z->path,
+                  (unsigned long long)declared, (unsigned long long)compressed, largest->name, (unsigned long long)largest->size,
+                  (unsigned long long)allowed, CKPT_INFLATE_RATIO, (unsigned long long)(CKPT_INFLATE_SLACK >> 20));
 }
 
 int zip_open(ZipArchive *z, const uint8_t *buf, size_t len, const char *path, XcError *err) {
@@ -137,6 +182,10 @@ int zip_open(ZipArchive *z, const uint8_t *buf, size_t len, const char *path, Xc
             zip_close(z);
             return XC_ERR;
         }
+    if (check_overlaps(z, cd_off, err) != XC_OK || check_inflate_budget(z, err) != XC_OK) {
+        zip_close(z);
+        return XC_ERR;
+    }
     return XC_OK;
 }
 

@@ -5,6 +5,10 @@
 // pointers into the buffer, deflated ones inflated with zlib into a new buffer bounded by the size the
 // directory declares (and never more than ZIP_MAX_INFLATE; a declared size deflate could not reach from
 // the compressed size is refused up front). CRC-32 is verified on every read.
+// So that no byte of the file is counted twice, entries may not overlap each other or the central directory
+// (200 entries sharing one stretch of bytes would be 200 copies of it), and the deflated entries together may
+// declare at most CKPT_INFLATE_SLACK + CKPT_INFLATE_RATIO x their compressed size (ckpt_internal.h): both are
+// checked by zip_open, before any entry is read.
 //
 //   ZipArchive z;
 //   if (zip_open(&z, buf, len, path, &err) != XC_OK) return XC_ERR;
@@ -21,6 +25,7 @@
 
 typedef struct ZipEntry {
     char *name;          // NUL-terminated, checked: no NUL, no "..", not absolute, no backslash
+    uint64_t local_off;  // where its local header starts in the buffer
     uint64_t data_off;   // where the (compressed) data starts in the buffer
     uint64_t comp_size;  // bytes at data_off
     uint64_t size;       // uncompressed size

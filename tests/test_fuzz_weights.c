@@ -5,7 +5,11 @@
 // A second, structured part builds .pth files from scratch with random storages, views (sizes, strides and
 // offsets drawn from small, edge and huge values: 0 strides, 2^31 x 2^31, 2^62, overlapping layouts), shared
 // storages and random module graphs (eager and TorchScript, shared and repeated children, self-references):
-// a loaded set must also cost at most twice its storages (plus a few elements each).
+// a loaded set must also cost at most twice its storages (plus a few elements each); some pickles have bytes after
+// their STOP, which must change nothing.
+// A third part writes safetensors files whose __metadata__ is a random JSON value (an object of strings, of
+// anything, an array, a scalar; up to 200000 values) beside good tensors: each must load exactly when the
+// metadata is an object of at most 65535 strings, and be refused naming __metadata__ otherwise.
 // HDF5 files are not fuzzed here: they are parsed by libhdf5, which is not hardened against hostile
 // files (see weights.h).
 #include <stdio.h>
@@ -13,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "autograd/json.h"
 #include "checkpoints/weights.h"
 #include "tests/test_util.h"
 #include "tests/weights_gen.h"
@@ -115,8 +120,69 @@ static void random_pth(Buf *out, int64_t *budget) {
         }
     }
     put8(&pk, '.');
+    for (int k = next() % 4 ? 0 : (int)(next() % 3000); k > 0; k--) put8(&pk, (uint8_t)next()); // never read: after STOP
     torch_build(out, &pk, ns, bytes, next() % 2);
     free(pk.p);
+}
+
+// A random JSON value of about `size` values at most `depth` deep.
+static void rand_json(Buf *j, int depth, int64_t size) {
+    static const char *const scalars[] = {"0", "-1.5e3", "\"x\"", "true", "null", "\"\\u00e9\"", "[]", "{}"};
+    uint64_t r = next() % 3;
+    if (depth <= 0 || size <= 1 || r == 0) { puts_(j, scalars[next() % 8]); return; }
+    bool obj = r == 1;
+    int64_t n = 1 + (int64_t)(next() % (uint64_t)(size < 4 ? size : size / 2));
+    put8(j, obj ? '{' : '[');
+    for (int64_t i = 0; i < n; i++) {
+        if (i) put8(j, ',');
+        if (obj) { char k[32]; snprintf(k, sizeof k, "\"k%lld\":", (long long)i); puts_(j, k); }
+        rand_json(j, depth - 1, next() % 4 ? 1 : size / n);
+    }
+    put8(j, obj ? '}' : ']');
+}
+
+// A safetensors file with two F32 tensors and a random __metadata__; *valid: whether it should load (decided with
+// json_parse and a walk of the tree it builds, not with the member-by-member reader under test).
+static void random_metadata_file(Buf *out, bool *valid) {
+    Buf j = {0}, meta = {0};
+    int kind = (int)(next() % 5);
+    int64_t n = next() % 3 ? (int64_t)(next() % 50) : (int64_t)(next() % 200000);
+    if (kind <= 1) { // an object of strings; kind 1: one value drawn from rand_json instead
+        int64_t odd = kind == 1 ? (int64_t)(next() % (uint64_t)(n + 1)) : -1;
+        put8(&meta, '{');
+        for (int64_t i = 0; i < n; i++) {
+            char kv[48];
+            snprintf(kv, sizeof kv, "%s\"m%lld\":", i ? "," : "", (long long)i);
+            puts_(&meta, kv);
+            if (i == odd) rand_json(&meta, 3, 1 + (int64_t)(next() % 1000));
+            else puts_(&meta, "\"v\"");
+        }
+        put8(&meta, '}');
+    } else {
+        rand_json(&meta, 4, n);
+    }
+    JsonValue root;
+    XcError err;
+    *valid = json_parse(&root, (const char *)meta.p, meta.n, "metadata", &err) == XC_OK && root.type == JSON_OBJECT &&
+             root.n < 65536;
+    for (int64_t i = 0; *valid && i < root.n; i++) *valid = root.items[i].type == JSON_STRING;
+    json_free(&root);
+    int pos = (int)(next() % 3);
+    puts_(&j, "{");
+    const char *t0 = "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}";
+    const char *t1 = "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}";
+    for (int k = 0; k < 3; k++) {
+        if (k) put8(&j, ',');
+        if (k == pos) { puts_(&j, "\"__metadata__\":"); put(&j, meta.p, meta.n); }
+        else puts_(&j, k == (pos == 0 ? 1 : 0) ? t0 : t1);
+    }
+    puts_(&j, "}");
+    out->n = 0;
+    put64(out, j.n);
+    put(out, j.p, j.n);
+    for (int k = 0; k < 12; k++) put8(out, 0);
+    free(j.p);
+    free(meta.p);
 }
 
 int main(void) {
@@ -207,6 +273,32 @@ int main(void) {
     printf("%d generated .pth files (views, shared storages, module graphs): %d loaded, %d rejected\n",
            gen_loaded + gen_rejected, gen_loaded, gen_rejected);
     XC_EXPECT(gen_loaded > 50 && gen_rejected > 50, "the generator should make both kinds (%d loaded, %d rejected)", gen_loaded, gen_rejected);
+
+    int meta_loaded = 0, meta_rejected = 0;
+    snprintf(out, sizeof out, "%s/meta.safetensors", dir);
+    for (int it = 0; it < 300; it++) {
+        Buf z = {0};
+        bool valid;
+        random_metadata_file(&z, &valid);
+        FILE *o = fopen(out, "wb");
+        if (!o || fwrite(z.p, 1, z.n, o) != z.n) { perror(out); return 1; }
+        fclose(o);
+        free(z.p);
+        WeightSet ws = {0};
+        XcError err = {0};
+        int rc = weights_load(&ws, out, &err);
+        if (rc == XC_OK) meta_loaded++; else meta_rejected++;
+        XC_EXPECT(valid ? rc == XC_OK && ws.n == 2 : rc == XC_ERR && strstr(err.msg, "__metadata__"),
+                  "metadata file %d (%s): %s", it, valid ? "valid" : "invalid", rc == XC_OK ? "loaded" : err.msg);
+        weights_free(&ws);
+    }
+    printf("%d safetensors files with random __metadata__: %d loaded, %d rejected\n", meta_loaded + meta_rejected, meta_loaded, meta_rejected);
+    XC_EXPECT(meta_loaded > 30 && meta_rejected > 30, "the metadata generator should make both kinds (%d loaded, %d rejected)",
+              meta_loaded, meta_rejected);
+#if !defined(__SANITIZE_ADDRESS__) // (ASan's redzones and quarantine make the figure meaningless)
+    uint64_t rss = xc_peak_rss();
+    XC_EXPECT(rss < ((uint64_t)256 << 20), "peak RSS %llu MB", (unsigned long long)(rss >> 20));
+#endif
     snprintf(out, sizeof out, "rm -rf '%s'", dir);
     if (system(out) != 0) fprintf(stderr, "could not remove %s\n", dir);
     return xc_test_summary("test_fuzz_weights");
