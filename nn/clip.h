@@ -92,8 +92,9 @@ Tensor *clip_video_logits(Graph *g, const Clip *m, Tensor *video, const float *t
 Tensor *clip_encode_image(Graph *g, const Clip *m, Tensor *images);
 // Patch tokens + class token + positional embedding + ln_pre: images (F, 3, H, W) -> (F, L, W).
 Tensor *clip_vision_stem(Graph *g, const ClipVision *v, Tensor *images);
-// tokens (K, S) int32, EOT = the largest id of each row -> (K, E). With fast, only the first
-// max(EOT) + 1 positions run (identical result under the causal mask).
+// tokens (K, S) int32, EOT = the largest id of each row -> (K, E). With fast, the rows run in groups of similar
+// length, each group only up to its longest EOT (the same result under the causal mask, to float rounding: the
+// GEMMs' shapes differ); the rows come back in their own order. Without fast, all S positions of every row.
 Tensor *clip_encode_text(Graph *g, const ClipText *t, const int32_t *tokens, int64_t K, int64_t S, bool fast);
 // The same with CoOp context vectors ctx (N, D) (NULL: none): the token embeddings of positions 1..N (placeholder
 // slots after the start-of-text token, see class_tokens_prompted) are replaced by ctx before the positional

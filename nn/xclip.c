@@ -330,6 +330,16 @@ void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S) {
     graph_free(&g);
 }
 
+void xclip_set_text_cache(XClip *m, const float *features, int64_t K) {
+    XC_CHECK(m->cfg.head == XCLIP_HEAD_TEXT && K > 0, "xclip_set_text_cache: %lld classes for a model with%s a text tower",
+             (long long)K, m->cfg.head == XCLIP_HEAD_TEXT ? "" : "out");
+    const size_t n = (size_t)K * (size_t)m->cfg.clip.embed_dim;
+    xc_free(m->text_cache);
+    m->text_cache = xc_malloc(n * sizeof(float));
+    memcpy(m->text_cache, features, n * sizeof(float));
+    m->text_cache_k = K;
+}
+
 static Tensor *maybe_drop_path(Graph *g, Tensor *x, float p, Rng *drop) {
     return drop && p > 0.0f ? op_drop_path(g, x, p, drop) : x;
 }

@@ -132,6 +132,9 @@ Tensor *xclip_text_features(Graph *g, const XClip *m, const int32_t *tokens, int
 // Text features of K classes' token rows (K*M, S) computed once without gradient (fast path) and kept; always with
 // float32 matmuls (a graph of its own, without the caller's Gemm context).
 void xclip_cache_text(XClip *m, const int32_t *tokens, int64_t K, int64_t S);
+// The same cache from features (K, E) computed earlier by xclip_cache_text on this model (e.g. kept on disk,
+// nn/text_cache.h); copied.
+void xclip_set_text_cache(XClip *m, const float *features, int64_t K);
 // Video features and logits. Linear head: logits = head(video features); tokens, K and S are ignored (no text).
 // Text head: the class text features: with fix_text (and no context vectors, which train through the frozen tower
 // and so are run every step), or when tokens is NULL, the cached ones

@@ -89,8 +89,9 @@ int main(void) {
     // xclip-infer with free-text labels on one validation video
     snprintf(cmd, sizeof cmd,
              "'%s/xclip-infer' --checkpoint '%s/best.safetensors' '%s/videos/c00/val064.mp4' --vocab '%s' "
-             "--labels 'a red circle moving left,a red circle moving right,a red circle growing' --topk 2",
-             build, rundir, data, shared);
+             "--labels 'a red circle moving left,a red circle moving right,a red circle growing' --topk 2 "
+             "--text-cache '%s/text-cache'", // not the user's ~/.cache
+             build, rundir, data, shared, rundir);
     rc = run(cmd);
     XC_EXPECT(rc == 0 && strstr(g_out, "val064.mp4 (16 frames, 1 view)") && strstr(g_out, "%  a red circle"), "xclip-infer (%d):\n%s",
               rc, g_out);

@@ -10,11 +10,23 @@
 //     (xclip-eval names such a class too);
 //   - a Hugging Face model folder works as --checkpoint (its weights and its vocab.json + merges.txt); a folder
 //     without weights is refused naming the files it should hold;
-//   - the default vocabulary is found when the program runs from another directory.
+//   - the default vocabulary is found when the program runs from another directory;
+//   - xclip-infer's text-feature cache (nn/text_cache.h): the first call runs the text tower and writes one
+//     file, the second reads it (said on the console) and prints the same bytes (X-CLIP, and plain CLIP with a
+//     template ensemble); the file holds exactly the features xclip_cache_text computes here, bit for bit, for
+//     exactly the token rows of the labels; other labels (one changed, or the same in another order) and
+//     another template miss; a damaged, truncated or foreign file is a miss with a note naming it, replaced by
+//     a good one; --no-text-cache writes nothing; the default folder is $XDG_CACHE_HOME/xclip, else
+//     ~/.cache/xclip; a folder that cannot be made leaves the results alone (a message, exit 0). The other
+//     calls here use $XDG_CACHE_HOME in the work folder.
 #include "test_util.h"
+#include "autograd/runtime.h"
 #include "autograd/util.h"
+#include "data/tokenizer.h"
+#include "nn/xclip.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -152,14 +164,203 @@ static void test_parsers_reject(void) { // the checkers themselves can fail
               "json_valid");
 }
 
+// The one .xtf file of dir into path (n bytes); how many files dir holds (-1: no folder).
+static int cache_files(const char *dir, char *path, size_t n) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        count++;
+        if (path && strstr(e->d_name, ".xtf") && snprintf(path, n, "%s/%s", dir, e->d_name) >= (int)n) path[0] = 0;
+    }
+    closedir(d);
+    return count;
+}
+
+// The file's token rows (K, S) and features (K, E) equal what this process computes from the checkpoint for the
+// labels a, b, c, bit for bit.
+static void expect_cache_file_exact(const char *file, const char *ckpt, const char *vocab, const char *const *labels, int K) {
+    XcError err = {{0}};
+    WeightSet ws = {0};
+    XClipConfig cfg;
+    if (weights_load(&ws, ckpt, &err) != XC_OK || xclip_config_from_weights(&cfg, &ws, 8, true, &err) != XC_OK ||
+        xclip_adapt_weights(&ws, cfg.frames, &err) != XC_OK) {
+        XC_EXPECT(false, "%s", err.msg);
+        weights_free(&ws);
+        return;
+    }
+    cfg.fix_text = true;
+    ParamStore ps;
+    param_store_init(&ps, "params");
+    XClip m;
+    xclip_init(&m, &ps, &cfg);
+    XC_EXPECT(params_load(&ps, &ws, NULL, &err) == XC_OK, "%s", err.msg);
+    weights_free(&ws);
+    Tokenizer *tok = tokenizer_load(vocab, &err);
+    XC_CHECK(tok, "%s", err.msg);
+    const int64_t S = cfg.clip.context, E = cfg.clip.embed_dim;
+    int32_t *tokens = calloc((size_t)(K * S), sizeof(int32_t));
+    for (int k = 0; k < K; k++) tokenizer_encode(tok, labels[k], tokens + k * S, (int)S);
+    xclip_cache_text(&m, tokens, K, S);
+    size_t len;
+    uint8_t *bytes = xc_read_file(file, 1 << 20, &len, &err);
+    const size_t nt = sizeof(int32_t) * (size_t)(K * S), nf = sizeof(float) * (size_t)(K * E);
+    XC_EXPECT(bytes && len == 128 + nt + nf, "%s: %zu bytes, want %zu", file, bytes ? len : 0, 128 + nt + nf);
+    if (bytes && len == 128 + nt + nf) {
+        XC_EXPECT(!memcmp(bytes + 128, tokens, nt), "%s: the token rows are not those of the labels", file);
+        XC_EXPECT(!memcmp(bytes + 128 + nt, m.text_cache, nf), "%s: the features differ from xclip_cache_text's", file);
+    }
+    xc_free(bytes);
+    free(tokens);
+    tokenizer_free(tok);
+    xclip_free(&m);
+    param_store_free(&ps);
+}
+
+static void test_infer_text_cache(const char *build, const char *work, const char *infer, const char *video, const char *vocab) {
+    static char first[sizeof g_out], xclip_first[sizeof g_out];
+    char dir[1200], cmd[16384], file[1400], base[8192];
+    snprintf(dir, sizeof dir, "%s/textcache", work);
+    snprintf(base, sizeof base, "%s '%s' --csv --text-cache '%s'", infer, video, dir);
+    // first call: computed and written; second: read, same bytes on stdout
+    snprintf(cmd, sizeof cmd, "%s --labels a,b,c", base);
+    int rc = run_stdout(cmd);
+    memcpy(first, g_out, sizeof first);
+    memcpy(xclip_first, g_out, sizeof xclip_first);
+    char errfile[1300];
+    snprintf(errfile, sizeof errfile, "%s/test_tools_output.stderr", build);
+    size_t len;
+    XcError err = {{0}};
+    char *info = xc_read_file(errfile, 1 << 16, &len, &err);
+    XC_EXPECT(rc == 0 && info && strstr(info, "text features: computed in") && strstr(info, "cached to") &&
+                  cache_files(dir, file, sizeof file) == 1,
+              "first call (%d): %s, %d files in %s", rc, info ? info : err.msg, cache_files(dir, NULL, 0), dir);
+    xc_free(info);
+    snprintf(cmd, sizeof cmd, "%s --labels a,b,c", base);
+    rc = run_stdout(cmd);
+    info = xc_read_file(errfile, 1 << 16, &len, &err);
+    XC_EXPECT(rc == 0 && info && strstr(info, "text features: cached (") && strstr(info, file) && !strstr(info, "computed"),
+              "second call (%d) did not read %s: %s", rc, file, info ? info : err.msg);
+    XC_EXPECT(!strcmp(g_out, first) && strstr(first, "video,frames,rank"), "a hit printed other results:\n%s\nthan the miss:\n%s",
+              g_out, first);
+    xc_free(info);
+    static const char *const ABC[] = {"a", "b", "c"};
+    char ckpt[1200];
+    snprintf(ckpt, sizeof ckpt, "%s/run/best.safetensors", work);
+    expect_cache_file_exact(file, ckpt, vocab, ABC, 3);
+
+    // other labels, another order, another template: misses, each its own file
+    static const char *const OTHER[] = {"--labels a,b,d", "--labels b,a,c", "--labels a,b,c --template 'a video of {}'"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s", base, OTHER[i]);
+        rc = run(cmd);
+        XC_EXPECT(rc == 0 && strstr(g_out, "text features: computed in") && !strstr(g_out, "text features: cached") &&
+                      cache_files(dir, NULL, 0) == 2 + i,
+                  "%s (%d) did not miss into a new file (%d files):\n%s", OTHER[i], rc, cache_files(dir, NULL, 0), g_out);
+    }
+
+    // damaged, truncated, foreign: a miss with a note naming the file, the same results, the file made good again
+    static const struct { const char *how, *note; } BAD[] = {
+        {NULL, "features damaged (checksum mismatch)"}, // one bit of the last feature flipped
+        {"truncate -s 100 '%s'", "too short"},
+        {"truncate -s -4 '%s'", "truncated or padded"},
+        {"printf 'id,name\\n0,a\\n1,b\\n2,c\\n%%0200d' 0 > '%s'", "not a text-feature cache file"},
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        if (BAD[i].how) {
+            char damage[2000];
+            snprintf(damage, sizeof damage, BAD[i].how, file);
+            XC_EXPECT(system(damage) == 0, "%s", damage);
+        } else {
+            FILE *f = fopen(file, "r+b");
+            int c = f && fseek(f, -1, SEEK_END) == 0 ? fgetc(f) : EOF;
+            XC_EXPECT(c != EOF && fseek(f, -1, SEEK_END) == 0 && fputc(c ^ 1, f) != EOF && fclose(f) == 0, "flipping a bit of %s", file);
+        }
+        snprintf(cmd, sizeof cmd, "%s --labels a,b,c", base);
+        rc = run_stdout(cmd);
+        info = xc_read_file(errfile, 1 << 16, &len, &err);
+        XC_EXPECT(rc == 0 && info && strstr(info, "note: text cache") && strstr(info, file) && strstr(info, BAD[i].note) &&
+                      strstr(info, "computed in") && !strcmp(g_out, first),
+                  "%s (%d): %s", BAD[i].note, rc, info ? info : err.msg);
+        xc_free(info);
+        snprintf(cmd, sizeof cmd, "%s --labels a,b,c", base);
+        rc = run(cmd);
+        XC_EXPECT(rc == 0 && strstr(g_out, "text features: cached ("), "after '%s' the file was not made good (%d):\n%s",
+                  BAD[i].note, rc, g_out);
+    }
+
+    // --no-text-cache: nothing written, not even the folder
+    char none[1300];
+    snprintf(none, sizeof none, "%s/no_cache", work);
+    snprintf(cmd, sizeof cmd, "%s '%s' --labels a,b,c --no-text-cache", infer, video);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0 && strstr(g_out, "text features: computed in") && strstr(g_out, "(not cached)") &&
+                  cache_files(dir, NULL, 0) == 4,
+              "--no-text-cache (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "XDG_CACHE_HOME='%s' %s '%s' --labels a,b,c --no-text-cache", none, infer, video);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0 && cache_files(none, NULL, 0) == -1, "--no-text-cache made %s (%d):\n%s", none, rc, g_out);
+    snprintf(cmd, sizeof cmd, "%s '%s' --labels a,b --no-text-cache --text-cache '%s'", infer, video, dir);
+    rc = run(cmd);
+    XC_EXPECT(rc == 2 && strstr(g_out, "not both"), "--text-cache with --no-text-cache (%d):\n%s", rc, g_out);
+
+    // the default folder: $XDG_CACHE_HOME/xclip, else $HOME/.cache/xclip
+    char xdg[1300], home[1300];
+    snprintf(xdg, sizeof xdg, "%s/xdg_cache", work);
+    snprintf(home, sizeof home, "%s/home", work);
+    snprintf(cmd, sizeof cmd, "XDG_CACHE_HOME='%s' %s '%s' --labels a,b,c", xdg, infer, video);
+    rc = run(cmd);
+    snprintf(xdg, sizeof xdg, "%s/xdg_cache/xclip", work);
+    XC_EXPECT(rc == 0 && strstr(g_out, xdg) && cache_files(xdg, NULL, 0) == 1, "$XDG_CACHE_HOME (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "env -u XDG_CACHE_HOME HOME='%s' %s '%s' --labels a,b,c", home, infer, video);
+    rc = run(cmd);
+    snprintf(home, sizeof home, "%s/home/.cache/xclip", work);
+    XC_EXPECT(rc == 0 && strstr(g_out, home) && cache_files(home, NULL, 0) == 1, "$HOME/.cache (%d):\n%s", rc, g_out);
+
+    // a plain CLIP checkpoint (the run's CLIP tensors) with a template ensemble: a hit too, the same bytes
+    char tpl[1300];
+    snprintf(tpl, sizeof tpl, "%s/templates.txt", work);
+    FILE *tf = fopen(tpl, "w");
+    XC_CHECK(tf && fputs("a video of {}\n{}\n", tf) >= 0 && fclose(tf) == 0, "cannot write %s", tpl);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-export' --hf=clip --quiet '%s/run/best.safetensors' '%s/hfclip/'", build, work, work);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0, "exporting the CLIP part (%d):\n%s", rc, g_out);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-infer' --checkpoint '%s/hfclip' --vocab '%s' '%s' --labels a,b,c --templates '%s' --csv "
+             "--text-cache '%s/clipcache'", build, work, vocab, video, tpl, work);
+    rc = run_stdout(cmd);
+    memcpy(first, g_out, sizeof first);
+    info = xc_read_file(errfile, 1 << 16, &len, &err);
+    XC_EXPECT(rc == 0 && info && strstr(info, "plain CLIP") && strstr(info, "cached to"), "CLIP, first call (%d): %s", rc,
+              info ? info : err.msg);
+    xc_free(info);
+    rc = run_stdout(cmd);
+    info = xc_read_file(errfile, 1 << 16, &len, &err);
+    XC_EXPECT(rc == 0 && info && strstr(info, "text features: cached (") && !strcmp(g_out, first) && strstr(first, "video,frames"),
+              "CLIP, second call (%d): %s\n%s\nvs\n%s", rc, info ? info : err.msg, g_out, first);
+    xc_free(info);
+
+    // a folder that cannot be made: the results all the same, and why nothing was kept
+    memcpy(first, xclip_first, sizeof first);
+    snprintf(cmd, sizeof cmd, "%s '%s' --labels a,b,c --csv --text-cache '%s/run/best.safetensors/sub'", infer, video, work);
+    rc = run_stdout(cmd);
+    info = xc_read_file(errfile, 1 << 16, &len, &err);
+    XC_EXPECT(rc == 0 && !strcmp(g_out, first) && info && strstr(info, "not cached:") && strstr(info, "best.safetensors"),
+              "an unusable cache folder (%d): %s", rc, info ? info : err.msg);
+    xc_free(info);
+}
+
 static const char *NAMES[] = {"say \"hi\" left", "a, \"b\", c", " padded "};
 static const char *LABEL_CSV = "id,name\n0,\"say \"\"hi\"\" left\"\n1,\"a, \"\"b\"\", c\"\n2,\" padded \"\n";
 
-int main(void) {
+int main(int argc, char **argv) {
+    xc_runtime_init(argc, argv); // the OpenBLAS kernels the programs run with: the features are compared bit for bit
     test_parsers_reject();
     const char *build = build_dir();
-    char work[1024], data[1100], cmd[16384], shared[1024], configs[1024], labels[1100];
+    char work[1024], data[1100], cmd[16384], shared[1024], configs[1024], labels[1100], xdg[1100];
     snprintf(work, sizeof work, "%s/test_tools_output.d", build);
+    snprintf(xdg, sizeof xdg, "%s/xdg", work);
+    setenv("XDG_CACHE_HOME", xdg, 1); // xclip-infer's text cache stays in the work folder
     XC_SHARED("clip/bpe_simple_vocab_16e6.txt.gz", shared);
     xc_test_path("XCLIP_FIXTURES", "tests/fixtures", "../../configs", configs, sizeof configs);
 
@@ -288,6 +489,8 @@ int main(void) {
     rc = run(cmd);
     XC_EXPECT(rc == 1 && strstr(g_out, "hf_empty: a folder without model.safetensors or pytorch_model.bin"),
               "a folder without weights (%d):\n%s", rc, g_out);
+
+    test_infer_text_cache(build, work, infer, video, shared);
 
     // the default vocabulary (../shared/... of the source tree) from another directory
     char source_vocab[1200];

@@ -2,6 +2,7 @@
 //
 //   xclip-infer --checkpoint CKPT VIDEO... (--labels "a,b,c" | --label-file F) [--template "{}" | --templates F]
 //               [--topk 5] [--views CLIPSxCROPS] [--frames T] [--vocab PATH] [--json | --csv]
+//               [--text-cache DIR | --no-text-cache]
 // With an X-CLIP checkpoint the full model runs (frames from the checkpoint unless --frames, which then
 // resamples the MIT positional embedding). With a plain CLIP checkpoint every frame goes through CLIP's image
 // tower, the frame features are averaged and normalised and compared with the text features (the usual
@@ -9,7 +10,8 @@
 // is not zero-shot: the labels must be its K class names in training order (else an error). A checkpoint with
 // CoOp context vectors (prompt_learner.ctx) puts them before every label's text; --templates ensembles a file of
 // templates. --json and --csv print only the results on stdout (one JSON document, or RFC 4180 CSV rows);
-// everything else goes to stderr.
+// everything else goes to stderr. The class-text features are kept in a cache folder (nn/text_cache.h), so a
+// second call with the same checkpoint and labels skips the text tower.
 #include "autograd/runtime.h"
 #include "data/dataset.h"
 #include "data/sampling.h"
@@ -17,6 +19,7 @@
 #include "data/transforms.h"
 #include "data/video.h"
 #include "nn/arch_check.h"
+#include "nn/text_cache.h"
 #include "nn/xclip.h"
 #include "tools/cli.h"
 #include "train/setup.h"
@@ -36,6 +39,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: xclip-infer --checkpoint CKPT VIDEO... (--labels \"a,b,c\" | --label-file F)\n"
             "                   [--template \"{}\" | --templates F] [--topk 5] [--views CLIPSxCROPS] [--frames T] [--vocab PATH] [--json | --csv]\n"
+            "                   [--text-cache DIR | --no-text-cache]\n"
             "\n"
             "Zero-shot classification of videos against free-text labels (at least two: the probabilities are a\n"
             "softmax over the labels); prints the top-k labels with their probabilities for each video.\n"
@@ -58,6 +62,13 @@ static void usage(FILE *f) {
             "                     \"prob\"}...]} or {\"path\", \"error\"}]}; prob in [0, 1]\n"
             "  --csv              results as CSV on stdout: video,frames,rank,id,label,prob (RFC 4180 quoting);\n"
             "                     videos that cannot be read are named on stderr\n"
+            "  --text-cache DIR   where the class-text features are kept between calls (default $XDG_CACHE_HOME/xclip,\n"
+            "                     else ~/.cache/xclip): a second call with the same checkpoint, labels and templates\n"
+            "                     reads them instead of running the text tower, with the same results to the bit. One\n"
+            "                     file per checkpoint text tower and label list (the token rows and K x E floats, 0.9 MB\n"
+            "                     for 400 labels at ViT-B/32); a rebuilt program replaces its files; a damaged file is a\n"
+            "                     miss with a note; delete the folder any time\n"
+            "  --no-text-cache    run the text tower and write nothing\n"
             "Exit status: 0, 1 if a video could not be read (the others are still classified), 2 on usage errors.\n");
 }
 
@@ -147,6 +158,50 @@ static int32_t *label_tokens(Tokenizer *tok, char **names, int K, const char *te
     return tokens;
 }
 
+// ---- class-text features kept between calls (nn/text_cache.h) ----------------------------------------
+// The tensors the class-text features depend on: the text tower and CoOp's context vectors.
+static bool text_side(const char *name) { return xclip_is_text_tensor(name) || !strncmp(name, "prompt_learner.", 15); }
+
+// Completes key (weights, build) and names its file in path (n bytes); returns the cached features (K, E), or
+// NULL on a miss: path[0] = 0 then means no cache (off, or no folder), and a file that was there but could not be
+// used is named with the reason on stderr. dir: --text-cache (NULL: the default folder).
+static float *text_cache_lookup(const char *dir, bool off, const ParamStore *ps, TextCacheKey *key, char *path, size_t n,
+                                FILE *info) {
+    char folder[4096];
+    path[0] = 0;
+    if (off) return NULL;
+    if (!text_cache_dir(dir, folder, sizeof folder)) {
+        fprintf(info, "xclip-infer: text cache off: no $XDG_CACHE_HOME or $HOME to put it in (give --text-cache DIR)\n");
+        return NULL;
+    }
+    key->build = text_cache_build_id();
+    if (!key->build) {
+        fprintf(info, "xclip-infer: text cache off: cannot read the program's own file (/proc/self/exe) to tell builds apart\n");
+        return NULL;
+    }
+    text_cache_hash_weights(ps, text_side, key->weights);
+    if (text_cache_path(folder, key, path, n) != XC_OK) {
+        path[0] = 0;
+        fprintf(info, "xclip-infer: text cache off: the folder's path is too long: %s\n", folder);
+        return NULL;
+    }
+    XcError err = {{0}};
+    float *f = NULL;
+    TextCacheStatus st = text_cache_read(path, key, &f, &err);
+    if (st == TEXT_CACHE_HIT) fprintf(info, "xclip-infer: text features: cached (%s)\n", path);
+    if (st == TEXT_CACHE_UNUSABLE) fprintf(stderr, "xclip-infer: note: text cache %s; running the text tower again\n", err.msg);
+    return f;
+}
+
+// After a miss: says how long the text tower took and keeps the features (K, E) in path (unless path is empty).
+static void text_cache_store(const char *path, const TextCacheKey *key, const float *features, double seconds, FILE *info) {
+    XcError err = {{0}};
+    if (!*path) fprintf(info, "xclip-infer: text features: computed in %.2f s (not cached)\n", seconds);
+    else if (text_cache_write(path, key, features, &err) == XC_OK)
+        fprintf(info, "xclip-infer: text features: computed in %.2f s, cached to %s\n", seconds, path);
+    else fprintf(stderr, "xclip-infer: text features: computed in %.2f s; not cached: %s\n", seconds, err.msg);
+}
+
 // ---- output: text (default), one JSON document, or CSV ----------------------------------------------
 typedef struct Output {
     OutFormat format;
@@ -229,19 +284,21 @@ int main(int argc, char **argv) {
     const char *videos[1024];
     int nvideos = 0, topk = 5, clips = 1, crops = 1, frames = 0;
     Output out = {.format = OUT_TEXT, .info = stdout};
-    bool json = false, csv = false;
+    bool json = false, csv = false, no_text_cache = false;
+    const char *text_cache = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         if (!strcmp(a, "--json")) { json = true; continue; }
         if (!strcmp(a, "--csv")) { csv = true; continue; }
+        if (!strcmp(a, "--no-text-cache")) { no_text_cache = true; continue; }
         if (a[0] == '-' && a[1] == '-') {
             // --flag VALUE or --flag=VALUE
             char flag[32];
             const char *v;
             cli_split_flag(a, flag, sizeof flag, &v);
             static const char *FLAGS[] = {"--checkpoint", "--labels", "--label-file", "--template", "--templates", "--vocab",
-                                          "--topk", "--frames", "--views"};
+                                          "--topk", "--frames", "--views", "--text-cache"};
             bool known = false;
             for (size_t f = 0; f < sizeof FLAGS / sizeof FLAGS[0]; f++) known |= !strcmp(flag, FLAGS[f]);
             if (!known) return usage_error("unknown option %s", a);
@@ -256,6 +313,7 @@ int main(int argc, char **argv) {
             else if (!strcmp(flag, "--template")) templ = v;
             else if (!strcmp(flag, "--templates")) templates_file = v;
             else if (!strcmp(flag, "--vocab")) vocab = v, vocab_given = true;
+            else if (!strcmp(flag, "--text-cache")) text_cache = v;
             else if (!strcmp(flag, "--topk")) {
                 if (sscanf(v, "%d%c", &topk, &extra) != 1 || topk < 1) { fprintf(stderr, "xclip-infer: --topk wants a positive integer, got '%s'\n", v); return 2; }
             } else if (!strcmp(flag, "--frames")) {
@@ -276,6 +334,8 @@ int main(int argc, char **argv) {
                                  "compared with, at least two)");
     if (labels_inline && label_file) return usage_error("%s", "give --labels or --label-file, not both");
     if (json && csv) return usage_error("%s", "--json and --csv: choose one output format");
+    if (no_text_cache && text_cache) return usage_error("%s", "give --text-cache DIR or --no-text-cache, not both");
+    if (text_cache && !*text_cache) return usage_error("%s", "--text-cache needs a folder");
     if (json || csv) out = (Output){.format = json ? OUT_JSON : OUT_CSV, .info = stderr};
     if (!strstr(templ, "{}")) return fail("--template needs {} where the label goes");
     if (templates_file && strcmp(templ, "{}")) return usage_error("%s", "give --template or --templates, not both");
@@ -380,15 +440,32 @@ int main(int argc, char **argv) {
     graph_init(&g, 64u << 20);
     graph_set_grad(&g, false);
     float *text_feat = NULL; // (K, E) normalised, CLIP path
-    if (is_xclip) {
-        xm.cfg.templates = ensembled;
-        if (!linear_head) xclip_cache_text(&xm, tokens, K, S);
-    } else {
-        Tensor *t = op_l2_normalize(&g, clip_encode_text(&g, &cm.text, tokens, K * M, S, true));
-        text_feat = xc_malloc(sizeof(float) * (size_t)t->numel);
-        memcpy(text_feat, t->data, sizeof(float) * (size_t)t->numel);
-        if (ensembled) clip_text_ensemble(text_feat, K, M, cc.embed_dim);
-        graph_reset(&g);
+    if (is_xclip) xm.cfg.templates = ensembled;
+    if (!linear_head) {
+        char kind[32];
+        snprintf(kind, sizeof kind, "%s%s", is_xclip ? "xclip" : "clip", ensembled ? "-ensemble" : "");
+        TextCacheKey key = {.K = K, .M = M, .S = S, .E = cc.embed_dim, .tokens = tokens};
+        snprintf(key.kind, sizeof key.kind, "%s", kind);
+        char path[4200] = "";
+        float *cached = text_cache_lookup(no_text_cache ? NULL : text_cache, no_text_cache, &ps, &key, path, sizeof path, out.info);
+        double t0 = xc_now();
+        if (is_xclip && cached) {
+            xclip_set_text_cache(&xm, cached, K);
+        } else if (is_xclip) {
+            xclip_cache_text(&xm, tokens, K, S);
+            text_cache_store(path, &key, xm.text_cache, xc_now() - t0, out.info);
+        } else if (cached) {
+            text_feat = cached;
+            cached = NULL;
+        } else {
+            Tensor *t = op_l2_normalize(&g, clip_encode_text(&g, &cm.text, tokens, K * M, S, true));
+            text_feat = xc_malloc(sizeof(float) * (size_t)t->numel);
+            memcpy(text_feat, t->data, sizeof(float) * (size_t)t->numel);
+            if (ensembled) clip_text_ensemble(text_feat, K, M, cc.embed_dim);
+            graph_reset(&g);
+            text_cache_store(path, &key, text_feat, xc_now() - t0, out.info);
+        }
+        xc_free(cached);
     }
 
     const int H = (int)cc.image_size;
