@@ -192,6 +192,7 @@ static void tape_walk(Graph *g, TapeNode *from, TapeNode *stop) {
             double t0 = g->profile ? xc_now() : 0;
             n->op->backward(g, n);
             if (g->profile) g->profile->bwd[profile_slot(g->profile, n->op)] += xc_now() - t0;
+            if (g->backward_tick) g->backward_tick(g->param_ready_ctx);
             // every consumer of n->out ran before n: its gradient is complete and now dead
             if (!n->out->is_param) {
                 pool_give(&g->pool, n->out->grad, (size_t)n->out->numel * sizeof(float));

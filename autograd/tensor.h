@@ -131,6 +131,9 @@ typedef struct Graph {
     // checkpointed regions (each region's recomputation completes its own parameters' gradients).
     void (*param_ready)(void *ctx, Tensor *p);
     void *param_ready_ctx;
+    // Called during backward after every node (NULL: nothing): lets communication in flight (MPI moves a
+    // non-blocking collective on only inside MPI calls) advance between the parameters' completions.
+    void (*backward_tick)(void *ctx);
 } Graph;
 
 void graph_init(Graph *g, size_t step_arena_bytes);

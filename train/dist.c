@@ -169,6 +169,7 @@ void grad_reducer_init(GradReducer *r, ParamStore *ps, size_t bucket_bytes) {
     for (int i = 0; i < ps->n; i++)
         if (ps->p[i]->requires_grad && (size_t)ps->p[i]->numel < r->bucket_floats) small += (size_t)ps->p[i]->numel;
     r->pack = small ? xc_malloc(sizeof(float) * small) : NULL;
+    r->arrived = xc_malloc(sizeof(int) * n);
 #ifdef XCLIP_HAVE_MPI
     r->requests = xc_malloc(sizeof(MPI_Request) * n);
 #endif
@@ -180,6 +181,7 @@ void grad_reducer_free(GradReducer *r) {
     xc_free(r->buckets);
     xc_free(r->pack);
     xc_free(r->requests);
+    xc_free(r->arrived);
     memset(r, 0, sizeof *r);
 }
 
@@ -203,10 +205,6 @@ static void bucket_start(GradReducer *r, int first, int count, bool pack) {
 #ifdef XCLIP_HAVE_MPI
     MPI_Request *req = r->requests;
     MPI_Iallreduce(MPI_IN_PLACE, data, (int)b->floats, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req[r->n_buckets]);
-    // MPI moves non-blocking collectives on only inside MPI calls: poke the ones in flight
-    int flag;
-    MPI_Testall(r->n_buckets + 1, req, &flag, MPI_STATUSES_IGNORE);
-    (void)flag;
 #else
     (void)data;
 #endif
@@ -242,49 +240,71 @@ static void on_param_ready(void *ctx, Tensor *p) {
     add_ready(r, p->index);
 }
 
-void grad_reducer_arm(GradReducer *r, Graph *g) {
+static void bucket_deliver(GradReducer *r, int k) {
+    const GradBucket *b = &r->buckets[k];
+    for (int j = b->first, off = 0; j < b->first + b->count; j++) {
+        Tensor *p = r->ps->p[r->order[j]];
+        if (b->pack) memcpy(p->grad, b->pack + off, sizeof(float) * (size_t)p->numel);
+        off += (int)p->numel;
+        r->update(r->update_ctx, r->order[j]);
+    }
+    r->delivered++;
+    r->t_last = xc_now();
+}
+
+// After every backward node: MPI moves non-blocking collectives on only inside MPI calls, so the buckets in flight
+// are tested (microseconds; without it a transfer over TCP waits for the next bucket's start), and a bucket whose
+// sum has arrived is delivered at once: its parameters' last use in backward is behind (Graph.param_ready), so
+// AdamW may update them while backward goes on, as the fused optimiser does.
+static void on_backward_tick(void *ctx) {
+#ifdef XCLIP_HAVE_MPI
+    GradReducer *r = ctx;
+    if (r->delivered == r->n_buckets) return;
+    int n = 0;
+    MPI_Testsome(r->n_buckets, r->requests, &n, r->arrived, MPI_STATUSES_IGNORE); // arrived ones become MPI_REQUEST_NULL
+    for (int i = 0; n != MPI_UNDEFINED && i < n; i++) bucket_deliver(r, r->arrived[i]);
+#else
+    (void)ctx;
+#endif
+}
+
+void grad_reducer_arm(GradReducer *r, Graph *g, void (*update)(void *ctx, int param_index), void *ctx) {
     XC_CHECK(!g->param_ready, "grad reducer: the graph already has a parameter hook (fused AdamW?)");
     memset(r->done, 0, sizeof(bool) * (size_t)r->ps->n);
-    r->n_order = r->open_first = r->n_buckets = 0;
+    r->n_order = r->open_first = r->n_buckets = r->delivered = 0;
     r->open_floats = r->pack_used = 0;
+    r->update = update;
+    r->update_ctx = ctx;
     g->param_ready = on_param_ready;
+    g->backward_tick = on_backward_tick;
     g->param_ready_ctx = r;
 }
 
-static void bucket_deliver(GradReducer *r, const GradBucket *b, void (*update)(void *, int), void *ctx) {
-    for (int k = b->first, off = 0; k < b->first + b->count; k++) {
-        Tensor *p = r->ps->p[r->order[k]];
-        if (b->pack) memcpy(p->grad, b->pack + off, sizeof(float) * (size_t)p->numel);
-        off += (int)p->numel;
-        update(ctx, r->order[k]);
-    }
-}
-
-void grad_reducer_finish(GradReducer *r, Graph *g, void (*update)(void *ctx, int param_index), void *ctx) {
+void grad_reducer_finish(GradReducer *r, Graph *g) {
     g->param_ready = NULL;
+    g->backward_tick = NULL;
     g->param_ready_ctx = NULL;
     // gradients the hook did not see (a parameter the loss reached through no node of this pass keeps the
     // buffer of earlier micro-batches): in parameter order, the same on every rank
     for (int i = 0; i < r->ps->n; i++)
         if (r->ps->p[i]->requires_grad && r->ps->p[i]->grad && !r->done[i]) add_ready(r, i);
     open_bucket_flush(r);
-    double wait = 0, t_last = xc_now();
+    double wait = 0;
 #ifdef XCLIP_HAVE_MPI
-    MPI_Request *req = r->requests;
-    for (int left = r->n_buckets; left > 0; left--) {
+    while (r->delivered < r->n_buckets) {
         int k = MPI_UNDEFINED;
         const double t0 = xc_now();
-        MPI_Waitany(r->n_buckets, req, &k, MPI_STATUS_IGNORE);
-        t_last = xc_now();
-        wait += t_last - t0;
-        XC_CHECK(k != MPI_UNDEFINED, "grad reducer: no bucket left to wait for");
-        bucket_deliver(r, &r->buckets[k], update, ctx); // AdamW on this bucket while the others finish
+        MPI_Waitany(r->n_buckets, r->requests, &k, MPI_STATUS_IGNORE);
+        wait += xc_now() - t0;
+        XC_CHECK(k != MPI_UNDEFINED, "grad reducer: %d of %d buckets delivered, none left to wait for", r->delivered,
+                 r->n_buckets);
+        bucket_deliver(r, k); // AdamW on this bucket while the others finish
     }
 #else
-    for (int k = 0; k < r->n_buckets; k++) bucket_deliver(r, &r->buckets[k], update, ctx);
+    for (int k = 0; k < r->n_buckets; k++) bucket_deliver(r, k);
 #endif
     r->stats.wait += wait;
-    if (r->n_buckets) r->stats.comm += t_last - r->t_first;
+    if (r->n_buckets) r->stats.comm += r->t_last - r->t_first;
     r->stats.buckets += r->n_buckets;
     r->stats.steps++;
 }

@@ -17,9 +17,10 @@
 // completes each parameter's gradient (Graph.param_ready), the gradient joins a bucket and every full bucket's
 // sum over the ranks starts at once (MPI_Iallreduce), so communication runs while backward goes on. A gradient of
 // at least the bucket size is its own bucket, summed in place; smaller ones are packed into a shared buffer of
-// bucket_bytes. After backward, grad_reducer_finish waits for the buckets in the order they complete and hands
-// each of its parameters to the caller's update (AdamW runs on a bucket as soon as its sum is in). Every rank
-// forms the same buckets: the tape, and so the order in which gradients complete, is the same on every rank.
+// bucket_bytes. After every backward node the buckets in flight are tested, and a bucket whose sum is in hands
+// each of its parameters to the caller's update (AdamW), during backward already; grad_reducer_finish waits for
+// the rest. Every rank forms the same buckets: the tape, and so the order in which gradients complete, is the
+// same on every rank.
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,15 +75,20 @@ typedef struct GradReducer {
     size_t pack_used;
     GradBucket *buckets;         // (ps->n) this step's buckets
     void *requests;              // (ps->n) their MPI_Request (mpi.h stays out of this header)
-    int n_buckets;
-    double t_first;
+    int *arrived;                // (ps->n) indices of buckets whose sums arrived (MPI_Testsome)
+    int n_buckets, delivered;    // started this step; handed to update
+    void (*update)(void *ctx, int param_index); // what a parameter's summed gradient goes to (AdamW)
+    void *update_ctx;
+    double t_first, t_last;      // this step's first bucket start, last bucket delivery
     DistStats stats;
 } GradReducer;
 
 void grad_reducer_init(GradReducer *r, ParamStore *ps, size_t bucket_bytes);
 void grad_reducer_free(GradReducer *r);
-// The next backward on g starts the buckets as gradients complete (sets g->param_ready until finish).
-void grad_reducer_arm(GradReducer *r, Graph *g);
-// After that backward: the remaining gradients go out, and as each bucket's sum arrives its parameters'
-// gradients are replaced by the sum and update(ctx, parameter index) runs for each of them.
-void grad_reducer_finish(GradReducer *r, Graph *g, void (*update)(void *ctx, int param_index), void *ctx);
+// The next backward on g starts the buckets as gradients complete (sets g->param_ready and g->backward_tick until
+// finish), and as each bucket's sum arrives its parameters' gradients are replaced by the sum and update(ctx,
+// parameter index) runs for each of them - during backward already (a bucket's parameters are no longer used
+// by it) or in grad_reducer_finish.
+void grad_reducer_arm(GradReducer *r, Graph *g, void (*update)(void *ctx, int param_index), void *ctx);
+// After that backward: the remaining gradients go out and every bucket is waited for and delivered.
+void grad_reducer_finish(GradReducer *r, Graph *g);

@@ -86,16 +86,12 @@ float train_step_run_loss(TrainStep *s, StepLossFn fn, void *ctx, int64_t idx, i
     const bool step = (idx + 1) % per_step == 0;
     float lr[STEP_MAX_GROUPS] = {0}; // every group at its own rate (timm decays each from its own base to the shared floor)
     for (int k = 0; step && k < s->groups.n; k++) lr[k] = (float)rate_of(s, s->groups.scale[k]); // fused: step is always on
-    if (s->fused) adamw_begin_step(&s->opt, lr); // the update happens inside backward
     const bool reduce = step && s->ranks > 1;
-    if (reduce) grad_reducer_arm(&s->reduce, g); // buckets start as backward completes them
+    if (s->fused || reduce) adamw_begin_step(&s->opt, lr); // updates happen inside backward (as sums arrive)
+    if (reduce) grad_reducer_arm(&s->reduce, g, update_one, &s->opt); // buckets start as backward completes them
     graph_backward(g, per_step > 1 ? op_scale(g, loss, 1.0f / (float)per_step) : loss);
-    if (s->fused) adamw_end_step(&s->opt); // parameters the loss did not reach
-    if (reduce) { // AdamW on each bucket as its sum arrives, then the parameters no gradient reached
-        adamw_begin_step(&s->opt, lr);
-        grad_reducer_finish(&s->reduce, g, update_one, &s->opt);
-        adamw_end_step(&s->opt);
-    }
+    if (reduce) grad_reducer_finish(&s->reduce, g); // the buckets still on their way
+    if (s->fused || reduce) adamw_end_step(&s->opt); // parameters the loss did not reach
     graph_reset(g);
     if (step) {
         s->last_lr = rate_of(s, 1.0);
