@@ -3,7 +3,8 @@
 // xclip-train runs it with mpirun, for the same videos per step:
 //   1 process x 2 threads, batch 2                     (mpirun -np 1: no MPI at all)
 //   2 ranks x 1 thread, batch 1 each                   (mpirun -np 2: gradients summed in buckets during backward)
-//   the same over TCP only (--mca btl tcp,self: the loopback as a stand-in for Ethernet)
+//   the same over TCP only (--mca btl tcp,self: the loopback as a stand-in for Ethernet), without and with
+//   Open MPI's TCP progress thread (--mca btl_tcp_progress_thread 1: transfers advance between MPI calls too)
 // alternating, in the same run. Prints seconds per step, the time the step waited for the sums after backward
 // (communication not hidden), the time buckets were in flight, a blocking all-reduce of the same gradient bytes
 // (what overlap saves) and the all-reduce bandwidth over this machine's loopback for 4, 64 and 256 MB.
@@ -116,11 +117,16 @@ static double value(const char *out, const char *key) {
     return p ? strtod(p + strlen(pat), NULL) : NAN;
 }
 
-// One worker run under mpirun (tcp: Open MPI's TCP transport only); its output (malloc'd) or NULL.
-static char *measure(const char *self, int np, bool tcp, int threads, int B, int steps, double bucket_mb) {
+// The transports the 2 ranks are measured over.
+static const char *const TRANSPORT[] = {"shared memory", "TCP loopback", "TCP + progress thread"};
+static const char *const TRANSPORT_MCA[] = {"", "--mca btl tcp,self ", "--mca btl tcp,self --mca btl_tcp_progress_thread 1 "};
+#define N_TRANSPORTS 3
+
+// One worker run under mpirun over transport t; its output (malloc'd) or NULL.
+static char *measure(const char *self, int np, int t, int threads, int B, int steps, double bucket_mb) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "mpirun --allow-run-as-root --oversubscribe --bind-to none %s-np %d '%s' --worker --threads %d "
-             "--batch %d --steps %d --bucket-mb %g", tcp ? "--mca btl tcp,self " : "", np, self, threads, B, steps, bucket_mb);
+             "--batch %d --steps %d --bucket-mb %g", TRANSPORT_MCA[t], np, self, threads, B, steps, bucket_mb);
     FILE *p = popen(cmd, "r");
     if (!p) return NULL;
     char *out = xc_calloc(1, 65536);
@@ -168,21 +174,22 @@ int main(int argc, char **argv) {
     self[len] = 0;
     printf("bench_mpi: X-CLIP ViT-B/32, T = 8, K = 400, fix_text; 2 videos per step; %d steps x %d rounds, alternating; "
            "buckets of %g MB\n", steps, rounds, bucket_mb);
-    // [0] shared memory (Open MPI's default on one machine), [1] TCP only
-    double one = 1e30, two[2] = {1e30, 1e30}, wait[2] = {0}, comm[2] = {0}, block[2] = {0}, bw[2][3] = {{0}};
+    double one = 1e30, two[N_TRANSPORTS], wait[N_TRANSPORTS] = {0}, comm[N_TRANSPORTS] = {0}, block[N_TRANSPORTS] = {0};
+    double bw[N_TRANSPORTS][3] = {{0}};
+    for (int t = 0; t < N_TRANSPORTS; t++) two[t] = 1e30;
     double trained = 0, buckets = 0;
     for (int round = 0; round < rounds; round++) {
-        char *a = measure(self, 1, false, 2, 2, steps, bucket_mb);
+        char *a = measure(self, 1, 0, 2, 2, steps, bucket_mb);
         if (!a) return 1;
         const double sa = value(a, "step_s");
         printf("round %d: 1 process x 2 threads %.3f s/step", round + 1, sa);
         one = sa < one ? sa : one;
         xc_free(a);
-        for (int t = 0; t < 2; t++) {
-            char *b = measure(self, 2, t == 1, 1, 1, steps, bucket_mb);
+        for (int t = 0; t < N_TRANSPORTS; t++) {
+            char *b = measure(self, 2, t, 1, 1, steps, bucket_mb);
             if (!b) return 1;
             const double sb = value(b, "step_s");
-            printf(", 2 ranks x 1 thread (%s) %.3f s/step", t ? "TCP" : "shared memory", sb);
+            printf(", 2 ranks x 1 thread (%s) %.3f s/step", TRANSPORT[t], sb);
             if (sb < two[t]) {
                 two[t] = sb, wait[t] = value(b, "wait_s"), comm[t] = value(b, "comm_s"), block[t] = value(b, "allreduce_grads_s");
                 bw[t][0] = value(b, "allreduce_4mb_s"), bw[t][1] = value(b, "allreduce_64mb_s"), bw[t][2] = value(b, "allreduce_256mb_s");
@@ -196,9 +203,9 @@ int main(int argc, char **argv) {
     printf("  1 process x 2 threads, batch 2:   %.3f s/step\n", one);
     printf("  gradients: %.0fM trained floats = %.3f GB per step in %.0f buckets\n", trained / 1e6, trained * 4 / 1e9, buckets);
     const double mb[3] = {4, 64, 256};
-    for (int t = 0; t < 2; t++) {
-        printf("  2 ranks x 1 thread, batch 1 each, %s: %.3f s/step (%.2fx the single process)\n",
-               t ? "TCP loopback" : "shared memory", two[t], one / two[t]);
+    for (int t = 0; t < N_TRANSPORTS; t++) {
+        printf("  2 ranks x 1 thread, batch 1 each, %s: %.3f s/step (%.2fx the single process)\n", TRANSPORT[t], two[t],
+               one / two[t]);
         printf("    all-reduce per step: in flight %.3f s, waited for after backward %.3f s (%.1f%% of the step)\n", comm[t],
                wait[t], 100 * wait[t] / two[t]);
         printf("    a blocking all-reduce of the same bytes: %.3f s -> overlap hid %.0f%% of it\n", block[t],

@@ -5,7 +5,8 @@
 #
 #   bench/mpi_scaling.sh [C_PER_VIDEO_S] [BACKWARD_SHARE] [G_BYTES] [LATENCY_S] [BUCKETS] [BATCH] [HIDDEN]
 #
-#   C_PER_VIDEO_S   compute seconds per video on one machine (measured: bench_mpi's single-process step / 2)
+#   C_PER_VIDEO_S   compute seconds per video on one machine (bench_mpi's single-process step / 2: 1.46 s on the
+#                   2-core development VM)
 #   BACKWARD_SHARE  share of a micro-batch's compute spent in backward, where the buckets overlap (2/3: backward
 #                   costs twice the forward's FLOPs)
 #   G_BYTES         gradient bytes per step (133 M trained floats at ViT-B/32 with fix_text: 0.533e9)
@@ -13,7 +14,7 @@
 #   BUCKETS         buckets per step (bench_mpi: 113 at 4 MB)
 #   BATCH           videos per micro-batch on each rank (8, the official per-GPU batch)
 #   HIDDEN          share of the backward time that communication can actually use (bench_mpi: the share of a
-#                   blocking all-reduce the overlap hid, 0.93 on this machine's loopback)
+#                   blocking all-reduce the overlap hid over TCP on this machine's loopback: 0.54)
 #
 # Model, per optimiser step with A micro-batches of B videos per rank:
 #   compute    T_c  = A * B * C_PER_VIDEO_S
@@ -22,7 +23,7 @@
 #                     (only the last micro-batch's backward hides communication; the last bucket never can)
 #   step       T    = T_c + T_x,   efficiency = T_c / T,   videos/s = 256 / T
 set -euo pipefail
-C=${1:-1.6} SHARE=${2:-0.667} G=${3:-0.533e9} LAT=${4:-25e-6} NB=${5:-113} B=${6:-8} H=${7:-0.93}
+C=${1:-1.46} SHARE=${2:-0.667} G=${3:-0.533e9} LAT=${4:-25e-6} NB=${5:-113} B=${6:-8} H=${7:-0.54}
 awk -v C="$C" -v share="$SHARE" -v G="$G" -v lat="$LAT" -v nb="$NB" -v B="$B" -v h="$H" 'BEGIN {
     printf "| machines M | batch x accumulation per rank | compute per step (s) |";
     printf " 10 Gbit/s: all-reduce / exposed (s) | efficiency | 100 Gbit/s: all-reduce / exposed (s) | efficiency |\n";
