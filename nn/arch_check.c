@@ -52,54 +52,74 @@ static int check_blocks(const WeightSet *ws, const char *prefix, int64_t W, int6
     return XC_OK;
 }
 
-int clip_arch_check_weights(const WeightSet *ws, XcError *err) {
-    // the tensors every size comes from (present with the right rank: clip_config_from_weights checked)
+// The vision tower with embedding size E (taken from e_from): sizes in range, the square patch grid, every vision
+// tensor present shaped accordingly.
+static int check_vision(const WeightSet *ws, int64_t E, const char *e_from, XcError *err) {
     const WeightTensor *conv1 = weights_find(ws, "visual.conv1.weight"), *vpos = weights_find(ws, "visual.positional_embedding"),
-                       *tproj = weights_find(ws, "text_projection"), *lnf = weights_find(ws, "ln_final.weight"),
-                       *tpos = weights_find(ws, "positional_embedding"), *tok = weights_find(ws, "token_embedding.weight"),
-                       *vfc = weights_find(ws, "visual.transformer.resblocks.0.mlp.c_fc.weight"),
-                       *tfc = weights_find(ws, "transformer.resblocks.0.mlp.c_fc.weight");
-    XC_CHECK(conv1 && vpos && tproj && lnf && tpos && tok && vfc && tfc, "clip_arch_check_weights: CLIP tensors missing");
-    const int64_t W = conv1->shape[0], P = conv1->shape[2], D = lnf->shape[0], E = tproj->shape[1];
-    const int64_t MV = vfc->shape[0], MT = tfc->shape[0], S = tpos->shape[0], V = tok->shape[0];
+                       *vfc = weights_find(ws, "visual.transformer.resblocks.0.mlp.c_fc.weight");
+    XC_CHECK(conv1 && vpos && vfc, "clip_arch_check: vision tensors missing (the config readers look them up first)");
+    const int64_t W = conv1->shape[0], P = conv1->shape[2], MV = vfc->shape[0];
     if (in_range("visual.conv1.weight", "the vision width W", W, 64, CLIP_MAX_WIDTH, err) ||
         in_range("visual.conv1.weight", "the patch size", P, 1, CLIP_MAX_PATCH, err) ||
-        in_range("ln_final.weight", "the text width D", D, 64, CLIP_MAX_WIDTH, err) ||
-        in_range("text_projection", "the embedding size E", E, 1, CLIP_MAX_WIDTH, err) ||
+        in_range(e_from, "the embedding size E", E, 1, CLIP_MAX_WIDTH, err) ||
         in_range("visual.transformer.resblocks.0.mlp.c_fc.weight", "the vision MLP size", MV, 1, CLIP_MAX_MLP, err) ||
-        in_range("transformer.resblocks.0.mlp.c_fc.weight", "the text MLP size", MT, 1, CLIP_MAX_MLP, err) ||
-        in_range("positional_embedding", "the text context", S, 2, CLIP_MAX_CONTEXT, err) ||
-        in_range("token_embedding.weight", "the vocabulary size", V, 1, CLIP_MAX_VOCAB, err) ||
         in_range("visual.positional_embedding", "the patch positions + 1", vpos->shape[0], 2,
                  (int64_t)CLIP_MAX_GRID * CLIP_MAX_GRID + 1, err))
         return XC_ERR;
-    if (W % 64 || D % 64)
-        return xc_err(err, "weights: %s width %lld ('%s') is not a multiple of 64 (CLIP's head size)", W % 64 ? "vision" : "text",
-                      (long long)(W % 64 ? W : D), W % 64 ? "visual.conv1.weight" : "ln_final.weight");
+    if (W % 64)
+        return xc_err(err, "weights: vision width %lld ('visual.conv1.weight') is not a multiple of 64 (CLIP's head size)",
+                      (long long)W);
     int64_t n = vpos->shape[0] - 1, G = 1;
     while (G * G < n) G++;
     if (G * G != n)
         return xc_err(err, "weights: 'visual.positional_embedding' has %lld rows: 1 + a square number of patches expected",
                       (long long)vpos->shape[0]);
-    const char *vwhy = "W from visual.conv1.weight, patch grid from visual.positional_embedding, E from text_projection, "
-                       "vision MLP from resblocks.0.mlp.c_fc.weight";
-    const char *twhy = "D from ln_final.weight, E from text_projection, text MLP from resblocks.0.mlp.c_fc.weight";
+    char why[256];
+    snprintf(why, sizeof why, "W from visual.conv1.weight, patch grid from visual.positional_embedding, E from %s, vision "
+                              "MLP from resblocks.0.mlp.c_fc.weight", e_from);
     if (expect_shape(ws, "visual.conv1.weight", true, 4, (int64_t[]){W, 3, P, P}, "3 colour channels, square patches", err) ||
-        expect_shape(ws, "visual.positional_embedding", true, 2, (int64_t[]){G * G + 1, W}, vwhy, err) ||
-        expect_shape(ws, "visual.class_embedding", false, 1, (int64_t[]){W}, vwhy, err) ||
-        expect_shape(ws, "visual.ln_pre.weight", false, 1, (int64_t[]){W}, vwhy, err) ||
-        expect_shape(ws, "visual.ln_pre.bias", false, 1, (int64_t[]){W}, vwhy, err) ||
-        expect_shape(ws, "visual.ln_post.weight", false, 1, (int64_t[]){W}, vwhy, err) ||
-        expect_shape(ws, "visual.ln_post.bias", false, 1, (int64_t[]){W}, vwhy, err) ||
-        expect_shape(ws, "visual.proj", false, 2, (int64_t[]){W, E}, vwhy, err) ||
-        expect_shape(ws, "text_projection", true, 2, (int64_t[]){D, E}, twhy, err) ||
+        expect_shape(ws, "visual.positional_embedding", true, 2, (int64_t[]){G * G + 1, W}, why, err) ||
+        expect_shape(ws, "visual.class_embedding", false, 1, (int64_t[]){W}, why, err) ||
+        expect_shape(ws, "visual.ln_pre.weight", false, 1, (int64_t[]){W}, why, err) ||
+        expect_shape(ws, "visual.ln_pre.bias", false, 1, (int64_t[]){W}, why, err) ||
+        expect_shape(ws, "visual.ln_post.weight", false, 1, (int64_t[]){W}, why, err) ||
+        expect_shape(ws, "visual.ln_post.bias", false, 1, (int64_t[]){W}, why, err) ||
+        expect_shape(ws, "visual.proj", false, 2, (int64_t[]){W, E}, why, err) ||
+        check_blocks(ws, "visual.transformer.resblocks", W, MV, why, err))
+        return XC_ERR;
+    return XC_OK;
+}
+
+int clip_arch_check_weights(const WeightSet *ws, XcError *err) {
+    // the tensors every size comes from (present with the right rank: clip_config_from_weights checked)
+    const WeightTensor *tproj = weights_find(ws, "text_projection"), *lnf = weights_find(ws, "ln_final.weight"),
+                       *tpos = weights_find(ws, "positional_embedding"), *tok = weights_find(ws, "token_embedding.weight"),
+                       *tfc = weights_find(ws, "transformer.resblocks.0.mlp.c_fc.weight");
+    XC_CHECK(tproj && lnf && tpos && tok && tfc, "clip_arch_check_weights: CLIP tensors missing");
+    const int64_t D = lnf->shape[0], E = tproj->shape[1], MT = tfc->shape[0], S = tpos->shape[0], V = tok->shape[0];
+    if (in_range("ln_final.weight", "the text width D", D, 64, CLIP_MAX_WIDTH, err) ||
+        in_range("text_projection", "the embedding size E", E, 1, CLIP_MAX_WIDTH, err) ||
+        in_range("transformer.resblocks.0.mlp.c_fc.weight", "the text MLP size", MT, 1, CLIP_MAX_MLP, err) ||
+        in_range("positional_embedding", "the text context", S, 2, CLIP_MAX_CONTEXT, err) ||
+        in_range("token_embedding.weight", "the vocabulary size", V, 1, CLIP_MAX_VOCAB, err))
+        return XC_ERR;
+    if (check_vision(ws, E, "text_projection", err) != XC_OK) return XC_ERR;
+    if (D % 64)
+        return xc_err(err, "weights: text width %lld ('ln_final.weight') is not a multiple of 64 (CLIP's head size)", (long long)D);
+    const char *twhy = "D from ln_final.weight, E from text_projection, text MLP from resblocks.0.mlp.c_fc.weight";
+    if (expect_shape(ws, "text_projection", true, 2, (int64_t[]){D, E}, twhy, err) ||
         expect_shape(ws, "ln_final.bias", false, 1, (int64_t[]){D}, twhy, err) ||
         expect_shape(ws, "positional_embedding", true, 2, (int64_t[]){S, D}, twhy, err) ||
         expect_shape(ws, "token_embedding.weight", true, 2, (int64_t[]){V, D}, twhy, err) ||
-        check_blocks(ws, "visual.transformer.resblocks", W, MV, vwhy, err) ||
         check_blocks(ws, "transformer.resblocks", D, MT, twhy, err))
         return XC_ERR;
     return XC_OK;
+}
+
+int clip_arch_check_vision_weights(const WeightSet *ws, XcError *err) {
+    const WeightTensor *vproj = weights_find(ws, "visual.proj");
+    XC_CHECK(vproj && vproj->ndim == 2, "clip_arch_check_vision_weights: visual.proj missing");
+    return check_vision(ws, vproj->shape[1], "visual.proj", err);
 }
 
 int clip_arch_check_tokenizer(int64_t vocab_rows, size_t vocab_size, XcError *err) {

@@ -24,6 +24,8 @@
 
 // XC_OK, or err naming the first tensor whose shape is out of range or disagrees with the others.
 int clip_arch_check_weights(const WeightSet *ws, XcError *err);
+// The vision tower alone, E from visual.proj (a linear-head X-CLIP, which has no text tower).
+int clip_arch_check_vision_weights(const WeightSet *ws, XcError *err);
 // A tokenizer of vocab_size ids against the model's token embedding of vocab_rows rows (ids past it would
 // index outside it).
 int clip_arch_check_tokenizer(int64_t vocab_rows, size_t vocab_size, XcError *err);

@@ -87,7 +87,7 @@ int clip_vision_config_from_weights(ClipConfig *cfg, const WeightSet *ws, XcErro
     const WeightTensor *vpos = conv1 ? need(ws, "visual.positional_embedding", 2, err) : NULL;
     const WeightTensor *vproj = vpos ? need(ws, "visual.proj", 2, err) : NULL;
     const WeightTensor *vfc = vproj ? need(ws, "visual.transformer.resblocks.0.mlp.c_fc.weight", 2, err) : NULL;
-    if (!vfc) return XC_ERR;
+    if (!vfc || clip_arch_check_vision_weights(ws, err) != XC_OK) return XC_ERR; // sizes in range and consistent
     if (vision_config_from_weights(cfg, conv1, vpos, vfc, ws, err) != XC_OK) return XC_ERR;
     cfg->embed_dim = vproj->shape[1];
     if (cfg->vision_layers < 1 || cfg->vision_layers > CLIP_MAX_LAYERS)

@@ -462,9 +462,10 @@ static void graph_cases(void) {
 
 // ---- architectures read off weights (issue 17 item 3) -----------------------------------------------------
 // A tiny CLIP (W = D = 64, patch 2 on a 2x2 grid, E = 8, MLP 16, context 4, vocabulary 16, one layer per tower)
-// with one tensor's shape replaced by `shape` (nd dims; nd < 0: no replacement).
+// with one tensor's shape replaced by `shape` (nd dims; nd < 0: no replacement); vision_only: its visual.* tensors
+// alone (the towers of a linear-head X-CLIP).
 typedef struct Shape { const char *name; int nd; int64_t d[4]; } Shape;
-static void tiny_clip(WeightSet *ws, const Shape *over) {
+static void tiny_clip(WeightSet *ws, const Shape *over, bool vision_only) {
     static const Shape base[] = {
         {"visual.conv1.weight", 4, {64, 3, 2, 2}}, {"visual.class_embedding", 1, {64}}, {"visual.positional_embedding", 2, {5, 64}},
         {"visual.ln_pre.weight", 1, {64}}, {"visual.ln_pre.bias", 1, {64}}, {"visual.ln_post.weight", 1, {64}},
@@ -489,7 +490,7 @@ static void tiny_clip(WeightSet *ws, const Shape *over) {
         int64_t numel = 1;
         for (int d = 0; d < sh->nd; d++) numel *= sh->d[d];
         XC_CHECK(numel <= 1 << 20, "tiny_clip: %s too large for a test", sh->name);
-        weights_add(ws, sh->name, sh->nd, sh->d, NULL);
+        if (!vision_only || !strncmp(sh->name, "visual.", 7)) weights_add(ws, sh->name, sh->nd, sh->d, NULL);
     }
 }
 
@@ -497,7 +498,7 @@ static void arch_cases(void) {
     WeightSet ws = {0};
     XcError err = {0};
     ClipConfig cfg;
-    tiny_clip(&ws, NULL);
+    tiny_clip(&ws, NULL, false);
     XC_EXPECT(clip_config_from_weights(&cfg, &ws, &err) == XC_OK && cfg.image_size == 4 && cfg.vision_mlp == 16,
               "tiny CLIP: %s", err.msg);
     XC_EXPECT(clip_arch_check_tokenizer(cfg.vocab, 16, &err) == XC_OK, "16 ids on 16 rows: %s", err.msg);
@@ -530,12 +531,23 @@ static void arch_cases(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         WeightSet w = {0};
         XcError e = {0};
-        tiny_clip(&w, &bad[i].s);
+        tiny_clip(&w, &bad[i].s, false);
         int rc = clip_config_from_weights(&cfg, &w, &e);
         XC_EXPECT(rc == XC_ERR && strstr(e.msg, bad[i].needle), "%s: %s (wanted \"%s\")", bad[i].s.name, e.msg, bad[i].needle);
         if (getenv("XCLIP_VERBOSE")) printf("%-28s -> %s\n", bad[i].s.name, e.msg);
         weights_free(&w);
+        // the vision tower read alone (a linear-head X-CLIP: no text tower) is held to the same sizes, E from visual.proj
+        if (strncmp(bad[i].s.name, "visual.", 7)) continue;
+        const char *needle = strcmp(bad[i].s.name, "visual.proj") ? bad[i].needle : "'visual.proj' gives the embedding size E = 0";
+        tiny_clip(&w, &bad[i].s, true);
+        rc = clip_vision_config_from_weights(&cfg, &w, &e);
+        XC_EXPECT(rc == XC_ERR && strstr(e.msg, needle), "vision alone, %s: %s (wanted \"%s\")", bad[i].s.name, e.msg, needle);
+        weights_free(&w);
     }
+    tiny_clip(&ws, NULL, true);
+    XC_EXPECT(clip_vision_config_from_weights(&cfg, &ws, &err) == XC_OK && cfg.image_size == 4 && cfg.embed_dim == 8,
+              "tiny vision tower: %s", err.msg);
+    weights_free(&ws);
 }
 
 
