@@ -250,6 +250,11 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg_in, XcError *er
                cfg.batch, cfg.workers, cfg.tf.input_size, cfg.views, cfg.shard, cfg.shards);
         return NULL;
     }
+    if (!cfg.train && (int64_t)cfg.views * cfg.T > 4 * TF_MAX_FRAMES) { // the frames one worker samples per video
+        xc_err(err, "loader: %d clips x %d frames = %lld frames per video, more than the %d one video may give",
+               cfg.views, cfg.T, (long long)cfg.views * cfg.T, 4 * TF_MAX_FRAMES);
+        return NULL;
+    }
     if (cfg.drop_last < 0) cfg.drop_last = cfg.train;
     if (cfg.prefetch <= 0) cfg.prefetch = 2 * cfg.workers;
     if (cfg.mix.num_classes <= 0) cfg.mix.num_classes = ds->num_classes;

@@ -1,6 +1,8 @@
 // test_loader.c - the loader is deterministic: identical batches with 1, 2 and 3 workers, after restoring a
 // cursor mid-epoch, across epochs; bad videos are replaced deterministically, reported and counted; a .tar root
-// gives the same batches as the folder; mixup targets are rows that sum to 1; test mode shapes.
+// gives the same batches as the folder; mixup targets are rows that sum to 1; test mode shapes; shards (the ranks of
+// data-parallel training) deliver exactly the batches of one loader that fall to them, mixup included; a test
+// pass asking for more frames per video than the loader samples is refused.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +17,12 @@
 #define TT 4
 #define BB 3
 
-static float *run(const Dataset *ds, int workers, int epochs, int64_t *nb_out, LoaderCursor *start, int stop_after) {
+static float *run_sharded(const Dataset *ds, int workers, int epochs, int64_t *nb_out, LoaderCursor *start, int stop_after,
+                          int shards, int shard) {
+    *nb_out = 0;
     LoaderConfig lc = loader_config_default(SZ, TT, BB);
+    lc.shards = shards;
+    lc.shard = shard;
     lc.workers = workers;
     lc.seed = 77;
     lc.quiet = 1;
@@ -52,6 +58,10 @@ static float *run(const Dataset *ds, int workers, int epochs, int64_t *nb_out, L
     *nb_out = k;
     loader_free(ld);
     return all;
+}
+
+static float *run(const Dataset *ds, int workers, int epochs, int64_t *nb_out, LoaderCursor *start, int stop_after) {
+    return run_sharded(ds, workers, epochs, nb_out, start, stop_after, 1, 0);
 }
 
 int main(void) {
@@ -117,6 +127,47 @@ int main(void) {
         for (int i = 0; i < 4 && rc > 0; i++) rc = loader_next(ld, &b, &err);
         XC_EXPECT(rc < 0 && strstr(err.msg, "bad"), "loader did not stop: rc %d %s", rc, err.msg);
         printf("  stop message: %.200s\n", err.msg);
+        loader_free(ld);
+    }
+    // shards: 2 shards of 4 batches per epoch take batches 0, 2 and 1, 3 (whole rounds); 3 shards one round of
+    // batches 0, 1, 2 (batch 3 makes no round); the same bytes, targets and labels as the one loader's
+    for (int shards = 2; shards <= 3; shards++)
+        for (int shard = 0; shard < shards; shard++) {
+            int64_t ns = 0;
+            float *as = run_sharded(ds, 2, 2, &ns, NULL, 0, shards, shard);
+            const int64_t per_epoch = 4 / shards;
+            XC_EXPECT(ns == 2 * per_epoch, "%d shards, shard %d: %lld batches in 2 epochs, want %lld", shards, shard,
+                      (long long)ns, (long long)(2 * per_epoch));
+            for (int64_t k = 0; as && k < ns && k < 2 * per_epoch; k++) {
+                const int64_t e = k / per_epoch, b = (k % per_epoch) * shards + shard; // the one loader's batch
+                XC_EXPECT(memcmp(as + per * k, a1 + per * (e * 4 + b), per * sizeof(float)) == 0,
+                          "%d shards, shard %d: its batch %lld is not batch %lld of epoch %lld", shards, shard, (long long)k,
+                          (long long)b, (long long)e);
+            }
+            free(as);
+        }
+    {   // a shard's cursor counts the whole epoch's batches: after one round of 2 shards, batch 2; seeking there resumes
+        LoaderConfig lc = loader_config_default(SZ, TT, BB);
+        lc.quiet = 1; lc.seed = 77; lc.max_bad_fraction = 0.5; lc.shards = 2; lc.shard = 1;
+        Loader *ld = loader_create(ds, &lc, &err);
+        const Batch *b = NULL;
+        if (ld) loader_next(ld, &b, &err);
+        LoaderCursor cc = ld ? loader_cursor(ld) : (LoaderCursor){-1, -1};
+        XC_EXPECT(cc.epoch == 0 && cc.batch == 2 && b && b->index == 1, "shard cursor (%lld,%lld), batch %lld",
+                  (long long)cc.epoch, (long long)cc.batch, b ? (long long)b->index : -1LL);
+        loader_free(ld);
+        int64_t ns = 0;
+        LoaderCursor at = {0, 2};
+        float *as = run_sharded(ds, 1, 1, &ns, &at, 0, 2, 1);
+        XC_EXPECT(ns == 1 && as && memcmp(as, a1 + per * 3, per * sizeof(float)) == 0, "shard 1 resumed at batch 2: not batch 3");
+        free(as);
+    }
+    {   // a test pass of 64 clips x 128 frames per video: refused by the loader, naming both
+        LoaderConfig lc = loader_config_default(SZ, 128, BB);
+        lc.train = 0; lc.views = 64; lc.quiet = 1;
+        Loader *ld = loader_create(ds, &lc, &err);
+        XC_EXPECT(!ld && strstr(err.msg, "64 clips x 128 frames = 8192 frames per video"), "64 x 128 frames: %s",
+                  ld ? "accepted" : err.msg);
         loader_free(ld);
     }
     // tar root: same batches as the folder
