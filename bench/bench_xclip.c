@@ -1,10 +1,10 @@
 // bench_xclip - one X-CLIP training step (forward, soft-target CE, backward, AdamW) and one evaluation
-// forward at ViT-B/32 size (width 768, 12 layers, patch 32, 224 px, embed 512), T = 8, batch 2,
+// forward at ViT-B/32 size (width 768, 12 layers, patch 32, 224 px, embed 512; --patch 16: ViT-B/16), T = 8, batch 2,
 // K = 400 cached text features, random weights; against PyTorch 1.13 running the reference model
 // (tests/ref/xclip_ref.py) on the same input in the same run, in its own process.
 //
-//   bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--checkpoint] [--no-fused] [--no-spill] [--bf16]
-//               [--no-torch]
+//   bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--patch 32|16] [--checkpoint] [--no-fused]
+//               [--no-spill] [--bf16] [--no-torch]
 // The C side runs as xclip-train does by default: AdamW applied inside backward with transient gradients (no
 // gradient buffers between steps; --no-fused: backward, then adamw_step) and the frozen text tower, which a
 // fix_text step never reads, spilled to an unlinked file in $TMPDIR, default /tmp (--no-spill: kept in memory;
@@ -174,7 +174,7 @@ static Figures run_side(const char *cmd, const char *tag) {
 int main(int argc, char **argv) {
     xc_runtime_init(argc, argv); // may re-execute with faster OpenBLAS kernels
     int threads = 2, steps = 3, rounds = 1;
-    int64_t B = 2, T = 8, K = 400;
+    int64_t B = 2, T = 8, K = 400, P = 32;
     bool with_torch = true, c_only = false, checkpoint = false, fused = true, spill = true; // the trainer's defaults
     bool bf16 = false;
     for (int i = 1; i < argc; i++) {
@@ -183,6 +183,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--frames") && i + 1 < argc) T = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--patch") && i + 1 < argc) P = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) with_torch = false;
         else if (!strcmp(argv[i], "--c-only")) c_only = true; // internal: the C side in its own process
         else if (!strcmp(argv[i], "--checkpoint")) checkpoint = true;
@@ -190,13 +191,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-spill")) spill = false;
         else if (!strcmp(argv[i], "--bf16")) bf16 = true;
         else {
-            fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--checkpoint]\n"
-                            "                   [--no-fused] [--no-spill] [--bf16] [--no-torch]\n");
+            fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--patch 32|16]\n"
+                            "                   [--checkpoint] [--no-fused] [--no-spill] [--bf16] [--no-torch]\n");
             return 2;
         }
     }
-    if (threads < 1 || steps < 1 || rounds < 1 || B < 1 || T < 1) { fprintf(stderr, "bench_xclip: bad arguments\n"); return 2; }
-    ClipConfig clip = {.vision_width = 768, .vision_layers = 12, .vision_heads = 12, .vision_mlp = 3072, .patch = 32,
+    if (threads < 1 || steps < 1 || rounds < 1 || B < 1 || T < 1 || (P != 32 && P != 16)) {
+        fprintf(stderr, "bench_xclip: bad arguments\n");
+        return 2;
+    }
+    ClipConfig clip = {.vision_width = 768, .vision_layers = 12, .vision_heads = 12, .vision_mlp = 3072, .patch = P,
                        .image_size = 224, .embed_dim = 512, .text_width = 512, .text_layers = 12, .text_heads = 8,
                        .text_mlp = 2048, .context = 77, .vocab = 49408};
     XClipConfig cfg = xclip_config_default(&clip, T);
@@ -213,8 +217,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
-    printf("bench_xclip: X-CLIP ViT-B/32, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps x %d rounds, "
-           "OpenBLAS core %s (both sides)%s%s%s%s%s%s\n", (long long)T, (long long)B, (long long)K, threads, steps, rounds, xc_blas_core(),
+    printf("bench_xclip: X-CLIP ViT-B/%lld, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps x %d "
+           "rounds, OpenBLAS core %s (both sides)%s%s%s%s%s%s\n", (long long)P, (long long)T, (long long)B, (long long)K, threads, steps, rounds, xc_blas_core(),
            checkpoint ? ", xclip.c with gradient checkpointing" : "", fused ? ", AdamW fused into backward" : "",
            spill ? ", frozen text tower spilled to disk" : "",
            bf16 ? ", xclip.c matmuls in bf16 (" : "", bf16 ? xc_bf16_kernel_name(xc_bf16_best_kernel()) : "",
@@ -227,19 +231,19 @@ int main(int argc, char **argv) {
     // over the rounds (RSS: the largest), so a slow spell of a shared machine hits both sides alike.
     for (int round = 0; round < rounds; round++) {
         if (with_torch) {
-            snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld 2>&1", XCLIP_BENCH_DIR,
-                     threads, steps, (long long)B, (long long)T, (long long)K);
+            snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld patch=%lld 2>&1", XCLIP_BENCH_DIR,
+                     threads, steps, (long long)B, (long long)T, (long long)K, (long long)P);
             keep_best(&tf, run_side(cmd, "torch"));
             if (bf16) { // like for like: torch.autocast('cpu', bfloat16) (oneDNN)
-                snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld bf16 2>&1",
-                         XCLIP_BENCH_DIR, threads, steps, (long long)B, (long long)T, (long long)K);
+                snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld bf16 patch=%lld 2>&1",
+                         XCLIP_BENCH_DIR, threads, steps, (long long)B, (long long)T, (long long)K, (long long)P);
                 keep_best(&tb, run_side(cmd, "torch bf16"));
             }
         }
         for (int side = bf16 ? 0 : 1; side < 2; side++) { // with --bf16: the C side in float32 first, then in bf16
             const bool side_bf16 = bf16 && side == 1;
-            snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld%s%s%s%s", self, threads,
-                     steps, (long long)B, (long long)T, checkpoint ? " --checkpoint" : "", fused ? "" : " --no-fused",
+            snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld --patch %lld%s%s%s%s", self,
+                     threads, steps, (long long)B, (long long)T, (long long)P, checkpoint ? " --checkpoint" : "", fused ? "" : " --no-fused",
                      spill ? "" : " --no-spill", side_bf16 ? " --bf16" : "");
             Figures f = run_side(cmd, side_bf16 || !bf16 ? "xclip.c" : "xclip.c fp32");
             printf("  round %d: xclip.c%s step %.3f s (%.2f CPU s), eval %.3f s (%.2f CPU s)\n", round + 1,

@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from xclip_ref import XCLIP, build_optimizer, fix_text  # noqa: E402
 
 threads, steps, B, T, K = (int(a) for a in sys.argv[1:6])
-bf16 = len(sys.argv) > 6 and sys.argv[6] == "bf16"
+bf16 = "bf16" in sys.argv[6:]
+patch = next((int(a[6:]) for a in sys.argv[6:] if a.startswith("patch=")), 32)  # 16: ViT-B/16
 
 
 if bf16:  # as CLIP's own LayerNorm (clip/model.py): normalise in float32, return the input's dtype
@@ -33,7 +34,7 @@ def precision():
 
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-model = XCLIP(T=T, image=224, patch=32, vision_width=768, vision_layers=12, embed=512, context=77, vocab=49408,
+model = XCLIP(T=T, image=224, patch=patch, vision_width=768, vision_layers=12, embed=512, context=77, vocab=49408,
               text_width=512, text_layers=12, mit_layers=1, prompt_layers=2)
 fix_text(model)
 model.cache_text_features = torch.randn(K, 512)  # as if cached from K label names
