@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Writes bench/RESULTS.md: bench_xclip (our step and evaluation against PyTorch 1.13 in the same run, alternating
-# sides, each in its own process) over T = 8, 16, 32 and batch 1, 2, 4 at ViT-B/32, and the smaller ViT-B/16
-# grid this machine can afford, with float32 and bf16 (ours: train.matmul = bf16; PyTorch: torch.autocast bf16)
-# side by side. Run it on a quiet machine; it prints the load average around every configuration.
+# sides, each in its own process) over T = 8, 16, 32 and batch 1, 2, 4 at ViT-B/32 and ViT-B/16, with float32
+# and bf16 (ours: train.matmul = bf16; PyTorch: torch.autocast bf16) side by side. Run it on a quiet machine; it
+# prints the load average before every configuration.
 #
-#   bench/results.sh [BUILD_DIR] [--quick]      (--quick: two configurations, to try the script)
+#   bench/results.sh [BUILD_DIR] [--quick | --small]
+#     (default: the whole grid, about 3 hours on 2 cores; --small: the 9 configurations up to 64 frames per
+#     step (B/32 without T = 32 x 4, B/16 at T = 8 x 1), about 40 minutes; --quick: two, to try the script)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build quick=0
+build=build size=all
 for a in "$@"; do
-  case "$a" in --quick) quick=1;; *) build=$a;; esac
+  case "$a" in --quick) size=quick;; --small) size=small;; *) build=$a;; esac
 done
 bench="$build/bench_xclip"
 [ -x "$bench" ] || { echo "results.sh: $bench not built (cmake --build $build --target bench_xclip)" >&2; exit 1; }
@@ -18,28 +20,34 @@ mkdir -p "$logs"
 bf16=""
 if grep -qw avx512_bf16 /proc/cpuinfo || grep -qw amx_bf16 /proc/cpuinfo; then bf16="--bf16"; fi
 
-# patch T batch rounds: the big ones once (each round runs all four sides)
+# patch T batch rounds steps: each round runs all four sides; the reference configuration (B/32, T = 8 x 2) twice
 configs=()
-for T in 8 16 32; do
-  for B in 1 2 4; do
-    if [ $((T * B)) -le 16 ]; then configs+=("32 $T $B 2"); else configs+=("32 $T $B 1"); fi
+for P in 32 16; do
+  for T in 8 16 32; do
+    for B in 1 2 4; do
+      R=1; [ "$P $T $B" = "32 8 2" ] && R=2
+      S=2; [ $((T * B)) -ge 32 ] && S=1
+      configs+=("$P $T $B $R $S")
+    done
   done
 done
-configs+=("16 8 1 1" "16 8 2 1" "16 16 1 1")
-[ "$quick" -eq 1 ] && configs=("32 8 1 1" "32 8 2 1")
+[ "$size" = small ] && configs=("32 8 1 1 2" "32 8 2 2 2" "32 8 4 1 1" "32 16 1 1 2" "32 16 2 1 1" "32 16 4 1 1" "32 32 1 1 1"
+                                "32 32 2 1 1" "16 8 1 1 2")
+[ "$size" = quick ] && configs=("32 8 1 1 1" "32 8 2 1 1")
 
 rows=()
 for c in "${configs[@]}"; do
-  read -r P T B R <<< "$c"
+  read -r P T B R S <<< "$c"
   log="$logs/b${P}_t${T}_b${B}.log"
-  echo "results.sh: ViT-B/$P T=$T batch $B ($R round(s)); load $(cut -d' ' -f1-3 /proc/loadavg)"
-  if ! "$bench" --patch "$P" --frames "$T" --batch "$B" --steps 2 --rounds "$R" $bf16 > "$log" 2>&1; then
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  echo "results.sh: ViT-B/$P T=$T batch $B ($R round(s) of $S step(s)); load $(cut -d' ' -f1-3 /proc/loadavg)"
+  if ! "$bench" --patch "$P" --frames "$T" --batch "$B" --steps "$S" --rounds "$R" $bf16 > "$log" 2>&1; then
     echo "results.sh: failed, see $log" >&2
     rows+=("| B/$P | $T | $B | failed (see $log) |")
     continue
   fi
   # the table rows: xclip.c (bf16 with --bf16), PyTorch fp32, ratio[, PyTorch bf16, ratio]
-  row=$(awk -v P="$P" -v T="$T" -v B="$B" -v bf="$bf16" '
+  row=$(awk -v P="$P" -v T="$T" -v B="$B" -v bf="$bf16" -v L="$load" '
     /^train step \(s\)/   { cs = $4; ts = $5; tbs = $7 }
     /^eval forward \(s\)/ { ce = $4; te = $5; tbe = $7 }
     /^peak RSS \(GB\)/    { cr = $4; tr = $5 }
@@ -51,7 +59,7 @@ for c in "${configs[@]}"; do
       if (bf != "") out = out sprintf(" %.2f | %.2f | %.2fx |", cs, tbs, tbs / cs)
       out = out sprintf(" %.3f | %.3f | %.2fx |", fe, te, te / fe)
       if (bf != "") out = out sprintf(" %.3f | %.3f | %.2fx |", ce, tbe, tbe / ce)
-      out = out sprintf(" %.2f | %.2f | %.2fx |", cr, tr, cr / tr)
+      out = out sprintf(" %.2f | %.2f | %.2fx | %s |", cr, tr, cr / tr, L)
       print out
     }' "$log")
   rows+=("$row")
@@ -67,16 +75,17 @@ core=$(grep -m1 -o 'OpenBLAS core [A-Za-z0-9_]*' "$logs"/*.log | head -1 | sed '
   echo "Written by \`bench/results.sh\` on $(date -u +%Y-%m-%d) in one sitting: $cpu, $(nproc) cores"
   echo "(flags: ${flags:-none of avx2/avx512/amx}), OpenBLAS core ${core:-?} on both sides, 2 threads, fix_text with K = 400"
   echo "cached class features, random weights. Each configuration runs \`bench_xclip --patch P --frames T --batch B"
-  echo "--steps 2 --rounds R${bf16:+ --bf16}\`: every side in its own process, the sides alternating, the best step of each"
-  echo "side kept (R = 2 rounds up to 16 frames per step, 1 above). Ratios are PyTorch's time over ours (above 1: we are"
-  echo "faster) and our peak RSS over PyTorch's. GFLOP: the analytic count of a training step (3x the forward)."
+  echo "--steps S --rounds R${bf16:+ --bf16}\`: every side in its own process, the sides alternating, the best step of each"
+  echo "side kept after a warm-up step (S = 2 steps below 32 frames per step, else 1; R = 2 rounds for B/32 at T = 8 x 2,"
+  echo "else 1). Ratios are PyTorch's time over ours (above 1: we are faster) and our peak RSS over PyTorch's. GFLOP:"
+  echo "the analytic count of a training step (3x the forward). load: the 1-minute load average before the configuration."
   echo
   if [ -n "$bf16" ]; then
-    echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | step bf16 (s) | PyTorch bf16 autocast | ratio | eval fp32 (s) | PyTorch | ratio | eval bf16 (s) | PyTorch bf16 | ratio | peak RSS (GB) | PyTorch | ratio |"
-    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | step bf16 (s) | PyTorch bf16 autocast | ratio | eval fp32 (s) | PyTorch | ratio | eval bf16 (s) | PyTorch bf16 | ratio | peak RSS (GB) | PyTorch | ratio | load |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   else
-    echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | eval fp32 (s) | PyTorch | ratio | peak RSS (GB) | PyTorch | ratio |"
-    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | eval fp32 (s) | PyTorch | ratio | peak RSS (GB) | PyTorch | ratio | load |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   fi
   printf '%s\n' "${rows[@]}"
   echo
