@@ -4,14 +4,21 @@
 # and bf16 (ours: train.matmul = bf16; PyTorch: torch.autocast bf16) side by side. Run it on a quiet machine; it
 # prints the load average before every configuration.
 #
-#   bench/results.sh [BUILD_DIR] [--quick | --small]
-#     (default: the whole grid, about 3 hours on 2 cores; --small: the 9 configurations up to 64 frames per
-#     step (B/32 without T = 32 x 4, B/16 at T = 8 x 1), about 40 minutes; --quick: two, to try the script)
+#   bench/results.sh [BUILD_DIR] [--quick | --small | --configs "P T B R S,..."] [--reuse]
+#     (default: the whole grid, several hours on 2 cores; --small: the 9 configurations up to 64 frames per
+#     step (B/32 without T = 32 x 4, B/16 at T = 8 x 1), about 15 minutes; --quick: two, to try the script;
+#     --configs: a list of "patch T batch rounds steps"; --reuse: a configuration whose log from an earlier run
+#     is complete is not run again, so a table can be extended a few configurations at a time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build size=all
-for a in "$@"; do
-  case "$a" in --quick) size=quick;; --small) size=small;; *) build=$a;; esac
+build=build size=all reuse=0 list=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) size=quick;; --small) size=small;; --reuse) reuse=1;;
+    --configs) size=list; list=$2; shift;;
+    *) build=$1;;
+  esac
+  shift
 done
 bench="$build/bench_xclip"
 [ -x "$bench" ] || { echo "results.sh: $bench not built (cmake --build $build --target bench_xclip)" >&2; exit 1; }
@@ -34,14 +41,23 @@ done
 [ "$size" = small ] && configs=("32 8 1 1 2" "32 8 2 2 2" "32 8 4 1 1" "32 16 1 1 2" "32 16 2 1 1" "32 16 4 1 1" "32 32 1 1 1"
                                 "32 32 2 1 1" "16 8 1 1 2")
 [ "$size" = quick ] && configs=("32 8 1 1 1" "32 8 2 1 1")
+if [ "$size" = list ]; then IFS=, read -r -a configs <<< "$list"; fi
 
 rows=()
 for c in "${configs[@]}"; do
   read -r P T B R S <<< "$c"
   log="$logs/b${P}_t${T}_b${B}.log"
-  load=$(cut -d' ' -f1 /proc/loadavg)
-  echo "results.sh: ViT-B/$P T=$T batch $B ($R round(s) of $S step(s)); load $(cut -d' ' -f1-3 /proc/loadavg)"
-  if ! "$bench" --patch "$P" --frames "$T" --batch "$B" --steps "$S" --rounds "$R" $bf16 > "$log" 2>&1; then
+  if [ "$reuse" -eq 1 ] && grep -q '^(model forward' "$log" 2>/dev/null; then
+    load=$(sed -n 's/^# load //p' "$log" | head -1)
+    echo "results.sh: ViT-B/$P T=$T batch $B: reusing $log"
+  else
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    echo "results.sh: ViT-B/$P T=$T batch $B ($R round(s) of $S step(s)); load $(cut -d' ' -f1-3 /proc/loadavg)"
+    { echo "# load $load"; "$bench" --patch "$P" --frames "$T" --batch "$B" --steps "$S" --rounds "$R" $bf16; } > "$log" 2>&1 ||
+      : > "$log.failed"
+  fi
+  if [ -e "$log.failed" ] || ! grep -q '^(model forward' "$log"; then
+    rm -f "$log.failed"
     echo "results.sh: failed, see $log" >&2
     rows+=("| B/$P | $T | $B | failed (see $log) |")
     continue
