@@ -185,6 +185,15 @@ static void random_metadata_file(Buf *out, bool *valid) {
     free(meta.p);
 }
 
+// The first len bytes of p into path; false (with the reason on stderr) if that fails.
+static bool write_bytes(const char *path, const void *p, size_t len) {
+    FILE *o = fopen(path, "wb");
+    bool ok = o && fwrite(p, 1, len, o) == len;
+    if (o && fclose(o) != 0) ok = false;
+    if (!ok) perror(path);
+    return ok;
+}
+
 int main(void) {
     const char *fixtures[] = {"ckpt/clip_state.pth", "ckpt/clip_nested.pth", "ckpt/clip_script_fp16.pt",
                               "ckpt/clip_script_fp32.pt", "ckpt/clip.safetensors", "ckpt/clip_hf.safetensors"};
@@ -214,9 +223,7 @@ int main(void) {
                 m[pos % n] = (uint8_t)next();
             }
             size_t len = next() % 10 == 0 ? (size_t)(next() % n) : n;
-            FILE *o = fopen(out, "wb");
-            if (!o || fwrite(m, 1, len, o) != len) { perror(out); return 1; }
-            fclose(o);
+            if (!write_bytes(out, m, len)) return 1;
             WeightSet ws = {0};
             XcError err = {0};
             if (weights_load(&ws, out, &err) == XC_OK) {
@@ -245,10 +252,9 @@ int main(void) {
         Buf z = {0};
         int64_t budget;
         random_pth(&z, &budget);
-        FILE *o = fopen(out, "wb");
-        if (!o || fwrite(z.p, 1, z.n, o) != z.n) { perror(out); return 1; }
-        fclose(o);
+        const bool written = write_bytes(out, z.p, z.n);
         free(z.p);
+        if (!written) return 1;
         WeightSet ws = {0};
         XcError err = {0};
         if (weights_load(&ws, out, &err) == XC_OK) {
@@ -280,10 +286,9 @@ int main(void) {
         Buf z = {0};
         bool valid;
         random_metadata_file(&z, &valid);
-        FILE *o = fopen(out, "wb");
-        if (!o || fwrite(z.p, 1, z.n, o) != z.n) { perror(out); return 1; }
-        fclose(o);
+        const bool written = write_bytes(out, z.p, z.n);
         free(z.p);
+        if (!written) return 1;
         WeightSet ws = {0};
         XcError err = {0};
         int rc = weights_load(&ws, out, &err);

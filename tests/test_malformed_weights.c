@@ -18,6 +18,7 @@
 #include "nn/arch_check.h"
 #include "nn/clip.h"
 #include "tests/test_util.h"
+#include "tests/weight_bombs.h"
 #include "tests/weights_gen.h"
 
 static char g_dir[64] = "/tmp/xclip_bad_XXXXXX";
@@ -261,44 +262,13 @@ static void pickle_cases(void) {
 
 
 // ---- views of storages: sizes in bytes, repeated elements, shared storages (issue 17 items 1, 2) ---------
-// VmRSS / VmHWM of this process from /proc/self/status, in kB.
-static long status_kb(const char *key) {
-    char line[256];
-    long kb = -1;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, strlen(key)) == 0) kb = strtol(line + strlen(key) + 1, NULL, 10);
-    fclose(f);
-    return kb;
-}
-
-// Peak resident memory of loading `path`, above the resident memory before (MB), measured in a child process.
+// Peak resident memory of loading `path`, above the resident memory before (MB), measured in a child process
+// (weight_bombs.h); 1e9 if the child died.
 static double load_peak_mb(const char *path) {
-    int fd[2];
-    if (pipe(fd) != 0) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        long before = status_kb("VmRSS:");
-        WeightSet ws = {0};
-        XcError err = {0};
-        weights_load(&ws, path, &err);
-        double mb = (double)(status_kb("VmHWM:") - before) / 1024.0;
-        if (write(fd[1], &mb, sizeof mb) != sizeof mb) _exit(1);
-        _exit(0);
-    }
-    close(fd[1]);
-    double mb = -1;
-    if (pid < 0 || read(fd[0], &mb, sizeof mb) != sizeof mb) mb = 1e9; // the child died
-    close(fd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return mb;
+    const BombLoad r = bomb_load(path, 60);
+    return r.died ? 1e9 : r.peak_mb;
 }
 
-// expect_reject, then the peak memory of the attempt: at most max_mb above this process.
 static void expect_reject_small(const char *what, const char *path, const char *needle, double max_mb) {
     expect_reject(what, path, needle);
     double mb = load_peak_mb(path);

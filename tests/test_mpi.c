@@ -165,6 +165,20 @@ static int wait_job(pid_t job, double *seconds) {
     return -1;
 }
 
+// A 2-rank run into dir (emptied first) with args, given signal sig at rank `rank` once metrics.jsonl has `records`
+// train records; the job's exit status (wait_job) and its seconds from the signal to its end.
+static int signal_rank_midrun(const char *dir, const char *args, int records, int rank, int sig, double *secs) {
+    char rm[1200];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    XC_EXPECT(system(rm) == 0, "rm failed");
+    pid_t job = start(2, args, dir);
+    XC_EXPECT(wait_records(job, dir, records), "the 2-rank run did not get going (see %s.log)", dir);
+    pid_t pid = find_rank(dir, rank);
+    XC_EXPECT(pid > 0, "rank %d of the run in %s not found", rank, dir);
+    if (pid > 0) kill(pid, sig);
+    return wait_job(job, secs);
+}
+
 static void copy_dir(const char *from, const char *to) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", to, from, to);
@@ -274,16 +288,8 @@ static void check_stop_and_resume(void) {
     char d[1100], d1[1200];
     snprintf(d, sizeof d, "%s.stop", g_data);
     snprintf(d1, sizeof d1, "%s.stop1", g_data);
-    char rm[2600];
-    snprintf(rm, sizeof rm, "rm -rf '%s' '%s'", d, d1);
-    XC_EXPECT(system(rm) == 0, "rm failed");
-    pid_t job = start(2, "--set train.epochs=3", d);
-    XC_EXPECT(wait_records(job, d, 3), "the 2-rank run did not get going (see %s.log)", d);
-    pid_t r0 = find_rank(d, 0);
-    XC_EXPECT(r0 > 0, "rank 0 of the run in %s not found", d);
-    if (r0 > 0) kill(r0, SIGTERM);
     double secs = 0;
-    const int code = wait_job(job, &secs);
+    const int code = signal_rank_midrun(d, "--set train.epochs=3", 3, 0, SIGTERM, &secs);
     XC_EXPECT(code == 75, "SIGTERM to rank 0: job exit %d, want 75 (see %s.log)", code, d);
     XC_EXPECT(log_has(d, "after the snapshot; continue with"), "no stop after a snapshot in %s.log", d);
     int64_t *iters = NULL;
@@ -305,16 +311,8 @@ static void check_stop_and_resume(void) {
 static void check_rank_killed(void) {
     char d[1100];
     snprintf(d, sizeof d, "%s.kill", g_data);
-    char rm[1200];
-    snprintf(rm, sizeof rm, "rm -rf '%s'", d);
-    XC_EXPECT(system(rm) == 0, "rm failed");
-    pid_t job = start(2, "--set train.epochs=3 --set output.snapshot_freq=8", d);
-    XC_EXPECT(wait_records(job, d, 6), "the 2-rank run did not get going (see %s.log)", d);
-    pid_t r1 = find_rank(d, 1);
-    XC_EXPECT(r1 > 0, "rank 1 of the run in %s not found", d);
-    if (r1 > 0) kill(r1, SIGKILL);
     double secs = 0;
-    const int code = wait_job(job, &secs);
+    const int code = signal_rank_midrun(d, "--set train.epochs=3 --set output.snapshot_freq=8", 6, 1, SIGKILL, &secs);
     XC_EXPECT(code != 0 && code != -1, "kill -9 of rank 1: job exit %d (see %s.log)", code, d);
     XC_EXPECT(log_has(d, "rank 1"), "mpirun's message does not name rank 1 (see %s.log)", d);
     XC_EXPECT(st_count(d, "snap-") >= 1, "no committed snapshot in %s", d);
