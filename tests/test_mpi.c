@@ -397,25 +397,21 @@ int main(void) {
     if (getenv("UBSAN_OPTIONS")) strcat(g_mpirun, "-x UBSAN_OPTIONS ");
     g_build = getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : "build";
     xc_test_path("XCLIP_FIXTURES", "tests/fixtures", "../../configs", g_configs, sizeof g_configs);
-    char vocab[1200], cmd[16384];
-    snprintf(g_data, sizeof g_data, "%s/test_mpi.data", g_build);
-    XC_SHARED("clip/bpe_simple_vocab_16e6.txt.gz", vocab);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'* && '%s/xclip-synth' '%s' --classes 8 --per-class 8 --val-per-class 3 --frames 8 "
-             "--size 32 > /dev/null", g_data, g_build, g_data);
-    XC_EXPECT(system(cmd) == 0, "xclip-synth failed");
     // One epoch = 64 videos / 4 = 16 batches. Mixup, CutMix and drop path on; one thread per process (the two
     // ranks share the two cores). AdamW's eps is raised from 1e-8 to 1e-5: gradient entries that are zero up to
     // rounding would otherwise be turned by AdamW's normalisation into +-lr steps whose sign is the rounding's,
     // and the comparison would measure that amplification rather than the data-parallel arithmetic. Test
     // batches of 5 over 24 videos: the ranks get 3 and 2 batches, the last one short.
-    snprintf(g_sets, sizeof g_sets,
-             "--set data.root='%s/videos' --set data.train_list='%s/train.txt' --set data.val_list='%s/val.txt' "
-             "--set data.labels='%s/labels.csv' --set data.vocab='%s' --set data.frames=4 --set data.workers=1 "
-             "--set model.vision_layers=2 --set model.drop_path=0.2 --set train.batch_size=4 --set train.epochs=1 "
-             "--set train.eps=1e-5 --set train.threads=1 --set train.warmup_epochs=0.25 --set aug.mixup=0.8 "
-             "--set aug.cutmix=1.0 --set test.batch_size=5 --set test.final_num_clip=0 --set output.progress=off "
-             "--set output.print_freq=2 --set output.keep_snapshots=10",
-             g_data, g_data, g_data, g_data, vocab);
+    XC_EXPECT(xc_synth_sets(g_build, "test_mpi", "--classes 8 --per-class 8 --val-per-class 3 --frames 8 --size 32",
+                            "--set data.frames=4 --set data.workers=1 --set model.vision_layers=2 --set model.drop_path=0.2 "
+                            "--set train.batch_size=4 --set train.epochs=1 --set train.eps=1e-5 --set train.threads=1 "
+                            "--set train.warmup_epochs=0.25 --set aug.mixup=0.8 --set aug.cutmix=1.0 --set test.batch_size=5 "
+                            "--set test.final_num_clip=0 --set output.progress=off --set output.print_freq=2 "
+                            "--set output.keep_snapshots=10",
+                            g_data, sizeof g_data, g_sets, sizeof g_sets),
+              "xclip-synth failed");
+    char vocab[1200];
+    XC_SHARED("clip/bpe_simple_vocab_16e6.txt.gz", vocab);
     check_equivalence();
     check_sharded_eval();
     check_divergence();

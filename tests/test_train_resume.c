@@ -165,17 +165,11 @@ int main(void) {
     check_ctrl_c_twice();
     g_build = getenv("XCLIP_BUILD") ? getenv("XCLIP_BUILD") : "build";
     xc_test_path("XCLIP_FIXTURES", "tests/fixtures", "../../configs", g_configs, sizeof g_configs);
-    char data[1024], vocab[1200], cmd[16384], a[1100], b[1100], p1[1300], p2[1300];
-    snprintf(data, sizeof data, "%s/test_train_resume.data", g_build);
-    XC_SHARED("clip/bpe_simple_vocab_16e6.txt.gz", vocab);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'* && '%s/xclip-synth' '%s' --classes 8 --per-class 8 --val-per-class 2 --frames 16 --size 32 > /dev/null",
-             data, g_build, data);
-    XC_EXPECT(system(cmd) == 0, "xclip-synth failed");
-    snprintf(g_sets, sizeof g_sets,
-             "--set data.root='%s/videos' --set data.train_list='%s/train.txt' --set data.val_list='%s/val.txt' "
-             "--set data.labels='%s/labels.csv' --set data.vocab='%s' --set train.batch_size=4 --set train.epochs=3 "
-             "--set train.eval_freq=0 --set test.final_num_clip=0 --set output.progress=off --set output.print_freq=1",
-             data, data, data, data, vocab);
+    char data[1024], cmd[16384], a[1100], b[1100], p1[1300], p2[1300];
+    XC_EXPECT(xc_synth_sets(g_build, "test_train_resume", "--classes 8 --per-class 8 --val-per-class 2 --frames 16 --size 32",
+                            "--set train.batch_size=4 --set train.epochs=3 --set train.eval_freq=0 --set test.final_num_clip=0 "
+                            "--set output.progress=off --set output.print_freq=1", data, sizeof data, g_sets, sizeof g_sets),
+              "xclip-synth failed");
 
     check_position(data);
 

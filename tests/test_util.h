@@ -119,6 +119,21 @@ static inline bool xc_same_file(const char *a, const char *b) {
 #define XC_FIXTURE(rel, buf) xc_test_path("XCLIP_FIXTURES", "tests/fixtures", (rel), (buf), sizeof(buf))
 #define XC_SHARED(rel, buf) xc_test_path("XCLIP_SHARED", "../shared", (rel), (buf), sizeof(buf))
 
+// A small synthetic video dataset for a test of the programs: `xclip-synth` (the arguments synth) into
+// BUILD/NAME.data (the test's earlier outputs BUILD/NAME.data* removed first), and in sets the --set options that
+// point a config at it and at CLIP's vocabulary, then extra. False if xclip-synth failed.
+static inline bool xc_synth_sets(const char *build, const char *name, const char *synth, const char *extra, char *data,
+                                 size_t data_cap, char *sets, size_t sets_cap) {
+    char vocab[1200], cmd[8192];
+    snprintf(data, data_cap, "%s/%s.data", build, name);
+    XC_SHARED("clip/bpe_simple_vocab_16e6.txt.gz", vocab);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'* && '%s/xclip-synth' '%s' %s > /dev/null", data, build, data, synth);
+    snprintf(sets, sets_cap,
+             "--set data.root='%s/videos' --set data.train_list='%s/train.txt' --set data.val_list='%s/val.txt' "
+             "--set data.labels='%s/labels.csv' --set data.vocab='%s' %s", data, data, data, data, vocab, extra);
+    return system(cmd) == 0;
+}
+
 // Runs a shell command, capturing stdout and stderr into out (cap bytes, NUL-terminated, cut if longer);
 // returns its exit status (-1 if it could not run or did not exit normally).
 static inline int xc_run_capture(const char *cmd, char *out, size_t cap) {

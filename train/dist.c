@@ -89,26 +89,21 @@ void dist_barrier(void) {
 #endif
 }
 
-void dist_sum_i64(int64_t *v, int n) {
+// v (n values of MPI type t) replaced on every rank by its reduction op over the ranks.
 #ifdef XCLIP_HAVE_MPI
-    if (g_size > 1 && n > 0) MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-#else
-    (void)v, (void)n;
-#endif
+static void allreduce(void *v, int n, MPI_Datatype t, MPI_Op op) {
+    if (g_size > 1 && n > 0) MPI_Allreduce(MPI_IN_PLACE, v, n, t, op, MPI_COMM_WORLD);
 }
+#define ALLREDUCE(v, n, t, op) allreduce(v, n, t, op)
+#else
+#define ALLREDUCE(v, n, t, op) ((void)(v), (void)(n)) // a group of one: already the result
+#endif
 
-void dist_sum_f64(double *v, int n) {
-#ifdef XCLIP_HAVE_MPI
-    if (g_size > 1 && n > 0) MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-#else
-    (void)v, (void)n;
-#endif
-}
+void dist_sum_i64(int64_t *v, int n) { ALLREDUCE(v, n, MPI_INT64_T, MPI_SUM); }
+void dist_sum_f64(double *v, int n) { ALLREDUCE(v, n, MPI_DOUBLE, MPI_SUM); }
 
 unsigned dist_or(unsigned bits) {
-#ifdef XCLIP_HAVE_MPI
-    if (g_size > 1) MPI_Allreduce(MPI_IN_PLACE, &bits, 1, MPI_UNSIGNED, MPI_BOR, MPI_COMM_WORLD);
-#endif
+    ALLREDUCE(&bits, 1, MPI_UNSIGNED, MPI_BOR);
     return bits;
 }
 

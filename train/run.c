@@ -142,11 +142,13 @@ static const char *stop_cause(char *buf, size_t n) {
     return buf;
 }
 
-// With several ranks: every rank must hold the same trained parameters (checked, not assumed).
+// With several ranks: every rank must hold the same trained parameters (checked, not assumed). Records when it
+// last checked, for the periodic check (train.check_ranks).
 static int run_check_ranks(Run *r, const char *when, XcError *err) {
     if (r->ranks <= 1) return XC_OK;
     char what[160];
     snprintf(what, sizeof what, "the trained parameters %s", when);
+    r->checked_at = r->task.st->opt_steps;
     if (dist_same_u64(dist_param_checksum(r->task.ps), what, err) == XC_OK) return XC_OK;
     return xc_err(err, "%s\nHINT: every rank must run the same binary, config, weights and data (a shared folder); "
                        "resume from the last snapshot", err->msg);
@@ -572,14 +574,12 @@ static int run_epoch(Run *r, int epoch, double *ep_loss, int64_t *ep_n, bool *st
         if (c->snapshot_freq > 0 && gi / c->snapshot_freq != (gi - N) / c->snapshot_freq) r->snap_due = true;
         if (run_requests(r) & (SIGNAL_SNAPSHOT | SIGNAL_STOP)) r->snap_due = true;
         const bool boundary = (idx + 1) % per_step == 0 || idx + 1 == end;
-        if (N > 1 && c->check_ranks > 0 && boundary && task->st->opt_steps >= r->checked_at + c->check_ranks) {
-            if (run_check_ranks(r, "after an optimiser step", err) != XC_OK) return XC_ERR;
-            r->checked_at = task->st->opt_steps;
-        }
-        if (r->snap_due && boundary) {
+        if (r->snap_due && boundary) { // (a snapshot checks the ranks' parameters too)
             if (run_snapshot(r, NULL, false, err) != XC_OK) return XC_ERR;
             int rc = run_stop_if_asked(r);
             if (rc != XC_OK) return rc;
+        } else if (N > 1 && c->check_ranks > 0 && boundary && task->st->opt_steps >= r->checked_at + c->check_ranks) {
+            if (run_check_ranks(r, "after an optimiser step", err) != XC_OK) return XC_ERR;
         }
     }
     if (end < task->n_iter) { // the batches no round could share out count as done, as the schedule counts them
