@@ -73,14 +73,14 @@ void *arena_calloc(Arena *a, size_t bytes) {
 }
 
 void arena_reset(Arena *a) {
-    if (a->extra) {
-        while (a->extra) {
-            ArenaBlock *next = a->extra->next;
-            block_unmap(a->extra);
-            a->extra = next;
-        }
-        // Grow the main block to the peak (+1/8 headroom; pages never touched cost no memory) so the same
-        // work fits next time.
+    while (a->extra) {
+        ArenaBlock *next = a->extra->next;
+        block_unmap(a->extra);
+        a->extra = next;
+    }
+    if (a->peak > a->cap) {
+        // The work overflowed (into blocks released just now, or by a rewind already): grow the main block to
+        // the peak (+1/8 headroom; pages never touched cost no memory) so the same work fits next time.
         xc_unmap_pages(a->base, a->cap);
         a->cap = page_up(a->peak + a->peak / 8);
         a->base = xc_map_pages(a->cap);

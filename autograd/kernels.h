@@ -127,3 +127,12 @@ void xc_layernorm_fwd(const float *x, const float *w, const float *b, float eps,
                       float *y, float *mean, float *rstd);
 void xc_layernorm_fwd_naive(const float *x, const float *w, const float *b, float eps, int64_t R, int64_t C,
                             float *y, float *mean, float *rstd);
+// Its backward from the saved mean and rstd: dx += d/dx, dw += sum_r dy xhat, db += sum_r dy (a NULL output is
+// skipped). Rows in parallel for dx, columns in parallel (rows in order) for dw and db: deterministic.
+void xc_layernorm_bwd(const float *x, const float *w, const float *mean, const float *rstd, const float *dy, int64_t R,
+                      int64_t C, float *dx, float *dw, float *db);
+
+// QuickGELU y = x sigmoid(1.702 x) over n elements, and its backward dx += dy y'(x); threaded, each thread on
+// its own contiguous share, so the bits do not depend on the thread count.
+void xc_quick_gelu_fwd(const float *x, float *y, int64_t n);
+void xc_quick_gelu_bwd(const float *x, const float *dy, float *dx, int64_t n);

@@ -18,7 +18,8 @@
     X(matmul) X(linear) X(add) X(sub) X(mul) X(scale) X(exp) X(sum) X(mean)                   \
     X(reshape) X(permute) X(concat) X(slice) X(gather_rows) X(embedding)                      \
     X(layernorm) X(softmax) X(log_softmax) X(quick_gelu) X(attention) X(cross_attention)      \
-    X(patch_embed) X(l2_normalize) X(soft_cross_entropy) X(dropout) X(drop_path)
+    X(patch_embed) X(l2_normalize) X(soft_cross_entropy) X(dropout) X(drop_path)            \
+    X(layernorm_linear) X(quick_gelu_linear)
 
 #define XC_DECLARE_OPDEF(name) extern const OpDef xc_opdef_##name;
 XC_OPS(XC_DECLARE_OPDEF)
@@ -30,6 +31,11 @@ XC_OPS(XC_DECLARE_OPDEF)
 Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, bool ta, bool tb);
 // x (..., in) w (out, in) b (out) or NULL -> (..., out): x w^T + b, one GEMM over all rows.
 Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b);
+// The same over LayerNorm(x) (weight ln_w, bias ln_b, eps) or QuickGELU(x), without keeping that
+// intermediate: backward recomputes it (bitwise the same), which saves its memory for the step. Values and
+// gradients equal op_linear(op_layernorm(...)) and op_linear(op_quick_gelu(...)) bit for bit.
+Tensor *op_layernorm_linear(Graph *g, Tensor *x, Tensor *ln_w, Tensor *ln_b, float eps, Tensor *w, Tensor *b);
+Tensor *op_quick_gelu_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b);
 
 // ---- elementwise (ops_elementwise.c) ---------------------------------------------------------------
 // Binary ops broadcast as NumPy/PyTorch do (dims aligned from the right, size-1 dims stretch).

@@ -231,7 +231,7 @@ XC_CLONES static void quick_gelu_bwd_part(const float *x, const float *go, float
 #define SHARE(n, lo, len) const int64_t lo = 0, len = (n)
 #endif
 
-static void quick_gelu_fwd(const float *x, float *y, int64_t n) {
+void xc_quick_gelu_fwd(const float *x, float *y, int64_t n) {
 #pragma omp parallel if (n >= XC_PAR_MIN)
     {
         SHARE(n, lo, len);
@@ -239,7 +239,7 @@ static void quick_gelu_fwd(const float *x, float *y, int64_t n) {
     }
 }
 
-static void quick_gelu_bwd(const float *x, const float *go, float *dx, int64_t n) {
+void xc_quick_gelu_bwd(const float *x, const float *go, float *dx, int64_t n) {
 #pragma omp parallel if (n >= XC_PAR_MIN)
     {
         SHARE(n, lo, len);
@@ -248,13 +248,13 @@ static void quick_gelu_bwd(const float *x, const float *go, float *dx, int64_t n
 }
 
 static void quick_gelu_backward(Graph *g, TapeNode *node) {
-    quick_gelu_bwd(node->in[0]->data, node->out->grad, tensor_grad(g, node->in[0]), node->out->numel);
+    xc_quick_gelu_bwd(node->in[0]->data, node->out->grad, tensor_grad(g, node->in[0]), node->out->numel);
 }
 const OpDef xc_opdef_quick_gelu = {"quick_gelu", quick_gelu_backward};
 
 Tensor *op_quick_gelu(Graph *g, Tensor *x) {
     Tensor *y = new_like(g, x);
-    quick_gelu_fwd(x->data, y->data, x->numel);
+    xc_quick_gelu_fwd(x->data, y->data, x->numel);
     record_unary(g, &xc_opdef_quick_gelu, y, x, (UnaryCtx){0});
     return y;
 }

@@ -86,22 +86,35 @@ Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, bool ta, bool tb) {
 }
 
 // ---- linear ---------------------------------------------------------------------------------------
+// Gradient buffers of y = x W^T + b: dx (+)= dY W, dw (+)= dY^T x, db += column sums of dY. A gradient not
+// yet started is written (beta 0), not zeroed and added to.
+typedef struct LinearGrads {
+    float *dx, *dw, *db; // NULL: not wanted
+    float beta_dx, beta_dw;
+} LinearGrads;
 
-static void linear_backward(Graph *g, TapeNode *node) {
-    Tensor *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
-    int64_t out_f = w->shape[0], in_f = w->shape[1], R = x->numel / in_f;
-    const float *dY = y->grad; // (R, out)
+static LinearGrads linear_grad_buffers(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
+    LinearGrads lg = {0};
     bool fresh;
-    if (x->requires_grad) { // dX (+)= dY W: a gradient not yet started is written, not zeroed and added to
-        float *dx = tensor_grad_overwrite(g, x, &fresh);
-        gemm_run(g->gemm, false, false, R, in_f, out_f, 1.0f, dY, out_f, w->data, in_f, fresh ? 0.0f : 1.0f, dx, in_f);
+    if (x && x->requires_grad) {
+        lg.dx = tensor_grad_overwrite(g, x, &fresh);
+        lg.beta_dx = fresh ? 0.0f : 1.0f;
     }
-    if (w->requires_grad) { // dW (+)= dY^T X
-        float *dw = tensor_grad_overwrite(g, w, &fresh);
-        gemm_run(g->gemm, true, false, out_f, in_f, R, 1.0f, dY, out_f, x->data, in_f, fresh ? 0.0f : 1.0f, dw, in_f);
+    if (w->requires_grad) {
+        lg.dw = tensor_grad_overwrite(g, w, &fresh);
+        lg.beta_dw = fresh ? 0.0f : 1.0f;
     }
-    if (b && b->requires_grad) { // column sums of dY, each in row order (deterministic), 64 columns at a time
-        float *db = tensor_grad(g, b);
+    if (b && b->requires_grad) lg.db = tensor_grad(g, b);
+    return lg;
+}
+
+// x (R, in) and w (out, in) as they were in the forward; dY (R, out). dw and db first, then dx, so dx may
+// overwrite x (linear_pre_backward's scratch).
+static void linear_grads(Graph *g, const LinearGrads *lg, const float *x, const float *w, const float *dY, int64_t R,
+                         int64_t in_f, int64_t out_f) {
+    if (lg->dw) gemm_run(g->gemm, true, false, out_f, in_f, R, 1.0f, dY, out_f, x, in_f, lg->beta_dw, lg->dw, in_f);
+    if (lg->db) { // column sums of dY, each in row order (deterministic), 64 columns at a time
+        float *db = lg->db;
         const int64_t nblk = (out_f + 63) / 64;
 #pragma omp parallel for schedule(static) if ((R * out_f) >= XC_PAR_MIN)
         for (int64_t blk = 0; blk < nblk; blk++) {
@@ -112,24 +125,127 @@ static void linear_backward(Graph *g, TapeNode *node) {
             for (int64_t j = 0; j < n; j++) db[j0 + j] += s[j];
         }
     }
+    if (lg->dx) gemm_run(g->gemm, false, false, R, in_f, out_f, 1.0f, dY, out_f, w, in_f, lg->beta_dx, lg->dx, in_f);
+}
+
+static void linear_backward(Graph *g, TapeNode *node) {
+    Tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
+    int64_t out_f = w->shape[0], in_f = w->shape[1];
+    LinearGrads lg = linear_grad_buffers(g, x, w, b);
+    linear_grads(g, &lg, x->data, w->data, node->out->grad, x->numel / in_f, in_f, out_f);
 }
 
 const OpDef xc_opdef_linear = {"linear", linear_backward};
 
-Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
+static void linear_check(const Tensor *x, const Tensor *w, const Tensor *b, const char *what) {
     char sx[64], sw[64];
     XC_CHECK(w->ndim == 2 && x->ndim >= 1 && x->shape[x->ndim - 1] == w->shape[1],
-             "linear: input %s does not fit weight %s", tensor_shape_str(x, sx, sizeof sx),
+             "%s: input %s does not fit weight %s", what, tensor_shape_str(x, sx, sizeof sx),
              tensor_shape_str(w, sw, sizeof sw));
-    int64_t out_f = w->shape[0], in_f = w->shape[1], R = x->numel / (in_f ? in_f : 1);
-    XC_CHECK(!b || (b->ndim == 1 && b->shape[0] == out_f), "linear: bias does not match weight %s",
+    XC_CHECK(!b || (b->ndim == 1 && b->shape[0] == w->shape[0]), "%s: bias does not match weight %s", what,
              tensor_shape_str(w, sw, sizeof sw));
+}
+
+// y with x's shape but out_f on the last dim.
+static Tensor *linear_out(Graph *g, const Tensor *x, int64_t out_f) {
     int64_t shape[XT_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out_f;
-    Tensor *y = tensor_new(g, x->ndim, shape);
+    return tensor_new(g, x->ndim, shape);
+}
+
+Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
+    linear_check(x, w, b, "linear");
+    int64_t out_f = w->shape[0], in_f = w->shape[1], R = x->numel / (in_f ? in_f : 1);
+    Tensor *y = linear_out(g, x, out_f);
     gemm_bias(g->gemm, false, true, R, out_f, in_f, x->data, in_f, w->data, in_f, b ? b->data : NULL, y->data, out_f);
     Tensor *in[3] = {x, w, b};
     if (graph_needs_grad(g, in, 3)) graph_record(g, &xc_opdef_linear, y, in, 3);
     return y;
+}
+
+// ---- linear over a recomputed LayerNorm or QuickGELU ---------------------------------------------
+// pre(x) is written to scratch above the arena's mark, read by the GEMM and released; backward computes it
+// again from x (the same kernel on the same input: the same bits) for dW, writes dY W over it and
+// back-propagates that through pre. Every gradient that outlives the scratch is taken before the mark.
+typedef enum { PRE_LAYERNORM, PRE_QUICK_GELU } PreKind;
+
+typedef struct LinearPreCtx {
+    PreKind kind;
+    float eps;
+    float *mean, *rstd; // LayerNorm: (R), saved by the forward
+} LinearPreCtx;
+
+// node inputs: x, w, b, then LayerNorm's weight and bias
+static void pre_forward(const LinearPreCtx *c, Tensor *const *in, int64_t R, int64_t C, float *a, float *mean, float *rstd) {
+    if (c->kind == PRE_LAYERNORM) xc_layernorm_fwd(in[0]->data, in[3]->data, in[4]->data, c->eps, R, C, a, mean, rstd);
+    else xc_quick_gelu_fwd(in[0]->data, a, R * C);
+}
+
+static void linear_pre_backward(Graph *g, TapeNode *node) {
+    const LinearPreCtx *c = node->ctx;
+    Tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
+    const bool ln = c->kind == PRE_LAYERNORM;
+    Tensor *ln_w = ln ? node->in[3] : NULL, *ln_b = ln ? node->in[4] : NULL;
+    int64_t out_f = w->shape[0], C = w->shape[1], R = x->numel / C;
+    LinearGrads lg = linear_grad_buffers(g, NULL, w, b);
+    float *dx = x->requires_grad ? tensor_grad(g, x) : NULL;
+    float *dln_w = ln && ln_w->requires_grad ? tensor_grad(g, ln_w) : NULL;
+    float *dln_b = ln && ln_b->requires_grad ? tensor_grad(g, ln_b) : NULL;
+    ArenaMark m = arena_mark(&g->step);
+    float *a = arena_alloc(&g->step, (size_t)(R * C) * sizeof(float));
+    float *stats = ln ? arena_alloc(&g->step, (size_t)(2 * R) * sizeof(float)) : NULL; // the same as the saved ones
+    pre_forward(c, node->in, R, C, a, stats, stats ? stats + R : NULL);
+    const bool da = dx || dln_w || dln_b;
+    lg.dx = da ? a : NULL; // dY W over pre(x), once dW has read it
+    lg.beta_dx = 0.0f;
+    linear_grads(g, &lg, a, w->data, node->out->grad, R, C, out_f);
+    if (da && ln) xc_layernorm_bwd(x->data, ln_w->data, c->mean, c->rstd, a, R, C, dx, dln_w, dln_b);
+    else if (da) xc_quick_gelu_bwd(x->data, a, dx, R * C);
+    arena_rewind(&g->step, m);
+}
+
+const OpDef xc_opdef_layernorm_linear = {"layernorm_linear", linear_pre_backward};
+const OpDef xc_opdef_quick_gelu_linear = {"quick_gelu_linear", linear_pre_backward};
+
+static Tensor *linear_pre(Graph *g, const OpDef *def, LinearPreCtx c, Tensor *const *in, int n_in) {
+    Tensor *x = in[0], *w = in[1], *b = in[2];
+    linear_check(x, w, b, def->name);
+    int64_t out_f = w->shape[0], C = w->shape[1], R = x->numel / (C ? C : 1);
+    Tensor *y = linear_out(g, x, out_f);
+    const bool rec = graph_needs_grad(g, in, n_in);
+    const size_t stats = (size_t)(R ? R : 1) * sizeof(float);
+    if (rec && c.kind == PRE_LAYERNORM) { // kept for backward
+        c.mean = arena_alloc(&g->step, stats);
+        c.rstd = arena_alloc(&g->step, stats);
+    }
+    ArenaMark m = arena_mark(&g->step);
+    if (!rec && c.kind == PRE_LAYERNORM) {
+        c.mean = arena_alloc(&g->step, stats);
+        c.rstd = arena_alloc(&g->step, stats);
+    }
+    float *a = arena_alloc(&g->step, (size_t)(R * C) * sizeof(float));
+    pre_forward(&c, in, R, C, a, c.mean, c.rstd);
+    gemm_bias(g->gemm, false, true, R, out_f, C, a, C, w->data, C, b ? b->data : NULL, y->data, out_f);
+    arena_rewind(&g->step, m);
+    if (rec) {
+        TapeNode *node = graph_record(g, def, y, in, n_in);
+        LinearPreCtx *cc = arena_alloc(&g->step, sizeof *cc);
+        *cc = c;
+        node->ctx = cc;
+    }
+    return y;
+}
+
+Tensor *op_layernorm_linear(Graph *g, Tensor *x, Tensor *ln_w, Tensor *ln_b, float eps, Tensor *w, Tensor *b) {
+    int64_t C = x->shape[x->ndim - 1];
+    XC_CHECK(ln_w->numel == C && ln_b->numel == C, "layernorm_linear: LayerNorm weight/bias of %lld for width %lld",
+             (long long)ln_w->numel, (long long)C);
+    Tensor *in[5] = {x, w, b, ln_w, ln_b};
+    return linear_pre(g, &xc_opdef_layernorm_linear, (LinearPreCtx){.kind = PRE_LAYERNORM, .eps = eps}, in, 5);
+}
+
+Tensor *op_quick_gelu_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
+    Tensor *in[3] = {x, w, b};
+    return linear_pre(g, &xc_opdef_quick_gelu_linear, (LinearPreCtx){.kind = PRE_QUICK_GELU}, in, 3);
 }

@@ -46,19 +46,15 @@ typedef struct LayerNormCtx {
 
 // With xhat = (x - mean) rstd and dxhat = dy * w:
 //   dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dw += sum_r dy xhat, db += sum_r dy.
-static void layernorm_backward(Graph *g, TapeNode *node) {
-    const LayerNormCtx *c = node->ctx;
-    Tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
-    int64_t C = x->shape[x->ndim - 1], R = x->numel / (C ? C : 1);
-    const float *dy = node->out->grad;
-    if (x->requires_grad) {
-        float *dx = tensor_grad(g, x);
+void xc_layernorm_bwd(const float *x, const float *w, const float *mean, const float *rstd, const float *dy, int64_t R,
+                      int64_t C, float *dx, float *dw, float *db) {
+    if (dx) {
 #pragma omp parallel for schedule(static) if ((R * C) >= XC_PAR_MIN)
         for (int64_t r = 0; r < R; r++) {
-            const float *xr = x->data + r * C, *gr = dy + r * C;
-            float m = c->mean[r], s = c->rstd[r], sum_d = 0.0f, sum_dx = 0.0f;
+            const float *xr = x + r * C, *gr = dy + r * C;
+            float m = mean[r], s = rstd[r], sum_d = 0.0f, sum_dx = 0.0f;
             for (int64_t i = 0; i < C; i++) {
-                float dxh = gr[i] * w->data[i];
+                float dxh = gr[i] * w[i];
                 sum_d += dxh;
                 sum_dx += dxh * (xr[i] - m) * s;
             }
@@ -66,25 +62,32 @@ static void layernorm_backward(Graph *g, TapeNode *node) {
             sum_dx /= (float)C;
             for (int64_t i = 0; i < C; i++) {
                 float xh = (xr[i] - m) * s;
-                dx[r * C + i] += s * (gr[i] * w->data[i] - sum_d - xh * sum_dx);
+                dx[r * C + i] += s * (gr[i] * w[i] - sum_d - xh * sum_dx);
             }
         }
     }
-    if (w->requires_grad || b->requires_grad) {
-        float *dw = w->requires_grad ? tensor_grad(g, w) : NULL;
-        float *db = b->requires_grad ? tensor_grad(g, b) : NULL;
+    if (dw || db) {
 #pragma omp parallel for schedule(static) if ((R * C) >= XC_PAR_MIN)
         for (int64_t i = 0; i < C; i++) { // columns in parallel, rows in order: deterministic
             float sw = 0.0f, sb = 0.0f;
             for (int64_t r = 0; r < R; r++) {
                 float gy = dy[r * C + i];
-                sw += gy * (x->data[r * C + i] - c->mean[r]) * c->rstd[r];
+                sw += gy * (x[r * C + i] - mean[r]) * rstd[r];
                 sb += gy;
             }
             if (dw) dw[i] += sw;
             if (db) db[i] += sb;
         }
     }
+}
+
+static void layernorm_backward(Graph *g, TapeNode *node) {
+    const LayerNormCtx *c = node->ctx;
+    Tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
+    int64_t C = x->shape[x->ndim - 1], R = x->numel / (C ? C : 1);
+    xc_layernorm_bwd(x->data, w->data, c->mean, c->rstd, node->out->grad, R, C,
+                     x->requires_grad ? tensor_grad(g, x) : NULL, w->requires_grad ? tensor_grad(g, w) : NULL,
+                     b->requires_grad ? tensor_grad(g, b) : NULL);
 }
 const OpDef xc_opdef_layernorm = {"layernorm", layernorm_backward};
 

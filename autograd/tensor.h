@@ -28,7 +28,7 @@
 #include "autograd/util.h"
 
 #define XT_MAX_DIMS 5
-#define XT_MAX_INPUTS 4
+#define XT_MAX_INPUTS 5
 
 // ---- arenas -----------------------------------------------------------------------------------
 // A bump allocator. When a step needs more than the arena holds, the excess comes from overflow

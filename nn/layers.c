@@ -53,14 +53,18 @@ Tensor *linear_forward(Graph *g, const Linear *l, Tensor *x) { return op_linear(
 
 Tensor *layernorm_forward(Graph *g, const LayerNorm *ln, Tensor *x) { return op_layernorm(g, x, ln->w, ln->b, 1e-5f); }
 
-Tensor *mha_forward(Graph *g, const MultiheadAttention *a, Tensor *x, Tensor *mask) {
-    return op_mha(g, x, a->in_w, a->in_b, a->out_w, a->out_b, a->heads, mask);
+Tensor *mha_ln_forward(Graph *g, const MultiheadAttention *a, const LayerNorm *ln, Tensor *x, Tensor *mask) {
+    Tensor *qkv = op_layernorm_linear(g, x, ln->w, ln->b, 1e-5f, a->in_w, a->in_b);
+    return op_linear(g, op_attention(g, qkv, a->heads, mask), a->out_w, a->out_b);
+}
+
+Tensor *mlp_ln_forward(Graph *g, const LayerNorm *ln, const Linear *c_fc, const Linear *c_proj, Tensor *x) {
+    return op_quick_gelu_linear(g, op_layernorm_linear(g, x, ln->w, ln->b, 1e-5f, c_fc->w, c_fc->b), c_proj->w, c_proj->b);
 }
 
 Tensor *resblock_forward(Graph *g, const ResBlock *b, Tensor *x, Tensor *mask) {
-    x = op_add(g, x, mha_forward(g, &b->attn, layernorm_forward(g, &b->ln_1, x), mask));
-    Tensor *h = linear_forward(g, &b->c_proj, op_quick_gelu(g, linear_forward(g, &b->c_fc, layernorm_forward(g, &b->ln_2, x))));
-    return op_add(g, x, h);
+    x = op_add(g, x, mha_ln_forward(g, &b->attn, &b->ln_1, x, mask));
+    return op_add(g, x, mlp_ln_forward(g, &b->ln_2, &b->c_fc, &b->c_proj, x));
 }
 
 void init_trunc_normal(Tensor *t, Rng *r, float std) { rng_fill_trunc_normal(r, t->data, t->numel, 0.0f, std, -2.0f, 2.0f); }

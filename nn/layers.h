@@ -44,7 +44,10 @@ void resblock_init_mlp(ResBlock *b, ParamStore *ps, const char *prefix, int64_t 
 
 Tensor *linear_forward(Graph *g, const Linear *l, Tensor *x);
 Tensor *layernorm_forward(Graph *g, const LayerNorm *ln, Tensor *x); // eps 1e-5
-Tensor *mha_forward(Graph *g, const MultiheadAttention *a, Tensor *x, Tensor *mask);
+// attn(ln(x)) and c_proj(QuickGELU(c_fc(ln(x)))), with the LayerNorm and QuickGELU outputs recomputed in
+// backward instead of kept (op_layernorm_linear, op_quick_gelu_linear): the same bits, less memory.
+Tensor *mha_ln_forward(Graph *g, const MultiheadAttention *a, const LayerNorm *ln, Tensor *x, Tensor *mask);
+Tensor *mlp_ln_forward(Graph *g, const LayerNorm *ln, const Linear *c_fc, const Linear *c_proj, Tensor *x);
 // x + attn(ln_1(x)), then + c_proj(QuickGELU(c_fc(ln_2(x)))).
 Tensor *resblock_forward(Graph *g, const ResBlock *b, Tensor *x, Tensor *mask);
 

@@ -72,6 +72,9 @@ static Tensor *c_log_softmax_causal(Graph *g, Tensor **x) {
     return op_log_softmax(g, x[0], causal_mask(g, x[0]->shape[x[0]->ndim - 1]));
 }
 static Tensor *c_quick_gelu(Graph *g, Tensor **x) { return op_quick_gelu(g, x[0]); }
+static Tensor *c_layernorm_linear(Graph *g, Tensor **x) { return op_layernorm_linear(g, x[0], x[1], x[2], 1e-5f, x[3], x[4]); }
+static Tensor *c_quick_gelu_linear(Graph *g, Tensor **x) { return op_quick_gelu_linear(g, x[0], x[1], x[2]); }
+static Tensor *c_quick_gelu_linear_nobias(Graph *g, Tensor **x) { return op_quick_gelu_linear(g, x[0], x[1], NULL); }
 static Tensor *c_attention(Graph *g, Tensor **x) { return op_attention(g, x[0], 2, NULL); }
 static Tensor *c_attention_causal(Graph *g, Tensor **x) { return op_attention(g, x[0], 3, causal_mask(g, x[0]->shape[1])); }
 static Tensor *c_cross_attention(Graph *g, Tensor **x) { return op_cross_attention(g, x[0], x[1], x[2], 2); }
@@ -161,6 +164,9 @@ static const OpCase op_cases[] = {
     {"log_softmax", "log_softmax", 1, {2}, {{3, 6}}, c_log_softmax, false},
     {"log_softmax_causal", "log_softmax", 1, {3}, {{1, 4, 4}}, c_log_softmax_causal, false},
     {"quick_gelu", "quick_gelu", 1, {2}, {{4, 5}}, c_quick_gelu, false},
+    {"layernorm_linear", "layernorm_linear", 5, {3, 1, 1, 2, 1}, {{2, 3, 7}, {7}, {7}, {5, 7}, {5}}, c_layernorm_linear, false},
+    {"quick_gelu_linear", "quick_gelu_linear", 3, {3, 2, 1}, {{2, 3, 4}, {5, 4}, {5}}, c_quick_gelu_linear, false},
+    {"quick_gelu_linear_nobias", "quick_gelu_linear", 2, {2, 2}, {{3, 4}, {2, 4}}, c_quick_gelu_linear_nobias, false},
     {"attention", "attention", 1, {3}, {{2, 5, 12}}, c_attention, false},
     {"attention_causal", "attention", 1, {3}, {{1, 4, 18}}, c_attention_causal, false},
     {"cross_attention", "cross_attention", 3, {3, 3, 3}, {{2, 3, 8}, {2, 5, 8}, {2, 5, 8}}, c_cross_attention, false},

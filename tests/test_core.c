@@ -1,7 +1,8 @@
 // test_core.c - arenas (chunked overflow, rewind, memory handed back at reset), tape mechanics (no-grad mode,
 // requires-grad propagation, frozen parameters, fan-out accumulation, recording an op without backward),
-// spilling frozen parameters to a file, RNG streams and state, AdamW by hand.
+// spilling frozen parameters to a file, RNG streams and state, AdamW by hand, the linears over a recomputed input.
 #include "test_util.h"
+#include "autograd/kernels.h"
 #include "autograd/ops.h"
 #include "optim/adamw.h"
 
@@ -40,6 +41,22 @@ static void test_arena(void) {
     arena_rewind(&a, mk);
     XC_EXPECT(arena_owns(&a, first) && !arena_owns(&a, later) && a.overflow == 1024, "rewind: overflow %zu, want 1024", a.overflow);
     XC_EXPECT(arena_alloc(&a, 1000) == first + 1024, "after a rewind the chunk is reused from the mark");
+    arena_free(&a);
+
+    // scratch that overflowed and was rewound before the reset still grows the main block: the same work
+    // (a scratch above a mark, as op_layernorm_linear's) then fits without mapping anything
+    arena_init(&a, "scratch", 4096);
+    for (int step = 0; step < 3; step++) {
+        before = xc_sys_alloc_count();
+        arena_alloc(&a, 1000);
+        mk = arena_mark(&a);
+        arena_alloc(&a, 100000); // past the main block at first
+        arena_rewind(&a, mk);
+        arena_reset(&a);
+        XC_EXPECT(step == 0 || xc_sys_alloc_count() == before, "step %d of the same work made %llu mappings", step,
+                  (unsigned long long)(xc_sys_alloc_count() - before));
+    }
+    XC_EXPECT(a.cap >= a.peak, "reset after a rewound overflow grows the main block (%zu < %zu)", a.cap, a.peak);
     arena_free(&a);
 
     // a step's worth of memory goes back to the system at reset: the grown main block is not touched yet
@@ -291,6 +308,84 @@ static void test_fused_unreached(void) {
     XC_EXPECT(result[0][4] != 1.0f, "q did not decay: the zero-gradient update was skipped");
 }
 
+// sum of every element of t, a scalar
+static Tensor *total(Graph *g, Tensor *t) { return op_sum(g, op_reshape(g, t, 1, (int64_t[]){t->numel}), 0); }
+
+// op_layernorm_linear / op_quick_gelu_linear against the op_linear(op_layernorm / op_quick_gelu) they stand for:
+// the same bits in the output and in every gradient; sizes past XC_PAR_MIN so the threaded kernels run; mm NULL
+// (float32) or a bf16 context. Their input is an activation (its gradient lives in the step arena), with or
+// without a residual use that back-propagates first (the gradient then accumulates rather than starts).
+// And what they are for: the forward keeps R x C floats less in the step arena. A recomputation that rounds
+// differently, or a gradient taken above the scratch mark (released with it), fails here.
+static void recomputed_linear_case(bool gelu, bool residual, Gemm *mm) {
+    enum { R = 256, C = 160, O = 192 };
+    ParamStore ps;
+    param_store_init(&ps, "params");
+    Tensor *p[5] = {param_new(&ps, "x", 2, (int64_t[]){R, C}), param_new(&ps, "w", 2, (int64_t[]){O, C}),
+                    param_new(&ps, "b", 1, (int64_t[]){O}), param_new(&ps, "ln_w", 1, (int64_t[]){C}),
+                    param_new(&ps, "ln_b", 1, (int64_t[]){C})};
+    Rng r = rng_stream(5, RNG_STREAM_TEST);
+    for (int i = 0; i < 5; i++) rng_fill_uniform(&r, p[i]->data, p[i]->numel, -1, 1);
+    float *out[2], *grads[2][5];
+    size_t kept[2];
+    for (int fused = 0; fused < 2; fused++) {
+        Graph g;
+        graph_init(&g, 0);
+        g.gemm = mm;
+        param_store_zero_grad(&ps);
+        Tensor *x = op_scale(&g, op_scale(&g, p[0], 0.5f), 1.5f), *y; // its producer allocates a gradient
+        size_t before = g.step.used + g.step.overflow;
+        if (fused) y = gelu ? op_quick_gelu_linear(&g, x, p[1], p[2]) : op_layernorm_linear(&g, x, p[3], p[4], 1e-5f, p[1], p[2]);
+        else y = op_linear(&g, gelu ? op_quick_gelu(&g, x) : op_layernorm(&g, x, p[3], p[4], 1e-5f), p[1], p[2]);
+        kept[fused] = g.step.used + g.step.overflow - before;
+        Tensor *loss = total(&g, op_mul(&g, y, y));
+        graph_backward(&g, residual ? op_add(&g, loss, total(&g, op_mul(&g, x, x))) : loss);
+        out[fused] = xc_malloc((size_t)y->numel * sizeof(float));
+        memcpy(out[fused], y->data, (size_t)y->numel * sizeof(float));
+        for (int i = 0; i < 5; i++) {
+            grads[fused][i] = xc_malloc((size_t)p[i]->numel * sizeof(float));
+            memcpy(grads[fused][i], p[i]->grad, (size_t)p[i]->numel * sizeof(float));
+        }
+        graph_free(&g);
+    }
+    const char *what = gelu ? "quick_gelu_linear" : "layernorm_linear", *prec = mm ? "bf16" : "float32";
+    const char *use = residual ? "with a residual" : "alone";
+    XC_EXPECT(!memcmp(out[0], out[1], (size_t)R * O * sizeof(float)), "%s (%s, %s): output differs from the composed ops",
+              what, prec, use);
+    static const char *names[5] = {"x", "w", "b", "ln_w", "ln_b"};
+    for (int i = 0; i < 5; i++)
+        XC_EXPECT(!memcmp(grads[0][i], grads[1][i], (size_t)p[i]->numel * sizeof(float)),
+                  "%s (%s, %s): gradient of %s differs from the composed ops", what, prec, use, names[i]);
+    XC_EXPECT(kept[0] >= kept[1] + (size_t)R * C * sizeof(float),
+              "%s: the forward keeps %zu bytes, the composed ops %zu: the intermediate (%zu bytes) is still kept", what,
+              kept[1], kept[0], (size_t)R * C * sizeof(float));
+    printf("  %-18s %-7s %-15s bitwise equal to the composed ops; forward keeps %zu bytes against %zu\n", what, prec,
+           use, kept[1], kept[0]);
+    for (int f = 0; f < 2; f++) {
+        xc_free(out[f]);
+        for (int i = 0; i < 5; i++) xc_free(grads[f][i]);
+    }
+    param_store_free(&ps);
+}
+
+static void recomputed_linear_cases(Gemm *mm) {
+    for (int gelu = 0; gelu < 2; gelu++)
+        for (int residual = 0; residual < 2; residual++) recomputed_linear_case(gelu, residual, mm);
+}
+
+static void test_recomputed_linear(void) {
+    recomputed_linear_cases(NULL);
+    Gemm mm;
+    XcError err = {0};
+    if (gemm_init(&mm, XC_MATMUL_BF16, &err) != XC_OK) {
+        printf("  bf16 cases not run: %s\n", err.msg);
+        return;
+    }
+    recomputed_linear_cases(&mm);
+    XC_EXPECT(mm.bf16_calls > 0, "the bf16 cases ran their GEMMs in bf16");
+    gemm_free(&mm);
+}
+
 int main(void) {
     test_err_prefix();
     test_fused_unreached();
@@ -299,5 +394,6 @@ int main(void) {
     test_spill();
     test_rng();
     test_adamw_by_hand();
+    test_recomputed_linear();
     return xc_test_summary("test_core");
 }

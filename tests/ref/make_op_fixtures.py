@@ -122,6 +122,11 @@ CASES = {
                     lambda img, w: F.conv2d(img, w, stride=3).flatten(2).transpose(1, 2)),
     "l2_normalize": ([(2, 3, 5)], lambda x: x / x.norm(dim=-1, keepdim=True)),
     "soft_cross_entropy": ([(3, 5)], soft_ce),
+    # appended, so the cases above keep their random inputs
+    "layernorm_linear": ([(2, 3, 7), (7,), (7,), (5, 7), (5,)],
+                         lambda x, lw, lb, w, b: F.linear(F.layer_norm(x, (7,), lw, lb, 1e-5), w, b)),
+    "quick_gelu_linear": ([(2, 3, 4), (5, 4), (5,)], lambda x, w, b: F.linear(x * torch.sigmoid(1.702 * x), w, b)),
+    "quick_gelu_linear_nobias": ([(3, 4), (2, 4)], lambda x, w: F.linear(x * torch.sigmoid(1.702 * x), w)),
 }
 
 
