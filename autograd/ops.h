@@ -40,6 +40,11 @@ Tensor *op_quick_gelu_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b);
 // ---- elementwise (ops_elementwise.c) ---------------------------------------------------------------
 // Binary ops broadcast as NumPy/PyTorch do (dims aligned from the right, size-1 dims stretch).
 Tensor *op_add(Graph *g, Tensor *a, Tensor *b);
+// x + y for a residual update x + branch(x): the sum is written over y's data when nothing can read y again
+// (y is the newest op's output, not yet an input of any op, and that op's backward - linear, slice, dropout,
+// drop-path - does not read its output; with the tape off, any step tensor), else into a new tensor as
+// op_add. The caller must not use y afterwards. The same values and gradients as op_add, bit for bit.
+Tensor *op_add_residual(Graph *g, Tensor *x, Tensor *y);
 Tensor *op_sub(Graph *g, Tensor *a, Tensor *b);
 Tensor *op_mul(Graph *g, Tensor *a, Tensor *b);
 Tensor *op_scale(Graph *g, Tensor *x, float c);
@@ -62,6 +67,9 @@ Tensor *op_permute(Graph *g, Tensor *x, const int *perm);               // out.s
 Tensor *op_transpose(Graph *g, Tensor *x, int d0, int d1);              // a permute
 Tensor *op_concat(Graph *g, Tensor *const *xs, int n, int dim);         // n <= XT_MAX_INPUTS
 Tensor *op_slice(Graph *g, Tensor *x, int dim, int64_t start, int64_t len);
+// The same as the last use of x (the caller never reads x again): when graph_overwritable(x), the slice is
+// moved down within x's own memory instead of copied out (no new memory; values and gradients as op_slice).
+Tensor *op_slice_consume(Graph *g, Tensor *x, int dim, int64_t start, int64_t len);
 // x (R, L, C), idx[R] in [0, L) -> (R, C): row idx[r] of each x[r] (class token, EOT position).
 Tensor *op_gather_rows(Graph *g, Tensor *x, const int64_t *idx);
 // table (V, D), ids[n] in [0, V) -> (n, D).

@@ -118,13 +118,14 @@ static void binary_backward(Graph *g, TapeNode *node) {
                       c->kind == BIN_SUB ? -1.0f : 1.0f);
 }
 
-const OpDef xc_opdef_add = {"add", binary_backward};
-const OpDef xc_opdef_sub = {"sub", binary_backward};
-const OpDef xc_opdef_mul = {"mul", binary_backward};
+const OpDef xc_opdef_add = {.name = "add", .backward = binary_backward};
+const OpDef xc_opdef_sub = {.name = "sub", .backward = binary_backward};
+const OpDef xc_opdef_mul = {.name = "mul", .backward = binary_backward};
 
-static Tensor *binary(Graph *g, Tensor *a, Tensor *b, int kind, const OpDef *def) {
+// into: the output's data (NULL: new)
+static Tensor *binary(Graph *g, Tensor *a, Tensor *b, int kind, const OpDef *def, float *into) {
     Bcast bc = bcast_make(a, b, def->name);
-    Tensor *out = tensor_new(g, bc.ndim, bc.shape);
+    Tensor *out = into ? tensor_wrap(g, bc.ndim, bc.shape, into) : tensor_new(g, bc.ndim, bc.shape);
     float *y = out->data;
     const float *x = a->data, *z = b->data;
     if (bc.same) {
@@ -150,9 +151,13 @@ static Tensor *binary(Graph *g, Tensor *a, Tensor *b, int kind, const OpDef *def
     return out;
 }
 
-Tensor *op_add(Graph *g, Tensor *a, Tensor *b) { return binary(g, a, b, BIN_ADD, &xc_opdef_add); }
-Tensor *op_sub(Graph *g, Tensor *a, Tensor *b) { return binary(g, a, b, BIN_SUB, &xc_opdef_sub); }
-Tensor *op_mul(Graph *g, Tensor *a, Tensor *b) { return binary(g, a, b, BIN_MUL, &xc_opdef_mul); }
+Tensor *op_add(Graph *g, Tensor *a, Tensor *b) { return binary(g, a, b, BIN_ADD, &xc_opdef_add, NULL); }
+Tensor *op_sub(Graph *g, Tensor *a, Tensor *b) { return binary(g, a, b, BIN_SUB, &xc_opdef_sub, NULL); }
+Tensor *op_mul(Graph *g, Tensor *a, Tensor *b) { return binary(g, a, b, BIN_MUL, &xc_opdef_mul, NULL); }
+
+Tensor *op_add_residual(Graph *g, Tensor *x, Tensor *y) {
+    return binary(g, x, y, BIN_ADD, &xc_opdef_add, tensor_same_shape(x, y) && graph_overwritable(g, y) ? y->data : NULL);
+}
 
 // ---- unary ------------------------------------------------------------------------------------
 typedef struct UnaryCtx {
@@ -179,7 +184,7 @@ static void scale_backward(Graph *g, TapeNode *node) {
 #pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) dx[i] += c->c * go[i];
 }
-const OpDef xc_opdef_scale = {"scale", scale_backward};
+const OpDef xc_opdef_scale = {.name = "scale", .backward = scale_backward};
 
 Tensor *op_scale(Graph *g, Tensor *x, float c) {
     Tensor *y = new_like(g, x);
@@ -195,7 +200,7 @@ static void exp_backward(Graph *g, TapeNode *node) {
 #pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) dx[i] += go[i] * y[i];
 }
-const OpDef xc_opdef_exp = {"exp", exp_backward};
+const OpDef xc_opdef_exp = {.name = "exp", .backward = exp_backward};
 
 Tensor *op_exp(Graph *g, Tensor *x) {
     Tensor *y = new_like(g, x);
@@ -250,7 +255,7 @@ void xc_quick_gelu_bwd(const float *x, const float *go, float *dx, int64_t n) {
 static void quick_gelu_backward(Graph *g, TapeNode *node) {
     xc_quick_gelu_bwd(node->in[0]->data, node->out->grad, tensor_grad(g, node->in[0]), node->out->numel);
 }
-const OpDef xc_opdef_quick_gelu = {"quick_gelu", quick_gelu_backward};
+const OpDef xc_opdef_quick_gelu = {.name = "quick_gelu", .backward = quick_gelu_backward};
 
 Tensor *op_quick_gelu(Graph *g, Tensor *x) {
     Tensor *y = new_like(g, x);
@@ -268,8 +273,8 @@ static void masked_backward(Graph *g, TapeNode *node) {
 #pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) dx[i] += c->keep[i / c->per] ? c->c * go[i] : 0.0f;
 }
-const OpDef xc_opdef_dropout = {"dropout", masked_backward};
-const OpDef xc_opdef_drop_path = {"drop_path", masked_backward};
+const OpDef xc_opdef_dropout = {.name = "dropout", .backward = masked_backward, .output_unread = true};
+const OpDef xc_opdef_drop_path = {.name = "drop_path", .backward = masked_backward, .output_unread = true};
 
 static Tensor *masked(Graph *g, Tensor *x, float p, Rng *rng, int64_t per, const OpDef *def) {
     XC_CHECK(p >= 0.0f && p < 1.0f, "%s probability %g outside [0, 1)", def->name, p);

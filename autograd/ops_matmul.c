@@ -42,7 +42,7 @@ static void matmul_backward(Graph *g, TapeNode *node) {
     }
 }
 
-const OpDef xc_opdef_matmul = {"matmul", matmul_backward};
+const OpDef xc_opdef_matmul = {.name = "matmul", .backward = matmul_backward};
 
 Tensor *op_matmul(Graph *g, Tensor *a, Tensor *b, bool ta, bool tb) {
     char sa[64], sb[64];
@@ -135,7 +135,7 @@ static void linear_backward(Graph *g, TapeNode *node) {
     linear_grads(g, &lg, x->data, w->data, node->out->grad, x->numel / in_f, in_f, out_f);
 }
 
-const OpDef xc_opdef_linear = {"linear", linear_backward};
+const OpDef xc_opdef_linear = {.name = "linear", .backward = linear_backward, .output_unread = true};
 
 static void linear_check(const Tensor *x, const Tensor *w, const Tensor *b, const char *what) {
     char sx[64], sw[64];
@@ -205,8 +205,8 @@ static void linear_pre_backward(Graph *g, TapeNode *node) {
     arena_rewind(&g->step, m);
 }
 
-const OpDef xc_opdef_layernorm_linear = {"layernorm_linear", linear_pre_backward};
-const OpDef xc_opdef_quick_gelu_linear = {"quick_gelu_linear", linear_pre_backward};
+const OpDef xc_opdef_layernorm_linear = {.name = "layernorm_linear", .backward = linear_pre_backward, .output_unread = true};
+const OpDef xc_opdef_quick_gelu_linear = {.name = "quick_gelu_linear", .backward = linear_pre_backward, .output_unread = true};
 
 static Tensor *linear_pre(Graph *g, const OpDef *def, LinearPreCtx c, Tensor *const *in, int n_in) {
     Tensor *x = in[0], *w = in[1], *b = in[2];

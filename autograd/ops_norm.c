@@ -89,7 +89,7 @@ static void layernorm_backward(Graph *g, TapeNode *node) {
                      x->requires_grad ? tensor_grad(g, x) : NULL, w->requires_grad ? tensor_grad(g, w) : NULL,
                      b->requires_grad ? tensor_grad(g, b) : NULL);
 }
-const OpDef xc_opdef_layernorm = {"layernorm", layernorm_backward};
+const OpDef xc_opdef_layernorm = {.name = "layernorm", .backward = layernorm_backward};
 
 Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b, float eps) {
     int64_t C = x->shape[x->ndim - 1], R = x->numel / (C ? C : 1);

@@ -18,8 +18,8 @@ static void reduce_backward(Graph *g, TapeNode *node) {
         for (int64_t k = 0; k < c->n; k++)
             for (int64_t i = 0; i < c->inner; i++) dx[(o * c->n + k) * c->inner + i] += c->scale * go[o * c->inner + i];
 }
-const OpDef xc_opdef_sum = {"sum", reduce_backward};
-const OpDef xc_opdef_mean = {"mean", reduce_backward};
+const OpDef xc_opdef_sum = {.name = "sum", .backward = reduce_backward};
+const OpDef xc_opdef_mean = {.name = "mean", .backward = reduce_backward};
 
 static Tensor *reduce(Graph *g, Tensor *x, int dim, bool mean, const OpDef *def) {
     if (dim < 0) dim += x->ndim;
@@ -66,7 +66,7 @@ static void l2_backward(Graph *g, TapeNode *node) {
         for (int64_t i = 0; i < C; i++) dx[r * C + i] += (gr[i] - yr[i] * dot) * inv[r];
     }
 }
-const OpDef xc_opdef_l2_normalize = {"l2_normalize", l2_backward};
+const OpDef xc_opdef_l2_normalize = {.name = "l2_normalize", .backward = l2_backward};
 
 Tensor *op_l2_normalize(Graph *g, Tensor *x) {
     XC_CHECK(x->ndim >= 1, "l2_normalize needs a rank >= 1 tensor");

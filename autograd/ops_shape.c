@@ -10,7 +10,7 @@ static void reshape_backward(Graph *g, TapeNode *node) {
 #pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) dx[i] += go[i];
 }
-const OpDef xc_opdef_reshape = {"reshape", reshape_backward};
+const OpDef xc_opdef_reshape = {.name = "reshape", .backward = reshape_backward};
 
 Tensor *op_reshape(Graph *g, Tensor *x, int ndim, const int64_t *shape) {
     int64_t sh[XT_MAX_DIMS];
@@ -66,7 +66,7 @@ static void permute_backward(Graph *g, TapeNode *node) {
 #pragma omp parallel for schedule(static) if ((node->out->numel) >= XC_PAR_MIN)
     for (int64_t i = 0; i < node->out->numel; i++) dx[permute_src(node->out, c, i)] += go[i];
 }
-const OpDef xc_opdef_permute = {"permute", permute_backward};
+const OpDef xc_opdef_permute = {.name = "permute", .backward = permute_backward};
 
 Tensor *op_permute(Graph *g, Tensor *x, const int *perm) {
     PermuteCtx c = {x->ndim, {0}};
@@ -140,7 +140,7 @@ static void concat_backward(Graph *g, TapeNode *node) {
         off += len;
     }
 }
-const OpDef xc_opdef_concat = {"concat", concat_backward};
+const OpDef xc_opdef_concat = {.name = "concat", .backward = concat_backward};
 
 Tensor *op_concat(Graph *g, Tensor *const *xs, int n, int dim) {
     XC_CHECK(n >= 1 && n <= XT_MAX_INPUTS, "concat of %d tensors (1..%d)", n, XT_MAX_INPUTS);
@@ -180,9 +180,9 @@ static void slice_backward(Graph *g, TapeNode *node) {
     copy_block(tensor_grad(g, x), x->shape[c->dim], c->start, y->grad, y->shape[c->dim], 0, y->shape[c->dim],
                outer, inner, true);
 }
-const OpDef xc_opdef_slice = {"slice", slice_backward};
+const OpDef xc_opdef_slice = {.name = "slice", .backward = slice_backward, .output_unread = true};
 
-Tensor *op_slice(Graph *g, Tensor *x, int dim, int64_t start, int64_t len) {
+static Tensor *slice(Graph *g, Tensor *x, int dim, int64_t start, int64_t len, bool consume) {
     if (dim < 0) dim += x->ndim;
     XC_CHECK(dim >= 0 && dim < x->ndim, "slice: dim out of range");
     XC_CHECK(start >= 0 && len >= 0 && start + len <= x->shape[dim], "slice [%lld, %lld) outside dim of %lld",
@@ -190,9 +190,19 @@ Tensor *op_slice(Graph *g, Tensor *x, int dim, int64_t start, int64_t len) {
     int64_t shape[XT_MAX_DIMS], outer, inner;
     memcpy(shape, x->shape, sizeof shape);
     shape[dim] = len;
-    Tensor *y = tensor_new(g, x->ndim, shape);
     outer_inner(x, dim, &outer, &inner);
-    copy_block(y->data, len, 0, x->data, x->shape[dim], start, len, outer, inner, false);
+    Tensor *y;
+    if (consume && graph_overwritable(g, x)) {
+        // the kept blocks move down within x's memory, in order: each lands at or below its own source and
+        // below every source still to be read (memmove for the overlap with its own)
+        y = tensor_wrap(g, x->ndim, shape, x->data);
+        for (int64_t o = 0; o < outer; o++)
+            memmove(y->data + o * len * inner, x->data + (o * x->shape[dim] + start) * inner,
+                    (size_t)(len * inner) * sizeof(float));
+    } else {
+        y = tensor_new(g, x->ndim, shape);
+        copy_block(y->data, len, 0, x->data, x->shape[dim], start, len, outer, inner, false);
+    }
     if (graph_needs_grad(g, &x, 1)) {
         TapeNode *node = graph_record(g, &xc_opdef_slice, y, &x, 1);
         AxisCtx *c = arena_alloc(&g->step, sizeof *c);
@@ -200,6 +210,12 @@ Tensor *op_slice(Graph *g, Tensor *x, int dim, int64_t start, int64_t len) {
         node->ctx = c;
     }
     return y;
+}
+
+Tensor *op_slice(Graph *g, Tensor *x, int dim, int64_t start, int64_t len) { return slice(g, x, dim, start, len, false); }
+
+Tensor *op_slice_consume(Graph *g, Tensor *x, int dim, int64_t start, int64_t len) {
+    return slice(g, x, dim, start, len, true);
 }
 
 // ---- row gather: x (R, L, C), idx (R) -> (R, C) ----------------------------------------------------
@@ -213,7 +229,7 @@ static void gather_rows_backward(Graph *g, TapeNode *node) {
     for (int64_t r = 0; r < R; r++)
         for (int64_t c = 0; c < C; c++) dx[(r * L + idx[r]) * C + c] += go[r * C + c];
 }
-const OpDef xc_opdef_gather_rows = {"gather_rows", gather_rows_backward};
+const OpDef xc_opdef_gather_rows = {.name = "gather_rows", .backward = gather_rows_backward};
 
 Tensor *op_gather_rows(Graph *g, Tensor *x, const int64_t *idx) {
     XC_CHECK(x->ndim == 3, "gather_rows needs (R, L, C)");
@@ -242,7 +258,7 @@ static void embedding_backward(Graph *g, TapeNode *node) {
     for (int64_t d = 0; d < D; d++)
         for (int64_t i = 0; i < n; i++) dt[(int64_t)ids[i] * D + d] += go[i * D + d];
 }
-const OpDef xc_opdef_embedding = {"embedding", embedding_backward};
+const OpDef xc_opdef_embedding = {.name = "embedding", .backward = embedding_backward};
 
 Tensor *op_embedding(Graph *g, Tensor *table, const int32_t *ids, int64_t n) {
     XC_CHECK(table->ndim == 2, "embedding table must be (V, D)");

@@ -80,8 +80,8 @@ static void log_softmax_backward(Graph *g, TapeNode *node) {
     }
 }
 
-const OpDef xc_opdef_softmax = {"softmax", softmax_backward};
-const OpDef xc_opdef_log_softmax = {"log_softmax", log_softmax_backward};
+const OpDef xc_opdef_softmax = {.name = "softmax", .backward = softmax_backward};
+const OpDef xc_opdef_log_softmax = {.name = "log_softmax", .backward = log_softmax_backward};
 
 static Tensor *softmax_op(Graph *g, Tensor *x, Tensor *mask, bool log_space) {
     XC_CHECK(x->ndim >= 1, "softmax needs rank >= 1");
@@ -128,7 +128,7 @@ static void soft_ce_backward(Graph *g, TapeNode *node) {
         for (int64_t k = 0; k < K; k++) dl[b * K + k] += go * (p[b * K + k] * ysum - y[k]);
     }
 }
-const OpDef xc_opdef_soft_cross_entropy = {"soft_cross_entropy", soft_ce_backward};
+const OpDef xc_opdef_soft_cross_entropy = {.name = "soft_cross_entropy", .backward = soft_ce_backward};
 
 Tensor *op_soft_cross_entropy(Graph *g, Tensor *logits, Tensor *targets) {
     XC_CHECK(logits->ndim == 2 && tensor_same_shape(logits, targets), "soft_cross_entropy: logits and targets must be (B, K)");

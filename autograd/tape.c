@@ -152,6 +152,12 @@ float *tensor_grad_overwrite(Graph *g, Tensor *t, bool *fresh) {
     return t->grad ? t->grad : grad_alloc(g, t, false);
 }
 
+bool graph_overwritable(const Graph *g, const Tensor *t) {
+    if (t->is_param || !arena_owns(&g->step, t->data)) return false;
+    if (g->grad_enabled) return g->last && g->last->out == t && g->last->op->output_unread;
+    return !t->requires_grad;
+}
+
 bool graph_needs_grad(const Graph *g, Tensor *const *in, int n_in) {
     if (!g->grad_enabled) return false;
     for (int i = 0; i < n_in; i++)
@@ -276,7 +282,7 @@ static void checkpoint_backward(Graph *g, TapeNode *node) {
     g->pool.n = k;
 }
 
-static const OpDef opdef_checkpoint = {"checkpoint", checkpoint_backward};
+static const OpDef opdef_checkpoint = {.name = "checkpoint", .backward = checkpoint_backward};
 
 // y = fn(x) into a tensor allocated first; everything fn allocated is released afterwards.
 Tensor *graph_run_released(Graph *g, CheckpointFn fn, const void *ctx, Tensor *x, Rng *rng) {

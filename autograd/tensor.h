@@ -85,6 +85,7 @@ typedef void (*BackwardFn)(struct Graph *g, struct TapeNode *node);
 typedef struct OpDef {
     const char *name;
     BackwardFn backward;           // NULL: the op has no backward (recording it with grad is an error)
+    bool output_unread;            // backward never reads the op's output values (op_add_residual may overwrite them)
 } OpDef;
 
 typedef struct TapeNode {
@@ -165,6 +166,11 @@ bool tensor_same_shape(const Tensor *a, const Tensor *b);
 // "[2, 3, 4]" into buf, for messages.
 const char *tensor_shape_str(const Tensor *t, char *buf, size_t n);
 
+// May an op write over t's values, given that its caller never reads t again? With the tape on: t is the newest
+// recorded op's output (no op has taken it as input) and that op's backward does not read it (OpDef
+// output_unread); with the tape off: t is step memory that requires no gradient. Never a parameter or memory
+// the step does not own (a wrapped loader batch).
+bool graph_overwritable(const Graph *g, const Tensor *t);
 // Called by ops: should an op with these inputs be recorded? (grad mode on and an input needs grad)
 bool graph_needs_grad(const Graph *g, Tensor *const *in, int n_in);
 // Records a node (only call when graph_needs_grad said yes); sets out->requires_grad. Dies if the

@@ -63,8 +63,8 @@ Tensor *mlp_ln_forward(Graph *g, const LayerNorm *ln, const Linear *c_fc, const 
 }
 
 Tensor *resblock_forward(Graph *g, const ResBlock *b, Tensor *x, Tensor *mask) {
-    x = op_add(g, x, mha_ln_forward(g, &b->attn, &b->ln_1, x, mask));
-    return op_add(g, x, mlp_ln_forward(g, &b->ln_2, &b->c_fc, &b->c_proj, x));
+    x = op_add_residual(g, x, mha_ln_forward(g, &b->attn, &b->ln_1, x, mask));
+    return op_add_residual(g, x, mlp_ln_forward(g, &b->ln_2, &b->c_fc, &b->c_proj, x));
 }
 
 void init_trunc_normal(Tensor *t, Rng *r, float std) { rng_fill_trunc_normal(r, t->data, t->numel, 0.0f, std, -2.0f, 2.0f); }

@@ -350,25 +350,25 @@ static Tensor *cct_block(Graph *g, const CctBlock *b, Tensor *x, int64_t B, int6
     int64_t *zeros = arena_calloc(&g->step, (size_t)BT * sizeof(int64_t));
     // message tokens: m = message_fc(class token), then self-attention across the T frames of each video
     Tensor *msg = op_reshape(g, linear_forward(g, &b->message_fc, op_gather_rows(g, x, zeros)), 3, (int64_t[]){B, T, W});
-    msg = op_add(g, msg, maybe_drop_path(g, mha_ln_forward(g, &b->message_attn, &b->message_ln, msg, NULL),
+    msg = op_add_residual(g, msg, maybe_drop_path(g, mha_ln_forward(g, &b->message_attn, &b->message_ln, msg, NULL),
                                          b->drop_path, drop));
     // intra-frame attention over the L tokens plus the frame's message token; the message token is
     // dropped again afterwards, so only the first L rows of the attention output are kept
     Tensor *parts[2] = {x, op_reshape(g, msg, 3, (int64_t[]){BT, 1, W})};
     Tensor *xm = op_concat(g, parts, 2, 1);
-    Tensor *att = op_slice(g, mha_ln_forward(g, &b->base.attn, &b->base.ln_1, xm, NULL), 1, 0, L);
-    x = op_add(g, x, maybe_drop_path(g, att, b->drop_path, drop));
+    Tensor *att = op_slice_consume(g, mha_ln_forward(g, &b->base.attn, &b->base.ln_1, xm, NULL), 1, 0, L);
+    x = op_add_residual(g, x, maybe_drop_path(g, att, b->drop_path, drop));
     Tensor *h = mlp_ln_forward(g, &b->base.ln_2, &b->base.c_fc, &b->base.c_proj, x);
-    return op_add(g, x, maybe_drop_path(g, h, b->drop_path, drop));
+    return op_add_residual(g, x, maybe_drop_path(g, h, b->drop_path, drop));
 }
 
 // Without cct (model.cct = false): CLIP's residual attention block on each frame alone, with the same per-frame
 // drop path on its two branches. x (BT, L, W) -> (BT, L, W).
 static Tensor *plain_block(Graph *g, const CctBlock *b, Tensor *x, Rng *drop) {
     Tensor *att = mha_ln_forward(g, &b->base.attn, &b->base.ln_1, x, NULL);
-    x = op_add(g, x, maybe_drop_path(g, att, b->drop_path, drop));
+    x = op_add_residual(g, x, maybe_drop_path(g, att, b->drop_path, drop));
     Tensor *h = mlp_ln_forward(g, &b->base.ln_2, &b->base.c_fc, &b->base.c_proj, x);
-    return op_add(g, x, maybe_drop_path(g, h, b->drop_path, drop));
+    return op_add_residual(g, x, maybe_drop_path(g, h, b->drop_path, drop));
 }
 
 typedef struct CctArgs {
@@ -387,9 +387,8 @@ static Tensor *prompt_layer(Graph *g, const PromptLayer *p, Tensor *text, Tensor
     Tensor *q = op_layernorm_linear(g, text, p->norm1.w, p->norm1.b, 1e-5f, p->q_proj.w, p->q_proj.b);
     Tensor *a = op_cross_attention(g, q, linear_forward(g, &p->k_proj, visual),
                                    linear_forward(g, &p->v_proj, visual), p->heads);
-    text = op_add(g, text, linear_forward(g, &p->proj, a));
-    Tensor *h = mlp_ln_forward(g, &p->norm3, &p->fc1, &p->fc2, text);
-    return op_add(g, text, h);
+    text = op_add_residual(g, text, linear_forward(g, &p->proj, a));
+    return op_add_residual(g, text, mlp_ln_forward(g, &p->norm3, &p->fc1, &p->fc2, text));
 }
 
 XClipOut xclip_forward(Graph *g, const XClip *m, Tensor *video, const int32_t *tokens, int64_t K, int64_t S, Rng *drop) {

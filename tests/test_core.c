@@ -386,6 +386,80 @@ static void test_recomputed_linear(void) {
     gemm_free(&mm);
 }
 
+// op_add_residual and op_slice_consume write over their input when nothing reads it again, and only then: the
+// output shares the input's memory after a linear (whose backward never reads its output) and after a slice
+// of one, values and gradients bitwise equal to op_add and op_slice; a branch another op has already used, an
+// op that reads its own output in backward (exp), a parameter, or a tensor with a gradient under the tape off
+// each get a copy. A rule that overwrote any of those, or an in-place path that computed anything else, fails.
+static void test_overwrite_in_place(void) {
+    enum { R = 64, L = 5, C = 48 }; // (R, L, C): rows of L tokens; the slice keeps the first L - 1
+    ParamStore ps;
+    param_store_init(&ps, "params");
+    Tensor *x = param_new(&ps, "x", 3, (int64_t[]){R, L - 1, C}), *h = param_new(&ps, "h", 3, (int64_t[]){R, L, C});
+    Tensor *w = param_new(&ps, "w", 2, (int64_t[]){C, C}), *b = param_new(&ps, "b", 1, (int64_t[]){C});
+    Tensor *p[4] = {x, h, w, b};
+    Rng r = rng_stream(9, RNG_STREAM_TEST);
+    for (int i = 0; i < 4; i++) rng_fill_uniform(&r, p[i]->data, p[i]->numel, -1, 1);
+    float *out[2], *grads[2][4];
+    bool shared[2][2];
+    for (int consume = 0; consume < 2; consume++) {
+        Graph g;
+        graph_init(&g, 0);
+        param_store_zero_grad(&ps);
+        Tensor *lin = op_linear(&g, h, w, b);
+        Tensor *att = consume ? op_slice_consume(&g, lin, 1, 0, L - 1) : op_slice(&g, lin, 1, 0, L - 1);
+        Tensor *y = consume ? op_add_residual(&g, x, att) : op_add(&g, x, att);
+        shared[consume][0] = att->data == lin->data;
+        shared[consume][1] = y->data == att->data;
+        graph_backward(&g, total(&g, op_mul(&g, y, y)));
+        out[consume] = xc_malloc((size_t)y->numel * sizeof(float));
+        memcpy(out[consume], y->data, (size_t)y->numel * sizeof(float));
+        for (int i = 0; i < 4; i++) {
+            grads[consume][i] = xc_malloc((size_t)p[i]->numel * sizeof(float));
+            memcpy(grads[consume][i], p[i]->grad, (size_t)p[i]->numel * sizeof(float));
+        }
+        graph_free(&g);
+    }
+    XC_EXPECT(shared[1][0] && shared[1][1], "op_slice_consume / op_add_residual after a linear worked in place (%d, %d)",
+              shared[1][0], shared[1][1]);
+    XC_EXPECT(!shared[0][0] && !shared[0][1], "op_slice / op_add made copies");
+    XC_EXPECT(!memcmp(out[0], out[1], (size_t)R * (L - 1) * C * sizeof(float)), "in place: the output differs");
+    for (int i = 0; i < 4; i++)
+        XC_EXPECT(!memcmp(grads[0][i], grads[1][i], (size_t)p[i]->numel * sizeof(float)),
+                  "in place: gradient %d differs from op_slice + op_add", i);
+    for (int f = 0; f < 2; f++) {
+        xc_free(out[f]);
+        for (int i = 0; i < 4; i++) xc_free(grads[f][i]);
+    }
+
+    // the refusals: each gets a copy and leaves its input as it was
+    Graph g;
+    graph_init(&g, 0);
+    Tensor *xs = op_slice(&g, x, 1, 0, L - 1); // (R, L - 1, C) like x
+    Tensor *lin = op_linear(&g, xs, w, b);
+    Tensor *used = op_linear(&g, lin, w, b); // lin is now an input of a later op, itself a linear
+    float first = lin->data[0];
+    Tensor *y = op_add_residual(&g, x, lin);
+    XC_EXPECT(y->data != lin->data && lin->data[0] == first, "a branch another op has taken was overwritten");
+    Tensor *e = op_exp(&g, used); // exp's backward reads its output
+    first = e->data[0];
+    y = op_add_residual(&g, x, e);
+    XC_EXPECT(y->data != e->data && e->data[0] == first, "the output of an op that reads it in backward was overwritten");
+    y = op_add_residual(&g, xs, x);
+    XC_EXPECT(y->data != x->data, "a parameter was overwritten");
+    Tensor *s = op_slice_consume(&g, op_exp(&g, xs), 1, 0, 2);
+    XC_EXPECT(g.last->out == s && s->data != g.last->in[0]->data, "op_slice_consume of exp's output did not copy");
+    bool prev = graph_set_grad(&g, false);
+    Tensor *t = op_scale(&g, xs, 2.0f); // tape off, no gradient: may be overwritten
+    y = op_add_residual(&g, xs, t);
+    XC_EXPECT(y->data == t->data, "with the tape off, a step tensor without a gradient was not overwritten");
+    y = op_add_residual(&g, t, xs); // xs requires grad (recorded earlier): kept
+    XC_EXPECT(y->data != xs->data, "with the tape off, a tensor that requires grad was overwritten");
+    graph_set_grad(&g, prev);
+    graph_free(&g);
+    param_store_free(&ps);
+}
+
 int main(void) {
     test_err_prefix();
     test_fused_unreached();
@@ -395,5 +469,6 @@ int main(void) {
     test_rng();
     test_adamw_by_hand();
     test_recomputed_linear();
+    test_overwrite_in_place();
     return xc_test_summary("test_core");
 }
