@@ -187,7 +187,7 @@ static void linear_pre_backward(Graph *g, TapeNode *node) {
     Tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const bool ln = c->kind == PRE_LAYERNORM;
     Tensor *ln_w = ln ? node->in[3] : NULL, *ln_b = ln ? node->in[4] : NULL;
-    int64_t out_f = w->shape[0], C = w->shape[1], R = x->numel / C;
+    int64_t out_f = w->shape[0], C = w->shape[1], R = x->numel / (C ? C : 1);
     LinearGrads lg = linear_grad_buffers(g, NULL, w, b);
     float *dx = x->requires_grad ? tensor_grad(g, x) : NULL;
     float *dln_w = ln && ln_w->requires_grad ? tensor_grad(g, ln_w) : NULL;

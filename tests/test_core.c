@@ -311,6 +311,33 @@ static void test_fused_unreached(void) {
 // sum of every element of t, a scalar
 static Tensor *total(Graph *g, Tensor *t) { return op_sum(g, op_reshape(g, t, 1, (int64_t[]){t->numel}), 0); }
 
+// A run's output and its parameters' gradients, copied to compare two runs bit for bit.
+typedef struct RunCopy {
+    float *v[6]; // the output, then the gradient of each parameter
+    size_t bytes[6];
+    int n;
+} RunCopy;
+
+static void run_copy_take(RunCopy *c, const Tensor *y, Tensor *const *p, int np) {
+    c->n = np + 1;
+    for (int i = 0; i < c->n; i++) {
+        c->bytes[i] = (size_t)(i ? p[i - 1]->numel : y->numel) * sizeof(float);
+        c->v[i] = xc_malloc(c->bytes[i]);
+        memcpy(c->v[i], i ? p[i - 1]->grad : y->data, c->bytes[i]);
+    }
+}
+
+// -1 if equal, else what differs first: 0 the output, i the gradient of parameter i - 1
+static int run_copy_diff(const RunCopy *a, const RunCopy *b) {
+    for (int i = 0; i < a->n; i++)
+        if (a->bytes[i] != b->bytes[i] || memcmp(a->v[i], b->v[i], a->bytes[i])) return i;
+    return -1;
+}
+
+static void run_copy_free(RunCopy *c) {
+    for (int i = 0; i < c->n; i++) xc_free(c->v[i]);
+}
+
 // op_layernorm_linear / op_quick_gelu_linear against the op_linear(op_layernorm / op_quick_gelu) they stand for:
 // the same bits in the output and in every gradient; sizes past XC_PAR_MIN so the threaded kernels run; mm NULL
 // (float32) or a bf16 context. Their input is an activation (its gradient lives in the step arena), with or
@@ -326,7 +353,7 @@ static void recomputed_linear_case(bool gelu, bool residual, Gemm *mm) {
                     param_new(&ps, "ln_b", 1, (int64_t[]){C})};
     Rng r = rng_stream(5, RNG_STREAM_TEST);
     for (int i = 0; i < 5; i++) rng_fill_uniform(&r, p[i]->data, p[i]->numel, -1, 1);
-    float *out[2], *grads[2][5];
+    RunCopy run[2];
     size_t kept[2];
     for (int fused = 0; fused < 2; fused++) {
         Graph g;
@@ -340,31 +367,22 @@ static void recomputed_linear_case(bool gelu, bool residual, Gemm *mm) {
         kept[fused] = g.step.used + g.step.overflow - before;
         Tensor *loss = total(&g, op_mul(&g, y, y));
         graph_backward(&g, residual ? op_add(&g, loss, total(&g, op_mul(&g, x, x))) : loss);
-        out[fused] = xc_malloc((size_t)y->numel * sizeof(float));
-        memcpy(out[fused], y->data, (size_t)y->numel * sizeof(float));
-        for (int i = 0; i < 5; i++) {
-            grads[fused][i] = xc_malloc((size_t)p[i]->numel * sizeof(float));
-            memcpy(grads[fused][i], p[i]->grad, (size_t)p[i]->numel * sizeof(float));
-        }
+        run_copy_take(&run[fused], y, p, 5);
         graph_free(&g);
     }
     const char *what = gelu ? "quick_gelu_linear" : "layernorm_linear", *prec = mm ? "bf16" : "float32";
     const char *use = residual ? "with a residual" : "alone";
-    XC_EXPECT(!memcmp(out[0], out[1], (size_t)R * O * sizeof(float)), "%s (%s, %s): output differs from the composed ops",
-              what, prec, use);
-    static const char *names[5] = {"x", "w", "b", "ln_w", "ln_b"};
-    for (int i = 0; i < 5; i++)
-        XC_EXPECT(!memcmp(grads[0][i], grads[1][i], (size_t)p[i]->numel * sizeof(float)),
-                  "%s (%s, %s): gradient of %s differs from the composed ops", what, prec, use, names[i]);
+    static const char *names[6] = {"the output", "the gradient of x", "the gradient of w", "the gradient of b",
+                                   "the gradient of ln_w", "the gradient of ln_b"};
+    int d = run_copy_diff(&run[0], &run[1]);
+    XC_EXPECT(d < 0, "%s (%s, %s): %s differs from the composed ops", what, prec, use, d < 0 ? "" : names[d]);
     XC_EXPECT(kept[0] >= kept[1] + (size_t)R * C * sizeof(float),
               "%s: the forward keeps %zu bytes, the composed ops %zu: the intermediate (%zu bytes) is still kept", what,
               kept[1], kept[0], (size_t)R * C * sizeof(float));
     printf("  %-18s %-7s %-15s bitwise equal to the composed ops; forward keeps %zu bytes against %zu\n", what, prec,
            use, kept[1], kept[0]);
-    for (int f = 0; f < 2; f++) {
-        xc_free(out[f]);
-        for (int i = 0; i < 5; i++) xc_free(grads[f][i]);
-    }
+    run_copy_free(&run[0]);
+    run_copy_free(&run[1]);
     param_store_free(&ps);
 }
 
@@ -400,7 +418,7 @@ static void test_overwrite_in_place(void) {
     Tensor *p[4] = {x, h, w, b};
     Rng r = rng_stream(9, RNG_STREAM_TEST);
     for (int i = 0; i < 4; i++) rng_fill_uniform(&r, p[i]->data, p[i]->numel, -1, 1);
-    float *out[2], *grads[2][4];
+    RunCopy run[2];
     bool shared[2][2];
     for (int consume = 0; consume < 2; consume++) {
         Graph g;
@@ -412,25 +430,16 @@ static void test_overwrite_in_place(void) {
         shared[consume][0] = att->data == lin->data;
         shared[consume][1] = y->data == att->data;
         graph_backward(&g, total(&g, op_mul(&g, y, y)));
-        out[consume] = xc_malloc((size_t)y->numel * sizeof(float));
-        memcpy(out[consume], y->data, (size_t)y->numel * sizeof(float));
-        for (int i = 0; i < 4; i++) {
-            grads[consume][i] = xc_malloc((size_t)p[i]->numel * sizeof(float));
-            memcpy(grads[consume][i], p[i]->grad, (size_t)p[i]->numel * sizeof(float));
-        }
+        run_copy_take(&run[consume], y, p, 4);
         graph_free(&g);
     }
     XC_EXPECT(shared[1][0] && shared[1][1], "op_slice_consume / op_add_residual after a linear worked in place (%d, %d)",
               shared[1][0], shared[1][1]);
     XC_EXPECT(!shared[0][0] && !shared[0][1], "op_slice / op_add made copies");
-    XC_EXPECT(!memcmp(out[0], out[1], (size_t)R * (L - 1) * C * sizeof(float)), "in place: the output differs");
-    for (int i = 0; i < 4; i++)
-        XC_EXPECT(!memcmp(grads[0][i], grads[1][i], (size_t)p[i]->numel * sizeof(float)),
-                  "in place: gradient %d differs from op_slice + op_add", i);
-    for (int f = 0; f < 2; f++) {
-        xc_free(out[f]);
-        for (int i = 0; i < 4; i++) xc_free(grads[f][i]);
-    }
+    int d = run_copy_diff(&run[0], &run[1]);
+    XC_EXPECT(d < 0, "in place: %s differs from op_slice + op_add", d < 0 ? "" : (const char *[]){"the output", "dx", "dh", "dw", "db"}[d]);
+    run_copy_free(&run[0]);
+    run_copy_free(&run[1]);
 
     // the refusals: each gets a copy and leaves its input as it was
     Graph g;
