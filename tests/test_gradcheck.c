@@ -60,8 +60,8 @@ static OpTol TOLS[] = {
     {"dropout", 0.5, 5.8e-7, 0},         // 1.2e-7
     {"drop_path", 0.5, 6e-7, 0},         // 1.2e-7 (noise rounding)
     {"checkpoint", 5e-2, 1.1e-5, 0},     // 2.0e-6
-    {"layernorm_linear", 2e-2, 1.1e-4, 0}, // 2.0e-5 (layernorm's error through a linear)
-    {"quick_gelu_linear", 5e-2, 1.2e-5, 0}, // 2.4e-6
+    {"layernorm_linear", 2e-2, 1.9e-4, 0}, // 3.7e-5 (layernorm's error through a linear)
+    {"quick_gelu_linear", 5e-2, 1.3e-5, 0}, // 2.6e-6
 };
 #define N_TOLS ((int)(sizeof TOLS / sizeof TOLS[0]))
 
