@@ -214,16 +214,11 @@ static Tensor *linear_pre(Graph *g, const OpDef *def, LinearPreCtx c, Tensor *co
     int64_t out_f = w->shape[0], C = w->shape[1], R = x->numel / (C ? C : 1);
     Tensor *y = linear_out(g, x, out_f);
     const bool rec = graph_needs_grad(g, in, n_in);
-    const size_t stats = (size_t)(R ? R : 1) * sizeof(float);
-    if (rec && c.kind == PRE_LAYERNORM) { // kept for backward
-        c.mean = arena_alloc(&g->step, stats);
-        c.rstd = arena_alloc(&g->step, stats);
+    if (c.kind == PRE_LAYERNORM) { // kept for backward (R floats each)
+        c.mean = arena_alloc(&g->step, (size_t)(R ? R : 1) * sizeof(float));
+        c.rstd = arena_alloc(&g->step, (size_t)(R ? R : 1) * sizeof(float));
     }
     ArenaMark m = arena_mark(&g->step);
-    if (!rec && c.kind == PRE_LAYERNORM) {
-        c.mean = arena_alloc(&g->step, stats);
-        c.rstd = arena_alloc(&g->step, stats);
-    }
     float *a = arena_alloc(&g->step, (size_t)(R * C) * sizeof(float));
     pre_forward(&c, in, R, C, a, c.mean, c.rstd);
     gemm_bias(g->gemm, false, true, R, out_f, C, a, C, w->data, C, b ? b->data : NULL, y->data, out_f);

@@ -53,13 +53,17 @@ Tensor *linear_forward(Graph *g, const Linear *l, Tensor *x) { return op_linear(
 
 Tensor *layernorm_forward(Graph *g, const LayerNorm *ln, Tensor *x) { return op_layernorm(g, x, ln->w, ln->b, 1e-5f); }
 
+Tensor *layernorm_linear_forward(Graph *g, const LayerNorm *ln, Tensor *w, Tensor *b, Tensor *x) {
+    return op_layernorm_linear(g, x, ln->w, ln->b, 1e-5f, w, b);
+}
+
 Tensor *mha_ln_forward(Graph *g, const MultiheadAttention *a, const LayerNorm *ln, Tensor *x, Tensor *mask) {
-    Tensor *qkv = op_layernorm_linear(g, x, ln->w, ln->b, 1e-5f, a->in_w, a->in_b);
+    Tensor *qkv = layernorm_linear_forward(g, ln, a->in_w, a->in_b, x);
     return op_linear(g, op_attention(g, qkv, a->heads, mask), a->out_w, a->out_b);
 }
 
 Tensor *mlp_ln_forward(Graph *g, const LayerNorm *ln, const Linear *c_fc, const Linear *c_proj, Tensor *x) {
-    return op_quick_gelu_linear(g, op_layernorm_linear(g, x, ln->w, ln->b, 1e-5f, c_fc->w, c_fc->b), c_proj->w, c_proj->b);
+    return op_quick_gelu_linear(g, layernorm_linear_forward(g, ln, c_fc->w, c_fc->b, x), c_proj->w, c_proj->b);
 }
 
 Tensor *resblock_forward(Graph *g, const ResBlock *b, Tensor *x, Tensor *mask) {

@@ -44,6 +44,8 @@ void resblock_init_mlp(ResBlock *b, ParamStore *ps, const char *prefix, int64_t 
 
 Tensor *linear_forward(Graph *g, const Linear *l, Tensor *x);
 Tensor *layernorm_forward(Graph *g, const LayerNorm *ln, Tensor *x); // eps 1e-5
+// ln(x) w^T + b with the LayerNorm output recomputed in backward (op_layernorm_linear, eps 1e-5).
+Tensor *layernorm_linear_forward(Graph *g, const LayerNorm *ln, Tensor *w, Tensor *b, Tensor *x);
 // attn(ln(x)) and c_proj(QuickGELU(c_fc(ln(x)))), with the LayerNorm and QuickGELU outputs recomputed in
 // backward instead of kept (op_layernorm_linear, op_quick_gelu_linear): the same bits, less memory.
 Tensor *mha_ln_forward(Graph *g, const MultiheadAttention *a, const LayerNorm *ln, Tensor *x, Tensor *mask);

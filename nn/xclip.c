@@ -384,7 +384,7 @@ static Tensor *cct_block_fn(Graph *g, const void *ctx, Tensor *x, Rng *drop) {
 
 // text (B, K, E), visual (B, N, E) (already normalised) -> text + cross_attn + mlp
 static Tensor *prompt_layer(Graph *g, const PromptLayer *p, Tensor *text, Tensor *visual) {
-    Tensor *q = op_layernorm_linear(g, text, p->norm1.w, p->norm1.b, 1e-5f, p->q_proj.w, p->q_proj.b);
+    Tensor *q = layernorm_linear_forward(g, &p->norm1, p->q_proj.w, p->q_proj.b, text);
     Tensor *a = op_cross_attention(g, q, linear_forward(g, &p->k_proj, visual),
                                    linear_forward(g, &p->v_proj, visual), p->heads);
     text = op_add_residual(g, text, linear_forward(g, &p->proj, a));
