@@ -4,7 +4,7 @@
 // (tests/ref/xclip_ref.py) on the same input in the same run, in its own process.
 //
 //   bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--patch 32|16] [--checkpoint] [--no-fused]
-//               [--no-spill] [--bf16] [--no-torch]
+//               [--no-spill] [--bf16] [--no-torch] [--torch-mem GB]
 // The C side runs as xclip-train does by default: AdamW applied inside backward with transient gradients (no
 // gradient buffers between steps; --no-fused: backward, then adamw_step) and the frozen text tower, which a
 // fix_text step never reads, spilled to an unlinked file in $TMPDIR, default /tmp (--no-spill: kept in memory;
@@ -12,6 +12,8 @@
 // matmuls in bf16 (a Gemm context at XC_MATMUL_BF16: AMX, or else AVX512-BF16), adds PyTorch under
 // torch.autocast('cpu', bfloat16), and runs the C side in float32 too, in the same rounds, for the bf16 / float32
 // ratio of our own step.
+// PyTorch runs under an address-space limit (--torch-mem GB; default: the machine's memory less 1 GiB), so a
+// configuration too large for the machine fails in PyTorch with an error and is reported as not run ("-").
 // Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
 // and the ratios. Each side's peak RSS is its own process's.
 #include "autograd/kernels.h"
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -40,21 +43,33 @@ static double cpu_now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-// Forward FLOPs of the video side (2 per multiply-add): every linear layer, attention, prompts, MIT.
-static double forward_flops(const XClipConfig *c, int64_t B, int64_t K) {
+// Forward FLOPs of the video side (2 per multiply-add), split by where they grow: the per-frame ViT (CLIP's
+// blocks over the L = N + 1 tokens of each frame, the patch stem and the projections: linear in B x T), the
+// cross-frame communication (the message token in every block, message_fc and the message attention over T:
+// linear in B x T, plus a B x T^2 term), the MIT (B x T, plus B x T^2) and the prompt generator (B x K x N, not
+// growing with T).
+typedef struct Flops {
+    double vit, cross, mit, prompts;
+} Flops;
+
+static Flops forward_flops(const XClipConfig *c, int64_t B, int64_t K) {
     const ClipConfig *k = &c->clip;
     double W = (double)k->vision_width, E = (double)k->embed_dim, T = (double)c->frames;
     double N = (double)(k->image_size / k->patch) * (k->image_size / k->patch), L = N + 1, F = (double)B * T;
-    double per_block = F * (L + 1) * 2 * 4 * W * W             // qkv + out_proj over L+1 tokens
-                       + F * L * 2 * 8 * W * W                 // MLP over L tokens
-                       + F * 4 * (L + 1) * (L + 1) * W         // Q K^T and P V
-                       + F * 2 * W * W                         // message_fc
-                       + F * 2 * 4 * W * W + (double)B * 4 * T * T * W; // message attention over T
+    // one block over n tokens per frame: qkv + out_proj, the MLP, Q K^T and P V
+    #define BLOCK(n) (F * (n) * 2 * 4 * W * W + F * (n) * 2 * 8 * W * W + F * 4 * (n) * (n) * W)
+    double vit_block = BLOCK(L);
+    double cross_block = BLOCK(L + 1) - vit_block - F * 2 * 8 * W * W // the message token skips the frame MLP
+                         + F * 2 * W * W                                // message_fc
+                         + F * 2 * 4 * W * W + (double)B * 4 * T * T * W; // message attention over T
+    #undef BLOCK
     double stem = F * N * 2 * 3 * k->patch * k->patch * W;
     double heads = F * 2 * W * E + F * N * 2 * W * E;
-    double mit = (double)c->mit_layers * (B * T * 2 * 12 * E * E + B * 2 * 2 * T * T * E);
-    double prompts = (double)c->prompt_layers * (B * K * 2 * 10 * E * E + B * N * 2 * 2 * E * E + B * 2 * 2 * K * N * E);
-    return (double)k->vision_layers * per_block + stem + heads + mit + prompts;
+    return (Flops){
+        .vit = (double)k->vision_layers * vit_block + stem + heads,
+        .cross = (double)k->vision_layers * cross_block,
+        .mit = (double)c->mit_layers * (B * T * 2 * 12 * E * E + B * 2 * 2 * T * T * E),
+        .prompts = (double)c->prompt_layers * (B * K * 2 * 10 * E * E + B * N * 2 * 2 * E * E + B * 2 * 2 * K * N * E)};
 }
 
 // Resident memory after each phase of the C run (stderr-free: echoed by the parent).
@@ -152,7 +167,8 @@ static void keep_best(Figures *best, Figures f) {
     if (f.eval_cpu_s > 0 && (best->eval_cpu_s <= 0 || f.eval_cpu_s < best->eval_cpu_s)) best->eval_cpu_s = f.eval_cpu_s;
 }
 
-// Runs a command and reads its "train_s / eval_s / rss_gb" lines; other lines are echoed.
+// Runs a command and reads its "train_s / eval_s / rss_gb" lines; other lines are echoed. A side that exits
+// with an error (PyTorch out of memory, say) is reported by name, and its figures stay 0 (not measured).
 static Figures run_side(const char *cmd, const char *tag) {
     Figures f = {0, 0, 0, 0, 0};
     fflush(stdout);
@@ -167,8 +183,27 @@ static Figures run_side(const char *cmd, const char *tag) {
         else if (!strncmp(line, "eval_cpu_s ", 11)) f.eval_cpu_s = atof(line + 11);
         else printf("  %s: %s", tag, line);
     }
-    pclose(p);
+    int st = pclose(p);
+    if (st != 0) {
+        printf("  %s: failed (%s %d)\n", tag, WIFSIGNALED(st) ? "killed by signal" : "exit status",
+               WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        f = (Figures){0, 0, 0, 0, 0};
+    }
     return f;
+}
+
+// The PyTorch side's default address-space limit in KiB (--torch-mem GB sets another): the machine's memory less
+// 1 GiB, so that a configuration too large for the machine fails inside PyTorch ("can't allocate memory") instead
+// of waking the kernel's OOM killer.
+// (PyTorch's address space exceeds its resident peak by about 1 GB: 4.0 against 3.1 GB at ViT-B/32, T = 8 x 1.)
+static long long torch_mem_limit_kib(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    long long total = 0;
+    if (f) {
+        if (fscanf(f, "MemTotal: %lld kB", &total) != 1) total = 0;
+        fclose(f);
+    }
+    return total > (2LL << 20) ? total - (1LL << 20) : 0;
 }
 
 int main(int argc, char **argv) {
@@ -177,6 +212,7 @@ int main(int argc, char **argv) {
     int64_t B = 2, T = 8, K = 400, P = 32;
     bool with_torch = true, c_only = false, checkpoint = false, fused = true, spill = true; // the trainer's defaults
     bool bf16 = false;
+    double torch_mem_gb = 0; // 0: the machine's memory less 1 GiB
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -190,13 +226,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-fused")) fused = false;
         else if (!strcmp(argv[i], "--no-spill")) spill = false;
         else if (!strcmp(argv[i], "--bf16")) bf16 = true;
+        else if (!strcmp(argv[i], "--torch-mem") && i + 1 < argc) torch_mem_gb = atof(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--patch 32|16]\n"
-                            "                   [--checkpoint] [--no-fused] [--no-spill] [--bf16] [--no-torch]\n");
+                            "                   [--checkpoint] [--no-fused] [--no-spill] [--bf16] [--no-torch] [--torch-mem GB]\n");
             return 2;
         }
     }
-    if (threads < 1 || steps < 1 || rounds < 1 || B < 1 || T < 1 || (P != 32 && P != 16)) {
+    if (threads < 1 || steps < 1 || rounds < 1 || B < 1 || T < 1 || (P != 32 && P != 16) || torch_mem_gb < 0) {
         fprintf(stderr, "bench_xclip: bad arguments\n");
         return 2;
     }
@@ -216,14 +253,17 @@ int main(int argc, char **argv) {
                f.train_cpu_s, f.eval_cpu_s);
         return 0;
     }
-    double flops_fwd = forward_flops(&cfg, B, K), flops_train = 3 * flops_fwd;
+    const Flops fl = forward_flops(&cfg, B, K);
+    const double flops_fwd = fl.vit + fl.cross + fl.mit + fl.prompts, flops_train = 3 * flops_fwd;
     printf("bench_xclip: X-CLIP ViT-B/%lld, T=%lld, batch %lld, K=%lld cached text features, %d threads, best of %d steps x %d "
            "rounds, OpenBLAS core %s (both sides)%s%s%s%s%s%s\n", (long long)P, (long long)T, (long long)B, (long long)K, threads, steps, rounds, xc_blas_core(),
            checkpoint ? ", xclip.c with gradient checkpointing" : "", fused ? ", AdamW fused into backward" : "",
            spill ? ", frozen text tower spilled to disk" : "",
            bf16 ? ", xclip.c matmuls in bf16 (" : "", bf16 ? xc_bf16_kernel_name(xc_bf16_best_kernel()) : "",
            bf16 ? "), PyTorch also under bf16 autocast" : "");
-    char cmd[1024];
+    char cmd[1024], limit[64] = "";
+    const long long mem_kib = torch_mem_gb > 0 ? (long long)(torch_mem_gb * (1 << 20)) : torch_mem_limit_kib();
+    if (mem_kib > 0) snprintf(limit, sizeof limit, "ulimit -v %lld; ", mem_kib);
     Figures tf = {0}, tb = {0}, cf = {0}, cf32 = {0};
     char self[512] = {0};
     if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) { fprintf(stderr, "bench_xclip: cannot find itself\n"); return 1; }
@@ -231,12 +271,12 @@ int main(int argc, char **argv) {
     // over the rounds (RSS: the largest), so a slow spell of a shared machine hits both sides alike.
     for (int round = 0; round < rounds; round++) {
         if (with_torch) {
-            snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld patch=%lld 2>&1", XCLIP_BENCH_DIR,
-                     threads, steps, (long long)B, (long long)T, (long long)K, (long long)P);
+            snprintf(cmd, sizeof cmd, "%sexec /usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld patch=%lld 2>&1", limit,
+                     XCLIP_BENCH_DIR, threads, steps, (long long)B, (long long)T, (long long)K, (long long)P);
             keep_best(&tf, run_side(cmd, "torch"));
             if (bf16) { // like for like: torch.autocast('cpu', bfloat16) (oneDNN)
-                snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld bf16 patch=%lld 2>&1",
-                         XCLIP_BENCH_DIR, threads, steps, (long long)B, (long long)T, (long long)K, (long long)P);
+                snprintf(cmd, sizeof cmd, "%sexec /usr/bin/python3 %s/bench_xclip_ref.py %d %d %lld %lld %lld bf16 patch=%lld 2>&1",
+                         limit, XCLIP_BENCH_DIR, threads, steps, (long long)B, (long long)T, (long long)K, (long long)P);
                 keep_best(&tb, run_side(cmd, "torch bf16"));
             }
         }
@@ -251,14 +291,18 @@ int main(int argc, char **argv) {
             keep_best(side_bf16 || !bf16 ? &cf : &cf32, f);
         }
     }
-    if (with_torch && tf.train_s <= 0) fprintf(stderr, "bench_xclip: the PyTorch reference did not run: xclip.c figures only\n");
+    if (with_torch && tf.train_s <= 0) fprintf(stderr, "bench_xclip: the PyTorch reference did not run (its output is above)\n");
+    if (with_torch && bf16 && tb.train_s <= 0)
+        fprintf(stderr, "bench_xclip: PyTorch under bf16 autocast did not run (its output is above)\n");
     if (cf.train_s <= 0) { fprintf(stderr, "bench_xclip: the C run failed\n"); return 1; }
 
-    // columns: xclip.c, PyTorch (float32), ratio, and with --bf16 PyTorch under bf16 autocast and its ratio
+    // columns: xclip.c, PyTorch (float32), ratio, and with --bf16 PyTorch under bf16 autocast and its ratio;
+    // "-" where a side did not run
     const Figures *cols[2] = {&tf, &tb};
-    const int ncols = bf16 ? 2 : 1;
-    printf("%-22s %12s %12s %8s", "", bf16 ? "xclip.c bf16" : "xclip.c", "PyTorch", "ratio");
-    if (bf16) printf(" %14s %8s", "PyTorch bf16", "ratio");
+    const int ncols = with_torch ? (bf16 ? 2 : 1) : 0;
+    printf("%-22s %12s", "", bf16 ? "xclip.c bf16" : "xclip.c");
+    if (ncols >= 1) printf(" %12s %8s", "PyTorch", "ratio");
+    if (ncols >= 2) printf(" %14s %8s", "PyTorch bf16", "ratio");
     printf("\n");
     const struct { const char *name; int what; bool ratio; } ROWS[] = {
         {"train step (s)", 0, true}, {"train videos/s", 1, false}, {"train GFLOP/s", 2, false}, {"eval forward (s)", 3, true},
@@ -281,14 +325,20 @@ int main(int argc, char **argv) {
         printf("%-22s %12.3f", ROWS[r].name, v[0]);
         for (int k = 1; k <= ncols; k++) {
             // times: how many times faster xclip.c is; memory: xclip.c's share of PyTorch's
-            double ratio = v[k] > 0 && v[0] > 0 ? (ROWS[r].what == 6 ? v[0] / v[k] : v[k] / v[0]) : 0;
-            printf(" %*.3f", k == 1 ? 12 : 14, v[k]);
-            if (ROWS[r].ratio) printf(" %7.2fx", ratio);
+            const int width = k == 1 ? 12 : 14;
+            if (v[k] <= 0 || v[0] <= 0) {
+                printf(" %*s %8s", width, "-", ROWS[r].ratio ? "-" : "");
+                continue;
+            }
+            printf(" %*.3f", width, v[k]);
+            if (ROWS[r].ratio) printf(" %7.2fx", ROWS[r].what == 6 ? v[0] / v[k] : v[k] / v[0]);
             else printf(" %8s", "");
         }
         printf("\n");
     }
-    printf("(model forward %.1f GFLOP per step, training counted as 3x forward)\n", flops_fwd / 1e9);
+    printf("(model forward %.1f GFLOP per step, training counted as 3x forward; of the forward: per-frame ViT %.2f%%, "
+           "cross-frame communication %.2f%%, MIT %.3f%%, prompt generator %.2f%%)\n", flops_fwd / 1e9,
+           100 * fl.vit / flops_fwd, 100 * fl.cross / flops_fwd, 100 * fl.mit / flops_fwd, 100 * fl.prompts / flops_fwd);
     if (bf16 && cf32.train_s > 0)
         printf("xclip.c bf16 vs its own float32 (best of the same rounds): step %.3f s vs %.3f s (%.2fx; CPU time %.2fx), "
                "eval %.3f s vs %.3f s (%.2fx; CPU time %.2fx)\n", cf.train_s, cf32.train_s, cf32.train_s / cf.train_s,

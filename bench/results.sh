@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Writes bench/RESULTS.md: bench_xclip (our step and evaluation against PyTorch 1.13 in the same run, alternating
 # sides, each in its own process) over T = 8, 16, 32 and batch 1, 2, 4 at ViT-B/32 and ViT-B/16, with float32
-# and bf16 (ours: train.matmul = bf16; PyTorch: torch.autocast bf16) side by side. Run it on a quiet machine; it
-# prints the load average before every configuration.
+# and bf16 (ours: train.matmul = bf16; PyTorch: torch.autocast bf16) side by side, then how the cost grows with
+# T and batch against the analytic FLOP count. Run it on a quiet machine; it prints the load average before every
+# configuration. A configuration PyTorch cannot fit in the machine's memory keeps our figures and "-" for its.
 #
 #   bench/results.sh [BUILD_DIR] [--quick | --small | --configs "P T B R S,..."] [--reuse]
 #     (default: the whole grid, several hours on 2 cores; --small: the 9 configurations up to 64 frames per
@@ -44,6 +45,7 @@ done
 if [ "$size" = list ]; then IFS=, read -r -a configs <<< "$list"; fi
 
 rows=()
+rm -f "$logs/summary.tsv"
 for c in "${configs[@]}"; do
   read -r P T B R S <<< "$c"
   log="$logs/b${P}_t${T}_b${B}.log"
@@ -62,25 +64,73 @@ for c in "${configs[@]}"; do
     rows+=("| B/$P | $T | $B | failed (see $log) |")
     continue
   fi
-  # the table rows: xclip.c (bf16 with --bf16), PyTorch fp32, ratio[, PyTorch bf16, ratio]
-  row=$(awk -v P="$P" -v T="$T" -v B="$B" -v bf="$bf16" -v L="$load" '
+  # the table rows: xclip.c (bf16 with --bf16), PyTorch fp32, ratio[, PyTorch bf16, ratio]; "-" where a side did
+  # not run (bench_xclip prints "-": PyTorch out of memory, say). Also one line per configuration in summary.tsv.
+  row=$(awk -v P="$P" -v T="$T" -v B="$B" -v bf="$bf16" -v L="$load" -v tsv="$logs/summary.tsv" '
+    function v(x, d) { return x > 0 ? sprintf("%." d "f", x) : "-" }
+    function q(a, b) { return a > 0 && b > 0 ? sprintf("%.2fx", a / b) : "-" }
     /^train step \(s\)/   { cs = $4; ts = $5; tbs = $7 }
     /^eval forward \(s\)/ { ce = $4; te = $5; tbe = $7 }
     /^peak RSS \(GB\)/    { cr = $4; tr = $5 }
-    /^\(model forward/    { g = $3 }
+    /^\(model forward/    { g = $3; split($0, w, /[ ,%)]+/)
+                            for (i = 1; i in w; i++) { if (w[i] == "ViT") vit = w[i + 1]; if (w[i] == "communication") cross = w[i + 1]
+                                                       if (w[i] == "MIT") mit = w[i + 1]; if (w[i] == "generator") pr = w[i + 1] } }
     /vs its own float32/  { for (i = 1; i <= NF; i++) { if ($i == "step") fs = $(i + 4); if ($i == "eval") fe = $(i + 4) } }
     END {
-      if (bf == "") { fs = cs; fe = ce }
-      out = sprintf("| B/%s | %s | %s | %.1f | %.2f | %.2f | %.2fx |", P, T, B, 3 * g, fs, ts, ts / fs)
-      if (bf != "") out = out sprintf(" %.2f | %.2f | %.2fx |", cs, tbs, tbs / cs)
-      out = out sprintf(" %.3f | %.3f | %.2fx |", fe, te, te / fe)
-      if (bf != "") out = out sprintf(" %.3f | %.3f | %.2fx |", ce, tbe, tbe / ce)
-      out = out sprintf(" %.2f | %.2f | %.2fx | %s |", cr, tr, cr / tr, L)
+      if (bf == "") { fs = cs; fe = ce; cs = 0; ce = 0 }
+      out = sprintf("| B/%s | %s | %s | %.1f | %s | %s | %s |", P, T, B, 3 * g, v(fs, 2), v(ts, 2), q(ts, fs))
+      if (bf != "") out = out sprintf(" %s | %s | %s | %s |", v(cs, 2), v(tbs, 2), q(tbs, cs), q(fs, cs))
+      out = out sprintf(" %s | %s | %s |", v(fe, 3), v(te, 3), q(te, fe))
+      if (bf != "") out = out sprintf(" %s | %s | %s |", v(ce, 3), v(tbe, 3), q(tbe, ce))
+      out = out sprintf(" %s | %s | %s | %s |", v(cr, 2), v(tr, 2), q(cr, tr), L)
       print out
+      printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", P, T, B, 3 * g, fs + 0, ts + 0, cs + 0, tbs + 0,
+             vit, cross, mit, pr, cr + 0 >> tsv
     }' "$log")
   rows+=("$row")
   echo "  $row"
 done
+
+# How cost grows with T and batch: per frame (B x T frames per step) against the analytic FLOP count, and a
+# least-squares line step = a + b x frames for each side (a: the cost of a step that does not grow with the
+# frames, such as AdamW over the trained weights).
+scaling() {
+  [ -s "$1" ] || return 0
+  echo "## How cost grows with T and batch"
+  echo
+  echo "Per frame of a step (B x T frames). The analytic forward count splits into the per-frame ViT, the cross-frame"
+  echo "communication (message tokens, message attention), the MIT and the prompt generator; only the message attention"
+  echo "and the MIT have terms in T^2, and the prompt generator grows with the batch but not with T. Times are the"
+  echo "table's; \"-\" where a side did not run."
+  echo
+  echo "| model | T | batch | frames | GFLOP/frame | per-frame ViT | cross-frame | MIT | prompts | fp32 s/frame | PyTorch s/frame | bf16 s/frame | fp32 GFLOP/s |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  awk -F'\t' '
+    function v(x, d) { return x > 0 ? sprintf("%." d "f", x) : "-" }
+    { F = $2 * $3
+      printf "| B/%s | %s | %s | %d | %.1f | %s%% | %s%% | %s%% | %s%% | %s | %s | %s | %s |\n", $1, $2, $3, F, $4 / F, $9, $10, $11,
+             $12, v($5 / F, 3), v($6 / F, 3), v($7 / F, 3), v($5 > 0 ? $4 / $5 : 0, 0) }' "$1"
+  echo
+  echo "Least-squares lines over the configurations each side ran, step time = a + b x frames (s), with the analytic"
+  echo "GFLOP/step on the same line for comparison:"
+  echo
+  awk -F'\t' '
+    function fit(P, c, name,   n, sx, sy, sxx, sxy, k, d, b, a) {
+      n = sx = sy = sxx = sxy = 0
+      for (k = 1; k <= N; k++) if (m[k] == P && y[k, c] > 0) { n++; sx += x[k]; sy += y[k, c]; sxx += x[k] * x[k]; sxy += x[k] * y[k, c] }
+      d = n * sxx - sx * sx
+      if (n < 2 || d == 0) return
+      b = (n * sxy - sx * sy) / d; a = (sy - b * sx) / n
+      printf "- ViT-B/%s, %s: %.3g + %.4g x frames (%d configurations)\n", P, name, a, b, n
+    }
+    { N++; m[N] = $1; x[N] = $2 * $3; y[N, 4] = $4; y[N, 5] = $5; y[N, 6] = $6; y[N, 7] = $7; seen[$1] = 1 }
+    END {
+      for (P = 32; P >= 16; P -= 16) if (P in seen) {
+        fit(P, 4, "GFLOP/step"); fit(P, 5, "xclip.c fp32"); fit(P, 6, "PyTorch fp32"); fit(P, 7, "xclip.c bf16")
+      }
+    }' "$1"
+  echo
+}
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 flags=$(grep -o -w 'avx2\|avx512f\|avx512_bf16\|amx_bf16\|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')
@@ -94,17 +144,21 @@ core=$(grep -m1 -o 'OpenBLAS core [A-Za-z0-9_]*' "$logs"/*.log | head -1 | sed '
   echo "--steps S --rounds R${bf16:+ --bf16}\`: every side in its own process, the sides alternating, the best step of each"
   echo "side kept after a warm-up step (S = 2 steps below 32 frames per step, else 1; R = 2 rounds for B/32 at T = 8 x 2,"
   echo "else 1). Ratios are PyTorch's time over ours (above 1: we are faster) and our peak RSS over PyTorch's. GFLOP:"
-  echo "the analytic count of a training step (3x the forward). load: the 1-minute load average before the configuration."
+  echo "the analytic count of a training step (3x the forward). bf16 vs our fp32: our float32 step time over our bf16 one."
+  echo "load: the 1-minute load average before the configuration (the previous configuration's own load decays into it)."
+  echo "PyTorch runs under an address-space limit of the machine's memory less 1 GiB: \"-\" where it did not run (its error"
+  echo "is in the configuration's log)."
   echo
   if [ -n "$bf16" ]; then
-    echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | step bf16 (s) | PyTorch bf16 autocast | ratio | eval fp32 (s) | PyTorch | ratio | eval bf16 (s) | PyTorch bf16 | ratio | peak RSS (GB) | PyTorch | ratio | load |"
-    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | step bf16 (s) | PyTorch bf16 autocast | ratio | bf16 vs our fp32 | eval fp32 (s) | PyTorch | ratio | eval bf16 (s) | PyTorch bf16 | ratio | peak RSS (GB) | PyTorch | ratio | load |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   else
     echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | eval fp32 (s) | PyTorch | ratio | peak RSS (GB) | PyTorch | ratio | load |"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   fi
   printf '%s\n' "${rows[@]}"
   echo
+  scaling "$logs/summary.tsv"
   echo "The raw output of every configuration is in $logs/."
 } > bench/RESULTS.md.new
 mv bench/RESULTS.md.new bench/RESULTS.md
