@@ -54,6 +54,7 @@ void adamw_set_group(AdamW *opt, int i, int group, bool decay) {
 
 void adamw_begin_step(AdamW *opt, const float *lr) {
     opt->step++;
+    opt->begun++;
     for (int g = 0; g < opt->n_groups; g++) opt->lr[g] = lr[g];
     // scalars in double, as torch computes them in Python before the float32 tensor ops
     opt->bc1 = 1.0 - pow((double)opt->cfg.beta1, (double)opt->step);
@@ -76,19 +77,19 @@ static void update(AdamW *opt, int i, const float *gr) {
         v[j] = b2 * v[j] + (1.0f - b2) * g * g;
         w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
     }
-    opt->updated[i] = opt->step;
+    opt->updated[i] = opt->begun;
     opt->last_lr[i] = opt->lr[opt->group[i]];
 }
 
 static bool trains(const AdamW *opt, int i) { return opt->ps->p[i]->requires_grad && opt->offset[i] >= 0; }
 
 void adamw_update(AdamW *opt, int i) {
-    if (trains(opt, i) && opt->ps->p[i]->grad && opt->updated[i] != opt->step) update(opt, i, opt->ps->p[i]->grad);
+    if (trains(opt, i) && opt->ps->p[i]->grad && opt->updated[i] != opt->begun) update(opt, i, opt->ps->p[i]->grad);
 }
 
 void adamw_end_step(AdamW *opt) {
     for (int i = 0; i < opt->ps->n; i++)
-        if (trains(opt, i) && opt->updated[i] != opt->step) update(opt, i, NULL);
+        if (trains(opt, i) && opt->updated[i] != opt->begun) update(opt, i, NULL);
 }
 
 void adamw_step(AdamW *opt, const float *lr) {

@@ -32,8 +32,11 @@ typedef struct AdamW {
     int n_groups;          // 1 + the largest group in use
     bool *decay;           // (n params) apply weight decay?
     float *last_lr;        // (n params) the rate of each parameter's latest update (for the record: snapshots keep it)
-    int64_t *updated;      // (n params) the step that last updated each parameter
-    int64_t step;          // number of updates done (torch's per-parameter 'step', shared here)
+    int64_t *updated;      // (n params) the value of 'begun' when each parameter was last updated
+    int64_t step;          // number of updates done (torch's per-parameter 'step', shared here; a restored
+                           // snapshot sets it, backwards too)
+    int64_t begun;         // steps begun by this AdamW (adamw_begin_step): never goes back, so a restore that
+                           // sets an earlier step cannot make a parameter look updated already
     float lr[ADAMW_MAX_GROUPS]; // rate of each group in the current step (adamw_begin_step)
     double bc1;            // 1 - beta1^step
     float bc2_sqrt;        // sqrt(1 - beta2^step)

@@ -261,6 +261,25 @@ static void test_adamw_by_hand(void) {
     param_store_free(&ps);
 }
 
+// A snapshot restored into a running AdamW may set an earlier step (a rollback). The next step must still update
+// every parameter: "updated this step" is told by the steps begun, not by the step number, which went back.
+static void test_adamw_step_back(void) {
+    ParamStore ps;
+    param_store_init(&ps, "params");
+    Tensor *a = param_new(&ps, "a", 1, (int64_t[]){2});
+    a->data[0] = 1.0f; a->data[1] = -1.0f; a->grad[0] = 0.5f; a->grad[1] = -0.5f;
+    AdamW opt;
+    adamw_init(&opt, &ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.0f});
+    adamw_step(&opt, (float[]){0.1f});
+    adamw_step(&opt, (float[]){0.1f});
+    opt.step = 1; // as snapshot_load of a snapshot taken after the first step sets it
+    const float before = a->data[0];
+    adamw_step(&opt, (float[]){0.1f});
+    XC_EXPECT(opt.step == 2 && a->data[0] != before, "after the step went back to 1, the next step left a at %g", a->data[0]);
+    adamw_free(&opt);
+    param_store_free(&ps);
+}
+
 // xc_err may take err->msg itself as an argument (callers prefix context to a lower-level error).
 static void test_err_prefix(void) {
     XcError err;
@@ -477,6 +496,7 @@ int main(void) {
     test_spill();
     test_rng();
     test_adamw_by_hand();
+    test_adamw_step_back();
     test_recomputed_linear();
     test_overwrite_in_place();
     return xc_test_summary("test_core");
