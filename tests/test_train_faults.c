@@ -2,7 +2,7 @@
 //   - a file size limit (setrlimit RLIMIT_FSIZE in the child, i.e. `ulimit -f`) makes the snapshot write fail:
 //     the run exits with status 1 (no SIGXFSZ, no crash at exit) naming the file and the cause, leaves no
 //     temporary and no partial snapshot, and the earlier snapshot still resumes;
-//   - numbers that went bad are never kept (XCLIP_TEST_NAN_AT, a hook in run.c, makes them): a NaN in the
+//   - numbers that went bad are never kept (XCLIP_TEST_NAN_AT, a hook in run_loop.c, makes them): a NaN in the
 //     weights with a finite loss stops the run before its next snapshot, a NaN loss stops it at once, both naming
 //     the last good snapshot and writing nothing; a snapshot with NaN weights (forged: checksums recomputed) is
 //     passed over by --resume auto for the older one, with a message, and xclip-export refuses it.

@@ -1,6 +1,6 @@
 // curves.h - a run's history per epoch, read back from its metrics.jsonl (train/report.h writes it), and the
 // picture of it: RUN/curves.svg with three stacked panels (mean training loss, learning rate, validation top-1).
-// The run loop (train/run.c) rewrites curves.svg after every evaluation and at the end; xclip-plot overlays
+// The run loop (train/run_loop.c) rewrites curves.svg after every evaluation and at the end; xclip-plot overlays
 // several runs. Reading the file back, rather than keeping a history in memory, makes a resumed run's picture
 // hold its earlier epochs too, and costs nothing in the training step.
 //

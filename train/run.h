@@ -11,10 +11,10 @@
 //   }
 //   int rc = run_main(&config, &(TrainRunOptions){.resume = "auto"}, my_build, &err);  // RUN_EXIT_STOPPED on a signal
 //
-// Phases (run.c): open the directory (config.ini, log.txt, metrics.jsonl) -> task build (and --init weights) ->
-// restore the newest snapshot (--resume) -> task restored hook -> epochs: batches, snapshots at accumulation
-// boundaries (periodic, on SIGUSR1, on SIGINT / SIGTERM which then stop the run), evaluation, epoch-end
-// snapshot -> last weights, final evaluation, summary.
+// Phases (run_loop.c; the set-up in run_dir.c, --resume in run_resume.c): open the directory (config.ini, log.txt,
+// metrics.jsonl) -> task build (and --init weights) -> restore the newest snapshot (--resume) -> task restored
+// hook -> epochs: batches, snapshots at accumulation boundaries (periodic, on SIGUSR1, on SIGINT / SIGTERM which
+// then stop the run), evaluation, epoch-end snapshot -> last weights, final evaluation, summary.
 //
 // Testing hook: the environment variable XCLIP_TEST_SIGNAL_AT="ITER:SIG" (SIG one of TERM, INT, USR1) makes the
 // run raise that signal at itself right after its ITER-th batch of the whole run, so that tests drive the real

@@ -1,66 +1,19 @@
-// run.c - see run.h. run_main reads as its phases: open the run directory, build the task, restore a snapshot,
-// train epoch by epoch, finish.
+// run_loop.c - see run.h. run_main reads as its phases: open the run directory (run_dir.c), build the task,
+// restore a snapshot (run_resume.c), train epoch by epoch, finish. The Run record they share is in run_internal.h.
 #include "train/run.h"
 
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-#include <cblas.h>
 #include "checkpoints/snapshot.h"
 #include "train/curves.h"
 #include "train/dist.h"
-
-// Where a run stands: what a snapshot records besides the model, the optimiser and the drop-path stream. The
-// one progress record of a run: the loop advances it, snapshots save it, a resume restores it.
-typedef struct Progress {
-    int64_t global_iter;     // batches done over the whole run (the next batch's t)
-    int epoch;               // current epoch
-    int64_t iter_in_epoch;   // batches done in it
-    double best;             // best validation score (-1: none)
-    int best_epoch;          // -1: none
-    int64_t best_iter;       // global_iter of the snapshot that holds the best model (-1: none)
-} Progress;
-
-// Training figures since the last log line.
-typedef struct Window {
-    double loss_sum, time, wait;
-    int64_t n;
-} Window;
-
-struct Run {
-    const TrainConfig *c;
-    const TrainRunOptions *o;
-    RunLog log;
-    Gemm gemm;                  // matmul precision (train.matmul) of training and evaluation
-    RunTask task;
-    bool task_ok;
-    int64_t total, limit;       // batches of the schedule, of this run (train.max_iters)
-    Progress p;
-    int64_t *order;             // (n_items) the epoch's permutation of the training items, as the data draws it
-    char *config;               // the effective config, kept in snapshots
-    bool snap_due;              // a snapshot is wanted at the next accumulation boundary
-    int64_t nan_at;             // testing hook XCLIP_TEST_NAN_AT (0: off)
-    int nan_what;               // its TestNan
-    char last_snap[CONFIG_PATH_MAX + 64]; // the newest snapshot written or resumed from ("": none)
-    double t_start, t_train, t_wait;
-    int64_t run_iters;          // batches trained by this process (not counting a resumed run's earlier ones)
-    Window win;
-    int ranks;                  // data-parallel processes (train/dist.h; 1: this one alone)
-    bool root;                  // rank 0: the one that writes the run directory's files
-    int64_t checked_at;         // optimiser steps at the last cross-rank parameter check
-};
+#include "train/run_internal.h"
 
 RunLog *run_log(Run *r) { return &r->log; }
 Gemm *run_gemm(Run *r) { return &r->gemm; }
 const TrainConfig *run_config(Run *r) { return r->c; }
-
 
 // The first parameter holding a NaN or an infinity, or NULL (one pass over the floats, before anything is kept).
 static const Tensor *first_nonfinite(const ParamStore *ps) {
@@ -102,7 +55,7 @@ static void run_write_curves(Run *r) {
 // astray would.
 typedef enum { TEST_NAN_LOSS = 1, TEST_NAN_WEIGHTS, TEST_DIVERGE } TestNan;
 
-static void run_read_test_nan(Run *r) {
+void run_read_test_nan(Run *r) {
     const char *v = getenv("XCLIP_TEST_NAN_AT");
     if (!v || !*v) return;
     char *end;
@@ -154,102 +107,7 @@ static int run_check_ranks(Run *r, const char *when, XcError *err) {
                        "resume from the last snapshot", err->msg);
 }
 
-// ---- set-up -------------------------------------------------------------------------------------------------
-// An earlier run's files in the run directory: what shows a run was there, and what --overwrite removes with
-// its snapshots (nothing else in the folder is touched).
-static const char *const RUN_EVIDENCE[] = {"best.safetensors", "last.safetensors", "metrics.jsonl"};
-static const char *const RUN_FILES[] = {"best.safetensors", "last.safetensors", "metrics.jsonl", "log.txt", "curves.svg"};
-
-// A fresh run (no --resume) must not mix with an earlier run's files: its snapshots are what a later
-// `--resume auto` would pick. Refused unless --overwrite, which first deletes the earlier run's files.
-static int run_claim_dir(Run *r, XcError *err) {
-    const char *dir = r->c->dir;
-    char path[CONFIG_PATH_MAX + 64], found[512] = "";
-    int len = 0;
-    int64_t *iters = NULL;
-    const int nsnap = snapshot_list(dir, &iters, err);
-    if (nsnap < 0) return XC_ERR;
-    if (nsnap > 0)
-        len = snprintf(found, sizeof found, "%d snapshot%s (newest snap-%012lld.h5)", nsnap, nsnap == 1 ? "" : "s",
-                       (long long)iters[0]);
-    for (size_t i = 0; i < sizeof RUN_EVIDENCE / sizeof RUN_EVIDENCE[0]; i++) {
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s", dir, RUN_EVIDENCE[i]);
-        if (stat(path, &st) == 0 && st.st_size > 0 && len < (int)sizeof found)
-            len += snprintf(found + len, sizeof found - (size_t)len, "%s%s", len ? ", " : "", RUN_EVIDENCE[i]);
-    }
-    int rc = XC_OK;
-    if (len && !r->o->overwrite)
-        rc = xc_err(err, "output.dir = %s already holds a run (%s)\nHINT: continue it with --resume auto (its settings "
-                         "are in %s/config.ini), choose another folder (--set output.dir=...), or start over with "
-                         "--overwrite (deletes that run's snapshots, weights, log and metrics)", dir, found, dir);
-    for (int i = 0; len && rc == XC_OK && i < nsnap; i++)
-        if (remove(snapshot_path(dir, iters[i], path, sizeof path)) != 0)
-            rc = xc_err(err, "--overwrite: cannot remove %s: %s", path, strerror(errno));
-    for (size_t i = 0; len && rc == XC_OK && i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, RUN_FILES[i]);
-        if (remove(path) != 0 && errno != ENOENT) rc = xc_err(err, "--overwrite: cannot remove %s: %s", path, strerror(errno));
-    }
-    if (len && rc == XC_OK) printf("--overwrite: removed the earlier run in %s (%s)\n", dir, found);
-    xc_free(iters);
-    return rc;
-}
-
-// Threads, the run directory (config.ini, log.txt, metrics.jsonl), signal handlers, the matmul precision.
-// With several ranks only rank 0 writes the run directory, its log and metrics; the others are quiet.
-static int run_open(Run *r, XcError *err) {
-    const TrainConfig *c = r->c;
-    r->ranks = dist_size();
-    r->root = dist_rank() == 0;
-    int threads = c->threads;
-    if (threads == 0 && r->ranks > 1 && !getenv("OMP_NUM_THREADS")) { // the machine's cores shared by its ranks
-        const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores / dist_local_size() > 1 ? (int)(cores / dist_local_size()) : 1;
-    }
-    if (threads > 0) {
-#ifdef _OPENMP
-        omp_set_num_threads(threads);
-#endif
-        openblas_set_num_threads(threads);
-    }
-    if (!r->root) { // the quiet ranks: rank 0 creates the folder (spilled towers go there) before they go on
-        r->log = (RunLog){.quiet = true};
-        dist_barrier();
-        signals_install();
-        run_read_test_nan(r);
-        return config_gemm_init(c, &r->gemm, err);
-    }
-    if (xc_mkdir_p(c->dir, 0777, err) != XC_OK) return xc_err(err, "output.dir: %s", err->msg);
-    if (!r->o->resume && run_claim_dir(r, err) != XC_OK) return XC_ERR;
-    char path[CONFIG_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/config.ini", c->dir);
-    FILE *f = xc_fopen(path, "w", err);
-    if (!f) return XC_ERR;
-    config_write(c, f);
-    fclose(f);
-    // with several ranks, mpirun forwards the output: a bar would mix with its lines (and count one rank's share)
-    const bool bar = config_progress_bar(c) && (r->ranks == 1 || c->progress == PROGRESS_ON);
-    if (runlog_open(&r->log, c->dir, r->o->resume != NULL, bar, err) != XC_OK) return XC_ERR;
-    size_t len = 0;
-    FILE *cf = open_memstream(&r->config, &len);
-    if (cf) {
-        config_write(c, cf);
-        fclose(cf);
-    }
-    if (r->ranks > 1) {
-        int each = threads;
-#ifdef _OPENMP
-        if (each <= 0) each = omp_get_max_threads();
-#endif
-        runlog_say(&r->log, "data-parallel: %d ranks (%d on this machine), %d thread%s each\n", r->ranks, dist_local_size(),
-                   each, each == 1 ? "" : "s");
-        dist_barrier();
-    }
-    signals_install(); // also reads the testing hook XCLIP_TEST_SIGNAL_AT (signals.h)
-    run_read_test_nan(r);
-    return config_gemm_init(c, &r->gemm, err);
-}
-
+// ---- set-up (the run directory: run_dir.c) ------------------------------------------------------------
 // The task (model, data, step), --init weights over its model, the schedule's extent.
 static int run_build(Run *r, RunTaskBuild build, XcError *err) {
     const TrainConfig *c = r->c;
@@ -339,118 +197,6 @@ static int run_stop_before_training(Run *r) {
                "%s %s/config.ini --resume auto%s%s%s\n", stop_cause(cause, sizeof cause), r->task.program, r->c->dir,
                *cwd ? " (from " : "", cwd, *cwd ? ")" : "");
     return RUN_EXIT_STOPPED;
-}
-
-// A snapshot's counters and data cursor are input: checked against this run's data and schedule before any is
-// used. The snapshot's batches per epoch follow from its counters (global_iter = epoch x batches + iter_in_epoch);
-// when they differ from this run's (train.batch_size or the training list changed), a snapshot taken at an epoch's
-// start or end continues from the same place in the items (the counters are recounted in this run's batches);
-// one from the middle of an epoch is refused. Anything else out of range is refused, naming the field.
-static int run_check_position(Run *r, const char *path, SnapshotState *ss, XcError *err) {
-    const RunTask *t = &r->task;
-    const int64_t n = t->n_iter, E = r->c->epochs;
-    const int64_t e = ss->epoch, i = ss->iter_in_epoch, g = ss->global_iter;
-    if (e < 0 || e > E)
-        return xc_err(err, "snapshot %s: epoch = %lld is outside this run's 0..%lld (train.epochs = %lld)", path,
-                      (long long)e, (long long)E, (long long)E);
-    if (i < 0 || g < 0 || g < i || (e == 0 && g != i) || (e > 0 && (g - i) % e != 0))
-        return xc_err(err, "snapshot %s: global_iter = %lld does not fit epoch = %lld and iter_in_epoch = %lld", path,
-                      (long long)g, (long long)e, (long long)i);
-    if (ss->cursor.epoch != e || ss->cursor.batch != i)
-        return xc_err(err, "snapshot %s: data cursor (epoch %lld, batch %lld) differs from its counters (epoch %lld, "
-                           "iter_in_epoch %lld)", path, (long long)ss->cursor.epoch, (long long)ss->cursor.batch,
-                      (long long)e, (long long)i);
-    if (ss->best_epoch < -1 || ss->best_epoch > e || ss->best_iter < -1 || ss->best_iter > g)
-        return xc_err(err, "snapshot %s: best_epoch = %lld / best_iter = %lld lie beyond the snapshot (epoch %lld, "
-                           "global_iter %lld)", path, (long long)ss->best_epoch, (long long)ss->best_iter,
-                      (long long)e, (long long)g);
-    // the snapshot's batches per epoch: from the counters after the first epoch, else from its train.batch_size
-    // (training batches are whole: items / batch size)
-    int64_t then = e > 0 ? (g - i) / e : n;
-    char bs[32] = "";
-    if (e == 0 && i > 0 && config_text_value(ss->config, "train", "batch_size", bs, sizeof bs) && atoll(bs) != t->batch_size)
-        then = atoll(bs) > 0 ? t->n_items / atoll(bs) : -1; // -1: unknown, but not this run's
-    if (then == n) {
-        if (i > n || (e == E && i > 0))
-            return xc_err(err, "snapshot %s: iter_in_epoch = %lld is beyond an epoch of %lld batches%s", path, (long long)i,
-                          (long long)n, e == E ? " (or past the last epoch)" : "");
-        return XC_OK;
-    }
-    if (i != 0 && i != then) {
-        char was[64] = "";
-        if (then > 0) snprintf(was, sizeof was, "%lld", (long long)then);
-        else snprintf(was, sizeof was, "? (train.batch_size = %s)", bs);
-        return xc_err(err, "snapshot %s: it stopped in the middle of epoch %lld (iter_in_epoch = %lld of %s batches); this "
-                           "run has %lld batches per epoch (train.batch_size = %d): the place in the data cannot be "
-                           "carried over\nHINT: resume with the snapshot's train.batch_size and training list, or "
-                           "from a snapshot taken at an epoch's end", path, (long long)e + 1, (long long)i, was,
-                      (long long)n, t->batch_size);
-    }
-    if (e == E && i > 0)
-        return xc_err(err, "snapshot %s: iter_in_epoch = %lld past the last epoch", path, (long long)i);
-    // at an epoch's start or end: the same place in the items, counted in this run's batches
-    const int64_t ni = i ? n : 0;
-    runlog_say(&r->log, "note: the snapshot has %lld batches per epoch, this run %lld (train.batch_size or the training "
-                        "list changed): it resumes at the %s of epoch %lld, the iteration count becomes %lld (was %lld)\n",
-               (long long)then, (long long)n, i ? "end" : "start", (long long)e + 1, (long long)(e * n + ni), (long long)g);
-    ss->iter_in_epoch = ss->cursor.batch = ni;
-    ss->global_iter = e * n + ni;
-    return XC_OK;
-}
-
-// The one place a run is restored (--resume PATH|auto). 1 resumed, 0 nothing to resume, XC_ERR.
-static int run_resume(Run *r, const char *resume, XcError *err) {
-    RunTask *t = &r->task;
-    SnapshotRng rngs[1] = {{"drop", {0}}};
-    SnapshotState ss = {.params = t->ps, .opt = adamw_state(&t->st->opt), .rngs = rngs, .n_rngs = 1, .order = r->order,
-                        .order_len = t->n_items};
-    char path[CONFIG_PATH_MAX + 64] = "";
-    if (r->root && !strcmp(resume, "auto")) {
-        if (snapshot_remove_stale_temps(r->c->dir, stdout, err) < 0) return XC_ERR;
-        int rc = snapshot_resume_latest(r->c->dir, &ss, path, sizeof path, stdout, err);
-        if (rc < 0) return XC_ERR;
-        if (rc == 0) {
-            runlog_say(&r->log, "--resume auto: no snapshot in %s, starting from the beginning\n", r->c->dir);
-            path[0] = 0;
-        }
-    } else if (r->root) {
-        snprintf(path, sizeof path, "%s", resume);
-        if (snapshot_load(resume, &ss, err) != XC_OK) return xc_err(err, "--resume %s: %s", resume, err->msg);
-    }
-    if (r->ranks > 1) { // rank 0 found the snapshot (or none): the others read the same file
-        dist_bcast(path, sizeof path, 0);
-        if (!r->root && *path && snapshot_load(path, &ss, err) != XC_OK)
-            return xc_err(err, "rank %d: --resume %s: %s\nHINT: with several machines the run directory must be a folder "
-                               "they share", dist_rank(), path, err->msg);
-    }
-    if (!*path) return 0;
-    if (ss.config && r->config && strcmp(ss.config, r->config)) {
-        char diff[2048];
-        int nd = config_diff(r->config, ss.config, diff, sizeof diff);
-        if (nd > 0)
-            runlog_say(&r->log, "warning: %d setting%s differ%s from the snapshot's (%s); the run goes on with the current "
-                                "values: %s\n", nd, nd == 1 ? "" : "s", nd == 1 ? "s" : "", path, diff);
-    }
-    int rc = run_check_position(r, path, &ss, err);
-    if (rc == XC_OK && ss.iter_in_epoch % r->ranks && ss.iter_in_epoch != t->n_iter) // a round takes one batch per rank
-        rc = xc_err(err, "snapshot %s: it stopped after batch %lld of epoch %lld, where %d ranks cannot take up the data "
-                         "(a round takes one batch per rank, from a multiple of %d)\nHINT: resume with a number of ranks "
-                         "that divides %lld (one process always can), or from a snapshot taken at an epoch's end",
-                    path, (long long)ss.iter_in_epoch, (long long)ss.epoch + 1, r->ranks, r->ranks,
-                    (long long)ss.iter_in_epoch);
-    snprintf(r->last_snap, sizeof r->last_snap, "%s", path);
-    snapshot_state_free_text(&ss);
-    if (rc != XC_OK) return XC_ERR;
-    rng_set_state(&t->st->drop, rngs[0].state);
-    r->p = (Progress){.global_iter = ss.global_iter, .epoch = (int)ss.epoch, .iter_in_epoch = ss.iter_in_epoch,
-                      .best = ss.best_acc, .best_epoch = (int)ss.best_epoch, .best_iter = ss.best_iter};
-    train_step_resume_at(t->st, r->p.epoch, r->p.iter_in_epoch, t->n_iter);
-    t->seek(t->ctx, ss.cursor);
-    char best[64] = "no evaluation yet";
-    if (r->p.best_epoch >= 0) snprintf(best, sizeof best, "best %.2f%% (epoch %d)", r->p.best, r->p.best_epoch + 1);
-    runlog_say(&r->log, "resumed from %s: epoch %d, iteration %lld of %lld, %lld optimiser steps, %s\n", path,
-               r->p.epoch + 1, (long long)r->p.iter_in_epoch, (long long)t->n_iter, (long long)t->st->opt_steps, best);
-    return 1;
 }
 
 // A resume if asked, the task's own restoration, and the plan.
