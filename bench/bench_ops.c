@@ -6,10 +6,12 @@
 //   bench_ops [--threads N] [--repeats R] [--bf16[=amx|avx512-bf16]] [--no-torch]
 // --bf16 runs our linear layers with bf16 matmuls (a Gemm context at XC_MATMUL_BF16, on AMX if usable, else on
 // AVX512-BF16; =NAME picks the kernel) and adds the bf16 GEMM at 2048^3; PyTorch stays float32 and %peak stays
-// relative to float32 SGEMM. Times are the best of R repeats (after one warm-up), so other load on the machine shows less.
+// relative to float32 SGEMM. Last, one AdamW step over 133.2 M floats (the trained parameters of X-CLIP ViT-B/32),
+// a cost of every training step that neither the batch nor bf16 shrinks. Times are the best of R repeats (after one warm-up), so other load on the machine shows less.
 #include "autograd/runtime.h"
 #include "autograd/ops.h"
 #include "autograd/kernels.h"
+#include "optim/adamw.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -68,6 +70,8 @@ static void run_sgemm(void *p) {
     GemmArgs *g = p;
     gemm_run(g->mm, false, false, 2048, 2048, 2048, 1.0f, g->a, 2048, g->b, 2048, 0.0f, g->c, 2048);
 }
+
+static void run_adamw(void *p) { adamw_step(p, (float[]){1e-5f}); }
 
 static float *rnd(Rng *r, int64_t n) {
     float *x = xc_malloc((size_t)n * sizeof(float));
@@ -185,6 +189,19 @@ int main(int argc, char **argv) {
         row->torch_ms = torch_ms("sgemm2048", tout);
         ga.mm = NULL;
     }
+    // AdamW over as many floats as X-CLIP ViT-B/32 trains (one tensor): a cost per step that does not shrink with
+    // the batch or with bf16 matmuls. Its memory traffic: weights, both moments and the gradient read, the first
+    // three written (7 x 4 bytes per float).
+    const int64_t adam_n = 133157632;
+    ParamStore ps;
+    param_store_init(&ps, "bench");
+    Tensor *ap = param_new(&ps, "p", 1, (int64_t[]){adam_n});
+    rng_fill_normal(&r, ap->grad, adam_n, 0.0f, 1e-3f);
+    AdamW opt;
+    adamw_init(&opt, &ps, (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.001f});
+    const double adam_ms = best_ms(run_adamw, &opt), adam_torch_ms = torch_ms("adamw", tout);
+    adamw_free(&opt);
+    param_store_free(&ps);
     Row *peak = &rows[nr++];
     snprintf(peak->name, sizeof peak->name, "sgemm 2048^3 (peak)");
     peak->flops = 2.0 * 2048 * 2048 * 2048;
@@ -203,6 +220,11 @@ int main(int argc, char **argv) {
         if (rows[i].torch_ms > 0) printf("%10.3f %9.1f %7.2fx\n", rows[i].torch_ms, tg, rows[i].torch_ms / rows[i].ms);
         else printf("%10s %9s %8s\n", "-", "-", "-");
     }
+    printf("%-24s %10.3f %9s %7s ", "adamw 133.2M floats", adam_ms, "-", "-");
+    if (adam_torch_ms > 0) printf("%10.3f %9s %7.2fx\n", adam_torch_ms, "-", adam_torch_ms / adam_ms);
+    else printf("%10s %9s %8s\n", "-", "-", "-");
+    printf("(adamw: %.1f GB/s of weights, moments and gradients; per training step at any batch and precision)\n",
+           28.0 * (double)adam_n / adam_ms / 1e6);
     xc_free(ga.a); xc_free(ga.b); xc_free(ga.c);
     xc_free(tout);
     graph_free(&g);
