@@ -91,9 +91,8 @@ for c in "${configs[@]}"; do
   echo "  $row"
 done
 
-# How cost grows with T and batch: per frame (B x T frames per step) against the analytic FLOP count, and a
-# least-squares line step = a + b x frames for each side (a: the cost of a step that does not grow with the
-# frames, such as AdamW over the trained weights).
+# How cost grows with T and batch: per frame (B x T frames per step) against the analytic FLOP count, and each
+# side's growth from the fewest frames per step to the most against the growth of the work.
 scaling() {
   [ -s "$1" ] || return 0
   echo "## How cost grows with T and batch"
@@ -111,23 +110,23 @@ scaling() {
       printf "| B/%s | %s | %s | %d | %.1f | %s%% | %s%% | %s%% | %s%% | %s | %s | %s | %s |\n", $1, $2, $3, F, $4 / F, $9, $10, $11,
              $12, v($5 / F, 3), v($6 / F, 3), v($7 / F, 3), v($5 > 0 ? $4 / $5 : 0, 0) }' "$1"
   echo
-  echo "Least-squares lines over the configurations each side ran, step time = a + b x frames (s), with the analytic"
-  echo "GFLOP/step on the same line for comparison:"
+  echo "From the configuration with the fewest frames per step to the one with the most that the side ran (frames and"
+  echo "analytic GFLOP in parentheses: these grow alike when time is proportional to the work):"
   echo
   awk -F'\t' '
-    function fit(P, c, name,   n, sx, sy, sxx, sxy, k, d, b, a) {
-      n = sx = sy = sxx = sxy = 0
-      for (k = 1; k <= N; k++) if (m[k] == P && y[k, c] > 0) { n++; sx += x[k]; sy += y[k, c]; sxx += x[k] * x[k]; sxy += x[k] * y[k, c] }
-      d = n * sxx - sx * sx
-      if (n < 2 || d == 0) return
-      b = (n * sxy - sx * sy) / d; a = (sy - b * sx) / n
-      printf "- ViT-B/%s, %s: %.3g + %.4g x frames (%d configurations)\n", P, name, a, b, n
+    function growth(P, c, name,   k, lo, hi) {
+      lo = hi = 0
+      for (k = 1; k <= N; k++) if (m[k] == P && y[k, c] > 0) {
+        if (!lo || x[k] < x[lo]) lo = k
+        if (!hi || x[k] > x[hi]) hi = k
+      }
+      if (lo && hi && hi != lo)
+        printf "- ViT-B/%s, %s: %.3g s to %.3g s, %.1fx (frames %d to %d, %.1fx; GFLOP %.1fx)\n", P, name, y[lo, c], y[hi, c],
+               y[hi, c] / y[lo, c], x[lo], x[hi], x[hi] / x[lo], y[hi, 4] / y[lo, 4]
     }
     { N++; m[N] = $1; x[N] = $2 * $3; y[N, 4] = $4; y[N, 5] = $5; y[N, 6] = $6; y[N, 7] = $7; seen[$1] = 1 }
     END {
-      for (P = 32; P >= 16; P -= 16) if (P in seen) {
-        fit(P, 4, "GFLOP/step"); fit(P, 5, "xclip.c fp32"); fit(P, 6, "PyTorch fp32"); fit(P, 7, "xclip.c bf16")
-      }
+      for (P = 32; P >= 16; P -= 16) if (P in seen) { growth(P, 5, "xclip.c fp32"); growth(P, 6, "PyTorch fp32"); growth(P, 7, "xclip.c bf16") }
     }' "$1"
   echo
 }
