@@ -174,29 +174,26 @@ static int run_snapshot(Run *r, const LoaderCursor *at, bool routine, XcError *e
     return XC_OK;
 }
 
-// The one stop handler: after a snapshot, a pending SIGINT / SIGTERM ends the run.
-static int run_stop_if_asked(Run *r) {
+// A pending SIGINT / SIGTERM ends the run, saying when and the command that continues it: the run's own effective
+// config, which resumes this run whatever config file started it.
+static int run_stop(Run *r, const char *when) {
     if (!(run_requests(r) & SIGNAL_STOP)) return XC_OK;
-    // the run's own effective config: the command resumes this run whatever config file started it
     char cwd[CONFIG_PATH_MAX] = "";
     if (r->c->dir[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
     char cause[48];
-    runlog_say(&r->log, "stopped by %s after the snapshot; continue with: %s%s %s/config.ini --resume auto%s%s%s\n",
-               stop_cause(cause, sizeof cause), r->ranks > 1 ? "mpirun ... " : "", r->task.program, r->c->dir, *cwd ? " (from " : "", cwd, *cwd ? ")" : "");
+    runlog_say(&r->log, "stopped by %s %s; continue with: %s%s %s/config.ini --resume auto%s%s%s\n",
+               stop_cause(cause, sizeof cause), when, r->ranks > 1 ? "mpirun ... " : "", r->task.program, r->c->dir,
+               *cwd ? " (from " : "", cwd, *cwd ? ")" : "");
     return RUN_EXIT_STOPPED;
 }
 
-// A SIGINT / SIGTERM during the set-up (model, weights, data, text features, resume) stops the run before its
-// first batch: nothing trained since the start or the resumed snapshot, so there is nothing to save.
+// The one stop handler of training: after a snapshot.
+static int run_stop_if_asked(Run *r) { return run_stop(r, "after the snapshot"); }
+
+// A stop during the set-up (model, weights, data, text features, resume) comes before the first batch: nothing
+// trained since the start or the resumed snapshot, so there is nothing to save.
 static int run_stop_before_training(Run *r) {
-    if (!(run_requests(r) & SIGNAL_STOP)) return XC_OK;
-    char cwd[CONFIG_PATH_MAX] = "";
-    if (r->c->dir[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
-    char cause[48];
-    runlog_say(&r->log, "stopped by %s during the set-up, before training (nothing new to save); continue with: "
-               "%s %s/config.ini --resume auto%s%s%s\n", stop_cause(cause, sizeof cause), r->task.program, r->c->dir,
-               *cwd ? " (from " : "", cwd, *cwd ? ")" : "");
-    return RUN_EXIT_STOPPED;
+    return run_stop(r, "during the set-up, before training (nothing new to save)");
 }
 
 // A resume if asked, the task's own restoration, and the plan.
