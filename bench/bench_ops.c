@@ -7,7 +7,8 @@
 // --bf16 runs our linear layers with bf16 matmuls (a Gemm context at XC_MATMUL_BF16, on AMX if usable, else on
 // AVX512-BF16; =NAME picks the kernel) and adds the bf16 GEMM at 2048^3; PyTorch stays float32 and %peak stays
 // relative to float32 SGEMM. Last, one AdamW step over 133.2 M floats (the trained parameters of X-CLIP ViT-B/32),
-// a cost of every training step that neither the batch nor bf16 shrinks. Times are the best of R repeats (after one warm-up), so other load on the machine shows less.
+// a cost of every training step that neither the batch nor bf16 shrinks. Times are the best of R repeats (after
+// one warm-up), so other load on the machine shows less.
 #include "autograd/runtime.h"
 #include "autograd/ops.h"
 #include "autograd/kernels.h"

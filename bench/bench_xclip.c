@@ -52,17 +52,19 @@ typedef struct Flops {
     double vit, cross, mit, prompts;
 } Flops;
 
+// One transformer block of width W over n tokens in each of F frames: qkv + out_proj, the MLP, Q K^T and P V.
+static double block_flops(double F, double n, double W) {
+    return F * n * 2 * 4 * W * W + F * n * 2 * 8 * W * W + F * 4 * n * n * W;
+}
+
 static Flops forward_flops(const XClipConfig *c, int64_t B, int64_t K) {
     const ClipConfig *k = &c->clip;
     double W = (double)k->vision_width, E = (double)k->embed_dim, T = (double)c->frames;
     double N = (double)(k->image_size / k->patch) * (k->image_size / k->patch), L = N + 1, F = (double)B * T;
-    // one block over n tokens per frame: qkv + out_proj, the MLP, Q K^T and P V
-    #define BLOCK(n) (F * (n) * 2 * 4 * W * W + F * (n) * 2 * 8 * W * W + F * 4 * (n) * (n) * W)
-    double vit_block = BLOCK(L);
-    double cross_block = BLOCK(L + 1) - vit_block - F * 2 * 8 * W * W // the message token skips the frame MLP
-                         + F * 2 * W * W                                // message_fc
-                         + F * 2 * 4 * W * W + (double)B * 4 * T * T * W; // message attention over T
-    #undef BLOCK
+    double vit_block = block_flops(F, L, W);
+    double cross_block = block_flops(F, L + 1, W) - vit_block - F * 2 * 8 * W * W // the message token skips the MLP
+                         + F * 2 * W * W                                            // message_fc
+                         + F * 2 * 4 * W * W + (double)B * 4 * T * T * W;           // message attention over T
     double stem = F * N * 2 * 3 * k->patch * k->patch * W;
     double heads = F * 2 * W * E + F * N * 2 * W * E;
     return (Flops){
