@@ -455,8 +455,9 @@ static void test_overwrite_in_place(void) {
     XC_EXPECT(shared[1][0] && shared[1][1], "op_slice_consume / op_add_residual after a linear worked in place (%d, %d)",
               shared[1][0], shared[1][1]);
     XC_EXPECT(!shared[0][0] && !shared[0][1], "op_slice / op_add made copies");
+    static const char *names[5] = {"the output", "dx", "dh", "dw", "db"};
     int d = run_copy_diff(&run[0], &run[1]);
-    XC_EXPECT(d < 0, "in place: %s differs from op_slice + op_add", d < 0 ? "" : (const char *[]){"the output", "dx", "dh", "dw", "db"}[d]);
+    XC_EXPECT(d < 0, "in place: %s differs from op_slice + op_add", d < 0 ? "" : names[d]);
     run_copy_free(&run[0]);
     run_copy_free(&run[1]);
 
