@@ -119,8 +119,39 @@ static inline float xc_expf(float x) {
     return p * scale;
 }
 
-// Row-wise softmax of x (rows, n) with optional additive mask row m (n) into y; fully masked rows -> 0.
+// A function compiled for AVX-512, AVX2 and baseline x86-64, the first this CPU runs picked at load time
+// (target_clones), so that its plain loops vectorise to the machine's width. The build is ISO C (no FMA
+// contraction), so every clone computes the same bits.
+#define XC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+// Inside a parallel region: thread t of nt takes elements [n t / nt, n (t + 1) / nt) (a contiguous share, so that
+// each thread can call an XC_CLONES function on it: OpenMP's outlined loop bodies do not inherit the clones' targets).
+#ifdef _OPENMP
+#define XC_SHARE(n, lo, len)                                                                                       \
+    const int64_t lo = (n) * omp_get_thread_num() / omp_get_num_threads(),                                        \
+                  len = (n) * (omp_get_thread_num() + 1) / omp_get_num_threads() - lo
+#else
+#define XC_SHARE(n, lo, len) const int64_t lo = 0, len = (n)
+#endif
+
+// Sums and maxima over a row run in XC_LANES partial results, lane j taking the entries j, j + XC_LANES, ...:
+// independent chains the compiler keeps in vector registers, whose bits do not depend on the vector width. The
+// lanes are then combined in order.
+#define XC_LANES 16
+static inline float xc_lanes_sum(const float *l) {
+    float s = l[0];
+    for (int j = 1; j < XC_LANES; j++) s += l[j];
+    return s;
+}
+
+// Softmax of one row x (n) plus an optional additive mask row m (n) into y (y may be x): max, exponentials
+// (xc_expf; a -inf entry gives exactly 0) and their sum in XC_LANES partial sums (lane j takes entries j, j + 16,
+// ..., lanes combined in a fixed order), then the scaling. A fully masked row gives zeros.
 void xc_softmax_row(const float *x, const float *m, float *y, int64_t n);
+// Its backward in place, for one row of probabilities p: d = p * (d - <d, p>), the dot product in XC_LANES lanes.
+void xc_softmax_row_bwd(const float *p, float *d, int64_t n);
+// The same in plain double loops, for tests (libm exp).
+void xc_softmax_row_naive(const float *x, const float *m, float *y, int64_t n);
 
 // LayerNorm of rows: x (R, C) -> y, mean (R), rstd (R).
 void xc_layernorm_fwd(const float *x, const float *w, const float *b, float eps, int64_t R, int64_t C,

@@ -110,13 +110,7 @@ static void attention_backward(Graph *g, TapeNode *node) {
                         dv + c->v.off + b * c->v.batch_stride + h * c->dh, c->v.ld);          // dV += P^T dO
         if (!dq && !dk) continue;
         xc_gemm(false, true, c->Lq, c->Lk, c->dh, 1.0f, G, W, V, c->v.ld, 0.0f, dS, c->Lk);     // dP = dO V^T
-        for (int64_t i = 0; i < c->Lq; i++) {
-            float *ds = dS + i * c->Lk;
-            const float *pr = P + i * c->Lk;
-            float dot = 0.0f;
-            for (int64_t j = 0; j < c->Lk; j++) dot += ds[j] * pr[j];
-            for (int64_t j = 0; j < c->Lk; j++) ds[j] = pr[j] * (ds[j] - dot);
-        }
+        for (int64_t i = 0; i < c->Lq; i++) xc_softmax_row_bwd(P + i * c->Lk, dS + i * c->Lk, c->Lk); // dS from dP
         if (dq) xc_gemm(false, false, c->Lq, c->dh, c->Lk, c->scale, dS, c->Lk, K, c->k.ld, 1.0f,
                         dq + c->q.off + b * c->q.batch_stride + h * c->dh, c->q.ld);          // dQ += s dS K
         if (dk) xc_gemm(true, false, c->Lk, c->dh, c->Lq, c->scale, dS, c->Lk, Q, c->q.ld, 1.0f,

@@ -211,10 +211,8 @@ Tensor *op_exp(Graph *g, Tensor *x) {
 }
 
 // QuickGELU(x) = x * s, s = sigmoid(1.702 x); d/dx = s + 1.702 x s (1 - s).
-// The loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time (target_clones): with
-// xc_expf instead of a libm call they vectorise. OpenMP's outlined loop bodies would not inherit the
-// clones' targets, so each thread calls a cloned function on its own contiguous share.
-#define XC_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+// The loops are XC_CLONES (kernels.h): with xc_expf instead of a libm call they vectorise. OpenMP's outlined loop
+// bodies would not inherit the clones' targets, so each thread calls a cloned function on its own contiguous share.
 
 XC_CLONES static void quick_gelu_fwd_part(const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + xc_expf(-1.702f * x[i]));
@@ -227,19 +225,10 @@ XC_CLONES static void quick_gelu_bwd_part(const float *x, const float *go, float
     }
 }
 
-// Thread t of nt gets elements [n t / nt, n (t + 1) / nt).
-#ifdef _OPENMP
-#define SHARE(n, lo, len)                                                                                          \
-    const int64_t lo = (n) * omp_get_thread_num() / omp_get_num_threads(),                                        \
-                  len = (n) * (omp_get_thread_num() + 1) / omp_get_num_threads() - lo
-#else
-#define SHARE(n, lo, len) const int64_t lo = 0, len = (n)
-#endif
-
 void xc_quick_gelu_fwd(const float *x, float *y, int64_t n) {
 #pragma omp parallel if (n >= XC_PAR_MIN)
     {
-        SHARE(n, lo, len);
+        XC_SHARE(n, lo, len);
         quick_gelu_fwd_part(x + lo, y + lo, len);
     }
 }
@@ -247,7 +236,7 @@ void xc_quick_gelu_fwd(const float *x, float *y, int64_t n) {
 void xc_quick_gelu_bwd(const float *x, const float *go, float *dx, int64_t n) {
 #pragma omp parallel if (n >= XC_PAR_MIN)
     {
-        SHARE(n, lo, len);
+        XC_SHARE(n, lo, len);
         quick_gelu_bwd_part(x + lo, go + lo, dx + lo, len);
     }
 }

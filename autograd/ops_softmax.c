@@ -5,24 +5,58 @@
 
 #include <math.h>
 
-void xc_softmax_row(const float *x, const float *m, float *y, int64_t n) {
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
+XC_CLONES void xc_softmax_row(const float *x, const float *m, float *y, int64_t n) {
+    float lmax[XC_LANES], lsum[XC_LANES];
+    for (int j = 0; j < XC_LANES; j++) lmax[j] = -INFINITY, lsum[j] = 0.0f;
+    const int64_t nv = n / XC_LANES * XC_LANES;
+    for (int64_t i = 0; i < nv; i += XC_LANES)
+        for (int j = 0; j < XC_LANES; j++) {
+            float v = m ? x[i + j] + m[i + j] : x[i + j];
+            y[i + j] = v;
+            lmax[j] = v > lmax[j] ? v : lmax[j];
+        }
+    for (int64_t i = nv; i < n; i++) {
         float v = m ? x[i] + m[i] : x[i];
-        if (v > mx) mx = v;
+        y[i] = v;
+        lmax[i - nv] = v > lmax[i - nv] ? v : lmax[i - nv];
     }
+    float mx = -INFINITY;
+    for (int j = 0; j < XC_LANES; j++) mx = lmax[j] > mx ? lmax[j] : mx;
     if (mx == -INFINITY) { // fully masked (or empty) row: defined as zeros
         for (int64_t i = 0; i < n; i++) y[i] = 0.0f;
         return;
     }
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        float e = expf((m ? x[i] + m[i] : x[i]) - mx);
+    for (int64_t i = 0; i < nv; i += XC_LANES)
+        for (int j = 0; j < XC_LANES; j++) {
+            float v = y[i + j], e = v == -INFINITY ? 0.0f : xc_expf(v - mx);
+            y[i + j] = e;
+            lsum[j] += e;
+        }
+    for (int64_t i = nv; i < n; i++) {
+        float e = y[i] == -INFINITY ? 0.0f : xc_expf(y[i] - mx);
         y[i] = e;
-        s += e;
+        lsum[i - nv] += e;
     }
-    float inv = 1.0f / s;
+    const float inv = 1.0f / xc_lanes_sum(lsum);
     for (int64_t i = 0; i < n; i++) y[i] *= inv;
+}
+
+XC_CLONES void xc_softmax_row_bwd(const float *p, float *d, int64_t n) {
+    float ldot[XC_LANES] = {0};
+    const int64_t nv = n / XC_LANES * XC_LANES;
+    for (int64_t i = 0; i < nv; i += XC_LANES)
+        for (int j = 0; j < XC_LANES; j++) ldot[j] += d[i + j] * p[i + j];
+    for (int64_t i = nv; i < n; i++) ldot[i - nv] += d[i] * p[i];
+    const float dot = xc_lanes_sum(ldot);
+    for (int64_t i = 0; i < n; i++) d[i] = p[i] * (d[i] - dot);
+}
+
+void xc_softmax_row_naive(const float *x, const float *m, float *y, int64_t n) {
+    double mx = -INFINITY, s = 0;
+    for (int64_t i = 0; i < n; i++) mx = fmax(mx, (double)(m ? x[i] + m[i] : x[i]));
+    for (int64_t i = 0; i < n; i++) s += mx == -INFINITY ? 0.0 : exp((double)(m ? x[i] + m[i] : x[i]) - mx);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = mx == -INFINITY ? 0.0f : (float)(exp((double)(m ? x[i] + m[i] : x[i]) - mx) / s);
 }
 
 // log-softmax row: y = v - mx - log(sum exp(v - mx)); fully masked rows give -inf.

@@ -1,6 +1,6 @@
 // test_kernels.c - the fast kernels against their naive twins kept beside them: GEMM (OpenBLAS, all
-// transpose combinations, odd sizes, padded leading dimensions, beta != 0), the attention head, and
-// LayerNorm, and xc_expf. Tolerance |fast - naive| <= 1e-5 + 1e-4 |naive| (naive accumulates in double).
+// transpose combinations, odd sizes, padded leading dimensions, beta != 0), the attention head, the
+// softmax row and its backward, LayerNorm, and xc_expf. Tolerance |fast - naive| <= 1e-5 + 1e-4 |naive| (naive accumulates in double).
 #include "test_util.h"
 #include "autograd/kernels.h"
 #include "autograd/rng.h"
@@ -58,6 +58,60 @@ static void test_attention_head(void) {
     free(q); free(k); free(v); free(mask); free(p1); free(p2); free(o1); free(o2);
 }
 
+// xc_softmax_row against its double twin, on rows shorter than, equal to and off the 16 lanes (1, 7, 16, 17, 50,
+// 198, 257), scores in [-30, 30], with no mask, a finite mask, -inf entries (exactly 0 out) and a fully masked row
+// (all 0), written in place as attention does: |got - ref| <= (SOFTMAX_TOL + |v - max|) u ref per entry (u = 2^-24;
+// float32's v - max rounds by up to u |v - max|, an error exp keeps; then xc_expf's 2 ulp, the float32 sum and the
+// scaling; reached: 3.9 u beyond the first term; the backward 2.1 u). Its backward d = p (d - <d, p>) against double: within
+// SOFTMAX_TOL u p (|d| + sum |d p|), the terms' scale. A lane dropped from a sum, a tail left out, a masked entry
+// given exp's tiny clamp value or the max taken over the wrong entries fails.
+#define SOFTMAX_TOL 10.0
+static void test_softmax_row(void) {
+    Rng r = rng_stream(6, RNG_STREAM_TEST);
+    const int64_t ns[] = {1, 7, 16, 17, 50, 198, 257};
+    double worst = 0, worst_bwd = 0;
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++)
+        for (int kind = 0; kind < 4; kind++) { // no mask, finite mask, some -inf, all -inf
+            const int64_t n = ns[t];
+            float *x = rnd(&r, n), *m = rnd(&r, n), *y = malloc((size_t)n * sizeof(float)), *ref = malloc((size_t)n * sizeof(float));
+            for (int64_t i = 0; i < n; i++) x[i] *= 30.0f;
+            if (kind >= 2)
+                for (int64_t i = 0; i < n; i++)
+                    if (kind == 3 || (i % 3 == 1 && i != n - 1)) m[i] = -INFINITY;
+            const float *mask = kind ? m : NULL;
+            xc_softmax_row_naive(x, mask, ref, n);
+            memcpy(y, x, (size_t)n * sizeof(float));
+            xc_softmax_row(y, mask, y, n); // in place
+            float mx = -INFINITY; // the entries' max, as both compute it
+            for (int64_t i = 0; i < n; i++) mx = fmaxf(mx, mask ? x[i] + mask[i] : x[i]);
+            bool ok = true;
+            for (int64_t i = 0; i < n; i++) {
+                double d = fabs((double)y[i] - ref[i]) / 0x1p-24 / ref[i];
+                double arg = ref[i] == 0.0f ? 0.0 : fabs((double)(mask ? x[i] + mask[i] : x[i]) - mx);
+                if (ref[i] == 0.0f ? y[i] != 0.0f : !(d <= SOFTMAX_TOL + arg)) ok = false;
+                if (ref[i] > 0) worst = fmax(worst, d - arg);
+            }
+            XC_EXPECT(ok, "softmax row n=%lld mask kind %d: off its double twin (or a masked entry not exactly 0)",
+                      (long long)n, kind);
+            float *d = rnd(&r, n), *dd = malloc((size_t)n * sizeof(float));
+            double dot = 0, scale_dot = 0;
+            for (int64_t i = 0; i < n; i++) dot += (double)d[i] * ref[i], scale_dot += fabs((double)d[i] * ref[i]);
+            memcpy(dd, d, (size_t)n * sizeof(float));
+            xc_softmax_row_bwd(ref, dd, n);
+            ok = true;
+            for (int64_t i = 0; i < n; i++) {
+                double want = ref[i] * ((double)d[i] - dot), scale = ref[i] * (fabs((double)d[i]) + scale_dot);
+                double e = fabs(dd[i] - want);
+                if (!(e <= SOFTMAX_TOL * 0x1p-24 * scale)) ok = false;
+                if (scale > 0) worst_bwd = fmax(worst_bwd, e / scale / 0x1p-24);
+            }
+            XC_EXPECT(ok, "softmax row backward n=%lld mask kind %d: off its double twin", (long long)n, kind);
+            free(x); free(m); free(y); free(ref); free(d); free(dd);
+        }
+    printf("  softmax row: worst %.2f u of each probability beyond u |v - max|, backward %.2f u of its scale (bound %.0f u)\n", worst,
+           worst_bwd, SOFTMAX_TOL);
+}
+
 static void test_layernorm(void) {
     Rng r = rng_stream(5, RNG_STREAM_TEST);
     const int64_t R = 37, C = 768;
@@ -93,6 +147,7 @@ int main(void) {
     test_gemm();
     test_gemm_bias();
     test_attention_head();
+    test_softmax_row();
     test_layernorm();
     return xc_test_summary("test_kernels");
 }

@@ -75,20 +75,31 @@ static int metrics(const char *dir, const char *type, const char *key, double *o
     return n;
 }
 
-// The largest per-tensor max |a - b| / max |b| between two weight files (INFINITY if they do not pair up); the
-// attention in_proj biases apart in *bias.
-static double weights_diff(const char *a, const char *b, double *bias) {
+// The largest per-tensor max |a - b| / max |b| between two weight files (INFINITY if they do not pair up); the key
+// thirds of the attention in_proj biases apart in *key_bias (scaled by the whole bias's max |b|). A key bias does
+// not change the attention (softmax ignores a constant per query), so its true gradient is zero and it moves on
+// rounding noise alone, through AdamW's normalisation: its difference measures that noise, not the arithmetic.
+static double weights_diff(const char *a, const char *b, double *key_bias) {
     WeightSet wa = {0}, wb = {0};
     XcError err;
     double worst = INFINITY;
-    *bias = INFINITY;
+    *key_bias = INFINITY;
     if (weights_load(&wa, a, &err) == XC_OK && weights_load(&wb, b, &err) == XC_OK && wa.n == wb.n && wa.n > 0) {
-        worst = *bias = 0;
+        worst = *key_bias = 0;
         for (int i = 0; i < wa.n; i++) {
             const WeightTensor *y = weights_find(&wb, wa.t[i].name);
             if (!y || y->numel != wa.t[i].numel) { worst = INFINITY; break; }
-            double *into = strstr(y->name, "in_proj_bias") ? bias : &worst;
-            *into = fmax(*into, xc_scaled_err(wa.t[i].data, y->data, y->numel));
+            if (!strstr(y->name, "in_proj_bias")) {
+                worst = fmax(worst, xc_scaled_err(wa.t[i].data, y->data, y->numel));
+                continue;
+            }
+            double scale = 0;
+            for (int64_t j = 0; j < y->numel; j++) scale = fmax(scale, fabs(y->data[j]));
+            const int64_t n = y->numel / 3; // query, key, value
+            for (int64_t j = 0; j < y->numel; j++) {
+                double *into = j / n == 1 ? key_bias : &worst;
+                *into = fmax(*into, fabs((double)wa.t[i].data[j] - y->data[j]) / (scale > 0 ? scale : 1));
+            }
         }
     }
     weights_free(&wa);
@@ -208,21 +219,22 @@ static void check_equivalence(void) {
     for (int i = 0; i < n2 && i < n3; i++) same &= l2[i] == l3[i];
     snprintf(a, sizeof a, "%s/last.safetensors", one);
     snprintf(b, sizeof b, "%s/last.safetensors", two);
-    double bias_err = 0;
-    const double w_err = weights_diff(b, a, &bias_err);
-    // Measured: losses 5.6e-8 relative; weights 6.2e-7 of each tensor's largest after the epoch's 8 steps (AdamW
-    // with train.eps = 1e-5, see main), the attention in_proj biases 2.7e-6 (3.6e-5 with one vision layer): a key
-    // bias does not change the attention (softmax ignores a constant per query), so the key third of in_proj_bias
-    // has a zero true gradient and moves on rounding noise alone. Tolerances about 5x.
+    double key_err = 0;
+    const double w_err = weights_diff(b, a, &key_err);
+    // Measured: losses 5.9e-8 relative; weights 2.5e-6 of each tensor's largest after the epoch's 8 steps (AdamW
+    // with train.eps = 1e-5, see main). The weights' figure is rounding amplified by AdamW where a gradient is near
+    // eps, and moves with the kernels' rounding: 6.2e-7 before the softmax and LayerNorm sums went into lanes. The
+    // key biases (weights_diff: noise alone) 1.7e-5 (2.7e-6 before). Tolerances 4-6x; a gradient left out of the
+    // reduction or scaled wrongly moves the weights by 1e-2 and more.
     XC_EXPECT(loss_err <= 3e-7, "2 ranks vs accumulation 2: train losses differ by %.3g relative (tolerance 3e-7)", loss_err);
-    XC_EXPECT(w_err <= 3e-6, "2 ranks vs accumulation 2: weights differ by %.3g of each tensor's largest (tolerance 3e-6)",
+    XC_EXPECT(w_err <= 1e-5, "2 ranks vs accumulation 2: weights differ by %.3g of each tensor's largest (tolerance 1e-5)",
               w_err);
-    XC_EXPECT(bias_err <= 1.5e-5, "2 ranks vs accumulation 2: in_proj biases differ by %.3g (tolerance 1.5e-5)", bias_err);
+    XC_EXPECT(key_err <= 3e-4, "2 ranks vs accumulation 2: key biases differ by %.3g (tolerance 3e-4)", key_err);
     snprintf(a, sizeof a, "%s/last.safetensors", again);
     XC_EXPECT(same && xc_same_file(a, b), "2 ranks are not bitwise repeatable (losses %s, weights %s)",
               same ? "equal" : "differ", xc_same_file(a, b) ? "equal" : "differ");
     printf("  2 ranks vs 1 process accumulating 2 (one epoch, mixup + CutMix + drop path): losses %.2g, weights %.2g "
-           "(in_proj biases %.2g); 2 ranks twice: bitwise %s\n", loss_err, w_err, bias_err,
+           "(key biases %.2g); 2 ranks twice: bitwise %s\n", loss_err, w_err, key_err,
            same && xc_same_file(a, b) ? "equal" : "DIFFERENT");
 }
 
@@ -364,15 +376,17 @@ static void check_pretrain(const char *vocab) {
     XC_EXPECT(system(cmd) == 0, "xclip-pretrain on 2 ranks failed (see %s.log)", two);
     double l1[16], l2[16];
     const int n1 = metrics(one, "train", "loss_avg", l1, 16), n2 = metrics(two, "train", "loss_avg", l2, 16);
-    double loss_err = n1 == n2 && n1 == 8 ? 0 : INFINITY, bias_err = 0;
+    double loss_err = n1 == n2 && n1 == 8 ? 0 : INFINITY, key_err = 0;
     for (int i = 0; i < n1 && i < n2; i++) loss_err = fmax(loss_err, fabs(l1[i] - l2[i]) / fabs(l1[i]));
     snprintf(a, sizeof a, "%s/last.safetensors", one);
     snprintf(b, sizeof b, "%s/last.safetensors", two);
-    const double w_err = fmax(weights_diff(b, a, &bias_err), bias_err);
-    // measured: losses 6.7e-8, weights 2.9e-6 of each tensor's largest (8 steps); tolerances as check_equivalence's
-    XC_EXPECT(loss_err <= 3e-7 && w_err <= 1.5e-5, "xclip-pretrain, 2 ranks vs accumulation 2: %d / %d train records, losses "
-              "%.3g, weights %.3g", n1, n2, loss_err, w_err);
-    printf("  xclip-pretrain, 2 ranks vs 1 process accumulating 2 (one epoch): losses %.2g, weights %.2g\n", loss_err, w_err);
+    const double w_err = weights_diff(b, a, &key_err);
+    // measured: losses 6.8e-8, weights 2.6e-6 of each tensor's largest (8 steps), key biases 5.7e-5; tolerances
+    // 4-6x, as check_equivalence's
+    XC_EXPECT(loss_err <= 3e-7 && w_err <= 1.5e-5 && key_err <= 3e-4, "xclip-pretrain, 2 ranks vs accumulation 2: %d / %d "
+              "train records, losses %.3g, weights %.3g, key biases %.3g", n1, n2, loss_err, w_err, key_err);
+    printf("  xclip-pretrain, 2 ranks vs 1 process accumulating 2 (one epoch): losses %.2g, weights %.2g (key biases "
+           "%.2g)\n", loss_err, w_err, key_err);
 }
 
 int main(void) {
