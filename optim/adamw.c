@@ -2,6 +2,7 @@
 //   p *= 1 - lr wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //   p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 #include "optim/adamw.h"
+#include "autograd/kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -61,21 +62,34 @@ void adamw_begin_step(AdamW *opt, const float *lr) {
     opt->bc2_sqrt = (float)sqrt(1.0 - pow((double)opt->cfg.beta2, (double)opt->step));
 }
 
+typedef struct UpdateScalars {
+    float b1, b2, eps, bc2_sqrt, decay, step_size;
+} UpdateScalars;
+
+// Elements [0, n) of one parameter (a thread's share; an XC_CLONES function, so that it vectorises to the CPU).
+XC_CLONES static void update_part(UpdateScalars k, float *w, float *m, float *v, const float *gr, int64_t n) {
+    for (int64_t j = 0; j < n; j++) {
+        float g = gr ? gr[j] : 0.0f;
+        w[j] *= k.decay;
+        m[j] = k.b1 * m[j] + (1.0f - k.b1) * g;
+        v[j] = k.b2 * v[j] + (1.0f - k.b2) * g * g;
+        w[j] -= k.step_size * m[j] / (sqrtf(v[j]) / k.bc2_sqrt + k.eps);
+    }
+}
+
 // One parameter's update with gradient gr (NULL: a zero gradient, exactly as a buffer of zeros would give).
 static void update(AdamW *opt, int i, const float *gr) {
     Tensor *p = opt->ps->p[i];
-    const float b1 = opt->cfg.beta1, b2 = opt->cfg.beta2, eps = opt->cfg.eps, bc2_sqrt = opt->bc2_sqrt;
     const double lr = (double)opt->lr[opt->group[i]];
-    const float decay = opt->decay[i] ? (float)(1.0 - lr * opt->cfg.weight_decay) : 1.0f;
-    const float step_size = (float)(lr / opt->bc1);
+    const UpdateScalars k = {.b1 = opt->cfg.beta1, .b2 = opt->cfg.beta2, .eps = opt->cfg.eps, .bc2_sqrt = opt->bc2_sqrt,
+                             .decay = opt->decay[i] ? (float)(1.0 - lr * opt->cfg.weight_decay) : 1.0f,
+                             .step_size = (float)(lr / opt->bc1)};
     float *w = p->data, *m = opt->m + opt->offset[i], *v = opt->v + opt->offset[i];
-#pragma omp parallel for schedule(static) if ((p->numel) >= XC_PAR_MIN)
-    for (int64_t j = 0; j < p->numel; j++) {
-        float g = gr ? gr[j] : 0.0f;
-        w[j] *= decay;
-        m[j] = b1 * m[j] + (1.0f - b1) * g;
-        v[j] = b2 * v[j] + (1.0f - b2) * g * g;
-        w[j] -= step_size * m[j] / (sqrtf(v[j]) / bc2_sqrt + eps);
+    const int64_t n = p->numel;
+#pragma omp parallel if (n >= XC_PAR_MIN)
+    {
+        XC_SHARE(n, lo, len);
+        update_part(k, w + lo, m + lo, v + lo, gr ? gr + lo : NULL, len);
     }
     opt->updated[i] = opt->begun;
     opt->last_lr[i] = opt->lr[opt->group[i]];
