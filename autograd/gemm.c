@@ -10,7 +10,8 @@
 
 
 static bool use_bf16(const Gemm *mm, int64_t M, int64_t N, int64_t K) {
-    return mm && mm->precision == XC_MATMUL_BF16 && (double)M * (double)N * (double)K >= BF16_MIN_WORK && !xc_in_parallel();
+    return mm && mm->precision == XC_MATMUL_BF16 && (double)M * (double)N * (double)K >= BF16_MIN_WORK &&
+           (mm->serial || !xc_in_parallel());
 }
 
 int gemm_init(Gemm *mm, MatmulPrecision p, XcError *err) {
@@ -32,9 +33,24 @@ int gemm_set_bf16_kernel(Gemm *mm, Bf16Kernel k, XcError *err) {
 }
 
 void gemm_free(Gemm *mm) {
+    for (int t = 0; t < mm->n_per_thread; t++) gemm_free(&mm->per_thread[t]);
+    xc_free(mm->per_thread);
     xc_free(mm->apack);
     xc_free(mm->bpack);
     memset(mm, 0, sizeof *mm);
+}
+
+Gemm *gemm_per_thread(Gemm *mm, int n) {
+    if (!mm || mm->precision != XC_MATMUL_BF16) return NULL;
+    XC_CHECK(!xc_in_parallel() && !mm->serial, "gemm_per_thread inside a parallel region or on a per-thread context");
+    if (n > mm->n_per_thread) { // the existing contexts keep their buffers
+        mm->per_thread = xc_realloc(mm->per_thread, (size_t)n * sizeof *mm->per_thread);
+        for (int t = mm->n_per_thread; t < n; t++)
+            mm->per_thread[t] = (Gemm){.precision = mm->precision, .kernel = mm->kernel, .serial = true};
+        mm->n_per_thread = n;
+    }
+    for (int t = 0; t < n; t++) mm->per_thread[t].kernel = mm->kernel; // gemm_set_bf16_kernel may have changed it
+    return mm->per_thread;
 }
 
 const char *gemm_precision_name(MatmulPrecision p) { return p == XC_MATMUL_BF16 ? "bf16" : "fp32"; }

@@ -81,9 +81,9 @@ AMX_TARGET static inline void put_column(uint16_t *tile, int c, __m512i v) {
 // rows 16 rt.. and k 32 kt.., as 16 x 16 dwords, dword (r, p) = (X[r][2p], X[r][2p + 1]). A's tiles are those of
 // X = op(A) as they stand; B's pair layout is the dword transpose of the tiles of X = op(B)^T (pair_layout).
 AMX_TARGET static void pack(bool trans, int64_t R, int64_t K, const float *src, int64_t ld, int64_t Rp, int64_t Kp,
-                            bool pair_layout, uint16_t *out) {
+                            bool pair_layout, bool serial, uint16_t *out) {
     const int64_t nrt = Rp / 16, nkt = Kp / 32;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!serial)
     for (int64_t t = 0; t < nrt * nkt; t++) {
         const int64_t r0 = t / nkt * 16, k0 = t % nkt * 32;
         uint16_t *tile = out + t * TILE_HALFS;
@@ -177,10 +177,10 @@ AMX_TARGET void gemm_bf16_amx(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, 
     const int64_t Mp = (M + 31) / 32 * 32, Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32, nkt = Kp / 32;
     uint16_t *ap = gemm_bf16_grow(&mm->apack, &mm->apack_cap, (size_t)(Mp * Kp)),
              *bp = gemm_bf16_grow(&mm->bpack, &mm->bpack_cap, (size_t)(Np * Kp));
-    pack(ta, M, K, A, lda, Mp, Kp, false, ap);   // X = op(A)
-    pack(!tb, N, K, B, ldb, Np, Kp, true, bp);   // X = op(B)^T: B itself when tb
+    pack(ta, M, K, A, lda, Mp, Kp, false, mm->serial, ap);   // X = op(A)
+    pack(!tb, N, K, B, ldb, Np, Kp, true, mm->serial, bp);   // X = op(B)^T: B itself when tb
     const int64_t nmb = Mp / 32, nnb = Np / 32;
-#pragma omp parallel
+#pragma omp parallel if (!mm->serial)
     {
         tiles_on();
 #ifdef _OPENMP
@@ -234,7 +234,7 @@ void gemm_bf16_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
     XC_CHECK(xc_bf16_kernel_available(mm->kernel), "gemm_bf16 on kernel '%s', which this CPU does not offer (AMX: %s, "
              "AVX512-BF16: %s)", xc_bf16_kernel_name(mm->kernel), xc_amx_available() ? "yes" : "no",
              xc_avx512bf16_available() ? "yes" : "no");
-    XC_CHECK(!xc_in_parallel(), "gemm_bf16 inside a parallel region");
+    XC_CHECK(mm->serial || !xc_in_parallel(), "gemm_bf16 inside a parallel region (only a per-thread context may)");
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { // no products: C = beta C (+ bias)
         for (int64_t i = 0; i < M; i++)

@@ -231,7 +231,7 @@ void gemm_bf16_avx512(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t 
     const int64_t P = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR, Np = (N + NR - 1) / NR * NR;
     uint32_t *ap = (uint32_t *)gemm_bf16_grow(&mm->apack, &mm->apack_cap, (size_t)(Mp * P * 2)),
              *bp = (uint32_t *)gemm_bf16_grow(&mm->bpack, &mm->bpack_cap, (size_t)(Np * P * 2));
-#pragma omp parallel
+#pragma omp parallel if (!mm->serial) // serial: a team of one, the work-sharing below binds to it
     {
         pack_a(ta, M, K, A, lda, P, ap);
         pack_b(tb, N, K, B, ldb, P, bp);

@@ -29,7 +29,8 @@ void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
 // buffers belong to a Gemm context that the caller owns (the trainer, xclip-eval, a benchmark) and lends to
 // the Graph whose ops it serves (Graph.gemm; NULL there = float32). Nothing about it is process-wide.
 //   FP32: OpenBLAS SGEMM.
-//   BF16: GEMMs of at least 64^3 multiply-adds called outside a parallel region round op(A) and op(B) to
+//   BF16: GEMMs of at least 64^3 multiply-adds called outside a parallel region (or through a per-thread
+//         context inside one, gemm_per_thread) round op(A) and op(B) to
 //         bfloat16 (nearest even) and sum the exact products in float32; the others stay float32. Tensors,
 //         gradients and optimiser state remain float32 either way. Two kernels, the same arithmetic, chosen
 //         at run time by what the CPU offers (gemm_init takes the first available):
@@ -50,9 +51,12 @@ typedef enum { XC_BF16_NONE = 0, XC_BF16_AMX = 1, XC_BF16_AVX512 = 2 } Bf16Kerne
 typedef struct Gemm {
     MatmulPrecision precision;
     Bf16Kernel kernel;            // the unit gemm_bf16 runs on (gemm_init: the best available; NONE: neither)
+    bool serial;                  // a per-thread context (gemm_per_thread): every GEMM on the calling thread
     uint16_t *apack, *bpack;      // packed bf16 operands, grown to the largest GEMM seen (owned)
     size_t apack_cap, bpack_cap;  // their capacity in bf16 values
-    uint64_t bf16_calls;          // GEMMs the bf16 path has run (tests, logs)
+    uint64_t bf16_calls;          // GEMMs the bf16 path has run (tests, logs; not counting per_thread's)
+    struct Gemm *per_thread;      // gemm_per_thread's contexts (owned), n_per_thread of them
+    int n_per_thread;
 } Gemm;
 // Fails (mm left float32) when BF16 is asked for on a CPU or kernel with neither AMX nor AVX512-BF16.
 int gemm_init(Gemm *mm, MatmulPrecision p, XcError *err);
@@ -69,6 +73,13 @@ bool xc_avx512bf16_available(void);
 bool xc_bf16_kernel_available(Bf16Kernel k);
 // The kernel gemm_init chooses: AMX if usable, else AVX512-BF16, else XC_BF16_NONE.
 Bf16Kernel xc_bf16_best_kernel(void);
+// Contexts for the GEMMs of an OpenMP loop, one per thread (use [omp_get_thread_num()]; call outside the loop with
+// n >= its team size): mm's precision and kernel, their own packing buffers (grown on first use, as mm's), and
+// serial, so that a bf16 GEMM runs on the calling thread inside the loop, with the same bits as outside (the kernels'
+// sums do not depend on the thread count). Ops that run many small products in parallel, such as attention's per
+// (batch, head), multiply through them. NULL when mm is NULL or float32: gemm_run(NULL, ...) is then SGEMM, which
+// OpenBLAS runs on the calling thread inside a parallel region.
+Gemm *gemm_per_thread(Gemm *mm, int n);
 // xc_gemm at mm's precision (mm NULL: float32).
 void gemm_run(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
               const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
@@ -76,8 +87,8 @@ void gemm_run(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
 // In BF16 the bias joins the bf16 kernel's epilogue; in FP32 it is copied into C and SGEMM adds to it.
 void gemm_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                int64_t ldb, const float *bias, float *C, int64_t ldc);
-// The BF16 path itself on mm->kernel, whatever mm's precision (needs a kernel; not inside a parallel region).
-// It packs into mm's buffers: one caller at a time per context.
+// The BF16 path itself on mm->kernel, whatever mm's precision (needs a kernel; not inside a parallel region unless
+// mm is serial). It packs into mm's buffers: one caller at a time per context.
 void gemm_bf16(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 void gemm_bf16_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -87,10 +98,11 @@ void xc_gemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 // Attention core for one (batch, head): q (Lq, dh) row stride ldq, k/v (Lk, dh) strides ldk/ldv,
-// mask (Lq, Lk) or NULL, p (Lq, Lk) out: probabilities, o (Lq, dh) row stride ldo.
-void xc_attention_head(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
-                       const float *mask, float scale, int64_t Lq, int64_t Lk, int64_t dh,
-                       float *p, float *o, int64_t ldo);
+// mask (Lq, Lk) or NULL, p (Lq, Lk) out: probabilities, o (Lq, dh) row stride ldo. Its two products go through
+// gemm_run(mm) (NULL: float32; inside a parallel region only a per-thread context takes the bf16 path).
+void xc_attention_head(Gemm *mm, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                       const float *mask, float scale, int64_t Lq, int64_t Lk, int64_t dh, float *p, float *o,
+                       int64_t ldo);
 void xc_attention_head_naive(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
                              int64_t ldv, const float *mask, float scale, int64_t Lq, int64_t Lk, int64_t dh,
                              float *p, float *o, int64_t ldo);

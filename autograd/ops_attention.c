@@ -6,7 +6,9 @@
 // operands (the same bits), then
 //   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dP * P)),  dQ = scale dS K,  dK = scale dS^T Q.
 // Q, K, V are read in place through row strides (packed qkv has stride 3W), so nothing is repacked.
-// The (b, h) pairs run in an OpenMP loop; each GEMM inside runs on its own thread.
+// The (b, h) pairs run in an OpenMP loop; each GEMM inside runs on its own thread, through that thread's context of
+// the graph's Gemm (gemm_per_thread): in bf16 the products round their operands, P included, to bfloat16 and sum
+// in float32 (as the linear layers'); the scores, the softmax and its backward stay float32.
 #include "autograd/ops.h"
 #include "autograd/kernels.h"
 
@@ -17,17 +19,17 @@
 #endif
 
 // P = softmax(scale Q K^T + mask), (Lq, Lk)
-static void attention_probs(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *mask, float scale,
-                            int64_t Lq, int64_t Lk, int64_t dh, float *p) {
-    xc_gemm(false, true, Lq, Lk, dh, scale, q, ldq, k, ldk, 0.0f, p, Lk);
+static void attention_probs(Gemm *mm, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *mask,
+                            float scale, int64_t Lq, int64_t Lk, int64_t dh, float *p) {
+    gemm_run(mm, false, true, Lq, Lk, dh, scale, q, ldq, k, ldk, 0.0f, p, Lk);
     for (int64_t i = 0; i < Lq; i++) xc_softmax_row(p + i * Lk, mask ? mask + i * Lk : NULL, p + i * Lk, Lk);
 }
 
-void xc_attention_head(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
-                       const float *mask, float scale, int64_t Lq, int64_t Lk, int64_t dh,
-                       float *p, float *o, int64_t ldo) {
-    attention_probs(q, ldq, k, ldk, mask, scale, Lq, Lk, dh, p);
-    xc_gemm(false, false, Lq, dh, Lk, 1.0f, p, Lk, v, ldv, 0.0f, o, ldo);
+void xc_attention_head(Gemm *mm, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                       const float *mask, float scale, int64_t Lq, int64_t Lk, int64_t dh, float *p, float *o,
+                       int64_t ldo) {
+    attention_probs(mm, q, ldq, k, ldk, mask, scale, Lq, Lk, dh, p);
+    gemm_run(mm, false, false, Lq, dh, Lk, 1.0f, p, Lk, v, ldv, 0.0f, o, ldo);
 }
 
 void xc_attention_head_naive(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
@@ -95,6 +97,7 @@ static void attention_backward(Graph *g, TapeNode *node) {
     float *dk = tk->requires_grad ? tensor_grad(g, tk) : NULL;
     float *dv = tv->requires_grad ? tensor_grad(g, tv) : NULL;
     const int64_t nt = max_threads();
+    Gemm *mms = gemm_per_thread(g->gemm, (int)nt);
     ArenaMark m = arena_mark(&g->step);
     float *scratch = arena_alloc(&g->step, (size_t)(2 * nt * LL) * sizeof(float)); // P and dP / dS per thread
 #pragma omp parallel for schedule(static) if ((c->B * c->H * c->Lq * c->Lk * c->dh) >= XC_PAR_MIN)
@@ -105,15 +108,16 @@ static void attention_backward(Graph *g, TapeNode *node) {
         const float *K = operand_ptr(tk->data, &c->k, b, h, c->dh);
         const float *V = operand_ptr(tv->data, &c->v, b, h, c->dh);
         float *P = scratch + 2 * thread_num() * LL, *dS = P + LL;
-        attention_probs(Q, c->q.ld, K, c->k.ld, c->mask, c->scale, c->Lq, c->Lk, c->dh, P);
-        if (dv) xc_gemm(true, false, c->Lk, c->dh, c->Lq, 1.0f, P, c->Lk, G, W, 1.0f,
+        Gemm *mm = mms ? &mms[thread_num()] : NULL;
+        attention_probs(mm, Q, c->q.ld, K, c->k.ld, c->mask, c->scale, c->Lq, c->Lk, c->dh, P);
+        if (dv) gemm_run(mm, true, false, c->Lk, c->dh, c->Lq, 1.0f, P, c->Lk, G, W, 1.0f,
                         dv + c->v.off + b * c->v.batch_stride + h * c->dh, c->v.ld);          // dV += P^T dO
         if (!dq && !dk) continue;
-        xc_gemm(false, true, c->Lq, c->Lk, c->dh, 1.0f, G, W, V, c->v.ld, 0.0f, dS, c->Lk);     // dP = dO V^T
+        gemm_run(mm, false, true, c->Lq, c->Lk, c->dh, 1.0f, G, W, V, c->v.ld, 0.0f, dS, c->Lk);    // dP = dO V^T
         for (int64_t i = 0; i < c->Lq; i++) xc_softmax_row_bwd(P + i * c->Lk, dS + i * c->Lk, c->Lk); // dS from dP
-        if (dq) xc_gemm(false, false, c->Lq, c->dh, c->Lk, c->scale, dS, c->Lk, K, c->k.ld, 1.0f,
+        if (dq) gemm_run(mm, false, false, c->Lq, c->dh, c->Lk, c->scale, dS, c->Lk, K, c->k.ld, 1.0f,
                         dq + c->q.off + b * c->q.batch_stride + h * c->dh, c->q.ld);          // dQ += s dS K
-        if (dk) xc_gemm(true, false, c->Lk, c->dh, c->Lq, c->scale, dS, c->Lk, Q, c->q.ld, 1.0f,
+        if (dk) gemm_run(mm, true, false, c->Lk, c->dh, c->Lq, c->scale, dS, c->Lk, Q, c->q.ld, 1.0f,
                         dk + c->k.off + b * c->k.batch_stride + h * c->dh, c->k.ld);          // dK += s dS^T Q
     }
     arena_rewind(&g->step, m);
@@ -127,13 +131,14 @@ static Tensor *attention_run(Graph *g, const OpDef *def, Tensor *const *in, int 
     Tensor *out = tensor_new(g, 3, (int64_t[]){c.B, c.Lq, W});
     ArenaMark m = arena_mark(&g->step);
     float *p = arena_alloc(&g->step, (size_t)(max_threads() * LL) * sizeof(float)); // P per thread
+    Gemm *mms = gemm_per_thread(g->gemm, max_threads());
     const float *dq = in[c.q.tensor]->data, *dk = in[c.k.tensor]->data, *dv = in[c.v.tensor]->data;
 #pragma omp parallel for schedule(static) if ((c.B * c.H * c.Lq * c.Lk * c.dh) >= XC_PAR_MIN)
     for (int64_t bh = 0; bh < c.B * c.H; bh++) {
         int64_t b = bh / c.H, h = bh % c.H;
-        xc_attention_head(operand_ptr(dq, &c.q, b, h, c.dh), c.q.ld, operand_ptr(dk, &c.k, b, h, c.dh), c.k.ld,
-                          operand_ptr(dv, &c.v, b, h, c.dh), c.v.ld, c.mask, c.scale, c.Lq, c.Lk, c.dh,
-                          p + thread_num() * LL, out->data + b * c.Lq * W + h * c.dh, W);
+        xc_attention_head(mms ? &mms[thread_num()] : NULL, operand_ptr(dq, &c.q, b, h, c.dh), c.q.ld,
+                          operand_ptr(dk, &c.k, b, h, c.dh), c.k.ld, operand_ptr(dv, &c.v, b, h, c.dh), c.v.ld, c.mask,
+                          c.scale, c.Lq, c.Lk, c.dh, p + thread_num() * LL, out->data + b * c.Lq * W + h * c.dh, W);
     }
     arena_rewind(&g->step, m);
     if (graph_needs_grad(g, in, n_in)) {

@@ -24,8 +24,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #define SET_THREADS(n) omp_set_num_threads(n)
+#define THREAD_NUM() omp_get_thread_num()
 #else
 #define SET_THREADS(n) ((void)(n))
+#define THREAD_NUM() 0
 #endif
 
 static float *rnd(Rng *r, int64_t n) {
@@ -144,6 +146,17 @@ static void test_threads(void) {
         memcpy(C[1], C0, (size_t)n * sizeof(float));
         gemm_bf16_bias(&g_mm, ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.25f, bias, C[1], N);
         XC_EXPECT(!memcmp(C[0], C[1], sizeof(float) * (size_t)n), "%s: a repeated call differs", gemm_bf16_kernel_name(&g_mm));
+        // inside a parallel region, each of 2 threads through its own per-thread context (on the calling thread
+        // alone, its own packing buffers, at the same time): the same bits again
+        memcpy(C[1], C0, (size_t)n * sizeof(float));
+        memcpy(C[2], C0, (size_t)n * sizeof(float));
+        Gemm *pt = gemm_per_thread(&g_mm, 2);
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+        for (int t = 0; t < 2; t++)
+            gemm_bf16_bias(&pt[THREAD_NUM()], ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.25f, bias, C[1 + t], N);
+        XC_EXPECT(!memcmp(C[0], C[1], sizeof(float) * (size_t)n) && !memcmp(C[0], C[2], sizeof(float) * (size_t)n),
+                  "%s: per-thread contexts in a parallel region differ from the call outside (ta=%d tb=%d)",
+                  gemm_bf16_kernel_name(&g_mm), ta, tb);
         for (int t = 0; t < 3; t++) free(C[t]);
     }
     // the packing buffers only grow: a smaller GEMM afterwards neither shrinks nor moves them
@@ -177,6 +190,16 @@ static void test_dispatch(void) {
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, (int)K, 0.0f, C[3], (int)N);
     XC_EXPECT(!memcmp(C[2], C[3], sizeof(float) * (size_t)n), "a GEMM inside a parallel region left float32");
+    Gemm *pt = gemm_per_thread(mm, 2); // but through a per-thread context there: the bf16 path, bit for bit
+    memset(C[2], 0, sizeof(float) * (size_t)n);
+    uint64_t calls0 = pt[0].bf16_calls + pt[1].bf16_calls;
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+        gemm_run(&pt[THREAD_NUM()], false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[2], N);
+    }
+    XC_EXPECT(!memcmp(C[2], C[1], sizeof(float) * (size_t)n) && pt[0].bf16_calls + pt[1].bf16_calls == calls0 + 1,
+              "a GEMM through a per-thread context inside a parallel region is not the bf16 path");
     // with a bias: the epilogue adds it; equal to the plain path plus the bias up to one float32 rounding
     float *bias = rnd(&r, N);
     gemm_bias(mm, false, true, M, N, K, A, K, B, K, bias, C[0], N);
@@ -192,10 +215,122 @@ static void test_dispatch(void) {
     memset(C[0], 0, sizeof(float) * (size_t)n);
     gemm_run(&fp32, false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C[0], N);
     XC_EXPECT(!memcmp(C[0], C[3], sizeof(float) * (size_t)n), "a float32 context's GEMM is not SGEMM");
+    XC_EXPECT(!gemm_per_thread(&fp32, 2) && !gemm_per_thread(NULL, 2), "per-thread contexts for float32 (want NULL: SGEMM)");
     gemm_free(&fp32);
     for (int i = 0; i < 4; i++) free(C[i]);
     free(A);
     free(B);
+}
+
+// Attention's products in bf16: each (batch, head) in attention's OpenMP loop through that thread's per-thread
+// context. Self-attention with a causal mask (batch 3, 70 tokens, 2 heads of 64: Q K^T is 70 x 70 x 64, above the
+// bf16 path's 64^3) and cross-attention (66 queries, 75 keys), forward and backward, against the same ops in float32:
+// the output and every gradient within ATTN_TOL of their max |ref| (bf16's 2^-9 per operand, P included; reached:
+// 3.7e-3) and at least 1e-4 away from float32; all 7 products per (batch, head) on the bf16 path (2 forward, the
+// backward's recomputed Q K^T and its 4: one left in float32 fails); the same bits with 1, 2 and 3 threads and run
+// to run.
+#define ATTN_TOL 1e-2
+enum { ATTN_B = 3, ATTN_L = 70, ATTN_LK = 75, ATTN_W = 128, ATTN_HEADS = 2 };
+
+typedef struct AttnRun {
+    float *out[4]; // the output, then the gradients of qkv (self) or of q, k, v (cross)
+    int64_t n[4];
+    int nout;
+} AttnRun;
+
+static uint64_t per_thread_calls(const Gemm *mm) {
+    uint64_t n = 0;
+    for (int t = 0; mm && t < mm->n_per_thread; t++) n += mm->per_thread[t].bf16_calls;
+    return n;
+}
+
+static void attention_case(Gemm *mm, bool cross, AttnRun *run) {
+    Rng r = rng_stream(34, RNG_STREAM_TEST);
+    ParamStore ps;
+    param_store_init(&ps, "attention");
+    Tensor *in[3];
+    int nin = cross ? 3 : 1;
+    if (cross) {
+        in[0] = param_new(&ps, "q", 3, (int64_t[]){ATTN_B, ATTN_L, ATTN_W});
+        in[1] = param_new(&ps, "k", 3, (int64_t[]){ATTN_B, ATTN_LK, ATTN_W});
+        in[2] = param_new(&ps, "v", 3, (int64_t[]){ATTN_B, ATTN_LK, ATTN_W});
+    } else {
+        in[0] = param_new(&ps, "qkv", 3, (int64_t[]){ATTN_B, ATTN_L, 3 * ATTN_W});
+    }
+    for (int i = 0; i < nin; i++) rng_fill_uniform(&r, in[i]->data, in[i]->numel, -1.0f, 1.0f);
+    float *dy = rnd(&r, (int64_t)ATTN_B * ATTN_L * ATTN_W);
+    Graph g;
+    graph_init(&g, 16u << 20);
+    g.gemm = mm;
+    Tensor *y;
+    const uint64_t calls0 = per_thread_calls(mm);
+    if (cross) {
+        y = op_cross_attention(&g, in[0], in[1], in[2], ATTN_HEADS);
+    } else {
+        Tensor *mask = tensor_zeros(&g, 2, (int64_t[]){ATTN_L, ATTN_L});
+        for (int64_t i = 0; i < ATTN_L; i++)
+            for (int64_t j = i + 1; j < ATTN_L; j++) mask->data[i * ATTN_L + j] = -INFINITY;
+        y = op_attention(&g, in[0], ATTN_HEADS, mask);
+    }
+    graph_backward_from(&g, y, dy);
+    const uint64_t calls = per_thread_calls(mm) - calls0, want = mm ? 7 * ATTN_B * ATTN_HEADS : 0;
+    XC_EXPECT(calls == want, "%s: %llu products on the bf16 path, want %llu", cross ? "cross-attention" : "attention",
+              (unsigned long long)calls, (unsigned long long)want);
+    run->nout = 1 + nin;
+    for (int i = 0; i < run->nout; i++) {
+        const Tensor *t = i == 0 ? y : in[i - 1];
+        run->n[i] = t->numel;
+        run->out[i] = malloc((size_t)t->numel * sizeof(float));
+        memcpy(run->out[i], i == 0 ? t->data : t->grad, (size_t)t->numel * sizeof(float));
+    }
+    graph_free(&g);
+    param_store_free(&ps);
+    free(dy);
+}
+
+static bool attention_same(const AttnRun *a, const AttnRun *b) {
+    for (int i = 0; i < a->nout; i++)
+        if (memcmp(a->out[i], b->out[i], (size_t)a->n[i] * sizeof(float))) return false;
+    return true;
+}
+
+static void attention_free(AttnRun *run) {
+    for (int i = 0; i < run->nout; i++) free(run->out[i]);
+}
+
+static void test_attention(void) {
+    const char *kn = gemm_bf16_kernel_name(&g_mm);
+    for (int cross = 0; cross < 2; cross++) {
+        static const char *self_names[2] = {"output", "grad qkv"}, *cross_names[4] = {"output", "grad q", "grad k", "grad v"};
+        AttnRun ref, run[3];
+        attention_case(NULL, cross, &ref);
+        for (int t = 0; t < 3; t++) {
+            SET_THREADS(t + 1);
+            attention_case(&g_mm, cross, &run[t]);
+        }
+        SET_THREADS(2);
+        double worst = 0, least = 1;
+        for (int i = 0; i < ref.nout; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s bf16 (%s) %s", cross ? "cross-attention" : "attention", kn,
+                     cross ? cross_names[i] : self_names[i]);
+            double e = xc_expect_scaled(name, run[1].out[i], ref.out[i], ref.n[i], ATTN_TOL);
+            XC_EXPECT(e >= 1e-4, "%s: %.2e from float32: its products did not round to bf16", name, e);
+            worst = fmax(worst, e);
+            least = fmin(least, e);
+        }
+        XC_EXPECT(attention_same(&run[0], &run[1]) && attention_same(&run[0], &run[2]),
+                  "%s bf16 (%s): results differ between 1, 2 and 3 threads", cross ? "cross-attention" : "attention", kn);
+        AttnRun again;
+        attention_case(&g_mm, cross, &again);
+        XC_EXPECT(attention_same(&run[1], &again), "%s bf16 (%s): a repeated run differs",
+                  cross ? "cross-attention" : "attention", kn);
+        printf("  %s with bf16 products on %s: %.2e .. %.2e of max |ref| from float32 (tolerance %.1e); "
+               "the same bits with 1, 2, 3 threads\n", cross ? "cross-attention" : "attention", kn, least, worst, ATTN_TOL);
+        attention_free(&ref);
+        attention_free(&again);
+        for (int t = 0; t < 3; t++) attention_free(&run[t]);
+    }
 }
 
 static double cosine(const float *a, const float *b, int64_t n) {
@@ -317,6 +452,7 @@ int main(void) {
         test_gemm();
         test_threads();
         test_dispatch();
+        test_attention();
         test_model("t3");
         test_model("t8");
         gemm_free(&g_mm);

@@ -51,7 +51,7 @@ static void test_attention_head(void) {
     mask[0] = -INFINITY;
     float *p1 = malloc(Lq * Lk * sizeof(float)), *p2 = malloc(Lq * Lk * sizeof(float));
     float *o1 = calloc(Lq * ld, sizeof(float)), *o2 = calloc(Lq * ld, sizeof(float));
-    xc_attention_head(q, ld, k, ld, v, ld, mask, 0.25f, Lq, Lk, dh, p1, o1, ld);
+    xc_attention_head(NULL, q, ld, k, ld, v, ld, mask, 0.25f, Lq, Lk, dh, p1, o1, ld);
     xc_attention_head_naive(q, ld, k, ld, v, ld, mask, 0.25f, Lq, Lk, dh, p2, o2, ld);
     xc_expect_close("attention probabilities", p1, p2, Lq * Lk, 1e-6, 1e-5);
     xc_expect_close("attention output", o1, o2, Lq * ld, 1e-5, 1e-4);
