@@ -1,11 +1,12 @@
 // bench_ops - GFLOP/s of the GEMM path (linear forward and forward+backward at the ViT-B/32 block
 // shapes: 16 frames x 50 tokens, width 768) and of fused attention forward and forward+backward
-// (12 heads), against a 2048^3 OpenBLAS sgemm (the machine's practical peak) and against the same
+// (12 heads; also at ViT-B/16's 198 tokens), against a 2048^3 OpenBLAS sgemm (the machine's practical peak) and against the same
 // ops in PyTorch on the same machine in the same run (bench/bench_ops_ref.py with /usr/bin/python3).
 //
 //   bench_ops [--threads N] [--repeats R] [--bf16[=amx|avx512-bf16]] [--no-torch]
-// --bf16 runs our linear layers with bf16 matmuls (a Gemm context at XC_MATMUL_BF16, on AMX if usable, else on
-// AVX512-BF16; =NAME picks the kernel) and adds the bf16 GEMM at 2048^3; PyTorch stays float32 and %peak stays
+// --bf16 runs our linear layers and attention with bf16 matmuls (a Gemm context at XC_MATMUL_BF16, on AMX if usable,
+// else on AVX512-BF16; =NAME picks the kernel; attention's products only where they reach 64^3 multiply-adds: at
+// 198 tokens, not at 50) and adds the bf16 GEMM at 2048^3; PyTorch stays float32 and %peak stays
 // relative to float32 SGEMM. Last, one AdamW step over 133.2 M floats (the trained parameters of X-CLIP ViT-B/32),
 // a cost of every training step that neither the batch nor bf16 shrinks. Times are the best of R repeats (after
 // one warm-up), so other load on the machine shows less.
@@ -24,6 +25,7 @@
 
 #define T 16
 #define L 50
+#define L16 198 // ViT-B/16: 196 patches, the class token and X-CLIP's message token
 #define W 768
 #define HEADS 12
 
@@ -168,18 +170,26 @@ int main(int argc, char **argv) {
         }
         xc_free(x.data); xc_free(w.data); xc_free(b.data); xc_free(dy);
     }
-    Tensor qkv = leaf(&r, 3, (int64_t[]){T, L, 3 * W});
-    float *dy = rnd(&r, (int64_t)T * L * W);
-    double f = 4.0 * T * L * L * W; // Q K^T and P V, 2 flops per multiply-add
-    for (int bwd = 0; bwd < 2; bwd++) {
-        OpArgs a = {&g, {&qkv, NULL, NULL}, dy, true, bwd};
-        Row *row = &rows[nr++];
-        snprintf(row->name, sizeof row->name, "attention %s", bwd ? "fwd+bwd" : "fwd");
-        row->flops = bwd ? 3 * f : f;
-        row->ms = best_ms(run_op, &a);
-        row->torch_ms = torch_ms(bwd ? "attention_fwdbwd" : "attention_fwd", tout);
+    // attention at ViT-B/32's sequence, then at ViT-B/16's 197 tokens plus X-CLIP's message token (whose per-head
+    // products reach the bf16 path's 64^3 multiply-adds; B/32's stay float32)
+    const int64_t lens[2] = {L, L16};
+    for (int s = 0; s < 2; s++) {
+        const int64_t n = lens[s];
+        Tensor qkv = leaf(&r, 3, (int64_t[]){T, n, 3 * W});
+        float *dy = rnd(&r, (int64_t)T * n * W);
+        double f = 4.0 * T * n * n * W; // Q K^T and P V, 2 flops per multiply-add
+        for (int bwd = 0; bwd < 2; bwd++) {
+            OpArgs a = {&g, {&qkv, NULL, NULL}, dy, true, bwd};
+            Row *row = &rows[nr++];
+            char key[64];
+            snprintf(row->name, sizeof row->name, "attention L%lld %s", (long long)n, bwd ? "fwd+bwd" : "fwd");
+            snprintf(key, sizeof key, "attention%s_%s", s ? "198" : "", bwd ? "fwdbwd" : "fwd");
+            row->flops = bwd ? 3 * f : f;
+            row->ms = best_ms(run_op, &a);
+            row->torch_ms = torch_ms(key, tout);
+        }
+        xc_free(qkv.data); xc_free(dy);
     }
-    xc_free(qkv.data); xc_free(dy);
     GemmArgs ga = {rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048), rnd(&r, 2048 * 2048), NULL};
     if (bf16) { // the bf16 GEMM at the same size, then the float32 peak the %peak column refers to
         Row *row = &rows[nr++];
@@ -212,7 +222,7 @@ int main(int argc, char **argv) {
 
     printf("bench_ops: %d threads, best of %d, OpenBLAS core %s (both sides); ViT-B/32 shapes: %d frames x %d tokens, "
            "width %d, %d heads%s%s%s\n", threads, repeats, xc_blas_core(), T, L, W, HEADS,
-           bf16 ? "; xclip.c's linear layers with bf16 matmuls (" : "", bf16 ? gemm_bf16_kernel_name(&mm) : "",
+           bf16 ? "; xclip.c's linear layers and attention with bf16 matmuls (" : "", bf16 ? gemm_bf16_kernel_name(&mm) : "",
            bf16 ? "), PyTorch float32, %peak of float32 SGEMM" : "");
     printf("%-24s %10s %9s %7s %10s %9s %8s\n", "op", "xclip ms", "GFLOP/s", "%peak", "torch ms", "GFLOP/s", "speedup");
     for (int i = 0; i < nr; i++) {
