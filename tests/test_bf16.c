@@ -7,9 +7,11 @@
 //     |got - ref| <= 5 u S per element, u = 2^-24 and S the sum of the terms' magnitudes (the products are exact,
 //     only the float32 sums differ; AVX512-BF16 reaches 2.2 u S), and the result must differ from float32 by bf16
 //     rounding (the path really rounds);
-//   - the same bits with 1, 2 and 3 threads and on a repeated call, for every transpose; packing buffers only grow;
+//   - the same bits with 1, 2 and 3 threads, on a repeated call and through per-thread contexts inside a parallel
+//     region, for every transpose; packing buffers only grow;
 //   - dispatch: with the precision set, big GEMMs outside parallel regions take the path bit for bit,
-//     small ones and those inside a parallel region stay float32 SGEMM.
+//     small ones and those inside a parallel region stay float32 SGEMM, unless through a per-thread context;
+//   - attention and cross-attention with bf16 products (test_attention's comment);
 //   - the X-CLIP fixtures of test_xclip_parity (t3, t8) with bf16 matmuls against the float32 PyTorch reference,
 //     at bf16's accuracy rather than float32's: logits and features within 2e-2 of max |ref| (bf16 keeps 8
 //     significant bits, a relative rounding of 2^-9 = 2e-3 per operand; reached: 5.4e-3), and every gradient
