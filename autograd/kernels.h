@@ -156,6 +156,16 @@ static inline float xc_lanes_sum(const float *l) {
     return s;
 }
 
+// sum_i a[i] b[i] over a row (b NULL: sum_i a[i]) in XC_LANES lanes; inlined into XC_CLONES callers.
+static inline float xc_lanes_dot(const float *a, const float *b, int64_t n) {
+    float l[XC_LANES] = {0};
+    const int64_t nv = n / XC_LANES * XC_LANES;
+    for (int64_t i = 0; i < nv; i += XC_LANES)
+        for (int j = 0; j < XC_LANES; j++) l[j] += b ? a[i + j] * b[i + j] : a[i + j];
+    for (int64_t i = nv; i < n; i++) l[i - nv] += b ? a[i] * b[i] : a[i];
+    return xc_lanes_sum(l);
+}
+
 // Softmax of one row x (n) plus an optional additive mask row m (n) into y (y may be x): max, exponentials
 // (xc_expf; a -inf entry gives exactly 0) and their sum in XC_LANES partial sums (lane j takes entries j, j + 16,
 // ..., lanes combined in a fixed order), then the scaling. A fully masked row gives zeros.

@@ -13,11 +13,8 @@ XC_CLONES static void layernorm_rows_fwd(const float *x, const float *w, const f
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x + r * C;
         float *yr = y + r * C;
-        float lm[XC_LANES] = {0}, lv[XC_LANES] = {0};
-        for (int64_t i = 0; i < nv; i += XC_LANES)
-            for (int j = 0; j < XC_LANES; j++) lm[j] += xr[i + j];
-        for (int64_t i = nv; i < C; i++) lm[i - nv] += xr[i];
-        const float m = xc_lanes_sum(lm) / (float)C;
+        float lv[XC_LANES] = {0};
+        const float m = xc_lanes_dot(xr, NULL, C) / (float)C;
         for (int64_t i = 0; i < nv; i += XC_LANES)
             for (int j = 0; j < XC_LANES; j++) {
                 float d = xr[i + j] - m;
@@ -71,19 +68,11 @@ XC_CLONES static void layernorm_rows_dx(const float *x, const float *w, const fl
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x + r * C, *gr = dy + r * C;
         const float m = mean[r], s = rstd[r];
-        float ld[XC_LANES] = {0}, ldx[XC_LANES] = {0};
+        float ldx[XC_LANES] = {0};
         for (int64_t i = 0; i < nv; i += XC_LANES)
-            for (int j = 0; j < XC_LANES; j++) {
-                float dxh = gr[i + j] * w[i + j];
-                ld[j] += dxh;
-                ldx[j] += dxh * (xr[i + j] - m) * s;
-            }
-        for (int64_t i = nv; i < C; i++) {
-            float dxh = gr[i] * w[i];
-            ld[i - nv] += dxh;
-            ldx[i - nv] += dxh * (xr[i] - m) * s;
-        }
-        const float sum_d = xc_lanes_sum(ld) / (float)C, sum_dx = xc_lanes_sum(ldx) / (float)C;
+            for (int j = 0; j < XC_LANES; j++) ldx[j] += gr[i + j] * w[i + j] * (xr[i + j] - m) * s;
+        for (int64_t i = nv; i < C; i++) ldx[i - nv] += gr[i] * w[i] * (xr[i] - m) * s;
+        const float sum_d = xc_lanes_dot(gr, w, C) / (float)C, sum_dx = xc_lanes_sum(ldx) / (float)C;
         for (int64_t i = 0; i < C; i++) {
             float xh = (xr[i] - m) * s;
             dx[r * C + i] += s * (gr[i] * w[i] - sum_d - xh * sum_dx);

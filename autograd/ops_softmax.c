@@ -42,12 +42,7 @@ XC_CLONES void xc_softmax_row(const float *x, const float *m, float *y, int64_t 
 }
 
 XC_CLONES void xc_softmax_row_bwd(const float *p, float *d, int64_t n) {
-    float ldot[XC_LANES] = {0};
-    const int64_t nv = n / XC_LANES * XC_LANES;
-    for (int64_t i = 0; i < nv; i += XC_LANES)
-        for (int j = 0; j < XC_LANES; j++) ldot[j] += d[i + j] * p[i + j];
-    for (int64_t i = nv; i < n; i++) ldot[i - nv] += d[i] * p[i];
-    const float dot = xc_lanes_sum(ldot);
+    const float dot = xc_lanes_dot(d, p, n);
     for (int64_t i = 0; i < n; i++) d[i] = p[i] * (d[i] - dot);
 }
 
