@@ -3,10 +3,13 @@
 // Every block is a page mapping of its own, so memory released at reset or rewind leaves the process at once
 // (freed malloc memory may stay resident and would count twice: once as the old blocks, once as the grown
 // main block). Overflow blocks are chunks of at least ARENA_CHUNK bytes, bump-allocated in turn, so a first
-// step that overflows makes a few mappings, not one per tensor.
+// step that overflows makes a few mappings, not one per tensor. When a reset grows the main block, the pages
+// the step touched move into the new block (mremap moves page tables, not bytes), so the next step finds them
+// resident instead of faulting and zeroing them again.
 #include "autograd/tensor.h"
 
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define ARENA_ALIGN 64
@@ -72,25 +75,54 @@ void *arena_calloc(Arena *a, size_t bytes) {
     return p;
 }
 
-void arena_reset(Arena *a) {
+// Moves the first `keep` bytes of the mapping [p, p + n) to `at` inside the new main block if they fit below
+// `end`, and releases the rest. Returns where the next piece goes.
+static char *move_into(char *p, size_t keep, size_t n, char *at, const char *end) {
+    if (keep < n) xc_unmap_pages(p + keep, n - keep);
+    if (keep <= (size_t)(end - at) && mremap(p, keep, keep, MREMAP_MAYMOVE | MREMAP_FIXED, at) != MAP_FAILED)
+        return at + keep;
+    xc_unmap_pages(p, keep);
+    return at;
+}
+
+// Grows the main block to `cap` bytes. The old main block and then the filled part of each overflow chunk,
+// oldest first (the order the step filled them), move to its front, end to end: the next step, filling the
+// new block from the start, touches those pages again and few others (a chunk's unfilled tail, left when the
+// next tensor did not fit, is released, not moved: it would sit among them untouched).
+static void grow(Arena *a, size_t cap) {
+    char *base = xc_map_pages(cap), *at = base;
+    if (a->base) at = move_into(a->base, a->cap, a->cap, at, base + cap);
+    ArenaBlock *oldest = NULL; // reverse the newest-first list
     while (a->extra) {
         ArenaBlock *next = a->extra->next;
-        block_unmap(a->extra);
+        a->extra->next = oldest;
+        oldest = a->extra;
         a->extra = next;
     }
-    if (a->peak > a->cap) {
-        // The work overflowed (into blocks released just now, or by a rewind already): grow the main block to
-        // the peak (+1/8 headroom; pages never touched cost no memory) so the same work fits next time.
-        xc_unmap_pages(a->base, a->cap);
-        a->cap = page_up(a->peak + a->peak / 8);
-        a->base = xc_map_pages(a->cap);
+    while (oldest) {
+        ArenaBlock *next = oldest->next; // read before the header moves
+        at = move_into((char *)oldest, page_up(header() + oldest->used), oldest->mapped, at, base + cap);
+        oldest = next;
     }
+    a->base = base;
+    a->cap = cap;
+}
+
+void arena_reset(Arena *a) {
+    // The work overflowed (into chunks still here, or rewound already): grow the main block to the peak (+1/8
+    // headroom; pages never touched cost no memory) so the same work fits next time. A chunk exists only past
+    // the main block, so only when the peak is above it: growing takes every chunk.
+    if (a->peak > a->cap) grow(a, page_up(a->peak + a->peak / 8));
     a->used = 0;
     a->overflow = 0;
 }
 
 void arena_free(Arena *a) {
-    arena_reset(a);
+    while (a->extra) {
+        ArenaBlock *next = a->extra->next;
+        block_unmap(a->extra);
+        a->extra = next;
+    }
     xc_unmap_pages(a->base, a->cap);
     memset(a, 0, sizeof *a);
 }

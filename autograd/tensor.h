@@ -41,7 +41,7 @@ typedef struct Arena {
     size_t cap, used;
     size_t peak;        // largest total use seen (main + overflow)
     size_t overflow;    // bytes in overflow blocks this cycle
-    ArenaBlock *extra;  // overflow blocks, freed at reset
+    ArenaBlock *extra;  // overflow blocks, moved into the grown main block at reset
 } Arena;
 
 void arena_init(Arena *a, const char *name, size_t initial_bytes);
