@@ -112,6 +112,16 @@ int main(void) {
     XC_EXPECT(erc == 0 && out && strstr(out, "plain CLIP weights") && strstr(out, want),
               "xclip-eval --probe of the pretrained CLIP does not report '%s' (see %s)", want, p1);
     xc_free(out);
+    // the same checkpoint against a config it does not fit: refused, naming the setting (read once, then checked
+    // as model_build checks, before the plain CLIP is built)
+    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/pretrain.ini' --checkpoint '%s/best.safetensors' --probe '%s/images' "
+             "--set data.vocab='%s' --set data.labels='%s/images/colour.csv' --set data.input_size=64 --predictions none "
+             "> '%s.eval' 2>&1", g_build, g_world, a, g_world, g_vocab, g_world, a);
+    erc = system(cmd);
+    out = xc_read_file(p1, 1u << 20, &n, &err);
+    XC_EXPECT(erc != 0 && out && strstr(out, "expects 32x32 inputs but data.input_size = 64"),
+              "xclip-eval of a 32x32 CLIP with data.input_size = 64 was not refused by name (see %s)", p1);
+    xc_free(out);
 
     // stopped by SIGTERM after iteration 9, resumed: the same weights
     int code = pretrain("XCLIP_TEST_SIGNAL_AT=9:TERM ", b, "");

@@ -203,12 +203,18 @@ int main(int argc, char **argv) {
     XClip m;
     Clip cm; // a plain CLIP checkpoint: zero-shot CLIP + mean pooling (no X-CLIP module would be trained)
     ParamStore ps;
-    bool is_xclip = false;
-    if (model_build(&m, &ps, &c, ckpt, &is_xclip, &err) != XC_OK) return fail(err.msg);
+    WeightSet ws = {0}; // read once: its tensors say which model to build
+    if (weights_load(&ws, ckpt, &err) != XC_OK) {
+        xc_err(&err, "--checkpoint = %s: %s", ckpt, err.msg);
+        return fail(err.msg);
+    }
+    const bool is_xclip = xclip_weights_are_xclip(&ws);
+    int built = is_xclip ? model_build_from_weights(&m, &ps, &c, &ws, ckpt, &err)
+                         : model_check_weights(&c, &ws, ckpt, &err) == XC_OK ? clip_model_from_weights(&cm, &ps, &ws, ckpt, &err)
+                                                                             : XC_ERR;
+    weights_free(&ws);
+    if (built != XC_OK) return fail(err.msg);
     if (!is_xclip) {
-        xclip_free(&m);
-        param_store_free(&ps);
-        if (clip_model_load(&cm, &ps, ckpt, &err) != XC_OK) return fail(err.msg);
         printf("xclip-eval: %s holds plain CLIP weights: zero-shot CLIP, the frames' features averaged (no X-CLIP modules)\n",
                ckpt);
     }

@@ -136,68 +136,76 @@ static int checkpoint_model_config(XClipConfig *xc, WeightSet *ws, bool xw, cons
 
 static bool is_context(const char *name) { return !strcmp(name, "prompt_learner.ctx"); }
 
-int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weights, bool *is_xclip, XcError *err) {
-    const char *path = weights ? weights : c->pretrained;
-    const char *key = weights ? "--checkpoint" : "model.pretrained";
-    const bool none = !weights && config_pretrained_none(c);
-    bool xw = false;
+// model_build's work on weights already read (ws, from `path` given as `key`; NULL: random from c->seed). ws is
+// changed (tensors the model does not load are dropped, frames adapted) and stays the caller's to free.
+static int build(XClip *m, ParamStore *ps, const TrainConfig *c, WeightSet *ws, const char *key, const char *path,
+                 bool *is_xclip, XcError *err) {
+    const bool xw = ws && xclip_weights_are_xclip(ws);
     XClipConfig xc;
-    WeightSet ws = {0};
-    if (none) {
-        if (random_model_config(&xc, c, err) != XC_OK) return XC_ERR;
-    } else {
-        if (weights_load(&ws, path, err) != XC_OK) return xc_err(err, "%s = %s: %s", key, path, err->msg);
-        xw = xclip_weights_are_xclip(&ws);
-        if (checkpoint_model_config(&xc, &ws, xw, c, key, path, err) != XC_OK) {
-            weights_free(&ws);
-            return XC_ERR;
-        }
-    }
+    if (!ws ? random_model_config(&xc, c, err) != XC_OK : checkpoint_model_config(&xc, ws, xw, c, key, path, err) != XC_OK)
+        return XC_ERR;
     xc.drop_path = (float)c->drop_path;
     xc.fix_text = c->fix_text;
     xc.fix_vision = c->fix_vision;
     xc.checkpoint = c->checkpoint;
-    if (xclip_config_check(&xc, err) != XC_OK) {
-        weights_free(&ws);
-        return XC_ERR;
-    }
-    if (!xw) xclip_drop_unused_weights(&ws, &xc); // linear head: CLIP's text tower and logit_scale are not loaded
+    if (xclip_config_check(&xc, err) != XC_OK) return XC_ERR;
+    if (ws && !xw) xclip_drop_unused_weights(ws, &xc); // linear head: CLIP's text tower and logit_scale are not loaded
     param_store_init(ps, "params");
     ps->transient_grads = config_fused_adamw(c); // gradients only inside backward, consumed by the fused AdamW
     xclip_init(m, ps, &xc);
-    if (none) xclip_init_clip_random(m, (uint64_t)c->seed);
+    if (!ws) xclip_init_clip_random(m, (uint64_t)c->seed);
     if (!xw) xclip_init_new_tensors(m, (uint64_t)c->seed);
-    const bool new_ctx = xw && m->prompt_ctx && !weights_find(&ws, "prompt_learner.ctx");
+    const bool new_ctx = xw && m->prompt_ctx && !weights_find(ws, "prompt_learner.ctx");
     if (new_ctx) xclip_init_context(m, (uint64_t)c->seed);
-    if (!none) {
-        int rc = params_load(ps, &ws, xw ? (new_ctx ? is_context : NULL) : xclip_is_new_tensor, err);
-        weights_free(&ws);
-        if (rc != XC_OK) {
-            xclip_free(m);
-            param_store_free(ps);
-            return xc_err(err, "%s = %s: %s", key, path, err->msg);
-        }
+    if (ws && params_load(ps, ws, xw ? (new_ctx ? is_context : NULL) : xclip_is_new_tensor, err) != XC_OK) {
+        xclip_free(m);
+        param_store_free(ps);
+        return xc_err(err, "%s = %s: %s", key, path, err->msg);
     }
     if (is_xclip) *is_xclip = xw;
     return XC_OK;
 }
 
-int clip_model_load(Clip *m, ParamStore *ps, const char *path, XcError *err) {
+int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weights, bool *is_xclip, XcError *err) {
+    const char *path = weights ? weights : c->pretrained;
+    const char *key = weights ? "--checkpoint" : "model.pretrained";
+    if (!weights && config_pretrained_none(c)) return build(m, ps, c, NULL, key, path, is_xclip, err);
     WeightSet ws = {0};
+    if (weights_load(&ws, path, err) != XC_OK) return xc_err(err, "%s = %s: %s", key, path, err->msg);
+    int rc = build(m, ps, c, &ws, key, path, is_xclip, err);
+    weights_free(&ws);
+    return rc;
+}
+
+int model_check_weights(const TrainConfig *c, WeightSet *ws, const char *path, XcError *err) {
+    XClipConfig xc;
+    if (checkpoint_model_config(&xc, ws, xclip_weights_are_xclip(ws), c, "--checkpoint", path, err) != XC_OK) return XC_ERR;
+    return xclip_config_check(&xc, err);
+}
+
+int model_build_from_weights(XClip *m, ParamStore *ps, const TrainConfig *c, WeightSet *ws, const char *path,
+                             XcError *err) {
+    return build(m, ps, c, ws, "--checkpoint", path, NULL, err);
+}
+
+int clip_model_from_weights(Clip *m, ParamStore *ps, const WeightSet *ws, const char *path, XcError *err) {
     ClipConfig cc;
-    if (weights_load(&ws, path, err) != XC_OK || clip_config_from_weights(&cc, &ws, err) != XC_OK) {
-        weights_free(&ws);
-        return xc_err(err, "%s: %s", path, err->msg);
-    }
+    if (clip_config_from_weights(&cc, ws, err) != XC_OK) return xc_err(err, "%s: %s", path, err->msg);
     param_store_init(ps, "params");
     clip_init(m, ps, &cc, true);
-    int rc = params_load(ps, &ws, NULL, err);
-    weights_free(&ws);
-    if (rc != XC_OK) {
+    if (params_load(ps, ws, NULL, err) != XC_OK) {
         param_store_free(ps);
         return xc_err(err, "%s: %s", path, err->msg);
     }
     return XC_OK;
+}
+
+int clip_model_load(Clip *m, ParamStore *ps, const char *path, XcError *err) {
+    WeightSet ws = {0};
+    if (weights_load(&ws, path, err) != XC_OK) return xc_err(err, "%s: %s", path, err->msg);
+    int rc = clip_model_from_weights(m, ps, &ws, path, err);
+    weights_free(&ws);
+    return rc;
 }
 
 LoaderConfig loader_config_train(const TrainConfig *c, int num_classes) {

@@ -53,9 +53,18 @@ int class_texts(Tokenizer *tok, const LabelSet *labels, const TrainConfig *c, in
 // bring their own head (head.weight: linear); as model.pretrained it must be model.head's. *is_xclip (may be
 // NULL) says which kind was loaded. XC_ERR + a message naming the file or the key.
 int model_build(XClip *m, ParamStore *ps, const TrainConfig *c, const char *weights, bool *is_xclip, XcError *err);
+// model_build(m, ps, c, path, ...) on weights already read from path (a program that looks at them first, as
+// xclip-eval does to choose between X-CLIP and plain CLIP, reads the file once). ws is changed (tensors the model
+// does not load dropped) and stays the caller's to free.
+int model_build_from_weights(XClip *m, ParamStore *ps, const TrainConfig *c, WeightSet *ws, const char *path,
+                             XcError *err);
+// The checks model_build makes of weights read from path against c (architecture, input size, frames), without
+// building anything: for a program that builds something else from them (xclip-eval: a plain CLIP).
+int model_check_weights(const TrainConfig *c, WeightSet *ws, const char *path, XcError *err);
 // A plain CLIP from a checkpoint (any format; architecture read off it), the text tower frozen. XC_ERR + a message
-// naming the file.
+// naming the file. clip_model_from_weights: the same from weights already read from path.
 int clip_model_load(Clip *m, ParamStore *ps, const char *path, XcError *err);
+int clip_model_from_weights(Clip *m, ParamStore *ps, const WeightSet *ws, const char *path, XcError *err);
 // Loader configuration of the train / test pipeline from c.
 LoaderConfig loader_config_train(const TrainConfig *c, int num_classes);
 LoaderConfig loader_config_test(const TrainConfig *c, int num_clip, int num_crop, int batch);
