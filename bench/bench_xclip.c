@@ -14,8 +14,10 @@
 // ratio of our own step.
 // PyTorch runs under an address-space limit (--torch-mem GB; default: the machine's memory less 1 GiB), so a
 // configuration too large for the machine fails in PyTorch with an error and is reported as not run ("-").
-// Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically)
-// and the ratios. Each side's peak RSS is its own process's.
+// Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically), the CPU
+// seconds of a training step (all threads; each side's smallest) and the cores it kept busy (CPU seconds per wall
+// second: under background load, the share of the CPU a side gets), and the ratios. Each side's peak RSS is its
+// own process's.
 #include "autograd/kernels.h"
 #include "autograd/runtime.h"
 #include "nn/xclip.h"
@@ -308,7 +310,8 @@ int main(int argc, char **argv) {
     printf("\n");
     const struct { const char *name; int what; bool ratio; } ROWS[] = {
         {"train step (s)", 0, true}, {"train videos/s", 1, false}, {"train GFLOP/s", 2, false}, {"eval forward (s)", 3, true},
-        {"eval videos/s", 4, false}, {"eval GFLOP/s", 5, false}, {"peak RSS (GB)", 6, true}};
+        {"eval videos/s", 4, false}, {"eval GFLOP/s", 5, false}, {"peak RSS (GB)", 6, true},
+        {"train CPU s/step", 7, true}, {"train cores busy", 8, false}};
     for (size_t r = 0; r < sizeof ROWS / sizeof ROWS[0]; r++) {
         double v[3];
         const Figures *fs[3] = {&cf, cols[0], cols[1]};
@@ -321,7 +324,9 @@ int main(int argc, char **argv) {
             case 3: v[k] = f->eval_s; break;
             case 4: v[k] = f->eval_s > 0 ? B / f->eval_s : 0; break;
             case 5: v[k] = f->eval_s > 0 ? flops_fwd / f->eval_s / 1e9 : 0; break;
-            default: v[k] = f->rss_gb; break;
+            case 6: v[k] = f->rss_gb; break;
+            case 7: v[k] = f->train_cpu_s; break;
+            default: v[k] = f->train_s > 0 ? f->train_cpu_s / f->train_s : 0; break; // CPU seconds per second
             }
         }
         printf("%-22s %12.3f", ROWS[r].name, v[0]);
