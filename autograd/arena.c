@@ -1,11 +1,11 @@
 // arena.c - bump allocator with overflow blocks that are folded into the main block at reset.
 //
-// Every block is a page mapping of its own, so memory released at reset or rewind leaves the process at once
-// (freed malloc memory may stay resident and would count twice: once as the old blocks, once as the grown
-// main block). Overflow blocks are chunks of at least ARENA_CHUNK bytes, bump-allocated in turn, so a first
-// step that overflows makes a few mappings, not one per tensor. When a reset grows the main block, the pages
-// the step touched move into the new block (mremap moves page tables, not bytes), so the next step finds them
-// resident instead of faulting and zeroing them again.
+// Every block is a page mapping of its own, so memory a rewind releases leaves the process at once (freed
+// malloc memory may stay resident and would count twice: once as the old blocks, once as the grown main block).
+// Overflow blocks are chunks of at least ARENA_CHUNK bytes, bump-allocated in turn, so a first step that
+// overflows makes a few mappings, not one per tensor. When a reset grows the main block, the pages the step
+// touched move into the new block (mremap moves page tables, not bytes), so the next step finds them resident
+// instead of faulting and zeroing them again.
 #include "autograd/tensor.h"
 
 #include <string.h>

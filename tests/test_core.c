@@ -1,6 +1,7 @@
-// test_core.c - arenas (chunked overflow, rewind, touched pages kept when a reset grows the main block), tape mechanics (no-grad mode,
-// requires-grad propagation, frozen parameters, fan-out accumulation, recording an op without backward),
-// spilling frozen parameters to a file, RNG streams and state, AdamW by hand, the linears over a recomputed input.
+// test_core.c - arenas (chunked overflow, rewind, touched pages kept when a reset grows the main block), tape
+// mechanics (no-grad mode, requires-grad propagation, frozen parameters, fan-out accumulation, recording an op
+// without backward), spilling frozen parameters to a file, RNG streams and state, AdamW by hand, the linears over
+// a recomputed input.
 #include "test_util.h"
 #include "autograd/kernels.h"
 #include "autograd/ops.h"

@@ -209,9 +209,10 @@ int main(int argc, char **argv) {
         return fail(err.msg);
     }
     const bool is_xclip = xclip_weights_are_xclip(&ws);
-    int built = is_xclip ? model_build_from_weights(&m, &ps, &c, &ws, ckpt, &err)
-                         : model_check_weights(&c, &ws, ckpt, &err) == XC_OK ? clip_model_from_weights(&cm, &ps, &ws, ckpt, &err)
-                                                                             : XC_ERR;
+    int built;
+    if (is_xclip) built = model_build_from_weights(&m, &ps, &c, &ws, ckpt, &err);
+    else if ((built = model_check_weights(&c, &ws, ckpt, &err)) == XC_OK) // model_build's checks, then a plain CLIP
+        built = clip_model_from_weights(&cm, &ps, &ws, ckpt, &err);
     weights_free(&ws);
     if (built != XC_OK) return fail(err.msg);
     if (!is_xclip) {
