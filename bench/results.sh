@@ -2,14 +2,16 @@
 # Writes bench/RESULTS.md: bench_xclip (our step and evaluation against PyTorch 1.13 in the same run, alternating
 # sides, each in its own process) over T = 8, 16, 32 and batch 1, 2, 4 at ViT-B/32 and ViT-B/16, with float32
 # and bf16 (ours: train.matmul = bf16; PyTorch: torch.autocast bf16) side by side, then how the cost grows with
-# T and batch against the analytic FLOP count. Run it on a quiet machine; it prints the load average before every
-# configuration. A configuration PyTorch cannot fit in the machine's memory keeps our figures and "-" for its.
+# T and batch against the analytic FLOP count, then our float32 step's peak memory with gradient checkpointing
+# (a second, shorter run per configuration: ours alone, one step). Run it on a quiet machine; it prints the load
+# average before every configuration. A configuration PyTorch cannot fit in the machine's memory keeps our figures and "-" for its.
 #
 #   bench/results.sh [BUILD_DIR] [--quick | --small | --configs "P T B R S,..."] [--reuse]
 #     (default: the whole grid, several hours on 2 cores; --small: the 9 configurations up to 64 frames per
 #     step (B/32 without T = 32 x 4, B/16 at T = 8 x 1), about 15 minutes; --quick: two, to try the script;
 #     --configs: a list of "patch T batch rounds steps"; --reuse: a configuration whose log from an earlier run
-#     is complete is not run again, so a table can be extended a few configurations at a time)
+#     is complete is not run again (each of its two runs on its own), so a table can be extended a few
+#     configurations at a time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build size=all reuse=0 list=""
@@ -44,11 +46,12 @@ done
 [ "$size" = quick ] && configs=("32 8 1 1 1" "32 8 2 1 1")
 if [ "$size" = list ]; then IFS=, read -r -a configs <<< "$list"; fi
 
-rows=()
+rows=() mrows=() mains=() checkpointed=()
 rm -f "$logs/summary.tsv"
 for c in "${configs[@]}"; do
   read -r P T B R S <<< "$c"
-  log="$logs/b${P}_t${T}_b${B}.log"
+  log="$logs/b${P}_t${T}_b${B}.log" clog="$logs/b${P}_t${T}_b${B}_checkpoint.log"
+  mains+=("$log") checkpointed+=("$clog")
   if [ "$reuse" -eq 1 ] && grep -q '^(model forward' "$log" 2>/dev/null; then
     load=$(sed -n 's/^# load //p' "$log" | head -1)
     echo "results.sh: ViT-B/$P T=$T batch $B: reusing $log"
@@ -57,6 +60,15 @@ for c in "${configs[@]}"; do
     echo "results.sh: ViT-B/$P T=$T batch $B ($R round(s) of $S step(s)); load $(cut -d' ' -f1-3 /proc/loadavg)"
     { echo "# load $load"; "$bench" --patch "$P" --frames "$T" --batch "$B" --steps "$S" --rounds "$R" $bf16; } > "$log" 2>&1 ||
       : > "$log.failed"
+  fi
+  # the same step with gradient checkpointing (model.checkpoint), our float32 side alone: its peak RSS against the
+  # default's and PyTorch's, and what the recomputation costs
+  if [ "$reuse" -eq 1 ] && grep -q '^(model forward' "$clog" 2>/dev/null; then
+    echo "results.sh: ViT-B/$P T=$T batch $B checkpointed: reusing $clog"
+  else
+    echo "results.sh: ViT-B/$P T=$T batch $B checkpointed, ours alone (1 step); load $(cut -d' ' -f1-3 /proc/loadavg)"
+    { echo "# load $(cut -d' ' -f1 /proc/loadavg)"; "$bench" --patch "$P" --frames "$T" --batch "$B" --steps 1 --no-torch --checkpoint; } > "$clog" 2>&1 ||
+      : > "$clog.failed"
   fi
   if [ -e "$log.failed" ] || ! grep -q '^(model forward' "$log"; then
     rm -f "$log.failed"
@@ -89,6 +101,23 @@ for c in "${configs[@]}"; do
     }' "$log")
   rows+=("$row")
   echo "  $row"
+  # memory with checkpointing: our float32 peak (default, checkpointed) against PyTorch float32's
+  [ -e "$clog.failed" ] && { rm -f "$clog.failed"; echo "results.sh: checkpointed run failed, see $clog" >&2; }
+  mrows+=("$(awk -v P="$P" -v T="$T" -v B="$B" '
+    function v(x, d) { return x > 0 ? sprintf("%." d "f", x) : "-" }
+    function q(a, b) { return a > 0 && b > 0 ? sprintf("%.2fx", a / b) : "-" }
+    function peak(line,   w, i) { split(line, w, /[( ]+/); for (i = 1; i in w; i++) if (w[i] == "peak") return w[i + 1] + 0 }
+    FNR == 1 { f++ }
+    f == 1 && /xclip\.c fp32: rss after evaluation/ && peak($0) > d32 { d32 = peak($0) } # with --bf16
+    f == 1 && /xclip\.c: rss after evaluation/ && peak($0) > d { d = peak($0) }          # without
+    f == 1 && /^peak RSS \(GB\)/ { tr = $5 + 0 }
+    f == 1 && /^train step \(s\)/ { ds = $4 + 0 }
+    f == 1 && /vs its own float32/ { for (i = 1; i <= NF; i++) if ($i == "step") ds = $(i + 4) + 0 }
+    f == 2 && /^train step \(s\)/ { cs = $4 + 0 }
+    f == 2 && /^peak RSS \(GB\)/ { cr = $4 + 0 }
+    END { dr = d32 > 0 ? d32 : d
+          printf "| B/%s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |", P, T, B, T * B, v(dr, 2), v(cr, 2), v(tr, 2),
+                 q(dr, tr), q(cr, tr), v(ds, 2), v(cs, 2), q(cs, ds) }' "$log" "$(if [ -e "$clog" ]; then echo "$clog"; else echo /dev/null; fi)")")
 done
 
 # How cost grows with T and batch: per frame (B x T frames per step) against the analytic FLOP count, and each
@@ -131,13 +160,19 @@ scaling() {
   echo
 }
 
+# "logs written between HH:MM and HH:MM UTC": the first and last modification time of the files given
+span() {
+  stat -c %Y "$@" 2>/dev/null | sort -n | sed -n '1p;$p' | xargs -I{} date -u -d @{} +%H:%M | paste -sd' ' |
+    awk '{ printf "logs written between %s and %s UTC", $1, $NF }'
+}
+
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 flags=$(grep -o -w 'avx2\|avx512f\|avx512_bf16\|amx_bf16\|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')
 core=$(grep -m1 -o 'OpenBLAS core [A-Za-z0-9_]*' "$logs"/*.log | head -1 | sed 's/.*OpenBLAS core //')
 {
   echo "# bench/RESULTS.md: X-CLIP training step, evaluation and memory against PyTorch"
   echo
-  echo "Written by \`bench/results.sh\` on $(date -u +%Y-%m-%d) in one sitting: $cpu, $(nproc) cores"
+  echo "Written by \`bench/results.sh\` on $(date -u +%Y-%m-%d), the main table in one sitting ($(span "${mains[@]}")): $cpu, $(nproc) cores"
   echo "(flags: ${flags:-none of avx2/avx512/amx}), OpenBLAS core ${core:-?} on both sides, 2 threads, fix_text with K = 400"
   echo "cached class features, random weights. Each configuration runs \`bench_xclip --patch P --frames T --batch B"
   echo "--steps S --rounds R${bf16:+ --bf16}\`: every side in its own process, the sides alternating, the best step of each"
@@ -158,6 +193,20 @@ core=$(grep -m1 -o 'OpenBLAS core [A-Za-z0-9_]*' "$logs"/*.log | head -1 | sed '
   printf '%s\n' "${rows[@]}"
   echo
   scaling "$logs/summary.tsv"
+  echo "## Peak memory with gradient checkpointing"
+  echo
+  echo "Our float32 step with \`model.checkpoint = true\` (\`bench_xclip --checkpoint --no-torch --steps 1\`: one step after"
+  echo "the warm-up, our side alone; $(span "${checkpointed[@]}")) against the default float32 step of the table"
+  echo "above (our peak there covers the training steps and the evaluation) and PyTorch float32's peak there. The"
+  echo "backward recomputes each vision block from its input instead of keeping its activations: the weights, AdamW's"
+  echo "two moments, the blocks' inputs and one block's activations at a time remain, so the ratio falls as the frames"
+  echo "per step grow. time ratio: the checkpointed step's time over the default's (single steps, with this machine's"
+  echo "noise)."
+  echo
+  echo "| model | T | batch | frames | peak RSS (GB) | checkpointed | PyTorch fp32 | ratio | checkpointed ratio | step fp32 (s) | checkpointed (s) | time ratio |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  printf '%s\n' "${mrows[@]}"
+  echo
   echo "The raw output of every configuration is in $logs/."
 } > bench/RESULTS.md.new
 mv bench/RESULTS.md.new bench/RESULTS.md
