@@ -224,6 +224,7 @@ static int load_commit(Reader *r, SnapshotState *st, Loaded *L, hid_t mg, hid_t 
         const OptimState *o = &st->opt;
         memset(o->m, 0, (size_t)o->total * sizeof(float));
         memset(o->v, 0, (size_t)o->total * sizeof(float));
+        if (o->restored) *o->restored = true;
         hid_t g[2] = {H5Gopen2(og, "m", H5P_DEFAULT), H5Gopen2(og, "v", H5P_DEFAULT)};
         int rc = g[0] >= 0 && g[1] >= 0 ? XC_OK : xc_err(r->err, "%s: optim/m or optim/v unreadable", r->path);
         for (int i = 0; i < ps->n && rc == XC_OK; i++) {

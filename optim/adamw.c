@@ -42,7 +42,8 @@ void adamw_free(AdamW *opt) {
 OptimState adamw_state(AdamW *opt) {
     return (OptimState){.ps = opt->ps, .step = &opt->step, .total = opt->numel, .beta1 = opt->cfg.beta1,
                         .beta2 = opt->cfg.beta2, .eps = opt->cfg.eps, .weight_decay = opt->cfg.weight_decay,
-                        .last_lr = opt->last_lr, .decay = opt->decay, .m = opt->m, .v = opt->v, .offset = opt->offset};
+                        .last_lr = opt->last_lr, .decay = opt->decay, .m = opt->m, .v = opt->v, .offset = opt->offset,
+                        .restored = &opt->moments_restored};
 }
 
 void adamw_set_group(AdamW *opt, int i, int group, bool decay) {
@@ -64,17 +65,27 @@ void adamw_begin_step(AdamW *opt, const float *lr) {
 
 typedef struct UpdateScalars {
     float b1, b2, eps, bc2_sqrt, decay, step_size;
+    bool fresh; // the parameter's first update, its moments still the zeros adamw_init gave them
 } UpdateScalars;
 
-// Elements [0, n) of one parameter (a thread's share; an XC_CLONES function, so that it vectorises to the CPU).
-XC_CLONES static void update_part(UpdateScalars k, float *w, float *m, float *v, const float *gr, int64_t n) {
+// Elements [0, n) of one parameter. fresh: its moments are known to be zero (its first update), so they are
+// written without being read: the same values, but their pages, never touched yet, fault once (written) instead
+// of twice (read: the shared zero page; then written: a copy, and a TLB flush on every core).
+static inline __attribute__((always_inline)) void update_elems(UpdateScalars k, bool fresh, float *w, float *m, float *v,
+                                                               const float *gr, int64_t n) {
     for (int64_t j = 0; j < n; j++) {
         float g = gr ? gr[j] : 0.0f;
         w[j] *= k.decay;
-        m[j] = k.b1 * m[j] + (1.0f - k.b1) * g;
-        v[j] = k.b2 * v[j] + (1.0f - k.b2) * g * g;
+        m[j] = k.b1 * (fresh ? 0.0f : m[j]) + (1.0f - k.b1) * g;
+        v[j] = k.b2 * (fresh ? 0.0f : v[j]) + (1.0f - k.b2) * g * g;
         w[j] -= k.step_size * m[j] / (sqrtf(v[j]) / k.bc2_sqrt + k.eps);
     }
+}
+
+// A thread's share of one parameter (an XC_CLONES function, so that it vectorises to the CPU), one loop per case.
+XC_CLONES static void update_part(UpdateScalars k, float *w, float *m, float *v, const float *gr, int64_t n) {
+    if (k.fresh) update_elems(k, true, w, m, v, gr, n);
+    else update_elems(k, false, w, m, v, gr, n);
 }
 
 // One parameter's update with gradient gr (NULL: a zero gradient, exactly as a buffer of zeros would give).
@@ -83,7 +94,7 @@ static void update(AdamW *opt, int i, const float *gr) {
     const double lr = (double)opt->lr[opt->group[i]];
     const UpdateScalars k = {.b1 = opt->cfg.beta1, .b2 = opt->cfg.beta2, .eps = opt->cfg.eps, .bc2_sqrt = opt->bc2_sqrt,
                              .decay = opt->decay[i] ? (float)(1.0 - lr * opt->cfg.weight_decay) : 1.0f,
-                             .step_size = (float)(lr / opt->bc1)};
+                             .step_size = (float)(lr / opt->bc1), .fresh = opt->updated[i] == 0 && !opt->moments_restored};
     float *w = p->data, *m = opt->m + opt->offset[i], *v = opt->v + opt->offset[i];
     const int64_t n = p->numel;
 #pragma omp parallel if (n >= XC_PAR_MIN)

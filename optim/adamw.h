@@ -37,6 +37,8 @@ typedef struct AdamW {
                            // snapshot sets it, backwards too)
     int64_t begun;         // steps begun by this AdamW (adamw_begin_step): never goes back, so a restore that
                            // sets an earlier step cannot make a parameter look updated already
+    bool moments_restored; // m and v were written from outside (snapshot_load, through adamw_state): a parameter
+                           // never updated here no longer has zero moments for sure
     float lr[ADAMW_MAX_GROUPS]; // rate of each group in the current step (adamw_begin_step)
     double bc1;            // 1 - beta1^step
     float bc2_sqrt;        // sqrt(1 - beta2^step)

@@ -31,6 +31,7 @@ typedef struct OptimState {
     bool *decay;              // (n) weight decay on / off, per parameter
     float *m, *v;             // (total) first and second moments, parameter after parameter
     const int64_t *offset;    // (n) where parameter i's moments start in m and v; -1: it has none
+    bool *restored;           // set by whoever writes m and v (snapshot_load); NULL: nobody to tell
 } OptimState;
 
 // Moment k (0: m, 1: v) of parameter i, numel floats; NULL when the parameter has no moments.

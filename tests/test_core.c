@@ -1,7 +1,7 @@
 // test_core.c - arenas (chunked overflow, rewind, touched pages kept when a reset grows the main block), tape
 // mechanics (no-grad mode, requires-grad propagation, frozen parameters, fan-out accumulation, recording an op
-// without backward), spilling frozen parameters to a file, RNG streams and state, AdamW by hand, the linears over
-// a recomputed input.
+// without backward), spilling frozen parameters to a file, RNG streams and state, AdamW by hand and its first
+// update, the linears over a recomputed input.
 #include "test_util.h"
 #include "autograd/kernels.h"
 #include "autograd/ops.h"
@@ -296,6 +296,57 @@ static void test_adamw_step_back(void) {
     param_store_free(&ps);
 }
 
+// A parameter's first update writes its moments without reading them (they are adamw_init's zeros): the bits of
+// reading zeros, with each page of the moments faulted in once (written) instead of twice (read: the shared zero
+// page; then written: a copy). Moments written from outside (snapshot_load, through adamw_state's flag) are read
+// at every update.
+static void test_adamw_first_update(void) {
+    const int64_t n = (int64_t)4 << 20; // 16 MB per moment
+    const size_t moment_pages = 2 * (size_t)n * sizeof(float) / (size_t)sysconf(_SC_PAGESIZE);
+    ParamStore ps[3];
+    AdamW opt[3];
+    Tensor *w[3];
+    for (int r = 0; r < 3; r++) {
+        param_store_init(&ps[r], "adamw");
+        w[r] = param_new(&ps[r], "w", 1, &n);
+        Rng g = rng_stream(5, RNG_STREAM_TEST);
+        rng_fill_normal(&g, w[r]->data, n, 0, 1);
+        rng_fill_normal(&g, w[r]->grad, n, 0, 1);
+        w[r]->grad[0] = 0.0f;
+        w[r]->grad[1] = -0.0f;
+        adamw_init(&opt[r], &ps[r], (AdamWConfig){0.9f, 0.98f, 1e-8f, 0.1f});
+    }
+    *adamw_state(&opt[1]).restored = true; // zeros, as a snapshot taken before any step would give: read
+    *adamw_state(&opt[2]).restored = true; // other moments: read, so the step differs
+    for (int64_t j = 0; j < n; j++) opt[2].m[j] = opt[2].v[j] = 1e-3f;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    adamw_step(&opt[0], (float[]){1e-3f});
+    getrusage(RUSAGE_SELF, &ru1);
+    const size_t faults = (size_t)(ru1.ru_minflt - ru0.ru_minflt);
+    size_t shadow = 0; // AddressSanitizer's shadow of the moments: one byte per 8, fresh too
+#if defined(__SANITIZE_ADDRESS__)
+    shadow = moment_pages / 8;
+#endif
+    printf("  adamw: first update faulted %zu pages for %zu pages of moments\n", faults, moment_pages);
+    XC_EXPECT(faults < moment_pages + moment_pages / 10 + shadow, "the first update faulted %zu pages for %zu pages of "
+              "fresh moments (%zu allowed for shadow memory): were they read before written?", faults, moment_pages, shadow);
+    for (int r = 1; r < 3; r++) adamw_step(&opt[r], (float[]){1e-3f});
+    const size_t bytes = (size_t)n * sizeof(float);
+    for (int step = 1; step <= 2; step++) {
+        XC_EXPECT(!memcmp(w[0]->data, w[1]->data, bytes) && !memcmp(opt[0].m, opt[1].m, bytes) &&
+                      !memcmp(opt[0].v, opt[1].v, bytes),
+                  "step %d: the update that did not read its zero moments differs from the one that did", step);
+        XC_EXPECT(memcmp(w[0]->data, w[2]->data, bytes), "step %d: restored moments were not read", step);
+        if (step == 1)
+            for (int r = 0; r < 3; r++) adamw_step(&opt[r], (float[]){1e-3f});
+    }
+    for (int r = 0; r < 3; r++) {
+        adamw_free(&opt[r]);
+        param_store_free(&ps[r]);
+    }
+}
+
 // xc_err may take err->msg itself as an argument (callers prefix context to a lower-level error).
 static void test_err_prefix(void) {
     XcError err;
@@ -514,6 +565,7 @@ int main(void) {
     test_rng();
     test_adamw_by_hand();
     test_adamw_step_back();
+    test_adamw_first_update();
     test_recomputed_linear();
     test_overwrite_in_place();
     return xc_test_summary("test_core");
