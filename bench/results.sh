@@ -4,7 +4,8 @@
 # and bf16 (ours: train.matmul = bf16; PyTorch: torch.autocast bf16) side by side, then how the cost grows with
 # T and batch against the analytic FLOP count, then our float32 step's peak memory with gradient checkpointing
 # (a second, shorter run per configuration: ours alone, one step). Run it on a quiet machine; it prints the load
-# average before every configuration. A configuration PyTorch cannot fit in the machine's memory keeps our figures and "-" for its.
+# average before every configuration. A configuration PyTorch cannot fit in the machine's memory keeps our
+# figures and "-" for its.
 #
 #   bench/results.sh [BUILD_DIR] [--quick | --small | --configs "P T B R S,..."] [--reuse]
 #     (default: the whole grid, several hours on 2 cores; --small: the 9 configurations up to 64 frames per
@@ -111,7 +112,7 @@ for c in "${configs[@]}"; do
     f == 1 && /xclip\.c fp32: rss after evaluation/ && peak($0) > d32 { d32 = peak($0) } # with --bf16
     f == 1 && /xclip\.c: rss after evaluation/ && peak($0) > d { d = peak($0) }          # without
     f == 1 && /^peak RSS \(GB\)/ { tr = $5 + 0 }
-    f == 1 && /^train step \(s\)/ { ds = $4 + 0 }
+    f == 1 && /^train step \(s\)/ { ds = $4 + 0 }                                  # without --bf16
     f == 1 && /vs its own float32/ { for (i = 1; i <= NF; i++) if ($i == "step") ds = $(i + 4) + 0 }
     f == 2 && /^train step \(s\)/ { cs = $4 + 0 }
     f == 2 && /^peak RSS \(GB\)/ { cr = $4 + 0 }
