@@ -1,5 +1,6 @@
 // bench_ops - GFLOP/s of the GEMM path (linear forward and forward+backward at the ViT-B/32 block
-// shapes: 16 frames x 50 tokens, width 768) and of fused attention forward and forward+backward
+// shapes: 16 frames x 50 tokens, width 768; the four linears, then c_fc over LayerNorm and c_proj over QuickGELU
+// as op_layernorm_linear / op_quick_gelu_linear run them) and of fused attention forward and forward+backward
 // (12 heads; also at ViT-B/16's 198 tokens), against a 2048^3 OpenBLAS sgemm (the machine's practical peak) and against the same
 // ops in PyTorch on the same machine in the same run (bench/bench_ops_ref.py with /usr/bin/python3).
 //
@@ -48,20 +49,28 @@ static double best_ms(void (*fn)(void *), void *arg) {
     return best * 1e3;
 }
 
+typedef enum { OP_LINEAR, OP_LAYERNORM_LINEAR, OP_QUICK_GELU_LINEAR, OP_ATTENTION } OpKind;
+
 typedef struct OpArgs {
     Graph *g;
-    Tensor *in[3]; // linear: x, w, b; attention: qkv
+    OpKind kind;
+    Tensor *in[5]; // linears: x, w, b (then LayerNorm's weight and bias); attention: qkv
     float *dy;
-    bool attention, backward;
+    bool backward;
 } OpArgs;
 
 static void run_op(void *p) {
     OpArgs *a = p;
-    graph_reset(a->g);
-    for (int i = 0; i < 3; i++)
-        if (a->in[i]) a->in[i]->grad = NULL; // fresh zeroed grads from the step arena
-    Tensor *y = a->attention ? op_attention(a->g, a->in[0], HEADS, NULL) : op_linear(a->g, a->in[0], a->in[1], a->in[2]);
-    if (a->backward) graph_backward_from(a->g, y, a->dy);
+    Graph *g = a->g;
+    Tensor **in = a->in;
+    graph_reset(g);
+    for (int i = 0; i < 5; i++)
+        if (in[i]) in[i]->grad = NULL; // fresh zeroed grads from the step arena
+    Tensor *y = a->kind == OP_ATTENTION           ? op_attention(g, in[0], HEADS, NULL)
+                : a->kind == OP_LAYERNORM_LINEAR  ? op_layernorm_linear(g, in[0], in[3], in[4], 1e-5f, in[1], in[2])
+                : a->kind == OP_QUICK_GELU_LINEAR ? op_quick_gelu_linear(g, in[0], in[1], in[2])
+                                                  : op_linear(g, in[0], in[1], in[2]);
+    if (a->backward) graph_backward_from(g, y, a->dy);
 }
 
 typedef struct GemmArgs {
@@ -149,26 +158,31 @@ int main(int argc, char **argv) {
     Graph g;
     graph_init(&g, 256u << 20);
     g.gemm = &mm;
-    Row rows[16];
+    Row rows[24];
     int nr = 0;
-    const struct { const char *name; int in, out; } lin[] = {
-        {"qkv", W, 3 * W}, {"out_proj", W, W}, {"c_fc", W, 4 * W}, {"c_proj", 4 * W, W}};
-    for (int i = 0; i < 4; i++) {
+    // the block's four linears, then the two with their input's LayerNorm or QuickGELU fused in (the model's
+    // ln_2 + c_fc and QuickGELU + c_proj: the pre-op is recomputed in the backward, not kept)
+    const struct { const char *name, *key; int in, out; OpKind kind; } lin[] = {
+        {"linear qkv", "qkv", W, 3 * W, OP_LINEAR},           {"linear out_proj", "out_proj", W, W, OP_LINEAR},
+        {"linear c_fc", "c_fc", W, 4 * W, OP_LINEAR},         {"linear c_proj", "c_proj", 4 * W, W, OP_LINEAR},
+        {"ln+c_fc", "ln_c_fc", W, 4 * W, OP_LAYERNORM_LINEAR}, {"gelu+c_proj", "gelu_c_proj", 4 * W, W, OP_QUICK_GELU_LINEAR}};
+    for (int i = 0; i < 6; i++) {
         Tensor x = leaf(&r, 2, (int64_t[]){T * L, lin[i].in}), w = leaf(&r, 2, (int64_t[]){lin[i].out, lin[i].in});
         Tensor b = leaf(&r, 1, (int64_t[]){lin[i].out});
+        Tensor ln_w = leaf(&r, 1, (int64_t[]){lin[i].in}), ln_b = leaf(&r, 1, (int64_t[]){lin[i].in});
         float *dy = rnd(&r, (int64_t)T * L * lin[i].out);
         double f = 2.0 * T * L * lin[i].in * lin[i].out;
         char key[64];
         for (int bwd = 0; bwd < 2; bwd++) {
-            OpArgs a = {&g, {&x, &w, &b}, dy, false, bwd};
+            OpArgs a = {&g, lin[i].kind, {&x, &w, &b, &ln_w, &ln_b}, dy, bwd};
             Row *row = &rows[nr++];
-            snprintf(row->name, sizeof row->name, "linear %s %s", lin[i].name, bwd ? "fwd+bwd" : "fwd");
-            snprintf(key, sizeof key, "%s_%s", lin[i].name, bwd ? "fwdbwd" : "fwd");
+            snprintf(row->name, sizeof row->name, "%s %s", lin[i].name, bwd ? "fwd+bwd" : "fwd");
+            snprintf(key, sizeof key, "%s_%s", lin[i].key, bwd ? "fwdbwd" : "fwd");
             row->flops = bwd ? 3 * f : f;
             row->ms = best_ms(run_op, &a);
             row->torch_ms = torch_ms(key, tout);
         }
-        xc_free(x.data); xc_free(w.data); xc_free(b.data); xc_free(dy);
+        xc_free(x.data); xc_free(w.data); xc_free(b.data); xc_free(ln_w.data); xc_free(ln_b.data); xc_free(dy);
     }
     // attention at ViT-B/32's sequence, then at ViT-B/16's 197 tokens plus X-CLIP's message token (whose per-head
     // products reach the bf16 path's 64^3 multiply-adds; B/32's stay float32)
@@ -179,7 +193,7 @@ int main(int argc, char **argv) {
         float *dy = rnd(&r, (int64_t)T * n * W);
         double f = 4.0 * T * n * n * W; // Q K^T and P V, 2 flops per multiply-add
         for (int bwd = 0; bwd < 2; bwd++) {
-            OpArgs a = {&g, {&qkv, NULL, NULL}, dy, true, bwd};
+            OpArgs a = {&g, OP_ATTENTION, {&qkv}, dy, bwd};
             Row *row = &rows[nr++];
             char key[64];
             snprintf(row->name, sizeof row->name, "attention L%lld %s", (long long)n, bwd ? "fwd+bwd" : "fwd");

@@ -26,16 +26,23 @@ def timeit(fn):
     return best * 1e3
 
 
-def linear_case(name, n_in, n_out):
+def linear_case(name, n_in, n_out, pre=None):
+    """x W^T + b at (R, n_in) -> (R, n_out), of pre(x) when pre is 'ln' (LayerNorm) or 'gelu' (QuickGELU)."""
     x = torch.randn(R, n_in, requires_grad=True)
     w = torch.randn(n_out, n_in, requires_grad=True)
     b = torch.randn(n_out, requires_grad=True)
+    ln_w = torch.randn(n_in, requires_grad=True)
+    ln_b = torch.randn(n_in, requires_grad=True)
     g = torch.randn(R, n_out)
-    print(f"{name}_fwd {timeit(lambda: F.linear(x, w, b)):.4f}")
+
+    def fwd():
+        a = F.layer_norm(x, (n_in,), ln_w, ln_b, 1e-5) if pre == "ln" else x * torch.sigmoid(1.702 * x) if pre == "gelu" else x
+        return F.linear(a, w, b)
+    print(f"{name}_fwd {timeit(fwd):.4f}")
 
     def fb():
-        x.grad = w.grad = b.grad = None
-        F.linear(x, w, b).backward(g)
+        x.grad = w.grad = b.grad = ln_w.grad = ln_b.grad = None
+        fwd().backward(g)
     print(f"{name}_fwdbwd {timeit(fb):.4f}")
 
 
@@ -43,6 +50,8 @@ linear_case("qkv", W, 3 * W)
 linear_case("out_proj", W, W)
 linear_case("c_fc", W, 4 * W)
 linear_case("c_proj", 4 * W, W)
+linear_case("ln_c_fc", W, 4 * W, "ln")
+linear_case("gelu_c_proj", 4 * W, W, "gelu")
 
 a = torch.randn(2048, 2048)
 b = torch.randn(2048, 2048)
