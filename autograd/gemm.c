@@ -14,6 +14,10 @@ static bool use_bf16(const Gemm *mm, int64_t M, int64_t N, int64_t K) {
            (mm->serial || !xc_in_parallel());
 }
 
+bool gemm_fuses(const Gemm *mm, int64_t M, int64_t N, int64_t K) {
+    return use_bf16(mm, M, N, K) && mm->kernel == XC_BF16_AVX512;
+}
+
 int gemm_init(Gemm *mm, MatmulPrecision p, XcError *err) {
     memset(mm, 0, sizeof *mm);
     mm->kernel = xc_bf16_best_kernel(); // also for FP32: gemm_bf16 called directly runs on it

@@ -229,23 +229,39 @@ uint16_t *gemm_bf16_grow(uint16_t **buf, size_t *cap, size_t halfs) {
 }
 
 // The checks run in code built for the baseline CPU, so a CPU without the unit (or AVX-512) gets the message, not SIGILL.
-void gemm_bf16_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                    int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
+static void bf16_entry(Gemm *mm, float alpha, const GemmFused *f) {
     XC_CHECK(xc_bf16_kernel_available(mm->kernel), "gemm_bf16 on kernel '%s', which this CPU does not offer (AMX: %s, "
              "AVX512-BF16: %s)", xc_bf16_kernel_name(mm->kernel), xc_amx_available() ? "yes" : "no",
              xc_avx512bf16_available() ? "yes" : "no");
     XC_CHECK(mm->serial || !xc_in_parallel(), "gemm_bf16 inside a parallel region (only a per-thread context may)");
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) { // no products: C = beta C (+ bias)
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++)
-                C[i * ldc + j] = (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.0f);
+    const bool fused = f->pre_a.kind || f->pre_b.kind || f->gelu_x;
+    XC_CHECK(!fused || mm->kernel == XC_BF16_AVX512, "gemm_bf16_fused on kernel '%s': only avx512-bf16 fuses",
+             xc_bf16_kernel_name(mm->kernel));
+    XC_CHECK(!(f->pre_a.kind && f->ta) && !(f->pre_b.kind && f->tb), "gemm_bf16_fused: a prologue on a transposed operand");
+    XC_CHECK(!f->gelu_x || (f->beta == 1.0f && !f->bias), "gemm_bf16_fused: the QuickGELU gradient epilogue adds to C "
+             "(beta 1, no bias)");
+    if (f->M <= 0 || f->N <= 0) return;
+    if (f->K <= 0) { // no products: C = beta C (+ bias); the epilogue would add 0 y'(x)
+        for (int64_t i = 0; i < f->M && !f->gelu_x; i++)
+            for (int64_t j = 0; j < f->N; j++) {
+                float *c = f->C + i * f->ldc + j;
+                *c = (f->beta == 0.0f ? 0.0f : f->beta * *c) + (f->bias ? f->bias[j] : 0.0f);
+            }
         return;
     }
     mm->bf16_calls++;
-    if (mm->kernel == XC_BF16_AMX) gemm_bf16_amx(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
-    else gemm_bf16_avx512(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+    if (mm->kernel == XC_BF16_AMX)
+        gemm_bf16_amx(mm, f->ta, f->tb, f->M, f->N, f->K, alpha, f->A, f->lda, f->B, f->ldb, f->beta, f->bias, f->C, f->ldc);
+    else gemm_bf16_avx512(mm, alpha, f);
 }
+
+void gemm_bf16_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
+    bf16_entry(mm, alpha, &(GemmFused){.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .A = A, .B = B, .lda = lda, .ldb = ldb,
+                                       .beta = beta, .bias = bias, .C = C, .ldc = ldc});
+}
+
+void gemm_bf16_fused(Gemm *mm, const GemmFused *f) { bf16_entry(mm, 1.0f, f); }
 
 void gemm_bf16(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {

@@ -1,5 +1,5 @@
-// gemm_bf16.h - private to the bf16 GEMM: the kernels behind gemm_bf16 / gemm_bf16_bias (kernels.h), one per
-// unit. gemm_bf16.c holds the entry (checks in baseline code, K = 0, dispatch on mm->kernel) and the AMX kernel,
+// gemm_bf16.h - private to the bf16 GEMM: the kernels behind gemm_bf16 / gemm_bf16_bias / gemm_bf16_fused
+// (kernels.h), one per unit. gemm_bf16.c holds the entry (checks in baseline code, K = 0, dispatch on mm->kernel) and the AMX kernel,
 // gemm_bf16_avx512.c the AVX512-BF16 one. Both compute, for M, N, K >= 1 outside a parallel region
 // (anywhere when mm->serial: then on the calling thread alone),
 //   C (M, N) = alpha op(A) op(B) + beta C (+ bias (N) on every row; NULL: none)
@@ -10,8 +10,9 @@
 
 void gemm_bf16_amx(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
-void gemm_bf16_avx512(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
+// The AVX512-BF16 kernel takes the call as gemm_bf16_fused describes it (kernels.h, with its prologues and epilogue),
+// at any alpha: alpha sum in place of the sum.
+void gemm_bf16_avx512(Gemm *mm, float alpha, const GemmFused *f);
 
 // A packing buffer of *cap bf16 values grown to at least halfs (64-byte aligned; contents not kept).
 uint16_t *gemm_bf16_grow(uint16_t **buf, size_t *cap, size_t halfs);

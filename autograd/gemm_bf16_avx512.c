@@ -96,12 +96,44 @@ AVX512BF16_TARGET static inline void transpose16(__m512i r[16]) {
     }
 }
 
+// t[0..n) = pre(x[0..n)), x being row r of the stored operand from column c0 (n <= 32; nothing written when n <= 0).
+AVX512BF16_TARGET static inline void pre_apply(const GemmPre *pre, const float *x, int64_t r, int64_t c0, int64_t n, float *t) {
+    if (pre->kind == XC_PRE_LAYERNORM) {
+        const float m = pre->mean[r], s = pre->rstd[r], *w = pre->w + c0, *b = pre->b + c0;
+        for (int64_t j = 0; j < n; j++) t[j] = xc_layernorm1(x[j], m, s, w[j], b[j]);
+    } else {
+        for (int64_t j = 0; j < n; j++) t[j] = xc_quick_gelu1(x[j]);
+    }
+}
+
+// pairs_along of pre(row r from column c0) (pre NULL: the row as stored).
+AVX512BF16_TARGET static inline __m512i pairs_along_pre(const GemmPre *pre, const float *row, int64_t r, int64_t c0, int64_t n) {
+    if (!pre) return pairs_along(row + c0, n);
+    float t[32];
+    n = n < 32 ? n : 32;
+    pre_apply(pre, row + c0, r, c0, n, t);
+    return pairs_along(t, n);
+}
+
+// pairs_across of pre(rows r and r + 1 from column c0) (pre NULL: as stored; x1 NULL: zeros).
+AVX512BF16_TARGET static inline __m512i pairs_across_pre(const GemmPre *pre, const float *x0, const float *x1, int64_t r,
+                                                         int64_t c0, int64_t n) {
+    if (!pre) return pairs_across(x0 + c0, x1 ? x1 + c0 : NULL, n);
+    float t0[16], t1[16];
+    n = n < 16 ? n : 16;
+    pre_apply(pre, x0 + c0, r, c0, n, t0);
+    if (x1) pre_apply(pre, x1 + c0, r + 1, c0, n, t1);
+    return pairs_across(t0, x1 ? t1 : NULL, n);
+}
+
 // Packs op(A) (M, K) into out (Mp / MR, P, MR) dwords, work-shared over the enclosing parallel region (no barrier at
 // the end). Rows of op(A) are rows of A unless ta: then units of (row block, 16 pairs), 32 values of k along each of
 // 12 rows transposed in registers, consecutive units going on along the same rows. When ta, units of 16 pairs of
 // rows of A, each pair read whole (across all row blocks). Both read few streams at a time: the operands come from
-// memory, and the hardware prefetchers lose track of many concurrent strided streams.
-AVX512BF16_TARGET static void pack_a(bool ta, int64_t M, int64_t K, const float *A, int64_t lda, int64_t P, uint32_t *out) {
+// memory, and the hardware prefetchers lose track of many concurrent strided streams. pre (only when !ta; NULL:
+// none) is applied to A's values as they are read.
+AVX512BF16_TARGET static void pack_a(bool ta, int64_t M, int64_t K, const float *A, int64_t lda, const GemmPre *pre,
+                                     int64_t P, uint32_t *out) {
     const int64_t nrb = (M + MR - 1) / MR, npg = (P + PACK_PAIRS - 1) / PACK_PAIRS;
     if (!ta) {
 #pragma omp for schedule(dynamic, 4) nowait
@@ -110,7 +142,7 @@ AVX512BF16_TARGET static void pack_a(bool ta, int64_t M, int64_t K, const float 
             __m512i r[16];
             for (int q = 0; q < 16; q++) {
                 const int64_t i = rb * MR + q;
-                r[q] = q < MR && i < M ? pairs_along(A + i * lda + 2 * p0, K - 2 * p0) : _mm512_setzero_si512();
+                r[q] = q < MR && i < M ? pairs_along_pre(pre, A + i * lda, i, 2 * p0, K - 2 * p0) : _mm512_setzero_si512();
             }
             transpose16(r); // r[q] lane i: row i's pair p0 + q
             for (int q = 0; q < PACK_PAIRS && p0 + q < P; q++)
@@ -131,8 +163,9 @@ AVX512BF16_TARGET static void pack_a(bool ta, int64_t M, int64_t K, const float 
 
 // Packs op(B) (K, N) into out (Np / NR, P, NR) dwords, as pack_a: when tb (columns of op(B) are rows of B) units of
 // (16 columns, 16 pairs) transposed in registers, going on along the same rows; else units of 16 pairs of rows of
-// B, each pair read whole.
-AVX512BF16_TARGET static void pack_b(bool tb, int64_t N, int64_t K, const float *B, int64_t ldb, int64_t P, uint32_t *out) {
+// B, each pair read whole, pre (only when !tb; NULL: none) applied to them as they are read.
+AVX512BF16_TARGET static void pack_b(bool tb, int64_t N, int64_t K, const float *B, int64_t ldb, const GemmPre *pre,
+                                     int64_t P, uint32_t *out) {
     const int64_t ncb = (N + NR - 1) / NR, npg = (P + PACK_PAIRS - 1) / PACK_PAIRS;
     if (tb) {
 #pragma omp for schedule(dynamic, 4) nowait
@@ -151,7 +184,7 @@ AVX512BF16_TARGET static void pack_b(bool tb, int64_t N, int64_t K, const float 
             for (int64_t p = g * PACK_PAIRS; p < (g + 1) * PACK_PAIRS && p < P; p++) {
                 const float *k0 = B + 2 * p * ldb, *k1 = 2 * p + 1 < K ? k0 + ldb : NULL;
                 for (int64_t j0 = 0; j0 < ncb * NR; j0 += 16) // zeros beyond N
-                    _mm512_store_si512(out + (j0 / NR * P + p) * NR + j0 % NR, pairs_across(k0 + j0, k1 ? k1 + j0 : NULL, N - j0));
+                    _mm512_store_si512(out + (j0 / NR * P + p) * NR + j0 % NR, pairs_across_pre(pre, k0, k1, 2 * p, j0, N - j0));
             }
     }
 }
@@ -185,20 +218,28 @@ AVX512BF16_TARGET static void micro_kernel(const uint32_t *a, const uint32_t *b,
     ROWS(ACC_STORE)
 }
 
-// acc (block (mb, nb)) into C through alpha and beta, plus bias[j] on every row if bias, clipped to M, N (the AMX
-// kernel's epilogue: alpha acc, then beta C fused in, then the bias).
-AVX512BF16_TARGET static void block_store(const float *acc, int64_t mb, int64_t nb, int64_t M, int64_t N, float alpha,
-                                          float beta, const float *bias, float *C, int64_t ldc) {
-    const int64_t i0 = mb * MR, j0 = nb * NR;
-    const int64_t rows = M - i0 < MR ? M - i0 : MR, cols = N - j0 < NR ? N - j0 : NR;
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+// acc (block (mb, nb)) into C, clipped to M, N: alpha acc + beta C, plus bias[j] on every row if bias (the AMX
+// kernel's epilogue: alpha acc, then beta C fused in, then the bias), or with gelu_x C += alpha acc
+// xc_quick_gelu_grad1(gelu_x) (xc_quick_gelu_bwd's arithmetic on the product as gemm_bf16 would store it).
+AVX512BF16_TARGET static void block_store(const float *acc, int64_t mb, int64_t nb, float alpha, const GemmFused *f) {
+    const int64_t i0 = mb * MR, j0 = nb * NR, ldc = f->ldc;
+    const int64_t rows = f->M - i0 < MR ? f->M - i0 : MR, cols = f->N - j0 < NR ? f->N - j0 : NR;
+    if (f->gelu_x) {
+        for (int64_t r = 0; r < rows; r++) {
+            float *c = f->C + (i0 + r) * ldc + j0;
+            const float *x = f->gelu_x + (i0 + r) * ldc + j0, *a = acc + r * NR;
+            for (int64_t j = 0; j < cols; j++) c[j] += alpha * a[j] * xc_quick_gelu_grad1(x[j]);
+        }
+        return;
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(f->beta);
     for (int64_t r = 0; r < rows; r++) {
-        float *c = C + (i0 + r) * ldc + j0;
+        float *c = f->C + (i0 + r) * ldc + j0;
         for (int64_t h = 0; h < cols; h += 16) {
             const __mmask16 m = mask16(cols - h);
             __m512 v = _mm512_mul_ps(va, _mm512_load_ps(acc + r * NR + h));
-            if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + h), v);
-            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j0 + h));
+            if (f->beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + h), v);
+            if (f->bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, f->bias + j0 + h));
             _mm512_mask_storeu_ps(c + h, m, v);
         }
     }
@@ -206,9 +247,8 @@ AVX512BF16_TARGET static void block_store(const float *acc, int64_t mb, int64_t 
 
 // One thread's share of C, panel by panel: row blocks handed out dynamically (which thread computes a block does not
 // change its bits).
-AVX512BF16_TARGET static void compute(const uint32_t *ap, const uint32_t *bp, int64_t M, int64_t N, int64_t P, float alpha,
-                                      float beta, const float *bias, float *C, int64_t ldc) {
-    const int64_t nmb = (M + MR - 1) / MR, nnb = (N + NR - 1) / NR;
+AVX512BF16_TARGET static void compute(const uint32_t *ap, const uint32_t *bp, int64_t P, float alpha, const GemmFused *f) {
+    const int64_t nmb = (f->M + MR - 1) / MR, nnb = (f->N + NR - 1) / NR;
     int64_t panel = PANEL_BYTES / (P * NR * (int64_t)sizeof(uint32_t)); // column blocks whose packed B fits
     panel = panel < 1 ? 1 : panel > PANEL_MAX ? PANEL_MAX : panel;
     float acc[PANEL_MAX][MR * NR] __attribute__((aligned(64)));
@@ -221,21 +261,21 @@ AVX512BF16_TARGET static void compute(const uint32_t *ap, const uint32_t *bp, in
                 for (int64_t nb = p0; nb < p1; nb++)
                     micro_kernel(ap + (mb * P + c0) * MR, bp + (nb * P + c0) * NR, c1 - c0, c0 == 0, acc[nb - p0]);
             }
-            for (int64_t nb = p0; nb < p1; nb++) block_store(acc[nb - p0], mb, nb, M, N, alpha, beta, bias, C, ldc);
+            for (int64_t nb = p0; nb < p1; nb++) block_store(acc[nb - p0], mb, nb, alpha, f);
         }
     }
 }
 
-void gemm_bf16_avx512(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
-    const int64_t P = (K + 1) / 2, Mp = (M + MR - 1) / MR * MR, Np = (N + NR - 1) / NR * NR;
+void gemm_bf16_avx512(Gemm *mm, float alpha, const GemmFused *f) {
+    const int64_t P = (f->K + 1) / 2, Mp = (f->M + MR - 1) / MR * MR, Np = (f->N + NR - 1) / NR * NR;
     uint32_t *ap = (uint32_t *)gemm_bf16_grow(&mm->apack, &mm->apack_cap, (size_t)(Mp * P * 2)),
              *bp = (uint32_t *)gemm_bf16_grow(&mm->bpack, &mm->bpack_cap, (size_t)(Np * P * 2));
+    const GemmPre *pa = f->pre_a.kind ? &f->pre_a : NULL, *pb = f->pre_b.kind ? &f->pre_b : NULL;
 #pragma omp parallel if (!mm->serial) // serial: a team of one, the work-sharing below binds to it
     {
-        pack_a(ta, M, K, A, lda, P, ap);
-        pack_b(tb, N, K, B, ldb, P, bp);
+        pack_a(f->ta, f->M, f->K, f->A, f->lda, pa, P, ap);
+        pack_b(f->tb, f->N, f->K, f->B, f->ldb, pb, P, bp);
 #pragma omp barrier
-        compute(ap, bp, M, N, P, alpha, beta, bias, C, ldc);
+        compute(ap, bp, P, alpha, f);
     }
 }

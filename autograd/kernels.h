@@ -185,7 +185,56 @@ void xc_layernorm_fwd_naive(const float *x, const float *w, const float *b, floa
 void xc_layernorm_bwd(const float *x, const float *w, const float *mean, const float *rstd, const float *dy, int64_t R,
                       int64_t C, float *dx, float *dw, float *db);
 
+// Only the statistics: mean and rstd of each row, the same bits as xc_layernorm_fwd's.
+void xc_layernorm_stats(const float *x, float eps, int64_t R, int64_t C, float *mean, float *rstd);
+
 // QuickGELU y = x sigmoid(1.702 x) over n elements, and its backward dx += dy y'(x); threaded, each thread on
 // its own contiguous share, so the bits do not depend on the thread count.
 void xc_quick_gelu_fwd(const float *x, float *y, int64_t n);
 void xc_quick_gelu_bwd(const float *x, const float *dy, float *dx, int64_t n);
+
+// The elementwise formulas of LayerNorm's affine output, QuickGELU and QuickGELU's derivative, shared by the
+// kernels above and the fused bf16 GEMM below, so that both compute the same bits.
+static inline float xc_layernorm1(float x, float mean, float rstd, float w, float b) { return (x - mean) * rstd * w + b; }
+static inline float xc_quick_gelu1(float x) { return x / (1.0f + xc_expf(-1.702f * x)); }
+static inline float xc_quick_gelu_grad1(float x) {
+    const float s = 1.0f / (1.0f + xc_expf(-1.702f * x));
+    return s + 1.702f * x * s * (1.0f - s);
+}
+
+// ---- elementwise functions fused into the bf16 GEMM ------------------------------------------------------
+// Where memory traffic, not arithmetic, costs the time: a linear layer over LayerNorm(x) or QuickGELU(x) would
+// write that R x C intermediate and read it back to pack it; fused, the packing reads x and applies the function
+// on the way (a prologue), and QuickGELU's backward multiplies by its derivative as the product is stored (an
+// epilogue). The bits are those of the unfused route: the same formulas on the same floats, then the same
+// bf16 GEMM. Only the AVX512-BF16 kernel fuses (gemm_fuses); elsewhere the caller writes the intermediate.
+//
+// A prologue works on a stored operand that is not transposed (op(A) = A, op(B) = B), element (r, c) of the stored
+// matrix: LayerNorm xc_layernorm1(x, mean[r], rstd[r], w[c], b[c]) with the statistics of xc_layernorm_stats, or
+// xc_quick_gelu1(x).
+typedef enum { XC_PRE_NONE = 0, XC_PRE_LAYERNORM, XC_PRE_QUICK_GELU } PreKind;
+typedef struct GemmPre {
+    PreKind kind;
+    const float *mean, *rstd, *w, *b; // LayerNorm: per row (mean, 1 / std), per column (affine weight and bias)
+} GemmPre;
+
+// C (M, N) = pre_a(op(A)) pre_b(op(B)) + beta C (+ bias (N) on every row), the sum of the bf16 products in float32
+// as gemm_bf16_bias's (alpha 1); with gelu_x (M, N, row stride ldc) instead C += sum xc_quick_gelu_grad1(gelu_x),
+// elementwise (beta must be 1): QuickGELU's backward for the gradient dY W.
+typedef struct GemmFused {
+    bool ta, tb;
+    int64_t M, N, K;
+    const float *A, *B;
+    int64_t lda, ldb;
+    GemmPre pre_a, pre_b; // kind XC_PRE_NONE: the operand as stored
+    float beta;
+    const float *bias, *gelu_x; // NULL: none
+    float *C;
+    int64_t ldc;
+} GemmFused;
+
+// Does mm run a GEMM of this size in bf16 with fusion (BF16 precision on the AVX512-BF16 kernel)? Callers that
+// get false compute the intermediate themselves and call gemm_bias / gemm_run.
+bool gemm_fuses(const Gemm *mm, int64_t M, int64_t N, int64_t K);
+// The fused GEMM, on mm's AVX512-BF16 kernel whatever mm's precision (tests compare it with the unfused route).
+void gemm_bf16_fused(Gemm *mm, const GemmFused *f);

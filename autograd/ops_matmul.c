@@ -108,23 +108,25 @@ static LinearGrads linear_grad_buffers(Graph *g, Tensor *x, Tensor *w, Tensor *b
     return lg;
 }
 
+// db += the column sums of dY (R, out), each in row order (deterministic), 64 columns at a time.
+static void bias_grad(const float *dY, int64_t R, int64_t out_f, float *db) {
+    const int64_t nblk = (out_f + 63) / 64;
+#pragma omp parallel for schedule(static) if ((R * out_f) >= XC_PAR_MIN)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        const int64_t j0 = blk * 64, n = out_f - j0 < 64 ? out_f - j0 : 64;
+        float s[64] = {0};
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t j = 0; j < n; j++) s[j] += dY[r * out_f + j0 + j];
+        for (int64_t j = 0; j < n; j++) db[j0 + j] += s[j];
+    }
+}
+
 // x (R, in) and w (out, in) as they were in the forward; dY (R, out). dw and db first, then dx, so dx may
 // overwrite x (linear_pre_backward's scratch).
 static void linear_grads(Graph *g, const LinearGrads *lg, const float *x, const float *w, const float *dY, int64_t R,
                          int64_t in_f, int64_t out_f) {
     if (lg->dw) gemm_run(g->gemm, true, false, out_f, in_f, R, 1.0f, dY, out_f, x, in_f, lg->beta_dw, lg->dw, in_f);
-    if (lg->db) { // column sums of dY, each in row order (deterministic), 64 columns at a time
-        float *db = lg->db;
-        const int64_t nblk = (out_f + 63) / 64;
-#pragma omp parallel for schedule(static) if ((R * out_f) >= XC_PAR_MIN)
-        for (int64_t blk = 0; blk < nblk; blk++) {
-            const int64_t j0 = blk * 64, n = out_f - j0 < 64 ? out_f - j0 : 64;
-            float s[64] = {0};
-            for (int64_t r = 0; r < R; r++)
-                for (int64_t j = 0; j < n; j++) s[j] += dY[r * out_f + j0 + j];
-            for (int64_t j = 0; j < n; j++) db[j0 + j] += s[j];
-        }
-    }
+    if (lg->db) bias_grad(dY, R, out_f, lg->db);
     if (lg->dx) gemm_run(g->gemm, false, false, R, in_f, out_f, 1.0f, dY, out_f, w, in_f, lg->beta_dx, lg->dx, in_f);
 }
 
@@ -168,8 +170,8 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
 // pre(x) is written to scratch above the arena's mark, read by the GEMM and released; backward computes it
 // again from x (the same kernel on the same input: the same bits) for dW, writes dY W over it and
 // back-propagates that through pre. Every gradient that outlives the scratch is taken before the mark.
-typedef enum { PRE_LAYERNORM, PRE_QUICK_GELU } PreKind;
-
+// Where the GEMM fuses (gemm_fuses: bf16 on AVX512-BF16) nothing is written: its packing applies pre to x, and
+// QuickGELU's backward multiplies dY W by the derivative as the product is stored; the bits are the same.
 typedef struct LinearPreCtx {
     PreKind kind;
     float eps;
@@ -178,28 +180,50 @@ typedef struct LinearPreCtx {
 
 // node inputs: x, w, b, then LayerNorm's weight and bias
 static void pre_forward(const LinearPreCtx *c, Tensor *const *in, int64_t R, int64_t C, float *a, float *mean, float *rstd) {
-    if (c->kind == PRE_LAYERNORM) xc_layernorm_fwd(in[0]->data, in[3]->data, in[4]->data, c->eps, R, C, a, mean, rstd);
+    if (c->kind == XC_PRE_LAYERNORM) xc_layernorm_fwd(in[0]->data, in[3]->data, in[4]->data, c->eps, R, C, a, mean, rstd);
     else xc_quick_gelu_fwd(in[0]->data, a, R * C);
+}
+
+// pre as the fused GEMM applies it, from the saved statistics
+static GemmPre pre_of(const LinearPreCtx *c, Tensor *const *in) {
+    if (c->kind == XC_PRE_QUICK_GELU) return (GemmPre){.kind = XC_PRE_QUICK_GELU};
+    return (GemmPre){.kind = XC_PRE_LAYERNORM, .mean = c->mean, .rstd = c->rstd, .w = in[3]->data, .b = in[4]->data};
 }
 
 static void linear_pre_backward(Graph *g, TapeNode *node) {
     const LinearPreCtx *c = node->ctx;
     Tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
-    const bool ln = c->kind == PRE_LAYERNORM;
+    const bool ln = c->kind == XC_PRE_LAYERNORM;
     Tensor *ln_w = ln ? node->in[3] : NULL, *ln_b = ln ? node->in[4] : NULL;
     int64_t out_f = w->shape[0], C = w->shape[1], R = x->numel / (C ? C : 1);
+    const float *dY = node->out->grad;
     LinearGrads lg = linear_grad_buffers(g, NULL, w, b);
     float *dx = x->requires_grad ? tensor_grad(g, x) : NULL;
     float *dln_w = ln && ln_w->requires_grad ? tensor_grad(g, ln_w) : NULL;
     float *dln_b = ln && ln_b->requires_grad ? tensor_grad(g, ln_b) : NULL;
+    const bool da = dx || dln_w || dln_b, fuse = gemm_fuses(g->gemm, R, out_f, C);
+    if (fuse) { // dW = dY^T pre(x), pre applied as x is packed
+        if (lg.dw)
+            gemm_bf16_fused(g->gemm, &(GemmFused){.ta = true, .M = out_f, .N = C, .K = R, .A = dY, .lda = out_f, .B = x->data,
+                                                  .ldb = C, .pre_b = pre_of(c, node->in), .beta = lg.beta_dw, .C = lg.dw, .ldc = C});
+        lg.dw = NULL;
+        if (!ln) { // dx += (dY W) y'(x), the derivative applied as the product is stored: no scratch
+            if (lg.db) bias_grad(dY, R, out_f, lg.db);
+            if (dx)
+                gemm_bf16_fused(g->gemm, &(GemmFused){.M = R, .N = C, .K = out_f, .A = dY, .lda = out_f, .B = w->data,
+                                                      .ldb = C, .beta = 1.0f, .gelu_x = x->data, .C = dx, .ldc = C});
+            return;
+        } // LayerNorm's backward needs whole rows of dY W (its row sums): written to scratch as unfused
+    }
     ArenaMark m = arena_mark(&g->step);
     float *a = arena_alloc(&g->step, (size_t)(R * C) * sizeof(float));
-    float *stats = ln ? arena_alloc(&g->step, (size_t)(2 * R) * sizeof(float)) : NULL; // the same as the saved ones
-    pre_forward(c, node->in, R, C, a, stats, stats ? stats + R : NULL);
-    const bool da = dx || dln_w || dln_b;
+    if (!fuse) { // pre(x) for dW
+        float *stats = ln ? arena_alloc(&g->step, (size_t)(2 * R) * sizeof(float)) : NULL; // the same as the saved ones
+        pre_forward(c, node->in, R, C, a, stats, stats ? stats + R : NULL);
+    }
     lg.dx = da ? a : NULL; // dY W over pre(x), once dW has read it
     lg.beta_dx = 0.0f;
-    linear_grads(g, &lg, a, w->data, node->out->grad, R, C, out_f);
+    linear_grads(g, &lg, a, w->data, dY, R, C, out_f);
     if (da && ln) xc_layernorm_bwd(x->data, ln_w->data, c->mean, c->rstd, a, R, C, dx, dln_w, dln_b);
     else if (da) xc_quick_gelu_bwd(x->data, a, dx, R * C);
     arena_rewind(&g->step, m);
@@ -214,15 +238,22 @@ static Tensor *linear_pre(Graph *g, const OpDef *def, LinearPreCtx c, Tensor *co
     int64_t out_f = w->shape[0], C = w->shape[1], R = x->numel / (C ? C : 1);
     Tensor *y = linear_out(g, x, out_f);
     const bool rec = graph_needs_grad(g, in, n_in);
-    if (c.kind == PRE_LAYERNORM) { // kept for backward (R floats each)
+    if (c.kind == XC_PRE_LAYERNORM) { // kept for backward (R floats each)
         c.mean = arena_alloc(&g->step, (size_t)(R ? R : 1) * sizeof(float));
         c.rstd = arena_alloc(&g->step, (size_t)(R ? R : 1) * sizeof(float));
     }
-    ArenaMark m = arena_mark(&g->step);
-    float *a = arena_alloc(&g->step, (size_t)(R * C) * sizeof(float));
-    pre_forward(&c, in, R, C, a, c.mean, c.rstd);
-    gemm_bias(g->gemm, false, true, R, out_f, C, a, C, w->data, C, b ? b->data : NULL, y->data, out_f);
-    arena_rewind(&g->step, m);
+    if (gemm_fuses(g->gemm, R, out_f, C)) {
+        if (c.kind == XC_PRE_LAYERNORM) xc_layernorm_stats(x->data, c.eps, R, C, c.mean, c.rstd);
+        gemm_bf16_fused(g->gemm, &(GemmFused){.tb = true, .M = R, .N = out_f, .K = C, .A = x->data, .lda = C,
+                                              .pre_a = pre_of(&c, in), .B = w->data, .ldb = C, .bias = b ? b->data : NULL,
+                                              .C = y->data, .ldc = out_f});
+    } else {
+        ArenaMark m = arena_mark(&g->step);
+        float *a = arena_alloc(&g->step, (size_t)(R * C) * sizeof(float));
+        pre_forward(&c, in, R, C, a, c.mean, c.rstd);
+        gemm_bias(g->gemm, false, true, R, out_f, C, a, C, w->data, C, b ? b->data : NULL, y->data, out_f);
+        arena_rewind(&g->step, m);
+    }
     if (rec) {
         TapeNode *node = graph_record(g, def, y, in, n_in);
         LinearPreCtx *cc = arena_alloc(&g->step, sizeof *cc);
@@ -237,10 +268,10 @@ Tensor *op_layernorm_linear(Graph *g, Tensor *x, Tensor *ln_w, Tensor *ln_b, flo
     XC_CHECK(ln_w->numel == C && ln_b->numel == C, "layernorm_linear: LayerNorm weight/bias of %lld for width %lld",
              (long long)ln_w->numel, (long long)C);
     Tensor *in[5] = {x, w, b, ln_w, ln_b};
-    return linear_pre(g, &xc_opdef_layernorm_linear, (LinearPreCtx){.kind = PRE_LAYERNORM, .eps = eps}, in, 5);
+    return linear_pre(g, &xc_opdef_layernorm_linear, (LinearPreCtx){.kind = XC_PRE_LAYERNORM, .eps = eps}, in, 5);
 }
 
 Tensor *op_quick_gelu_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
     Tensor *in[3] = {x, w, b};
-    return linear_pre(g, &xc_opdef_quick_gelu_linear, (LinearPreCtx){.kind = PRE_QUICK_GELU}, in, 3);
+    return linear_pre(g, &xc_opdef_quick_gelu_linear, (LinearPreCtx){.kind = XC_PRE_QUICK_GELU}, in, 3);
 }

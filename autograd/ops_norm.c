@@ -7,28 +7,39 @@
 // Two passes per row (mean, then variance of the centred values) in float with the row in cache: as accurate as
 // PyTorch's CPU kernel for the widths used here. The sums run in XC_LANES lanes and the rows in XC_CLONES functions,
 // each thread on its own contiguous share of rows.
+
+// Mean and 1 / std of one row (inlined into the XC_CLONES callers).
+static inline void row_stats(const float *xr, int64_t C, float eps, float *mean, float *rstd) {
+    const int64_t nv = C / XC_LANES * XC_LANES;
+    float lv[XC_LANES] = {0};
+    const float m = xc_lanes_dot(xr, NULL, C) / (float)C;
+    for (int64_t i = 0; i < nv; i += XC_LANES)
+        for (int j = 0; j < XC_LANES; j++) {
+            float d = xr[i + j] - m;
+            lv[j] += d * d;
+        }
+    for (int64_t i = nv; i < C; i++) {
+        float d = xr[i] - m;
+        lv[i - nv] += d * d;
+    }
+    *mean = m;
+    *rstd = 1.0f / sqrtf(xc_lanes_sum(lv) / (float)C + eps);
+}
+
 XC_CLONES static void layernorm_rows_fwd(const float *x, const float *w, const float *b, float eps, int64_t R, int64_t C,
                                          float *y, float *mean, float *rstd) {
-    const int64_t nv = C / XC_LANES * XC_LANES;
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x + r * C;
-        float *yr = y + r * C;
-        float lv[XC_LANES] = {0};
-        const float m = xc_lanes_dot(xr, NULL, C) / (float)C;
-        for (int64_t i = 0; i < nv; i += XC_LANES)
-            for (int j = 0; j < XC_LANES; j++) {
-                float d = xr[i + j] - m;
-                lv[j] += d * d;
-            }
-        for (int64_t i = nv; i < C; i++) {
-            float d = xr[i] - m;
-            lv[i - nv] += d * d;
-        }
-        const float s = 1.0f / sqrtf(xc_lanes_sum(lv) / (float)C + eps);
-        for (int64_t i = 0; i < C; i++) yr[i] = (xr[i] - m) * s * w[i] + b[i];
+        float *yr = y + r * C, m, s;
+        row_stats(xr, C, eps, &m, &s);
+        for (int64_t i = 0; i < C; i++) yr[i] = xc_layernorm1(xr[i], m, s, w[i], b[i]);
         mean[r] = m;
         rstd[r] = s;
     }
+}
+
+XC_CLONES static void layernorm_rows_stats(const float *x, float eps, int64_t R, int64_t C, float *mean, float *rstd) {
+    for (int64_t r = 0; r < R; r++) row_stats(x + r * C, C, eps, mean + r, rstd + r);
 }
 
 void xc_layernorm_fwd(const float *x, const float *w, const float *b, float eps, int64_t R, int64_t C,
@@ -37,6 +48,14 @@ void xc_layernorm_fwd(const float *x, const float *w, const float *b, float eps,
     {
         XC_SHARE(R, lo, len);
         layernorm_rows_fwd(x + lo * C, w, b, eps, len, C, y + lo * C, mean + lo, rstd + lo);
+    }
+}
+
+void xc_layernorm_stats(const float *x, float eps, int64_t R, int64_t C, float *mean, float *rstd) {
+#pragma omp parallel if ((R * C) >= XC_PAR_MIN)
+    {
+        XC_SHARE(R, lo, len);
+        layernorm_rows_stats(x + lo * C, eps, len, C, mean + lo, rstd + lo);
     }
 }
 

@@ -9,6 +9,8 @@
 //     rounding (the path really rounds);
 //   - the same bits with 1, 2 and 3 threads, on a repeated call and through per-thread contexts inside a parallel
 //     region, for every transpose; packing buffers only grow;
+//   - the fused prologues (LayerNorm, QuickGELU) and epilogue (QuickGELU's gradient) of the AVX512-BF16 kernel
+//     against the unfused route, bit for bit (test_fused);
 //   - dispatch: with the precision set, big GEMMs outside parallel regions take the path bit for bit,
 //     small ones and those inside a parallel region stay float32 SGEMM, unless through a per-thread context;
 //   - attention and cross-attention with bf16 products (test_attention's comment);
@@ -169,6 +171,76 @@ static void test_threads(void) {
     XC_EXPECT(g_mm.apack == ap && g_mm.bpack == bp && g_mm.apack_cap == acap && g_mm.bpack_cap == bcap,
               "%s: packing buffers reallocated for a smaller GEMM", gemm_bf16_kernel_name(&g_mm));
     free(A); free(B); free(bias); free(C0);
+}
+
+// gemm_bf16_fused (AVX512-BF16 only) against the route it replaces, bit for bit, with 1, 2 and 3 threads: a LayerNorm
+// or QuickGELU prologue on op(A) = A or on op(B) = B (the other operand either way round) against the function
+// written out by xc_layernorm_fwd / xc_quick_gelu_fwd and then gemm_bf16_bias; the QuickGELU gradient epilogue
+// against gemm_bf16 into a scratch, then xc_quick_gelu_bwd. Sizes off the 12 x 32 blocks, odd K (a last pair with
+// one row), N off the 16-column packing units; xc_layernorm_stats's statistics equal xc_layernorm_fwd's.
+static void test_fused(void) {
+    Rng r = rng_stream(34, RNG_STREAM_TEST);
+    const int64_t sizes[][3] = {{1, 1, 1}, {13, 33, 1}, {25, 31, 31}, {33, 17, 65}, {100, 70, 129}, {70, 600, 1100}};
+    int cases = 0;
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int v = 0; v < 10; v++) {
+            // v 0-7: prologue on A (v < 4) or B, LayerNorm (v even) or QuickGELU, the other operand transposed or
+            // not (v & 2), a bias and beta 0.5 on odd v / 2; v 8, 9: the epilogue, with A transposed (v 9) or not
+            const bool epi = v >= 8, on_a = v < 4, ln = !epi && !(v & 1), other_t = epi ? v == 9 : (v & 2) != 0;
+            const bool ta = !on_a && other_t, tb = on_a && other_t, extra = (v / 2) & 1;
+            const int64_t M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+            const int64_t lda = ta ? M : K, ldb = tb ? K : N, R = on_a ? M : K, Cw = on_a ? K : N; // the stored X: R x Cw
+            float *A = rnd(&r, M * K), *B = rnd(&r, K * N), *C0 = rnd(&r, M * N), *bias = rnd(&r, N);
+            float *lw = rnd(&r, Cw), *lb = rnd(&r, Cw), *X = on_a ? A : B, *Xp = malloc((size_t)(R * Cw) * sizeof(float));
+            float *mean = malloc((size_t)R * sizeof(float)), *rstd = malloc((size_t)R * sizeof(float));
+            float *mean2 = malloc((size_t)R * sizeof(float)), *rstd2 = malloc((size_t)R * sizeof(float));
+            float *ref = malloc((size_t)(M * N) * sizeof(float)), *got = malloc((size_t)(M * N) * sizeof(float));
+            GemmFused f = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .A = A, .B = B, .lda = lda, .ldb = ldb, .ldc = N};
+            memcpy(ref, C0, (size_t)(M * N) * sizeof(float));
+            if (epi) { // ref = C0 + y'(C0-shaped x) (A B): x is a random (M, N)
+                float *gx = rnd(&r, M * N), *prod = malloc((size_t)(M * N) * sizeof(float));
+                gemm_bf16(&g_mm, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, prod, N);
+                xc_quick_gelu_bwd(gx, prod, ref, M * N);
+                f.beta = 1.0f;
+                f.gelu_x = gx;
+                free(prod);
+            } else {
+                GemmPre pre = {.kind = ln ? XC_PRE_LAYERNORM : XC_PRE_QUICK_GELU, .mean = mean, .rstd = rstd, .w = lw, .b = lb};
+                if (ln) {
+                    xc_layernorm_fwd(X, lw, lb, 1e-5f, R, Cw, Xp, mean, rstd);
+                    xc_layernorm_stats(X, 1e-5f, R, Cw, mean2, rstd2);
+                    XC_EXPECT(!memcmp(mean, mean2, (size_t)R * sizeof(float)) && !memcmp(rstd, rstd2, (size_t)R * sizeof(float)),
+                              "xc_layernorm_stats differs from xc_layernorm_fwd's statistics (%lld x %lld)", (long long)R,
+                              (long long)Cw);
+                } else {
+                    xc_quick_gelu_fwd(X, Xp, R * Cw);
+                }
+                f.beta = extra ? 0.5f : 0.0f;
+                f.bias = extra ? bias : NULL;
+                if (on_a) f.pre_a = pre;
+                else f.pre_b = pre;
+                gemm_bf16_bias(&g_mm, ta, tb, M, N, K, 1.0f, on_a ? Xp : A, lda, on_a ? B : Xp, ldb, f.beta, f.bias, ref, N);
+            }
+            char what[120];
+            snprintf(what, sizeof what, "fused %s %lldx%lldx%lld ta=%d tb=%d%s", epi ? "QuickGELU gradient epilogue" :
+                     ln ? (on_a ? "LayerNorm on A" : "LayerNorm on B") : (on_a ? "QuickGELU on A" : "QuickGELU on B"),
+                     (long long)M, (long long)N, (long long)K, ta, tb, extra ? " beta bias" : "");
+            for (int t = 1; t <= 3; t++) {
+                memcpy(got, C0, (size_t)(M * N) * sizeof(float));
+                f.C = got;
+                SET_THREADS(t);
+                gemm_bf16_fused(&g_mm, &f);
+                XC_EXPECT(!memcmp(got, ref, (size_t)(M * N) * sizeof(float)), "%s, %d threads: not the unfused route's bits",
+                          what, t);
+            }
+            SET_THREADS(2);
+            cases++;
+            if (epi) free((void *)f.gelu_x);
+            free(A); free(B); free(C0); free(bias); free(lw); free(lb); free(Xp); free(mean); free(rstd); free(mean2);
+            free(rstd2); free(ref); free(got);
+        }
+    printf("  %s fused prologues and epilogue: %d cases bitwise equal to the unfused route with 1, 2 and 3 threads\n",
+           gemm_bf16_kernel_name(&g_mm), cases);
 }
 
 static void test_dispatch(void) {
@@ -453,6 +525,7 @@ int main(void) {
         }
         test_gemm();
         test_threads();
+        if (all[i] == XC_BF16_AVX512) test_fused();
         test_dispatch();
         test_attention();
         test_model("t3");

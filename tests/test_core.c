@@ -426,7 +426,8 @@ static void run_copy_free(RunCopy *c) {
 
 // op_layernorm_linear / op_quick_gelu_linear against the op_linear(op_layernorm / op_quick_gelu) they stand for:
 // the same bits in the output and in every gradient; sizes past XC_PAR_MIN so the threaded kernels run; mm NULL
-// (float32) or a bf16 context. Their input is an activation (its gradient lives in the step arena), with or
+// (float32) or a bf16 context (on AVX512-BF16 the fused GEMM: LayerNorm or QuickGELU applied in its packing, the
+// QuickGELU gradient in its epilogue). Their input is an activation (its gradient lives in the step arena), with or
 // without a residual use that back-propagates first (the gradient then accumulates rather than starts).
 // And what they are for: the forward keeps R x C floats less in the step arena. A recomputation that rounds
 // differently, or a gradient taken above the scratch mark (released with it), fails here.
