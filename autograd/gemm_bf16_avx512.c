@@ -16,6 +16,9 @@
 // Zero padding (rows beyond M, columns beyond N, k = K when K is odd) adds exact zeros.
 // Micro-kernel: a 12 x 32 block of C in 24 zmm accumulators; per pair, 2 loads of B, 12 broadcasts of A (embedded
 // {1to16} operands) and 24 VDPBF16PS.
+// Fused (gemm_bf16_fused, kernels.h): a prologue computes LayerNorm or QuickGELU of the stored values as packing
+// reads them, into a few floats on the stack before the conversion; the QuickGELU-gradient epilogue multiplies each
+// stored sum by the derivative at the matching element of x and adds it to C.
 // Blocking, as the AMX kernel: N in panels whose packed B (P x panel) stays in a core's L2; row blocks of C shared
 // out among the threads panel by panel (dynamically: a core slowed by other work takes fewer); K in chunks whose A
 // (12 x P_CHUNK pairs, 6 KB) stays in L1 across the panel's column blocks, the accumulators parked in a small
