@@ -1,6 +1,6 @@
-// gemm_bf16.c - float32 GEMM with bfloat16 products (XC_MATMUL_BF16, see kernels.h): the entry gemm_bf16_bias
-// (checks, K = 0, dispatch to the context's kernel), the CPU checks and the kernel on Intel AMX; the AVX512-BF16
-// kernel is in gemm_bf16_avx512.c. Everything outside functions marked AMX_TARGET is baseline x86-64 code.
+// gemm_bf16.c - float32 GEMM with bfloat16 products (XC_MATMUL_BF16, see kernels.h): the entry of gemm_bf16_bias and
+// gemm_bf16_fused (checks, K = 0, dispatch to the context's kernel), the CPU checks and the kernel on Intel AMX; the
+// AVX512-BF16 kernel, the only one that fuses, is in gemm_bf16_avx512.c. Everything outside functions marked AMX_TARGET is baseline x86-64 code.
 //
 // Both kernels compute C = alpha op(A) op(B) + beta C with op(A), op(B) rounded to bfloat16 (round to nearest
 // even), products exact and sums in float32, on float32 tensors: the arithmetic of torch's float32 matmul

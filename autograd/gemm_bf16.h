@@ -1,6 +1,6 @@
 // gemm_bf16.h - private to the bf16 GEMM: the kernels behind gemm_bf16 / gemm_bf16_bias / gemm_bf16_fused
-// (kernels.h), one per unit. gemm_bf16.c holds the entry (checks in baseline code, K = 0, dispatch on mm->kernel) and the AMX kernel,
-// gemm_bf16_avx512.c the AVX512-BF16 one. Both compute, for M, N, K >= 1 outside a parallel region
+// (kernels.h), one per unit. gemm_bf16.c holds the entry (checks in baseline code, K = 0, dispatch on mm->kernel)
+// and the AMX kernel, gemm_bf16_avx512.c the AVX512-BF16 one. Both compute, for M, N, K >= 1 outside a parallel region
 // (anywhere when mm->serial: then on the calling thread alone),
 //   C (M, N) = alpha op(A) op(B) + beta C (+ bias (N) on every row; NULL: none)
 // with op(A), op(B) rounded to bfloat16 (nearest even), exact products and float32 sums in an order that does not
