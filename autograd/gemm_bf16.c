@@ -241,8 +241,9 @@ static void bf16_entry(Gemm *mm, float alpha, const GemmFused *f) {
     XC_CHECK(!f->gelu_x || (f->beta == 1.0f && !f->bias), "gemm_bf16_fused: the QuickGELU gradient epilogue adds to C "
              "(beta 1, no bias)");
     if (f->M <= 0 || f->N <= 0) return;
-    if (f->K <= 0) { // no products: C = beta C (+ bias); the epilogue would add 0 y'(x)
-        for (int64_t i = 0; i < f->M && !f->gelu_x; i++)
+    if (f->K <= 0) { // no products: C = beta C (+ bias); the epilogue would add 0 y'(x), so C stays
+        if (f->gelu_x) return;
+        for (int64_t i = 0; i < f->M; i++)
             for (int64_t j = 0; j < f->N; j++) {
                 float *c = f->C + i * f->ldc + j;
                 *c = (f->beta == 0.0f ? 0.0f : f->beta * *c) + (f->bias ? f->bias[j] : 0.0f);
