@@ -1,6 +1,7 @@
 // gemm_bf16.c - float32 GEMM with bfloat16 products (XC_MATMUL_BF16, see kernels.h): the entry of gemm_bf16_bias and
 // gemm_bf16_fused (checks, K = 0, dispatch to the context's kernel), the CPU checks and the kernel on Intel AMX; the
-// AVX512-BF16 kernel, the only one that fuses, is in gemm_bf16_avx512.c. Everything outside functions marked AMX_TARGET is baseline x86-64 code.
+// AVX512 kernels (VDPBF16PS, or FMAs on bf16 operands), the only ones that fuse, are in gemm_bf16_avx512.c.
+// Everything outside functions marked AMX_TARGET is baseline x86-64 code.
 //
 // Both kernels compute C = alpha op(A) op(B) + beta C with op(A), op(B) rounded to bfloat16 (round to nearest
 // even), products exact and sums in float32, on float32 tensors: the arithmetic of torch's float32 matmul
@@ -208,15 +209,27 @@ AMX_TARGET void gemm_bf16_amx(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, 
 
 // ---- entry ---------------------------------------------------------------------------------------------
 bool xc_bf16_kernel_available(Bf16Kernel k) {
-    return k == XC_BF16_AMX ? xc_amx_available() : k == XC_BF16_AVX512 ? xc_avx512bf16_available() : false;
+    return k == XC_BF16_AMX ? xc_amx_available()
+           : k == XC_BF16_AVX512 || k == XC_BF16_AVX512_FMA ? xc_avx512bf16_available()
+                                                            : false;
 }
 
 Bf16Kernel xc_bf16_best_kernel(void) {
-    return xc_amx_available() ? XC_BF16_AMX : xc_avx512bf16_available() ? XC_BF16_AVX512 : XC_BF16_NONE;
+    if (xc_amx_available()) return XC_BF16_AMX;
+    if (!xc_avx512bf16_available()) return XC_BF16_NONE;
+    return xc_vdpbf16ps_speed() < 0.75 ? XC_BF16_AVX512_FMA : XC_BF16_AVX512;
 }
 
+static const char *const KERNEL_NAMES[] = {"none", "amx", "avx512-bf16", "avx512-fma"};
+
 const char *xc_bf16_kernel_name(Bf16Kernel k) {
-    return k == XC_BF16_AMX ? "amx" : k == XC_BF16_AVX512 ? "avx512-bf16" : "none";
+    return k >= XC_BF16_NONE && k <= XC_BF16_AVX512_FMA ? KERNEL_NAMES[k] : "none";
+}
+
+Bf16Kernel xc_bf16_kernel_named(const char *name) {
+    for (int k = XC_BF16_AMX; k <= XC_BF16_AVX512_FMA; k++)
+        if (!strcmp(name, KERNEL_NAMES[k])) return (Bf16Kernel)k;
+    return XC_BF16_NONE;
 }
 
 uint16_t *gemm_bf16_grow(uint16_t **buf, size_t *cap, size_t halfs) {
@@ -235,7 +248,7 @@ static void bf16_entry(Gemm *mm, float alpha, const GemmFused *f) {
              xc_avx512bf16_available() ? "yes" : "no");
     XC_CHECK(mm->serial || !xc_in_parallel(), "gemm_bf16 inside a parallel region (only a per-thread context may)");
     const bool fused = f->pre_a.kind || f->pre_b.kind || f->gelu_x;
-    XC_CHECK(!fused || mm->kernel == XC_BF16_AVX512, "gemm_bf16_fused on kernel '%s': only avx512-bf16 fuses",
+    XC_CHECK(!fused || mm->kernel != XC_BF16_AMX, "gemm_bf16_fused on kernel '%s': only the AVX512 kernels fuse",
              xc_bf16_kernel_name(mm->kernel));
     XC_CHECK(!(f->pre_a.kind && f->ta) && !(f->pre_b.kind && f->tb), "gemm_bf16_fused: a prologue on a transposed operand");
     XC_CHECK(!f->gelu_x || (f->beta == 1.0f && !f->bias), "gemm_bf16_fused: the QuickGELU gradient epilogue adds to C "

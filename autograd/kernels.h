@@ -32,22 +32,25 @@ void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
 //   BF16: GEMMs of at least 64^3 multiply-adds called outside a parallel region (or through a per-thread
 //         context inside one, gemm_per_thread) round op(A) and op(B) to
 //         bfloat16 (nearest even) and sum the exact products in float32; the others stay float32. Tensors,
-//         gradients and optimiser state remain float32 either way. Two kernels, the same arithmetic, chosen
-//         at run time by what the CPU offers (gemm_init takes the first available):
-//           XC_BF16_AMX     Intel AMX tiles (TDPBF16PS; autograd/gemm_bf16.c), Sapphire Rapids and later;
-//           XC_BF16_AVX512  AVX512-BF16 (VDPBF16PS; autograd/gemm_bf16_avx512.c): AMD Zen 4 / 5, Intel
-//                           Cooper Lake, and Intel AMX parts where a hypervisor hides AMX.
-//         Both give the same bits whatever the thread count, but not the same bits as each other (their
-//         float32 sums run in different orders).
+//         gradients and optimiser state remain float32 either way. Three kernels, the same arithmetic, chosen
+//         at run time by what the CPU offers and how fast it runs it (xc_bf16_best_kernel):
+//           XC_BF16_AMX         Intel AMX tiles (TDPBF16PS; autograd/gemm_bf16.c), Sapphire Rapids and later;
+//           XC_BF16_AVX512      AVX512-BF16 (VDPBF16PS; autograd/gemm_bf16_avx512.c): AMD Zen 4 / 5, Intel
+//                               Cooper Lake, and Intel AMX parts where a hypervisor hides AMX;
+//           XC_BF16_AVX512_FMA  the same sums by float32 FMAs on the bf16 operands (same file), for CPUs with
+//                               AVX512-BF16 whose VDPBF16PS does fewer multiply-adds per second than their FMAs
+//                               (Intel Sapphire / Emerald Rapids: half as many); the same bits as XC_BF16_AVX512.
+//         Each gives the same bits whatever the thread count; AMX's differ from the AVX512 ones (its float32
+//         sums run in another order).
 //
 //   Gemm mm;
 //   if (gemm_init(&mm, XC_MATMUL_BF16, &err) != XC_OK) ...   // refused (naming both units) on a CPU with neither
-//   printf("bf16 on %s\n", gemm_bf16_kernel_name(&mm));     // "amx" or "avx512-bf16"
+//   printf("bf16 on %s\n", gemm_bf16_kernel_name(&mm));     // "amx", "avx512-bf16" or "avx512-fma"
 //   Graph g; graph_init(&g, 0); g.gemm = &mm;                // every op of g multiplies through mm
 //   ... forward, backward ...
 //   graph_free(&g); gemm_free(&mm);                          // the packing buffers go with their owner
 typedef enum { XC_MATMUL_FP32 = 0, XC_MATMUL_BF16 = 1 } MatmulPrecision;
-typedef enum { XC_BF16_NONE = 0, XC_BF16_AMX = 1, XC_BF16_AVX512 = 2 } Bf16Kernel;
+typedef enum { XC_BF16_NONE = 0, XC_BF16_AMX = 1, XC_BF16_AVX512 = 2, XC_BF16_AVX512_FMA = 3 } Bf16Kernel;
 typedef struct Gemm {
     MatmulPrecision precision;
     Bf16Kernel kernel;            // the unit gemm_bf16 runs on (gemm_init: the best available; NONE: neither)
@@ -64,14 +67,20 @@ int gemm_init(Gemm *mm, MatmulPrecision p, XcError *err);
 int gemm_set_bf16_kernel(Gemm *mm, Bf16Kernel k, XcError *err);
 void gemm_free(Gemm *mm);
 const char *gemm_precision_name(MatmulPrecision p); // "fp32" / "bf16"
-const char *gemm_bf16_kernel_name(const Gemm *mm);  // "amx", "avx512-bf16" or "none"
+const char *gemm_bf16_kernel_name(const Gemm *mm);  // "amx", "avx512-bf16", "avx512-fma" or "none"
 const char *xc_bf16_kernel_name(Bf16Kernel k);      // the same for a kernel
+Bf16Kernel xc_bf16_kernel_named(const char *name);  // the kernel of that name (XC_BF16_NONE: no such kernel)
 // AMX-BF16 usable here (CPU support and the kernel's permission for the tile state)?
 bool xc_amx_available(void);
 // AVX512-BF16 usable here (CPU support for AVX512F/BW/VL/BF16 and the OS saving the zmm state)?
 bool xc_avx512bf16_available(void);
-bool xc_bf16_kernel_available(Bf16Kernel k);
-// The kernel gemm_init chooses: AMX if usable, else AVX512-BF16, else XC_BF16_NONE.
+bool xc_bf16_kernel_available(Bf16Kernel k); // the AVX512 kernels both need AVX512-BF16 (its conversion packs)
+// Multiply-adds per second of VDPBF16PS on zmm against VFMADD231PS on this core, measured once (about 1 ms; 0 without
+// AVX512-BF16): about 2 on AMD Zen 4 (2 per lane, at the FMA's rate), 0.5 on Intel Sapphire / Emerald Rapids.
+double xc_vdpbf16ps_speed(void);
+// The kernel gemm_init chooses: AMX if usable, else with AVX512-BF16 XC_BF16_AVX512, or XC_BF16_AVX512_FMA where
+// xc_vdpbf16ps_speed() < 0.75 (the FMA kernel packs twice the bytes, so VDPBF16PS wins at equal multiply-add rates),
+// else XC_BF16_NONE.
 Bf16Kernel xc_bf16_best_kernel(void);
 // Contexts for the GEMMs of an OpenMP loop, one per thread (use [omp_get_thread_num()]; call outside the loop with
 // n >= its team size): mm's precision and kernel, their own packing buffers (grown on first use, as mm's), and
@@ -207,7 +216,7 @@ static inline float xc_quick_gelu_grad1(float x) {
 // write that R x C intermediate and read it back to pack it; fused, the packing reads x and applies the function
 // on the way (a prologue), and QuickGELU's backward multiplies by its derivative as the product is stored (an
 // epilogue). The bits are those of the unfused route: the same formulas on the same floats, then the same
-// bf16 GEMM. Only the AVX512-BF16 kernel fuses (gemm_fuses); elsewhere the caller writes the intermediate.
+// bf16 GEMM. Only the AVX512 kernels fuse (gemm_fuses); on AMX the caller writes the intermediate.
 //
 // A prologue works on a stored operand that is not transposed (op(A) = A, op(B) = B), element (r, c) of the stored
 // matrix: LayerNorm xc_layernorm1(x, mean[r], rstd[r], w[c], b[c]) with the statistics of xc_layernorm_stats, or
@@ -233,8 +242,8 @@ typedef struct GemmFused {
     int64_t ldc;
 } GemmFused;
 
-// Does mm run a GEMM of this size in bf16 with fusion (BF16 precision on the AVX512-BF16 kernel)? Callers that
+// Does mm run a GEMM of this size in bf16 with fusion (BF16 precision on an AVX512 kernel)? Callers that
 // get false compute the intermediate themselves and call gemm_bias / gemm_run.
 bool gemm_fuses(const Gemm *mm, int64_t M, int64_t N, int64_t K);
-// The fused GEMM, on mm's AVX512-BF16 kernel whatever mm's precision (tests compare it with the unfused route).
+// The fused GEMM, on mm's AVX512 kernel whatever mm's precision (tests compare it with the unfused route).
 void gemm_bf16_fused(Gemm *mm, const GemmFused *f);

@@ -4,12 +4,12 @@
 // (tests/ref/xclip_ref.py) on the same input in the same run, in its own process.
 //
 //   bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--patch 32|16] [--checkpoint] [--no-fused]
-//               [--no-spill] [--bf16] [--no-torch] [--torch-mem GB]
+//               [--no-spill] [--bf16[=amx|avx512-bf16|avx512-fma]] [--no-torch] [--torch-mem GB]
 // The C side runs as xclip-train does by default: AdamW applied inside backward with transient gradients (no
 // gradient buffers between steps; --no-fused: backward, then adamw_step) and the frozen text tower, which a
 // fix_text step never reads, spilled to an unlinked file in $TMPDIR, default /tmp (--no-spill: kept in memory;
 // see param_store_spill). --checkpoint recomputes each vision block in backward. --bf16 runs the C side's large
-// matmuls in bf16 (a Gemm context at XC_MATMUL_BF16: AMX, or else AVX512-BF16), adds PyTorch under
+// matmuls in bf16 (a Gemm context at XC_MATMUL_BF16 on gemm_init's kernel, or =NAME's), adds PyTorch under
 // torch.autocast('cpu', bfloat16), and runs the C side in float32 too, in the same rounds, for the bf16 / float32
 // ratio of our own step.
 // PyTorch runs under an address-space limit (--torch-mem GB; default: the machine's memory less 1 GiB), so a
@@ -81,7 +81,8 @@ static void phase(const char *what) {
     printf("rss after %-28s %.3f GB (peak %.3f GB)\n", what, xc_rss() / 1e9, xc_peak_rss() / 1e9);
 }
 
-static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bool fused, const char *spill_dir, bool bf16) {
+static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bool fused, const char *spill_dir, bool bf16,
+                     const char *kernel) {
     ParamStore ps;
     param_store_init(&ps, "params");
     ps.transient_grads = fused; // gradients live only inside backward
@@ -110,6 +111,8 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
     Gemm mm;
     XcError err;
     if (gemm_init(&mm, bf16 ? XC_MATMUL_BF16 : XC_MATMUL_FP32, &err) != XC_OK) xc_fatal("--bf16: %s", err.msg);
+    if (bf16 && kernel && gemm_set_bf16_kernel(&mm, xc_bf16_kernel_named(kernel), &err) != XC_OK)
+        xc_fatal("--bf16=%s: %s", kernel, err.msg);
     Graph g;
     graph_init(&g, 0);
     g.gemm = &mm;
@@ -216,6 +219,7 @@ int main(int argc, char **argv) {
     int64_t B = 2, T = 8, K = 400, P = 32;
     bool with_torch = true, c_only = false, checkpoint = false, fused = true, spill = true; // the trainer's defaults
     bool bf16 = false;
+    const char *kernel = NULL; // --bf16=NAME
     double torch_mem_gb = 0; // 0: the machine's memory less 1 GiB
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
@@ -230,10 +234,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-fused")) fused = false;
         else if (!strcmp(argv[i], "--no-spill")) spill = false;
         else if (!strcmp(argv[i], "--bf16")) bf16 = true;
-        else if (!strcmp(argv[i], "--torch-mem") && i + 1 < argc) torch_mem_gb = atof(argv[++i]);
+        else if (!strncmp(argv[i], "--bf16=", 7)) {
+            bf16 = true;
+            kernel = argv[i] + 7;
+            if (xc_bf16_kernel_named(kernel) == XC_BF16_NONE) {
+                fprintf(stderr, "bench_xclip: --bf16=%s: want amx, avx512-bf16 or avx512-fma\n", kernel);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--torch-mem") && i + 1 < argc) torch_mem_gb = atof(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--patch 32|16]\n"
-                            "                   [--checkpoint] [--no-fused] [--no-spill] [--bf16] [--no-torch] [--torch-mem GB]\n");
+                            "                   [--checkpoint] [--no-fused] [--no-spill] [--bf16[=amx|avx512-bf16|avx512-fma]]\n"
+                            "                   [--no-torch] [--torch-mem GB]\n");
             return 2;
         }
     }
@@ -252,7 +264,7 @@ int main(int argc, char **argv) {
 #endif
         openblas_set_num_threads(threads);
         const char *tmp = getenv("TMPDIR");
-        Figures f = run_c(&cfg, B, K, steps, fused, spill ? (tmp && *tmp ? tmp : "/tmp") : NULL, bf16);
+        Figures f = run_c(&cfg, B, K, steps, fused, spill ? (tmp && *tmp ? tmp : "/tmp") : NULL, bf16, kernel);
         printf("train_s %.4f\neval_s %.4f\nrss_gb %.3f\ntrain_cpu_s %.4f\neval_cpu_s %.4f\n", f.train_s, f.eval_s, f.rss_gb,
                f.train_cpu_s, f.eval_cpu_s);
         return 0;
@@ -263,7 +275,7 @@ int main(int argc, char **argv) {
            "rounds, OpenBLAS core %s (both sides)%s%s%s%s%s%s\n", (long long)P, (long long)T, (long long)B, (long long)K, threads, steps, rounds, xc_blas_core(),
            checkpoint ? ", xclip.c with gradient checkpointing" : "", fused ? ", AdamW fused into backward" : "",
            spill ? ", frozen text tower spilled to disk" : "",
-           bf16 ? ", xclip.c matmuls in bf16 (" : "", bf16 ? xc_bf16_kernel_name(xc_bf16_best_kernel()) : "",
+           bf16 ? ", xclip.c matmuls in bf16 (" : "", bf16 ? (kernel ? kernel : xc_bf16_kernel_name(xc_bf16_best_kernel())) : "",
            bf16 ? "), PyTorch also under bf16 autocast" : "");
     char cmd[1024], limit[64] = "";
     const long long mem_kib = torch_mem_gb > 0 ? (long long)(torch_mem_gb * (1 << 20)) : torch_mem_limit_kib();
@@ -286,9 +298,10 @@ int main(int argc, char **argv) {
         }
         for (int side = bf16 ? 0 : 1; side < 2; side++) { // with --bf16: the C side in float32 first, then in bf16
             const bool side_bf16 = bf16 && side == 1;
-            snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld --patch %lld%s%s%s%s", self,
-                     threads, steps, (long long)B, (long long)T, (long long)P, checkpoint ? " --checkpoint" : "", fused ? "" : " --no-fused",
-                     spill ? "" : " --no-spill", side_bf16 ? " --bf16" : "");
+            snprintf(cmd, sizeof cmd, "'%s' --c-only --threads %d --steps %d --batch %lld --frames %lld --patch %lld%s%s%s%s%s%s",
+                     self, threads, steps, (long long)B, (long long)T, (long long)P, checkpoint ? " --checkpoint" : "",
+                     fused ? "" : " --no-fused", spill ? "" : " --no-spill", side_bf16 ? " --bf16" : "",
+                     side_bf16 && kernel ? "=" : "", side_bf16 && kernel ? kernel : "");
             Figures f = run_side(cmd, side_bf16 || !bf16 ? "xclip.c" : "xclip.c fp32");
             printf("  round %d: xclip.c%s step %.3f s (%.2f CPU s), eval %.3f s (%.2f CPU s)\n", round + 1,
                    bf16 ? (side_bf16 ? " bf16" : " fp32") : "", f.train_s, f.train_cpu_s, f.eval_s, f.eval_cpu_s);

@@ -25,6 +25,7 @@
 #include "xclip_fixture.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #ifdef _OPENMP
 #include <omp.h>
 #define SET_THREADS(n) omp_set_num_threads(n)
@@ -477,17 +478,116 @@ static void test_model(const char *cfgname) {
     xclip_fixture_close(&fx);
 }
 
+// The FMA kernel's naive twin: element by element, the sum of the bf16-rounded operands' products over the pairs of
+// k in order, the product of k = 2p + 1 added first, then that of k = 2p, each add a scalar FMA under MXCSR's FTZ and
+// DAZ (VDPBF16PS's arithmetic as Intel documents it); then the epilogue in the kernels' order: alpha sum, beta C
+// fused in, the bias added (without FTZ / DAZ).
+__attribute__((target("fma"))) static float fma1(float a, float b, float c) {
+    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
+
+__attribute__((target("fma"))) static void gemm_pairs_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                                                            const float *A, int64_t lda, const float *B, int64_t ldb,
+                                                            float beta, const float *bias, float *C, int64_t ldc) {
+    const unsigned csr = _mm_getcsr();
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            float sum = 0.0f;
+            _mm_setcsr(csr | 0x8040); // FTZ, DAZ
+            for (int64_t k = 0; k < K; k += 2) {
+                const int64_t k1 = k + 1;
+                const float a1 = k1 < K ? bf16_round(ta ? A[k1 * lda + i] : A[i * lda + k1]) : 0.0f;
+                const float b1 = k1 < K ? bf16_round(tb ? B[j * ldb + k1] : B[k1 * ldb + j]) : 0.0f;
+                sum = fma1(a1, b1, sum);
+                sum = fma1(bf16_round(ta ? A[k * lda + i] : A[i * lda + k]), bf16_round(tb ? B[j * ldb + k] : B[k * ldb + j]), sum);
+            }
+            _mm_setcsr(csr);
+            float v = alpha * sum;
+            if (beta != 0.0f) v = fma1(beta, C[i * ldc + j], v);
+            if (bias) v += bias[j];
+            C[i * ldc + j] = v;
+        }
+}
+
+// The AVX512 kernels against the naive twin, bit for bit: every transpose, beta and bias at sizes off the blocks, on
+// operands of ordinary size and on tiny ones whose products and partial sums fall below float32's normal range
+// (2^-126), where only the flushing keeps the bits. The FMA kernel must match (it is built to that arithmetic);
+// VDPBF16PS's match is reported, not required: Intel documents this order and flushing (and the Sapphire / Emerald
+// Rapids VM here follows it), other vendors' implementations may round otherwise.
+static void test_twins(void) {
+    if (!xc_bf16_kernel_available(XC_BF16_AVX512)) return;
+    XcError err;
+    Gemm mm[2];
+    const Bf16Kernel kern[2] = {XC_BF16_AVX512_FMA, XC_BF16_AVX512};
+    for (int q = 0; q < 2; q++)
+        if (gemm_init(&mm[q], XC_MATMUL_BF16, &err) != XC_OK || gemm_set_bf16_kernel(&mm[q], kern[q], &err) != XC_OK) {
+            XC_EXPECT(false, "%s refused although AVX512-BF16 is here: %s", xc_bf16_kernel_name(kern[q]), err.msg);
+            return;
+        }
+    Rng r = rng_stream(37, RNG_STREAM_TEST);
+    const int64_t sizes[][3] = {{1, 1, 1}, {13, 33, 1}, {25, 31, 31}, {33, 17, 65}, {100, 70, 129}, {70, 600, 1100}};
+    int cases = 0, same[2] = {0, 0};
+    long long elems = 0, differ[2] = {0, 0};
+    for (int tiny = 0; tiny < 2; tiny++)
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            for (int v = 0; v < 16; v++) {
+                const int ta = v & 1, tb = v >> 1 & 1, with_beta = v >> 2 & 1, with_bias = v >> 3 & 1;
+                const int64_t M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+                if (M * N * K > 1000000 && (with_beta != with_bias)) continue; // the largest size: 8 variants
+                const int64_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 3, ldc = N + 2;
+                const int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;
+                float *A = rnd(&r, na), *B = rnd(&r, nb), *C0 = rnd(&r, M * ldc), *bias = with_bias ? rnd(&r, N) : NULL;
+                float *C = malloc((size_t)(M * ldc) * sizeof(float)), *ref = malloc((size_t)(M * ldc) * sizeof(float));
+                if (tiny) { // products below 2^-124, mostly below 2^-126: some partial sums flushed, some kept
+                    for (int64_t i = 0; i < na; i++) A[i] *= 0x1p-60f;
+                    for (int64_t i = 0; i < nb; i++) B[i] *= 0x1p-64f;
+                    for (int64_t i = 0; i < M * ldc; i++) C0[i] *= 0x1p-126f;
+                }
+                const float beta = with_beta ? 0.5f : 0.0f;
+                memcpy(ref, C0, (size_t)(M * ldc) * sizeof(float));
+                gemm_pairs_naive(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, beta, bias, ref, ldc);
+                for (int q = 0; q < 2; q++) {
+                    memcpy(C, C0, (size_t)(M * ldc) * sizeof(float));
+                    gemm_bf16_bias(&mm[q], ta, tb, M, N, K, 0.7f, A, lda, B, ldb, beta, bias, C, ldc);
+                    int bad = 0;
+                    for (int64_t i = 0; i < M; i++)
+                        for (int64_t j = 0; j < N; j++) bad += memcmp(&C[i * ldc + j], &ref[i * ldc + j], sizeof(float)) != 0;
+                    if (q == 0)
+                        XC_EXPECT(bad == 0, "avx512-fma differs from its naive twin in %d of %lld elements (%s operands, "
+                                  "M %lld N %lld K %lld, ta %d tb %d beta %g bias %d)", bad, (long long)(M * N),
+                                  tiny ? "tiny" : "ordinary", (long long)M, (long long)N, (long long)K, ta, tb, beta, with_bias);
+                    same[q] += bad == 0;
+                    differ[q] += bad;
+                }
+                elems += M * N;
+                cases++;
+                free(A), free(B), free(C0), free(C), free(ref), free(bias);
+            }
+    printf("  the naive twin of the pairs' arithmetic (scalar FMAs, FTZ / DAZ; ordinary and tiny operands, every transpose, "
+           "beta, bias): avx512-fma the same bits in %d of %d cases; avx512-bf16 (VDPBF16PS, not required) in %d of %d, "
+           "%lld of %lld elements differing\n", same[0], cases, same[1], cases, differ[1], elems);
+    gemm_free(&mm[0]);
+    gemm_free(&mm[1]);
+}
+
 // gemm_init's choice, and a kernel the CPU lacks refused with mm unchanged.
 static void test_choice(void) {
     XcError err;
     Gemm mm;
     XC_EXPECT(gemm_init(&mm, XC_MATMUL_BF16, &err) == XC_OK, "gemm_init(BF16): %s", err.msg);
-    XC_EXPECT(mm.kernel == xc_bf16_best_kernel() && mm.kernel == (xc_amx_available() ? XC_BF16_AMX : XC_BF16_AVX512),
-              "gemm_init chose %s, want AMX if usable, else AVX512-BF16", gemm_bf16_kernel_name(&mm));
-    printf("  units here: AMX %s, AVX512-BF16 %s; gemm_init chose %s\n", xc_amx_available() ? "yes" : "no",
-           xc_avx512bf16_available() ? "yes" : "no", gemm_bf16_kernel_name(&mm));
-    const Bf16Kernel all[] = {XC_BF16_AMX, XC_BF16_AVX512};
-    for (int i = 0; i < 2; i++) {
+    const double speed = xc_vdpbf16ps_speed();
+    const Bf16Kernel want = xc_amx_available() ? XC_BF16_AMX : speed < 0.75 ? XC_BF16_AVX512_FMA : XC_BF16_AVX512;
+    XC_EXPECT(mm.kernel == xc_bf16_best_kernel() && mm.kernel == want, "gemm_init chose %s, want AMX if usable, else "
+              "avx512-fma where VDPBF16PS does < 0.75x the FMA's multiply-adds (%.2fx here), else avx512-bf16",
+              gemm_bf16_kernel_name(&mm), speed);
+    XC_EXPECT(speed > 0, "VDPBF16PS's speed was not measured (%g)", speed);
+    printf("  units here: AMX %s, AVX512-BF16 %s (VDPBF16PS: %.2fx the multiply-adds of FMA); gemm_init chose %s\n",
+           xc_amx_available() ? "yes" : "no", xc_avx512bf16_available() ? "yes" : "no", speed, gemm_bf16_kernel_name(&mm));
+    for (Bf16Kernel k = XC_BF16_AMX; k <= XC_BF16_AVX512_FMA; k++)
+        XC_EXPECT(xc_bf16_kernel_named(xc_bf16_kernel_name(k)) == k, "kernel %d's name '%s' names another", k, xc_bf16_kernel_name(k));
+    XC_EXPECT(xc_bf16_kernel_named("avx512") == XC_BF16_NONE, "an unknown kernel name accepted");
+    const Bf16Kernel all[] = {XC_BF16_AMX, XC_BF16_AVX512, XC_BF16_AVX512_FMA};
+    for (int i = 0; i < 3; i++) {
         Bf16Kernel before = mm.kernel;
         int rc = gemm_set_bf16_kernel(&mm, all[i], &err);
         if (xc_bf16_kernel_available(all[i])) {
@@ -501,7 +601,7 @@ static void test_choice(void) {
 }
 
 int main(void) {
-    const Bf16Kernel all[] = {XC_BF16_AMX, XC_BF16_AVX512};
+    const Bf16Kernel all[] = {XC_BF16_AMX, XC_BF16_AVX512, XC_BF16_AVX512_FMA};
     if (xc_bf16_best_kernel() == XC_BF16_NONE) {
         XcError err;
         Gemm mm;
@@ -512,7 +612,8 @@ int main(void) {
         return rc == XC_OK ? 1 : 77;
     }
     test_choice();
-    for (int i = 0; i < 2; i++) {
+    test_twins();
+    for (int i = 0; i < 3; i++) {
         if (!xc_bf16_kernel_available(all[i])) {
             printf("  %s: not available here, not tested\n", xc_bf16_kernel_name(all[i]));
             continue;
@@ -525,7 +626,7 @@ int main(void) {
         }
         test_gemm();
         test_threads();
-        if (all[i] == XC_BF16_AVX512) test_fused();
+        if (all[i] != XC_BF16_AMX) test_fused();
         test_dispatch();
         test_attention();
         test_model("t3");
