@@ -123,15 +123,13 @@ void config_write_keys_markdown(FILE *f) {
         } else if (k->kind == K_F64) snprintf(range, sizeof range, " (%g..%g)", k->lo, k->hi);
         else if (k->kind == K_ENUM) snprintf(range, sizeof range, " (one of %s)", k->choices);
         else if (k->kind == K_BOOL) snprintf(range, sizeof range, " (true/false)");
-        // escape | in the choices for the markdown table
-        char doc[768];
-        snprintf(doc, sizeof doc, "%s%s", k->doc, range);
         if (*k->def) fprintf(f, "| `%s` | `%s` | ", k->key, k->def);
         else fprintf(f, "| `%s` | (empty) | ", k->key);
-        for (const char *p = doc; *p; p++) {
-            if (*p == '|') fputs("\\|", f);
-            else fputc(*p, f);
-        }
+        for (int part = 0; part < 2; part++) // the meaning, then the range, | escaped for the markdown table
+            for (const char *p = part ? range : k->doc; *p; p++) {
+                if (*p == '|') fputs("\\|", f);
+                else fputc(*p, f);
+            }
         fputs(" |\n", f);
     }
 }
