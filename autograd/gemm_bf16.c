@@ -3,7 +3,7 @@
 // AVX512 kernels (VDPBF16PS, or FMAs on bf16 operands), the only ones that fuse, are in gemm_bf16_avx512.c.
 // Everything outside functions marked AMX_TARGET is baseline x86-64 code.
 //
-// Both kernels compute C = alpha op(A) op(B) + beta C with op(A), op(B) rounded to bfloat16 (round to nearest
+// All kernels compute C = alpha op(A) op(B) + beta C with op(A), op(B) rounded to bfloat16 (round to nearest
 // even), products exact and sums in float32, on float32 tensors: the arithmetic of torch's float32 matmul
 // precision "medium" (AMP's bf16 matmuls also round their outputs to bf16; these stay float32). The AMX kernel:
 //   1. pack op(A) into 16 x 32 bf16 tiles (rows i, 32 consecutive k) and op(B) into 16 x 32 tiles in AMX's

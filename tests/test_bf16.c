@@ -1,6 +1,8 @@
 // test_bf16.c - the bfloat16 matmul path (a Gemm context at XC_MATMUL_BF16), on each kernel this CPU offers: Intel
-// AMX (autograd/gemm_bf16.c) and AVX512-BF16 (autograd/gemm_bf16_avx512.c):
-//   - gemm_init's choice (AMX if usable, else AVX512-BF16); a kernel the CPU lacks is refused by name;
+// AMX (autograd/gemm_bf16.c) and AVX512-BF16's two (autograd/gemm_bf16_avx512.c: VDPBF16PS, or FMAs):
+//   - gemm_init's choice (AMX if usable, else avx512-fma where VDPBF16PS is slow, else avx512-bf16); kernel names;
+//     a kernel the CPU lacks is refused by name;
+//   - both AVX512 kernels against a naive scalar twin of the pairs' arithmetic, bit for bit (test_twins);
 //   - gemm_bf16 against a double-precision GEMM of the bf16-rounded operands (round to nearest even):
 //     all transpose combinations, sizes off the kernels' blocks (12 x 32 for AVX512-BF16, 16 / 32 tiles for AMX),
 //     K = 0, 1 and odd, padded leading dimensions, alpha, beta 0 and 0.5, with and without a bias;
@@ -9,7 +11,7 @@
 //     rounding (the path really rounds);
 //   - the same bits with 1, 2 and 3 threads, on a repeated call and through per-thread contexts inside a parallel
 //     region, for every transpose; packing buffers only grow;
-//   - the fused prologues (LayerNorm, QuickGELU) and epilogue (QuickGELU's gradient) of the AVX512-BF16 kernel
+//   - the fused prologues (LayerNorm, QuickGELU) and epilogue (QuickGELU's gradient) of the AVX512 kernels
 //     against the unfused route, bit for bit (test_fused);
 //   - dispatch: with the precision set, big GEMMs outside parallel regions take the path bit for bit,
 //     small ones and those inside a parallel region stay float32 SGEMM, unless through a per-thread context;
@@ -174,7 +176,7 @@ static void test_threads(void) {
     free(A); free(B); free(bias); free(C0);
 }
 
-// gemm_bf16_fused (AVX512-BF16 only) against the route it replaces, bit for bit, with 1, 2 and 3 threads: a LayerNorm
+// gemm_bf16_fused (the AVX512 kernels only) against the route it replaces, bit for bit, with 1, 2 and 3 threads: a LayerNorm
 // or QuickGELU prologue on op(A) = A or on op(B) = B (the other operand either way round) against the function
 // written out by xc_layernorm_fwd / xc_quick_gelu_fwd and then gemm_bf16_bias; the QuickGELU gradient epilogue
 // against gemm_bf16 into a scratch, then xc_quick_gelu_bwd. Sizes off the 12 x 32 blocks, odd K (a last pair with

@@ -114,7 +114,8 @@ const Key CONFIG_KEYS[] = {
     ENUM("train", "matmul", matmul, "fp32|bf16", "fp32",
          "precision of the large matrix products of training and evaluation (xclip-eval too): fp32, or bf16 = operands "
          "rounded to bfloat16 and float32 sums (mixed precision) on Intel AMX, or else on AVX512-BF16 (AMD Zen 4 and "
-         "later; the log names the unit): GEMMs about 2x faster with AVX512-BF16, 4-5x with AMX; results differ from "
+         "later; the log names the unit): GEMMs 4-5x faster with AMX, about 2x on AMD Zen 4, no faster on Intel CPUs "
+         "whose AMX a hypervisor hides (their VDPBF16PS is slow: the avx512-fma kernel keeps float32's speed); results differ from "
          "fp32 at bf16 rounding; weights, gradients and AdamW stay float32; with fix_text the cached class text "
          "features are computed in float32; attention's per-head products too from 64^3 multiply-adds (ViT-B/16's 197 "
          "tokens; B/32's 50 stay float32), its softmax float32. From random "
