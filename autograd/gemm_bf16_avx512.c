@@ -1,11 +1,11 @@
 // gemm_bf16_avx512.c - the bf16 GEMM on AVX512-BF16, for CPUs that have it but no usable AMX: AMD Zen 4 / 5, Intel
 // Cooper Lake, and Intel AMX parts whose hypervisor hides AMX. Two kernels (kernels.h) share the packing and the
-// blocking and give the same bits:
+// blocking, and give the same bits where VDPBF16PS adds in Intel's documented order (test_bf16):
 //   XC_BF16_AVX512      the products and sums by VDPBF16PS;
 //   XC_BF16_AVX512_FMA  the same arithmetic by float32 FMAs on the bf16 values widened in packing, with the
 //                       denormals flushed as VDPBF16PS does (MXCSR FTZ and DAZ), for CPUs whose VDPBF16PS runs at
-//                       a fraction of the FMA rate (Intel Sapphire / Emerald Rapids: half of it in multiply-adds
-//                       per second, xc_vdpbf16ps_speed).
+//                       a fraction of the FMA rate (Intel Emerald Rapids: half of it in multiply-adds per second,
+//                       xc_vdpbf16ps_speed).
 //
 // The AMX kernel's arithmetic: op(A) and op(B) rounded to bfloat16 (nearest even, VCVTNE2PS2BF16), exact products,
 // float32 sums (VDPBF16PS adds the products of k = 2p + 1 and k = 2p to a float32 lane, rounding to nearest even
@@ -109,7 +109,7 @@ double xc_vdpbf16ps_speed(void) {
     if (g_dp_speed < 0.0) {
         g_dp_speed = 0.0;
         if (!xc_avx512bf16_available()) return 0.0;
-        double dp = 1e30, fma = 1e30; // best of 5 interleaved runs of about 50 us each: a preempted run only loses
+        double dp = 1e30, fma = 1e30; // best of 5 interleaved runs of 10-50 us each: a preempted run only loses
         probe_run(true, 2000);
         probe_run(false, 2000);
         for (int rep = 0; rep < 5; rep++) {
@@ -384,7 +384,7 @@ AVX512BF16_TARGET static void compute(const uint32_t *ap, const uint32_t *bp, in
 void gemm_bf16_avx512(Gemm *mm, float alpha, const GemmFused *f) {
     const bool fma = mm->kernel == XC_BF16_AVX512_FMA;
     const int64_t P = (f->K + 1) / 2, Mp = (f->M + MR - 1) / MR * MR, Np = (f->N + NR - 1) / NR * NR;
-    const int64_t halfs = fma ? 4 : 2; // bf16 values' room per packed pair: two dwords widened
+    const int64_t halfs = fma ? 4 : 2; // 16-bit slots per (row or column, pair): a dword, or two floats widened
     uint32_t *ap = (uint32_t *)gemm_bf16_grow(&mm->apack, &mm->apack_cap, (size_t)(Mp * P * halfs)),
              *bp = (uint32_t *)gemm_bf16_grow(&mm->bpack, &mm->bpack_cap, (size_t)(Np * P * halfs));
     const GemmPre *pa = f->pre_a.kind ? &f->pre_a : NULL, *pb = f->pre_b.kind ? &f->pre_b : NULL;

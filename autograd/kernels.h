@@ -39,7 +39,8 @@ void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
 //                               Cooper Lake, and Intel AMX parts where a hypervisor hides AMX;
 //           XC_BF16_AVX512_FMA  the same sums by float32 FMAs on the bf16 operands (same file), for CPUs with
 //                               AVX512-BF16 whose VDPBF16PS does fewer multiply-adds per second than their FMAs
-//                               (Intel Sapphire / Emerald Rapids: half as many); the same bits as XC_BF16_AVX512.
+//                               (Intel Emerald Rapids with AMX hidden: half as many); the same bits as
+//                               XC_BF16_AVX512 where VDPBF16PS adds in Intel's documented order.
 //         Each gives the same bits whatever the thread count; AMX's differ from the AVX512 ones (its float32
 //         sums run in another order).
 //
@@ -76,7 +77,8 @@ bool xc_amx_available(void);
 bool xc_avx512bf16_available(void);
 bool xc_bf16_kernel_available(Bf16Kernel k); // the AVX512 kernels both need AVX512-BF16 (its conversion packs)
 // Multiply-adds per second of VDPBF16PS on zmm against VFMADD231PS on this core, measured once (about 1 ms; 0 without
-// AVX512-BF16): about 2 on AMD Zen 4 (2 per lane, at the FMA's rate), 0.5 on Intel Sapphire / Emerald Rapids.
+// AVX512-BF16): 0.49 measured on Intel Emerald Rapids; about 2 expected on AMD Zen 4 (not measured: there the
+// VDPBF16PS kernel ran about twice SGEMM's speed).
 double xc_vdpbf16ps_speed(void);
 // The kernel gemm_init chooses: AMX if usable, else with AVX512-BF16 XC_BF16_AVX512, or XC_BF16_AVX512_FMA where
 // xc_vdpbf16ps_speed() < 0.75 (the FMA kernel packs twice the bytes, so VDPBF16PS wins at equal multiply-add rates),

@@ -514,8 +514,8 @@ __attribute__((target("fma"))) static void gemm_pairs_naive(bool ta, bool tb, in
 // The AVX512 kernels against the naive twin, bit for bit: every transpose, beta and bias at sizes off the blocks, on
 // operands of ordinary size and on tiny ones whose products and partial sums fall below float32's normal range
 // (2^-126), where only the flushing keeps the bits. The FMA kernel must match (it is built to that arithmetic);
-// VDPBF16PS's match is reported, not required: Intel documents this order and flushing (and the Sapphire / Emerald
-// Rapids VM here follows it), other vendors' implementations may round otherwise.
+// VDPBF16PS's match is reported, not required: Intel documents this order and flushing (and the Emerald Rapids VM
+// here follows it), other vendors' implementations may round otherwise.
 static void test_twins(void) {
     if (!xc_bf16_kernel_available(XC_BF16_AVX512)) return;
     XcError err;
