@@ -304,6 +304,11 @@ int main(void) {
         XC_EXPECT(run("--set train.max_iters=40 --set train.matmul=bf16", f) == 0, "bf16 run failed (see %s.log)", f);
         snprintf(cmd, sizeof cmd, "grep -q 'matmuls in bf16 (%s,' '%s.log'", xc_bf16_kernel_name(xc_bf16_best_kernel()), f);
         XC_EXPECT(system(cmd) == 0, "the bf16 run does not say so, naming %s (see %s.log)", xc_bf16_kernel_name(xc_bf16_best_kernel()), f);
+        // on the FMA kernel (a slow VDPBF16PS) the log tells that fp32 is as fast, and only there
+        const bool slow_dp = xc_bf16_best_kernel() == XC_BF16_AVX512_FMA;
+        snprintf(cmd, sizeof cmd, "grep -q 'train.matmul = fp32 is as fast here' '%s.log'", f);
+        XC_EXPECT((system(cmd) == 0) == slow_dp, "the bf16 run %s the note on a slow VDPBF16PS (kernel %s; see %s.log)",
+                  slow_dp ? "lacks" : "wrongly prints", xc_bf16_kernel_name(xc_bf16_best_kernel()), f);
         XC_EXPECT(run("--set train.max_iters=21 --set train.matmul=bf16 --set output.snapshot_freq=7", g) == 0, "bf16 first part failed");
         XC_EXPECT(run("--set train.max_iters=40 --set train.matmul=bf16 --resume auto", g) == 0, "bf16 resumed part failed");
         snprintf(p1, sizeof p1, "%s/last.safetensors", f);

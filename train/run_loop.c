@@ -208,6 +208,10 @@ static int run_restore(Run *r, XcError *err) {
         snprintf(matmul, sizeof matmul, "bf16 (%s, float32 sums; train.matmul)", gemm_bf16_kernel_name(&r->gemm));
     runlog_say(&r->log, "optimiser: AdamW%s; matmuls in %s\n",
                t->st->fused ? ", applied inside backward (fused: no gradient buffers between steps)" : "", matmul);
+    if (r->gemm.precision == XC_MATMUL_BF16 && r->gemm.kernel == XC_BF16_AVX512_FMA)
+        runlog_say(&r->log, "note: this CPU's VDPBF16PS does %.2fx the multiply-adds of its FMAs, so bf16 runs on FMAs "
+                            "(avx512-fma) at about float32's speed: train.matmul = fp32 is as fast here\n",
+                   xc_vdpbf16ps_speed());
     char ranks[64] = "";
     if (r->ranks > 1) snprintf(ranks, sizeof ranks, "%d ranks x ", r->ranks);
     runlog_say(&r->log, "data: %lld training %s, %lld batches of %d per epoch, %saccumulation %d: %d %s per step\n",
