@@ -81,8 +81,8 @@ bool xc_bf16_kernel_available(Bf16Kernel k); // the AVX512 kernels both need AVX
 // VDPBF16PS kernel ran about twice SGEMM's speed).
 double xc_vdpbf16ps_speed(void);
 // The kernel gemm_init chooses: AMX if usable, else with AVX512-BF16 XC_BF16_AVX512, or XC_BF16_AVX512_FMA where
-// xc_vdpbf16ps_speed() < 0.75 (the FMA kernel packs twice the bytes, so VDPBF16PS wins at equal multiply-add rates),
-// else XC_BF16_NONE.
+// xc_vdpbf16ps_speed() < 0.75, else XC_BF16_NONE. The threshold lies between the 0.49 and the about 2 seen, below 1
+// because the FMA kernel packs twice the bytes (at equal multiply-add rates VDPBF16PS should win; not measured).
 Bf16Kernel xc_bf16_best_kernel(void);
 // Contexts for the GEMMs of an OpenMP loop, one per thread (use [omp_get_thread_num()]; call outside the loop with
 // n >= its team size): mm's precision and kernel, their own packing buffers (grown on first use, as mm's), and
