@@ -38,7 +38,6 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -68,12 +67,6 @@ bool xc_avx512bf16_available(void) {
     return g_avx512bf16 == 1;
 }
 
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 #define CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 // Seconds for n rounds of 12 independent VDPBF16PS (dp) or VFMADD231PS on zmm registers; the asm barrier keeps the
 // operands in registers and the loop from being folded.
@@ -81,7 +74,7 @@ AVX512BF16_TARGET static double probe_run(bool dp, int n) {
     __m512 c[12];
     for (int i = 0; i < 12; i++) c[i] = _mm512_set1_ps((float)i);
     __m512 x = _mm512_set1_ps(1.0f), y = _mm512_set1_ps(1.0f);
-    const double t0 = seconds();
+    const double t0 = xc_now();
     if (dp) {
         for (int r = 0; r < n; r++) {
 #define DP(i) c[i] = _mm512_dpbf16_ps(c[i], (__m512bh)x, (__m512bh)y);
@@ -97,7 +90,7 @@ AVX512BF16_TARGET static double probe_run(bool dp, int n) {
     }
 #undef DP
 #undef FMA
-    const double t = seconds() - t0;
+    const double t = xc_now() - t0;
     for (int i = 1; i < 12; i++) c[0] = _mm512_add_ps(c[0], c[i]);
     __asm__ volatile("" : : "v"(c[0]));
     return t;
@@ -275,6 +268,14 @@ AVX512BF16_TARGET static void pack_b(bool tb, int64_t N, int64_t K, const float 
 #define ACC_ZERO(r) c##r##l = _mm512_setzero_ps(); c##r##h = _mm512_setzero_ps();
 #define ACC_LOAD(r) c##r##l = _mm512_load_ps(acc + (r) * NR); c##r##h = _mm512_load_ps(acc + (r) * NR + 16);
 #define ACC_STORE(r) _mm512_store_ps(acc + (r) * NR, c##r##l); _mm512_store_ps(acc + (r) * NR + 16, c##r##h);
+// The 24 accumulators of a micro-kernel, from zero (first) or from acc.
+#define ACC_BEGIN(first)                                                            \
+    ROWS(ACC_DECLARE)                                                               \
+    if (first) {                                                                    \
+        ROWS(ACC_ZERO)                                                              \
+    } else {                                                                        \
+        ROWS(ACC_LOAD)                                                              \
+    }
 #define ACC_STEP(r)                                                                 \
     {                                                                               \
         const __m512bh x = (__m512bh)_mm512_set1_epi32((int)a[(r)]);                \
@@ -285,12 +286,7 @@ AVX512BF16_TARGET static void pack_b(bool tb, int64_t N, int64_t K, const float 
 // acc (MR x NR floats, row stride NR) = (first ? 0 : acc) + the products of pairs [0, np) of a (np x MR dwords, one
 // row block's chunk of packed A) and b (np x NR dwords, one column block's chunk of packed B).
 AVX512BF16_TARGET static void micro_kernel(const uint32_t *a, const uint32_t *b, int64_t np, bool first, float *acc) {
-    ROWS(ACC_DECLARE)
-    if (first) {
-        ROWS(ACC_ZERO)
-    } else {
-        ROWS(ACC_LOAD)
-    }
+    ACC_BEGIN(first)
     for (int64_t p = 0; p < np; p++, a += MR, b += NR) {
         const __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
         ROWS(ACC_STEP)
@@ -309,12 +305,7 @@ AVX512BF16_TARGET static void micro_kernel(const uint32_t *a, const uint32_t *b,
 // products of k = 2p + 1, then those of k = 2p, each added to the accumulator and rounded, as VDPBF16PS does.
 // The caller flushes denormals (MXCSR FTZ and DAZ), as VDPBF16PS does.
 AVX512BF16_TARGET static void micro_kernel_fma(const float *a, const float *b, int64_t np, bool first, float *acc) {
-    ROWS(ACC_DECLARE)
-    if (first) {
-        ROWS(ACC_ZERO)
-    } else {
-        ROWS(ACC_LOAD)
-    }
+    ACC_BEGIN(first)
     for (int64_t p = 0; p < np; p++, a += 2 * MR, b += 2 * NR) {
         for (int h = 0; h < 2; h++) { // k = 2p + 1, then k = 2p
             const float *ak = a + h * MR;
