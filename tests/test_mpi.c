@@ -348,11 +348,39 @@ static void check_divergence(void) {
     printf("  a rank nudged off after iteration 4: stopped at the next check (exit %d), naming rank 1\n", code);
 }
 
+// The evaluation of xclip-pretrain on 2 ranks (each scores half of the validation chunks and encodes half of the
+// probe images' chunks) against one process evaluating the same weights: the 2-rank run's final evaluation, and
+// the final evaluation a single process does when it resumes that run's last snapshot (training already done).
+// The numbers must be equal as recorded (9 digits): one process computes the same chunks, summed in the same order.
+static void check_pretrain_eval(const char *cfg, const char *two) {
+    char again[1300], cmd[16384];
+    snprintf(again, sizeof again, "%s.again", two);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && '%s/xclip-pretrain' '%s' --resume auto --set output.dir='%s' "
+             "> '%s.log' 2>&1", again, two, again, g_build, cfg, again, again);
+    XC_EXPECT(system(cmd) == 0, "xclip-pretrain resuming the 2-rank run in one process failed (see %s.log)", again);
+    static const char *keys[] = {"val_top1", "val_loss", "zs_colour", "zs_shape", "zs_size", "zs_position",
+                                 "zs_combo_seen", "zs_combo_unseen"};
+    int differ = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        double r2[4], r1[4]; // again/metrics.jsonl: the copied record of the 2-rank run, then its own
+        const int n2 = metrics(two, "final_eval", keys[i], r2, 4), n1 = metrics(again, "final_eval", keys[i], r1, 4);
+        const bool same = n2 == 1 && n1 == 2 && isfinite(r2[0]) && r1[1] == r2[0];
+        if (!same) printf("  %s: 2 ranks %g, 1 process %g (%d / %d records)\n", keys[i], n2 ? r2[0] : NAN, n1 > 1 ? r1[1] : NAN, n2, n1);
+        differ += !same;
+    }
+    XC_EXPECT(differ == 0, "xclip-pretrain's evaluation on 2 ranks differs from one process's in %d of 8 numbers", differ);
+    double probe[4] = {0};
+    metrics(two, "final_eval", "zs_colour", probe, 4);
+    if (differ == 0)
+        printf("  xclip-pretrain's evaluation shared by 2 ranks = one process's (validation loss, top-1, 6 zero-shot "
+               "accuracies; colour %.4g%%)\n", probe[0]);
+}
+
 // xclip-pretrain through the same run loop: 2 ranks = 1 process accumulating 2 (one epoch of a tiny world).
 static void check_pretrain(const char *vocab) {
     char world[1100], cfg[1200], one[1200], two[1200], cmd[16384], a[1300], b[1300];
     snprintf(world, sizeof world, "%s.world", g_data);
-    snprintf(cmd, sizeof cmd, "'%s/xclip-synth' world '%s' --images 512 --val-images 64 --probe-per-combo 1 --no-videos "
+    snprintf(cmd, sizeof cmd, "'%s/xclip-synth' world '%s' --images 512 --val-images 64 --probe-per-combo 5 --no-videos "
              "--quiet > /dev/null", g_build, world);
     XC_EXPECT(system(cmd) == 0, "xclip-synth world failed");
     snprintf(cfg, sizeof cfg, "%s/pretrain.ini", world);
@@ -360,7 +388,7 @@ static void check_pretrain(const char *vocab) {
     XC_EXPECT(f != NULL, "cannot write %s", cfg);
     if (!f) return;
     fprintf(f, "[data]\nroot = images/train.tar\ntrain_list = images/train_captions.tsv\nval_root = images/val.tar\n"
-               "val_list = images/val_captions.tsv\ninput_size = 32\nvocab = %s\n"
+               "val_list = images/val_captions.tsv\nprobe_dir = images\ninput_size = 32\nvocab = %s\n"
                "[model]\npretrained = none\narch = custom\nvision_width = 64\nvision_layers = 1\npatch = 8\nembed_dim = 64\n"
                "text_width = 64\ntext_layers = 1\ncontext = 32\n"
                "[train]\nepochs = 1\nwarmup_epochs = 0.25\nlr = 2e-3\nweight_decay = 0.1\neps = 1e-5\nbatch_size = 32\n"
@@ -387,6 +415,7 @@ static void check_pretrain(const char *vocab) {
               "train records, losses %.3g, weights %.3g, key biases %.3g", n1, n2, loss_err, w_err, key_err);
     printf("  xclip-pretrain, 2 ranks vs 1 process accumulating 2 (one epoch): losses %.2g, weights %.2g (key biases "
            "%.2g)\n", loss_err, w_err, key_err);
+    check_pretrain_eval(cfg, two);
 }
 
 int main(void) {

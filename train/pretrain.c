@@ -10,6 +10,7 @@
 #include "data/transforms.h"
 #include "data/world.h"
 #include "nn/clip_pretrain.h"
+#include "train/dist.h"
 
 typedef struct Pairs {          // a caption list with its captions tokenised once
     CaptionList *cl;
@@ -139,30 +140,42 @@ static int task_end_epoch(void *ctx, XcError *err) {
 }
 
 // Image -> caption top-1 of the held-out pairs, within consecutive chunks of B pairs (the training task's
-// difficulty), and the mean contrastive loss over the chunks.
+// difficulty), and the mean contrastive loss over the chunks. With N ranks, rank r scores chunks r, r + N, ...
+// and the per-chunk results are summed over the ranks (each chunk's once, the others' zeros: exact), then added
+// up in chunk order: the same numbers as one process.
 static int val_retrieval(PretrainTask *x, Graph *g, double *top1, double *loss, XcError *err) {
     const int64_t B = x->c->batch_size, n = x->val.cl->n, chunks = n / B > 0 ? n / B : 1, Bc = n < B ? n : B;
     float *images = xc_malloc(sizeof(float) * (size_t)(Bc * 3 * x->H * x->H));
     int32_t *tokens = xc_malloc(sizeof(int32_t) * (size_t)(Bc * x->S));
-    int64_t *idx = xc_malloc(sizeof(int64_t) * (size_t)Bc), hits = 0, bad = 0;
-    double loss_sum = 0;
+    int64_t *idx = xc_malloc(sizeof(int64_t) * (size_t)Bc), *hits = xc_calloc((size_t)chunks, sizeof(int64_t)), bad = 0;
+    double *losses = xc_calloc((size_t)chunks, sizeof(double));
     int rc = XC_OK;
     bool prev = graph_set_grad(g, false);
-    for (int64_t ch = 0; ch < chunks && rc == XC_OK && !(signals_poll() & SIGNAL_STOP); ch++) { // Ctrl-C: stop early
-        for (int64_t i = 0; i < Bc; i++) idx[i] = ch * Bc + i;
+    for (int64_t ch = dist_rank(); ch < chunks && rc == XC_OK && !(signals_poll() & SIGNAL_STOP); ch += dist_size()) {
+        for (int64_t i = 0; i < Bc; i++) idx[i] = ch * Bc + i; // (Ctrl-C: stop early, the run loop discards the result)
         rc = read_pairs(&x->val, idx, Bc, n, &x->tf, x->H, x->S, images, tokens, &bad, err);
         if (rc != XC_OK) break;
         PairBatch b = {x, Bc, images, tokens, 0};
-        loss_sum += contrastive(&b, g, NULL)->data[0];
-        hits += b.matches;
+        losses[ch] = contrastive(&b, g, NULL)->data[0];
+        hits[ch] = b.matches;
         graph_reset(g);
     }
     graph_set_grad(g, prev);
-    *top1 = 100.0 * (double)hits / (double)(chunks * Bc);
+    dist_sum_f64(losses, (int)chunks); // every rank joins, also after an error (the job then ends on all of them)
+    dist_sum_i64(hits, (int)chunks);
+    int64_t hit_sum = 0;
+    double loss_sum = 0;
+    for (int64_t ch = 0; ch < chunks; ch++) {
+        hit_sum += hits[ch];
+        loss_sum += losses[ch];
+    }
+    *top1 = 100.0 * (double)hit_sum / (double)(chunks * Bc);
     *loss = loss_sum / (double)chunks;
     xc_free(images);
     xc_free(tokens);
     xc_free(idx);
+    xc_free(hits);
+    xc_free(losses);
     return rc;
 }
 
@@ -171,7 +184,8 @@ static int task_evaluate(void *ctx, bool final, RunScore *s, XcError *err) {
     double top1 = 0, vloss = 0;
     ZeroShotResult z = {0};
     if (val_retrieval(x, &x->st.g, &top1, &vloss, err) != XC_OK) return XC_ERR;
-    const bool probe = *x->c->probe_dir != 0 && !(signals_poll() & SIGNAL_STOP); // not after a Ctrl-C
+    // not after a Ctrl-C; every rank decides alike (the probe is shared out among them)
+    const bool probe = *x->c->probe_dir != 0 && !(dist_or(signals_poll()) & SIGNAL_STOP);
     if (probe && clip_zero_shot_probe(&x->m, &x->st.g, x->tok, x->c->probe_dir, &z, err) != XC_OK) return XC_ERR;
     s->top1 = top1;
     int n = snprintf(s->text, sizeof s->text, "val image->caption top-1 %.2f%% (in chunks of %d)  val loss %.4f  "
@@ -299,7 +313,9 @@ static float *class_features(const Clip *m, Graph *g, Tokenizer *tok, const char
     return out;
 }
 
-// Normalised image features (n, E) of every image of the probe list (probe.txt, folder dir), in list order.
+// Normalised image features (n, E) of every image of the probe list (probe.txt, folder dir), in list order. With
+// N ranks, rank r encodes chunks r, r + N, ... and each chunk's owner then sends it to the others: every rank
+// holds all features, the same bits as one process computes (the chunks are the same).
 static float *probe_features(const Clip *m, Graph *g, const char *dir, Dataset **out, XcError *err) {
     char list[1200], root[1200];
     snprintf(list, sizeof list, "%s/probe.txt", dir);
@@ -311,7 +327,7 @@ static float *probe_features(const Clip *m, Graph *g, const char *dir, Dataset *
     float *img = xc_malloc(sizeof(float) * (size_t)(chunk * 3 * H * H));
     float *feat = xc_malloc(sizeof(float) * (size_t)(ds->n * E));
     int rc = XC_OK;
-    for (int64_t c0 = 0; c0 < ds->n && rc == XC_OK; c0 += chunk) {
+    for (int64_t c0 = dist_rank() * chunk; c0 < ds->n && rc == XC_OK; c0 += dist_size() * chunk) {
         const int64_t nc = ds->n - c0 < chunk ? ds->n - c0 : chunk;
         for (int64_t i = 0; i < nc && rc == XC_OK; i++) {
             const DatasetItem *it = &ds->items[c0 + i];
@@ -324,6 +340,9 @@ static float *probe_features(const Clip *m, Graph *g, const char *dir, Dataset *
         memcpy(feat + c0 * E, f->data, sizeof(float) * (size_t)(nc * E));
         graph_reset(g);
     }
+    for (int64_t c0 = 0; c0 < ds->n && rc == XC_OK && dist_size() > 1; c0 += chunk) // an error ends the job instead
+        dist_bcast(feat + c0 * E, sizeof(float) * (size_t)((ds->n - c0 < chunk ? ds->n - c0 : chunk) * E),
+                   (int)(c0 / chunk % dist_size()));
     xc_free(img);
     if (rc != XC_OK) {
         xc_free(feat);
