@@ -17,7 +17,9 @@
 // Prints seconds per step, videos/s, peak RSS, achieved GFLOP/s (model FLOPs counted analytically), the CPU
 // seconds of a training step (all threads; each side's smallest) and the cores it kept busy (CPU seconds per wall
 // second: under background load, the share of the CPU a side gets), and the ratios. Each side's peak RSS is its
-// own process's.
+// own process's. Every round also times SGEMM at 2048^3 (OpenBLAS, best of 3, in this process between the
+// sides): the float32 step's share of the SGEMM floor (step FLOPs / SGEMM peak) is then measured in the same
+// rounds, not against a peak taken at another time on a machine whose speed drifts.
 #include "autograd/kernels.h"
 #include "autograd/runtime.h"
 #include "nn/xclip.h"
@@ -33,6 +35,25 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+// OpenBLAS's SGEMM at 2048^3 with the sides' threads, best of 3 after a warm-up call: GFLOP/s.
+static double sgemm_peak(int threads) {
+    const int n = 2048;
+    float *a = xc_malloc(sizeof(float) * n * n), *b = xc_malloc(sizeof(float) * n * n), *c = xc_malloc(sizeof(float) * n * n);
+    for (int64_t i = 0; i < (int64_t)n * n; i++) a[i] = b[i] = (float)(i % 17) * 0.0625f - 0.5f;
+    openblas_set_num_threads(threads);
+    double best = 1e30;
+    for (int r = 0; r < 4; r++) {
+        const double t0 = xc_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        const double t = xc_now() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    xc_free(a);
+    xc_free(b);
+    xc_free(c);
+    return 2.0 * n * n * n / best / 1e9;
+}
 
 typedef struct Figures {
     double train_s, eval_s, rss_gb;
@@ -281,6 +302,7 @@ int main(int argc, char **argv) {
     const long long mem_kib = torch_mem_gb > 0 ? (long long)(torch_mem_gb * (1 << 20)) : torch_mem_limit_kib();
     if (mem_kib > 0) snprintf(limit, sizeof limit, "ulimit -v %lld; ", mem_kib);
     Figures tf = {0}, tb = {0}, cf = {0}, cf32 = {0};
+    double peak = 0; // SGEMM GFLOP/s, the best of the rounds
     char self[512] = {0};
     if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) { fprintf(stderr, "bench_xclip: cannot find itself\n"); return 1; }
     // Rounds alternate the sides (PyTorch, then xclip.c), each in a process of its own; every figure is the best
@@ -307,6 +329,9 @@ int main(int argc, char **argv) {
                    bf16 ? (side_bf16 ? " bf16" : " fp32") : "", f.train_s, f.train_cpu_s, f.eval_s, f.eval_cpu_s);
             keep_best(side_bf16 || !bf16 ? &cf : &cf32, f);
         }
+        const double gf = sgemm_peak(threads);
+        printf("  round %d: SGEMM 2048^3 %.1f GFLOP/s\n", round + 1, gf);
+        peak = gf > peak ? gf : peak;
     }
     if (with_torch && tf.train_s <= 0) fprintf(stderr, "bench_xclip: the PyTorch reference did not run (its output is above)\n");
     if (with_torch && bf16 && tb.train_s <= 0)
@@ -359,6 +384,10 @@ int main(int argc, char **argv) {
     printf("(model forward %.1f GFLOP per step, training counted as 3x forward; of the forward: per-frame ViT %.2f%%, "
            "cross-frame communication %.2f%%, MIT %.3f%%, prompt generator %.2f%%)\n", flops_fwd / 1e9,
            100 * fl.vit / flops_fwd, 100 * fl.cross / flops_fwd, 100 * fl.mit / flops_fwd, 100 * fl.prompts / flops_fwd);
+    const Figures *f32 = bf16 ? &cf32 : &cf;
+    if (f32->train_s > 0)
+        printf("xclip.c float32 step at %.0f%% of the SGEMM floor: %.1f GFLOP/s against SGEMM's %.1f (2048^3, best of the "
+               "same rounds)\n", 100 * flops_train / f32->train_s / 1e9 / peak, flops_train / f32->train_s / 1e9, peak);
     if (bf16 && cf32.train_s > 0)
         printf("xclip.c bf16 vs its own float32 (best of the same rounds): step %.3f s vs %.3f s (%.2fx; CPU time %.2fx), "
                "eval %.3f s vs %.3f s (%.2fx; CPU time %.2fx)\n", cf.train_s, cf32.train_s, cf32.train_s / cf.train_s,

@@ -88,10 +88,11 @@ for c in "${configs[@]}"; do
     /^\(model forward/    { g = $3; split($0, w, /[ ,%)]+/)
                             for (i = 1; i in w; i++) { if (w[i] == "ViT") vit = w[i + 1]; if (w[i] == "communication") cross = w[i + 1]
                                                        if (w[i] == "MIT") mit = w[i + 1]; if (w[i] == "generator") pr = w[i + 1] } }
+    /of the SGEMM floor/  { for (i = 1; i <= NF; i++) if ($i == "at") fl = $(i + 1) }
     /vs its own float32/  { for (i = 1; i <= NF; i++) { if ($i == "step") fs = $(i + 4); if ($i == "eval") fe = $(i + 4) } }
     END {
       if (bf == "") { fs = cs; fe = ce; cs = 0; ce = 0 }
-      out = sprintf("| B/%s | %s | %s | %.1f | %s | %s | %s |", P, T, B, 3 * g, v(fs, 2), v(ts, 2), q(ts, fs))
+      out = sprintf("| B/%s | %s | %s | %.1f | %s | %s | %s | %s |", P, T, B, 3 * g, v(fs, 2), v(ts, 2), q(ts, fs), fl == "" ? "-" : fl)
       if (bf != "") out = out sprintf(" %s | %s | %s | %s |", v(cs, 2), v(tbs, 2), q(tbs, cs), q(fs, cs))
       out = out sprintf(" %s | %s | %s |", v(fe, 3), v(te, 3), q(te, fe))
       if (bf != "") out = out sprintf(" %s | %s | %s |", v(ce, 3), v(tbe, 3), q(tbe, ce))
@@ -179,17 +180,19 @@ core=$(grep -m1 -o 'OpenBLAS core [A-Za-z0-9_]*' "$logs"/*.log | head -1 | sed '
   echo "--steps S --rounds R${bf16:+ --bf16}\`: every side in its own process, the sides alternating, the best step of each"
   echo "side kept after a warm-up step (S = 2 steps below 32 frames per step, else 1; R = 2 rounds for B/32 at T = 8 x 2,"
   echo "else 1). Ratios are PyTorch's time over ours (above 1: we are faster) and our peak RSS over PyTorch's. GFLOP:"
-  echo "the analytic count of a training step (3x the forward). bf16 vs our fp32: our float32 step time over our bf16 one."
+  echo "the analytic count of a training step (3x the forward). of SGEMM floor: our float32 step's GFLOP/s over OpenBLAS's"
+  echo "SGEMM at 2048^3, timed by bench_xclip in the same rounds (best of each). bf16 vs our fp32: our float32 step time"
+  echo "over our bf16 one."
   echo "load: the 1-minute load average before the configuration (the previous configuration's own load decays into it)."
   echo "PyTorch runs under an address-space limit of the machine's memory less 1 GiB: \"-\" where it did not run (its error"
   echo "is in the configuration's log)."
   echo
   if [ -n "$bf16" ]; then
-    echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | step bf16 (s) | PyTorch bf16 autocast | ratio | bf16 vs our fp32 | eval fp32 (s) | PyTorch | ratio | eval bf16 (s) | PyTorch bf16 | ratio | peak RSS (GB) | PyTorch | ratio | load |"
-    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | of SGEMM floor | step bf16 (s) | PyTorch bf16 autocast | ratio | bf16 vs our fp32 | eval fp32 (s) | PyTorch | ratio | eval bf16 (s) | PyTorch bf16 | ratio | peak RSS (GB) | PyTorch | ratio | load |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   else
-    echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | eval fp32 (s) | PyTorch | ratio | peak RSS (GB) | PyTorch | ratio | load |"
-    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    echo "| model | T | batch | GFLOP/step | step fp32 (s) | PyTorch fp32 | ratio | of SGEMM floor | eval fp32 (s) | PyTorch | ratio | peak RSS (GB) | PyTorch | ratio | load |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   fi
   printf '%s\n' "${rows[@]}"
   echo
