@@ -26,7 +26,8 @@ int pretrain_run(const TrainConfig *c, const TrainRunOptions *o, XcError *err);
 // Zero-shot classification of the probe images of a world (dir: images/ of `xclip-synth world`): for each
 // attribute (colour, shape, size, position, and the 64 colour-shape combinations, seen and unseen ones apart)
 // the images' CLIP features are compared with the features of the attribute's class names (<attr>.csv,
-// template "{}"), top-1 accuracy in % against chance. g: a graph (its gemm sets the precision).
+// template "{}"), top-1 accuracy in % against chance. g: a graph (its gemm sets the precision). With several
+// ranks (train/dist.h) every rank calls it: each encodes a share of the images and receives the others'.
 typedef struct ZeroShotResult {
     double colour, shape, size, position;   // % top-1 (chance 12.5, 12.5, 50, 11.1)
     double combo_seen, combo_unseen;        // % top-1 among all 64 combinations, on seen / unseen ones (chance 1.6)
