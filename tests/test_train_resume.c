@@ -42,6 +42,21 @@ static int run_env(const char *env, const char *args, const char *dir) {
 
 static int run(const char *args, const char *dir) { return run_env("", args, dir); }
 
+// best_epoch of the evaluation record of epoch ep in dir/metrics.jsonl (-1: none).
+static int eval_best_epoch(const char *dir, int ep) {
+    char path[1200], line[4096], want[48];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    snprintf(want, sizeof want, "\"epoch\": %d,", ep);
+    FILE *f = fopen(path, "r");
+    int best = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *b = strstr(line, "\"best_epoch\": ");
+        if (strstr(line, "\"type\": \"eval\"") && strstr(line, want) && b) best = atoi(b + 14);
+    }
+    if (f) fclose(f);
+    return best;
+}
+
 static int count_lines(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
@@ -188,12 +203,56 @@ int main(void) {
     struct stat st;
     XC_EXPECT(stat(p2, &st) == 0, "no snapshot at the stop (iteration 21)");
 
+    // 1b. output.snapshot_min_seconds: 3 epochs of 16 batches, evaluated after each. With an hour, an epoch's end
+    //     has a snapshot only if it is the last or its evaluation found a new best model (metrics.jsonl says which),
+    //     and log.txt names each one skipped; the weights are the run's without it bit for bit. A SIGTERM still
+    //     writes its snapshot, and the run resumed from it ends the same.
+    char m1[1100], m0[1100], m2[1100];
+    snprintf(m1, sizeof m1, "%s.min1", data);
+    snprintf(m0, sizeof m0, "%s.min0", data);
+    snprintf(m2, sizeof m2, "%s.min2", data);
+    const char *three = "--set train.epochs=3 --set train.eval_freq=1 --set test.batch_size=4 --set output.keep_snapshots=10",
+               *hour = "--set output.snapshot_min_seconds=3600";
+    XC_EXPECT(run(three, m0) == 0, "3 epochs failed (see %s.log)", m0);
+    snprintf(cmd, sizeof cmd, "%s %s", three, hour);
+    XC_EXPECT(run(cmd, m1) == 0, "3 epochs with snapshot_min_seconds failed (see %s.log)", m1);
+    char kept[64] = "", skipped[64] = "";
+    for (int ep = 1; ep <= 3; ep++) {
+        const int best = eval_best_epoch(m1, ep);
+        const bool want = ep == 3 || best == ep;
+        snprintf(p1, sizeof p1, "%s/snap-%012d.h5", m0, 16 * ep);
+        snprintf(p2, sizeof p2, "%s/snap-%012d.h5", m1, 16 * ep);
+        XC_EXPECT(best > 0 && stat(p1, &st) == 0, "epoch %d: no evaluation record in %s or no snapshot without the setting", ep, m1);
+        XC_EXPECT((stat(p2, &st) == 0) == want, "snapshot_min_seconds = 3600: the end of epoch %d %s a snapshot (best epoch %d, "
+                  "last 3)", ep, want ? "lacks" : "has", best);
+        snprintf(cmd, sizeof cmd, "grep -q 'no snapshot at the end of epoch %d: .* s since the last one or the start "
+                 "(output.snapshot_min_seconds = 3600)' '%s/log.txt'", ep, m1);
+        XC_EXPECT((system(cmd) == 0) == !want, "log.txt %s epoch %d's skipped snapshot (see %s/log.txt)", want ? "names" : "does not name",
+                  ep, m1);
+        char *list = want ? kept : skipped;
+        snprintf(list + strlen(list), sizeof kept - strlen(list), " %d%s", ep, want && best == ep ? " (best)" : "");
+    }
+    snprintf(p1, sizeof p1, "%s/last.safetensors", m0);
+    snprintf(p2, sizeof p2, "%s/last.safetensors", m1);
+    XC_EXPECT(xc_same_file(p1, p2), "snapshot_min_seconds changed the trained weights");
+    snprintf(cmd, sizeof cmd, "%s %s", three, hour);
+    int code = run_env("XCLIP_TEST_SIGNAL_AT=20:TERM ", cmd, m2);
+    snprintf(p2, sizeof p2, "%s/snap-000000000020.h5", m2);
+    XC_EXPECT(code == 75 && stat(p2, &st) == 0, "snapshot_min_seconds and SIGTERM after iteration 20: exit %d (want 75), "
+              "snapshot at 20 %s (see %s.log)", code, stat(p2, &st) == 0 ? "written" : "missing", m2);
+    snprintf(cmd, sizeof cmd, "%s %s --resume auto", three, hour);
+    XC_EXPECT(run(cmd, m2) == 0, "resume with snapshot_min_seconds failed (see %s.log)", m2);
+    snprintf(p2, sizeof p2, "%s/last.safetensors", m2);
+    XC_EXPECT(xc_same_file(p1, p2), "snapshot_min_seconds, stopped at 20 and resumed: weights differ from the uninterrupted run");
+    printf("  output.snapshot_min_seconds = 3600: epoch-end snapshots at epochs%s, none at%s; one at a SIGTERM; weights "
+           "as without it, also after the resume\n", kept, *skipped ? skipped : " none");
+
     // 2. accumulation 2, SIGTERM mid-run: exit 75 after a snapshot, then --resume auto
     char c2[1100], d2[1100];
     snprintf(c2, sizeof c2, "%s.c", data);
     snprintf(d2, sizeof d2, "%s.d", data);
     XC_EXPECT(run("--set train.max_iters=40 --set train.accumulation_steps=2", c2) == 0, "uninterrupted accumulation run failed");
-    int code = run_env("XCLIP_TEST_SIGNAL_AT=7:TERM ", "--set train.max_iters=40 --set train.accumulation_steps=2", d2);
+    code = run_env("XCLIP_TEST_SIGNAL_AT=7:TERM ", "--set train.max_iters=40 --set train.accumulation_steps=2", d2);
     XC_EXPECT(code == 75, "SIGTERM after iteration 7: exit status %d, want 75 (stopped after a snapshot; see %s.log)", code, d2);
     snprintf(cmd, sizeof cmd, "grep -q 'stopped by signal %d after the snapshot' '%s/log.txt'", SIGTERM, d2);
     XC_EXPECT(system(cmd) == 0, "SIGTERM: no 'stopped by signal %d' line in %s/log.txt", SIGTERM, d2);

@@ -164,6 +164,10 @@ const Key CONFIG_KEYS[] = {
     BOOL("output", "save_best", save_best, "true", "export the best weights (by top-1) as best.safetensors"),
     I64("output", "snapshot_freq", snapshot_freq, 0, 9007199254740991.0, "0", "iterations between snapshots (0 = at epoch ends only)"),
     INT("output", "keep_snapshots", keep_snapshots, 1, 1000, "3", "snapshots kept (plus the one of the best model)"),
+    NUM("output", "snapshot_min_seconds", snapshot_min_seconds, 0, 1e9, "0",
+        "seconds: an epoch-end snapshot is skipped while the last snapshot is younger than this (0 = one at every epoch "
+        "end; the last epoch's, a new best model's and those a signal asks for are always written): for short epochs, "
+        "as in few-shot runs; a crash then loses up to this much more training"),
 };
 const int CONFIG_NKEYS = (int)(sizeof CONFIG_KEYS / sizeof CONFIG_KEYS[0]);
 #define KEYS CONFIG_KEYS

@@ -98,6 +98,7 @@ typedef struct TrainConfig {
     bool save_best;                     // export best.safetensors
     int64_t snapshot_freq;              // iterations between snapshots (0 = epoch ends only)
     int keep_snapshots;
+    double snapshot_min_seconds;        // epoch-end snapshots closer than this to the last one are skipped
     char source[CONFIG_PATH_MAX];       // the config file read (for messages), "" if none
 } TrainConfig;
 

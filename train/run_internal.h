@@ -34,6 +34,7 @@ struct Run {
     int64_t *order;             // (n_items) the epoch's permutation of the training items, as the data draws it
     char *config;               // the effective config, kept in snapshots
     bool snap_due;              // a snapshot is wanted at the next accumulation boundary
+    double t_snap;              // when the last snapshot was written (or training started)
     int64_t nan_at;             // testing hook XCLIP_TEST_NAN_AT (0: off)
     int nan_what;               // its TestNan
     char last_snap[CONFIG_PATH_MAX + 64]; // the newest snapshot written or resumed from ("": none)

@@ -146,6 +146,7 @@ static int run_snapshot(Run *r, const LoaderCursor *at, bool routine, XcError *e
         return run_diverged(r, what, err);
     }
     if (run_check_ranks(r, "before the snapshot", err) != XC_OK) return XC_ERR;
+    r->t_snap = xc_now();
     if (!r->root) { // rank 0 writes it
         r->snap_due = false;
         signals_clear(SIGNAL_SNAPSHOT);
@@ -387,10 +388,25 @@ static int run_epoch_eval(Run *r, int epoch, double train_loss, bool last, XcErr
     return save_weights(task->ps, path, err);
 }
 
+// Whether the snapshot at the end of an epoch is written: always at the run's last epoch (last), when the epoch's
+// evaluation found a new best model (the snapshot keeps it), on a stop or snapshot request, and otherwise once
+// output.snapshot_min_seconds have passed since the last snapshot. A snapshot is a collective: with several ranks
+// any rank's wish counts, so all decide alike.
+static bool run_epoch_snapshot_wanted(Run *r, bool last) {
+    const double min = r->c->snapshot_min_seconds;
+    if (last || min <= 0 || r->p.best_iter == r->p.global_iter) return true; // the same on every rank
+    unsigned want = xc_now() - r->t_snap >= min || (signals_poll() & (SIGNAL_STOP | SIGNAL_SNAPSHOT));
+    if (r->ranks > 1) want = dist_or(want);
+    if (!want)
+        runlog_note(&r->log, "no snapshot at the end of epoch %d: %.1f s since the last one or the start (output.snapshot_min_seconds "
+                    "= %g)\n", r->p.epoch, xc_now() - r->t_snap, min);
+    return want != 0;
+}
+
 // Epoch after epoch from where the run stands: train, evaluate, snapshot at the epoch's end.
 static int run_train(Run *r, XcError *err) {
     const TrainConfig *c = r->c;
-    r->t_start = xc_now();
+    r->t_start = r->t_snap = xc_now();
     bool stop = r->p.global_iter >= r->limit;
     for (int epoch = r->p.epoch; epoch < c->epochs && !stop; epoch++) {
         double ep_loss = 0;
@@ -411,7 +427,9 @@ static int run_train(Run *r, XcError *err) {
             r->p.epoch = epoch + 1;
             r->p.iter_in_epoch = 0;
         }
-        if (run_snapshot(r, NULL, !(signals_poll() & SIGNAL_STOP), err) != XC_OK) return XC_ERR;
+        if (run_epoch_snapshot_wanted(r, stop || epoch + 1 == c->epochs) &&
+            run_snapshot(r, NULL, !(signals_poll() & SIGNAL_STOP), err) != XC_OK)
+            return XC_ERR;
         if ((rc = run_stop_if_asked(r)) != XC_OK) return rc;
     }
     return XC_OK;
