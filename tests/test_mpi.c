@@ -319,6 +319,23 @@ static void check_stop_and_resume(void) {
            secs, at);
 }
 
+// output.snapshot_min_seconds on 2 ranks: whether an epoch-end snapshot is skipped is agreed over the ranks (the
+// snapshot is a collective), so a 2-epoch run not evaluated after epoch 1 finishes with one snapshot, at its end.
+static void check_snapshot_min_seconds(void) {
+    char d[1100], cmd[1300];
+    snprintf(d, sizeof d, "%s.minsec", g_data);
+    const int code = run(2, "--set train.epochs=2 --set train.eval_freq=0 --set output.snapshot_min_seconds=3600", d);
+    int64_t *iters = NULL;
+    XcError err;
+    const int n = code == 0 ? snapshot_list(d, &iters, &err) : 0;
+    snprintf(cmd, sizeof cmd, "grep -q 'no snapshot at the end of epoch 1' '%s/log.txt'", d);
+    XC_EXPECT(code == 0 && n == 1 && iters[0] == 32 && system(cmd) == 0, "snapshot_min_seconds on 2 ranks: exit %d, %d "
+              "snapshot(s) (want 1, at iteration 32), epoch 1's skip %s log.txt (see %s.log)", code, n,
+              system(cmd) == 0 ? "in" : "not in", d);
+    if (n == 1 && iters[0] == 32) printf("  output.snapshot_min_seconds on 2 ranks: epoch 1's snapshot skipped by both, one at the end\n");
+    xc_free(iters);
+}
+
 // kill -9 of rank 1: the job ends naming the rank; the last committed snapshot resumes.
 static void check_rank_killed(void) {
     char d[1100];
@@ -460,6 +477,7 @@ int main(void) {
     check_divergence();
     check_stop_and_resume();
     check_rank_killed();
+    check_snapshot_min_seconds();
     check_pretrain(vocab);
     return xc_test_summary("test_mpi");
 }
