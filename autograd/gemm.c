@@ -1,13 +1,64 @@
 // gemm.c - row-major GEMM through OpenBLAS (or the bf16 path, see kernels.h), and its naive twin for tests.
 #include "autograd/kernels.h"
+#include "autograd/gemm_bf16.h"
 #include "autograd/util.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 // Work (M N K) from which XC_MATMUL_BF16 takes the bf16 path: below it packing costs more than it saves.
 #define BF16_MIN_WORK (64.0 * 64.0 * 64.0)
 
+
+// ---- GEMM accounting (XCLIP_PROFILE) ----
+static _Atomic int profile_state; // 0: environment not read yet, 1: off, 2: on
+static GemmProfile profile;       // updated atomically: GEMMs inside parallel regions count at the same time
+
+bool gemm_profile_on(void) {
+    int st = atomic_load_explicit(&profile_state, memory_order_relaxed);
+    if (!st) { // every thread that gets here reads the same environment and stores the same value
+        const char *p = getenv("XCLIP_PROFILE");
+        st = p && *p && strcmp(p, "0") ? 2 : 1;
+        atomic_store_explicit(&profile_state, st, memory_order_relaxed);
+    }
+    return st == 2;
+}
+
+void xc_gemm_profile_add(bool bf16, int64_t M, int64_t N, int64_t K, double seconds) {
+    GemmProfileRow *r = &profile.row[bf16][xc_in_parallel() ? GEMM_PROFILE_IN_REGION : GEMM_PROFILE_TEAM];
+    const double flop = 2.0 * (double)M * (double)N * (double)K;
+#pragma omp atomic
+    r->calls++;
+#pragma omp atomic
+    r->seconds += seconds;
+#pragma omp atomic
+    r->flop += flop;
+}
+
+GemmProfile gemm_profile_take(void) {
+    GemmProfile p;
+#pragma omp critical(xc_gemm_profile)
+    {
+        p = profile;
+        memset(&profile, 0, sizeof profile);
+    }
+    return p;
+}
+
+void gemm_profile_print(const GemmProfile *p, double op_seconds, FILE *f) {
+    static const char *const caller[2] = {"team (wall s)", "in regions (thread s)"};
+    for (int b = 0; b < 2; b++)
+        for (int w = 0; w < 2; w++) {
+            const GemmProfileRow *r = &p->row[b][w];
+            if (!r->calls) continue;
+            fprintf(f, "profile: gemm %-4s %-22s %8lld calls %9.3f s %9.1f GFLOP %7.1f GFLOP/s", b ? "bf16" : "fp32",
+                    caller[w], (long long)r->calls, r->seconds, r->flop / 1e9, r->seconds > 0 ? r->flop / r->seconds / 1e9 : 0.0);
+            if (op_seconds > 0) fprintf(f, "  %5.1f%% of the ops' time", 100.0 * r->seconds / op_seconds);
+            fputc('\n', f);
+        }
+}
 
 static bool use_bf16(const Gemm *mm, int64_t M, int64_t N, int64_t K) {
     return mm && mm->precision == XC_MATMUL_BF16 && (double)M * (double)N * (double)K >= BF16_MIN_WORK &&
@@ -76,8 +127,11 @@ void gemm_run(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
         gemm_bf16(mm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    const bool timed = gemm_profile_on();
+    const double t0 = timed ? xc_now() : 0;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
                 (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    if (timed) xc_gemm_profile_add(false, M, N, K, xc_now() - t0);
 }
 
 void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

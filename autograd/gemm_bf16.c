@@ -264,9 +264,12 @@ static void bf16_entry(Gemm *mm, float alpha, const GemmFused *f) {
         return;
     }
     mm->bf16_calls++;
+    const bool timed = gemm_profile_on();
+    const double t0 = timed ? xc_now() : 0;
     if (mm->kernel == XC_BF16_AMX)
         gemm_bf16_amx(mm, f->ta, f->tb, f->M, f->N, f->K, alpha, f->A, f->lda, f->B, f->ldb, f->beta, f->bias, f->C, f->ldc);
     else gemm_bf16_avx512(mm, alpha, f);
+    if (timed) xc_gemm_profile_add(true, f->M, f->N, f->K, xc_now() - t0);
 }
 
 void gemm_bf16_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

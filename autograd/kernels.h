@@ -6,6 +6,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "autograd/util.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -104,6 +105,24 @@ void gemm_bf16(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, floa
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 void gemm_bf16_bias(Gemm *mm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
+// GEMM accounting for XCLIP_PROFILE (process-wide, unlike Gemm contexts): every SGEMM gemm_run makes and every
+// bf16 GEMM (gemm_bf16, gemm_bf16_bias, gemm_bf16_fused) is counted with its multiply-adds and time, by precision
+// and by caller: the team (called outside a parallel region, all threads on it: wall seconds) or one thread
+// inside a parallel region (attention's per-head products: thread seconds, summed over the threads). Off
+// (nothing timed) unless XCLIP_PROFILE is set to something other than "" or "0".
+enum { GEMM_PROFILE_TEAM, GEMM_PROFILE_IN_REGION };
+typedef struct GemmProfileRow {
+    int64_t calls;
+    double seconds, flop; // flop: 2 M N K per call
+} GemmProfileRow;
+typedef struct GemmProfile {
+    GemmProfileRow row[2][2]; // [bf16?][GEMM_PROFILE_TEAM or GEMM_PROFILE_IN_REGION]
+} GemmProfile;
+bool gemm_profile_on(void);
+GemmProfile gemm_profile_take(void); // the counts since the last take (or the start), and a fresh start
+// "profile: ..." lines of p, each row's share of op_seconds (the time it is measured against; 0: no share).
+void gemm_profile_print(const GemmProfile *p, double op_seconds, FILE *f);
+
 // The same in plain loops (double accumulation), for tests.
 void xc_gemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

@@ -1,5 +1,6 @@
 // tape.c - step tensors, the tape (record + reverse walk) and the parameter store.
 #include "autograd/tensor.h"
+#include "autograd/kernels.h"
 #include "autograd/rng.h"
 
 #include <stdlib.h>
@@ -69,10 +70,20 @@ void graph_profile_print(const Graph *g, FILE *f) {
     if (!p) return;
     double tf = 0, tb = 0;
     for (int i = 0; i < p->n; i++) { tf += p->fwd[i]; tb += p->bwd[i]; }
-    fprintf(f, "profile: %-20s %10s %10s %10s\n", "op", "calls", "fwd s", "bwd s");
+    if (!p->n) fprintf(f, "profile: no ops recorded (a graph without gradients records none)\n");
+    else fprintf(f, "profile: %-20s %10s %10s %10s\n", "op", "calls", "fwd s", "bwd s");
     for (int i = 0; i < p->n; i++)
         fprintf(f, "profile: %-20s %10lld %10.3f %10.3f\n", p->op[i]->name, (long long)p->calls[i], p->fwd[i], p->bwd[i]);
-    fprintf(f, "profile: %-20s %10s %10.3f %10.3f\n", "total", "", tf, tb);
+    if (p->n) fprintf(f, "profile: %-20s %10s %10.3f %10.3f\n", "total", "", tf, tb);
+    const GemmProfile gp = gemm_profile_take(); // the GEMMs since the previous print: of this graph, mostly
+    gemm_profile_print(&gp, tf + tb, f);
+}
+
+void graph_profile_reset(Graph *g) {
+    if (!g->profile) return;
+    memset(g->profile, 0, sizeof *g->profile);
+    g->profile->last = xc_now();
+    (void)gemm_profile_take();
 }
 
 void graph_reset(Graph *g) {

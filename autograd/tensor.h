@@ -140,7 +140,10 @@ typedef struct Graph {
 void graph_init(Graph *g, size_t step_arena_bytes);
 void graph_free(Graph *g);
 void graph_reset(Graph *g);        // drop the tape and every step tensor
-void graph_profile_print(const Graph *g, FILE *f); // per-op times so far (XCLIP_PROFILE=1)
+// Per-op times so far (XCLIP_PROFILE=1), then the GEMMs (kernels.h, GemmProfile) since the previous print or reset:
+// the GEMM counts are process-wide, so a graph printed while another ran also shows the other's GEMMs.
+void graph_profile_print(const Graph *g, FILE *f);
+void graph_profile_reset(Graph *g); // zero g's op times and the GEMM counts (e.g. after a warm-up step)
 // Seeds d(loss)/d(loss) = 1 (loss must have one element) and runs the tape backwards.
 void graph_backward(Graph *g, Tensor *loss);
 // Same, with an explicit upstream gradient for a non-scalar output (numel floats).

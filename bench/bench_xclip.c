@@ -160,9 +160,16 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
         double dt = xc_now() - t0, dc = cpu_now() - c0;
         if (s && dt < f.train_s) f.train_s = dt;
         if (s && dc < f.train_cpu_s) f.train_cpu_s = dc;
-        if (!s) phase("first training step");
+        if (!s) {
+            phase("first training step");
+            graph_profile_reset(&g); // XCLIP_PROFILE: the steps after the warm-up only
+        }
     }
     phase("training steps");
+    if (g.profile) {
+        fprintf(stderr, "profile of the %d training steps after the warm-up:\n", steps);
+        graph_profile_print(&g, stderr);
+    }
     graph_set_grad(&g, false);
     for (int s = 0; s <= steps; s++) {
         double t0 = xc_now(), c0 = cpu_now();
@@ -172,6 +179,7 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
         double dt = xc_now() - t0, dc = cpu_now() - c0;
         if (s && dt < f.eval_s) f.eval_s = dt;
         if (s && dc < f.eval_cpu_s) f.eval_cpu_s = dc;
+        if (!s) graph_profile_reset(&g);
     }
     phase("evaluation");
     f.rss_gb = (double)xc_peak_rss() / 1e9;
@@ -179,7 +187,8 @@ static Figures run_c(const XClipConfig *cfg, int64_t B, int64_t K, int steps, bo
            (long long)opt.numel, g.step.peak / 1e9, bf16 ? "bf16 on " : "float32", bf16 ? gemm_bf16_kernel_name(&mm) : "");
     xc_free(video);
     adamw_free(&opt);
-    graph_free(&g);
+    if (g.profile) fprintf(stderr, "profile of the %d evaluation forwards after the warm-up:\n", steps);
+    graph_free(&g); // prints the profile
     gemm_free(&mm);
     xclip_free(&m);
     param_store_free(&ps);

@@ -1,9 +1,12 @@
 // test_kernels.c - the fast kernels against their naive twins kept beside them: GEMM (OpenBLAS, all
 // transpose combinations, odd sizes, padded leading dimensions, beta != 0), the attention head, the
-// softmax row and its backward, LayerNorm, and xc_expf. Tolerance |fast - naive| <= 1e-5 + 1e-4 |naive| (naive accumulates in double).
+// softmax row and its backward, LayerNorm, xc_expf, and XCLIP_PROFILE's GEMM accounting. Tolerance |fast - naive| <= 1e-5 + 1e-4 |naive| (naive accumulates in double).
 #include "test_util.h"
 #include "autograd/kernels.h"
 #include "autograd/rng.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 static float *rnd(Rng *r, int64_t n) {
     float *x = malloc((size_t)n * sizeof(float));
@@ -142,7 +145,79 @@ static void test_expf(void) {
     printf("  xc_expf: max relative error %.3g (%.2f ulp) at x = %.6g\n", worst, worst / 0x1p-24, worst_x);
 }
 
+// XCLIP_PROFILE's GEMM accounting. Off without the variable: a child process, before anything else starts
+// OpenMP or OpenBLAS threads in this one, runs a GEMM and must count nothing. On: GEMMs by the team and inside a
+// parallel region counted apart (exact calls and multiply-adds, from several threads at once), bf16 apart where
+// a kernel exists, each take starting afresh, the print naming rows and shares.
+static void test_gemm_profile_off(void) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        unsetenv("XCLIP_PROFILE");
+        float a[64] = {0}, c[64];
+        xc_gemm(false, false, 8, 8, 8, 1.0f, a, 8, a, 8, 0.0f, c, 8);
+        GemmProfile p = gemm_profile_take();
+        _exit(!gemm_profile_on() && p.row[0][GEMM_PROFILE_TEAM].calls == 0 ? 0 : 1);
+    }
+    int st = 0;
+    XC_EXPECT(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "gemm profile without XCLIP_PROFILE: counted (child status %d)", st);
+}
+
+static void test_gemm_profile(void) {
+    XC_EXPECT(gemm_profile_on(), "XCLIP_PROFILE=1: gemm_profile_on() false");
+    (void)gemm_profile_take();
+    Rng r = rng_stream(9, RNG_STREAM_TEST);
+    const int64_t M = 33, N = 17, K = 65;
+    float *A = rnd(&r, M * K), *B = rnd(&r, K * N), *C = rnd(&r, 8 * M * N);
+    xc_gemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    gemm_run(NULL, false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+#pragma omp parallel for schedule(static) num_threads(3)
+    for (int i = 0; i < 8; i++) xc_gemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C + i * M * N, N);
+    const double flop = 2.0 * M * N * K;
+    GemmProfile p = gemm_profile_take();
+    const GemmProfileRow *team = &p.row[0][GEMM_PROFILE_TEAM], *in = &p.row[0][GEMM_PROFILE_IN_REGION];
+    XC_EXPECT(team->calls == 2 && team->flop == 2 * flop && team->seconds > 0, "gemm profile, team: %lld calls, %g flop, %g s",
+              (long long)team->calls, team->flop, team->seconds);
+#ifdef _OPENMP
+    XC_EXPECT(in->calls == 8 && in->flop == 8 * flop && in->seconds > 0, "gemm profile, in regions: %lld calls, %g flop",
+              (long long)in->calls, in->flop);
+#else
+    XC_EXPECT(team->calls == 2 && in->calls == 0, "gemm profile without OpenMP: %lld in regions", (long long)in->calls);
+#endif
+    XC_EXPECT(p.row[1][0].calls == 0 && p.row[1][1].calls == 0, "gemm profile: float32 GEMMs counted as bf16");
+    char buf[1024] = {0};
+    FILE *f = tmpfile();
+    gemm_profile_print(&p, team->seconds * 4, f);
+    rewind(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    XC_EXPECT(strstr(buf, "profile: gemm fp32 team (wall s)") && strstr(buf, "2 calls") && strstr(buf, "25.0% of the ops' time") &&
+                  strstr(buf, "in regions (thread s)") && !strstr(buf, "bf16"), "gemm profile print:\n%s", buf);
+    Gemm mm;
+    XcError err;
+    if (gemm_init(&mm, XC_MATMUL_BF16, &err) == XC_OK) { // bf16 counted as such; 64^3 and above take that path
+        float *A2 = rnd(&r, 64 * 64), *C2 = malloc(64 * 64 * sizeof(float));
+        gemm_run(&mm, false, false, 64, 64, 64, 1.0f, A2, 64, A2, 64, 0.0f, C2, 64);
+        p = gemm_profile_take();
+        XC_EXPECT(p.row[1][GEMM_PROFILE_TEAM].calls == 1 && p.row[1][GEMM_PROFILE_TEAM].flop == 2.0 * 64 * 64 * 64 &&
+                      p.row[0][GEMM_PROFILE_TEAM].calls == 0, "gemm profile, bf16 on %s: %lld calls",
+                  gemm_bf16_kernel_name(&mm), (long long)p.row[1][GEMM_PROFILE_TEAM].calls);
+        gemm_free(&mm);
+        free(A2); free(C2);
+    } else {
+        printf("  gemm profile: no bf16 unit here, bf16 accounting not exercised\n");
+    }
+    p = gemm_profile_take();
+    XC_EXPECT(p.row[0][0].calls == 0 && p.row[0][1].calls == 0 && p.row[0][0].flop == 0, "gemm profile: take did not start afresh");
+    free(A); free(B); free(C);
+}
+
 int main(void) {
+    test_gemm_profile_off(); // first: no threads started yet
+    setenv("XCLIP_PROFILE", "1", 1);
+    test_gemm_profile();
     test_expf();
     test_gemm();
     test_gemm_bias();
