@@ -47,7 +47,7 @@ GemmProfile gemm_profile_take(void) {
     return p;
 }
 
-void gemm_profile_print(const GemmProfile *p, double op_seconds, FILE *f) {
+void gemm_profile_print(const GemmProfile *p, double wall_seconds, FILE *f) {
     static const char *const caller[2] = {"team (wall s)", "in regions (thread s)"};
     for (int b = 0; b < 2; b++)
         for (int w = 0; w < 2; w++) {
@@ -55,7 +55,7 @@ void gemm_profile_print(const GemmProfile *p, double op_seconds, FILE *f) {
             if (!r->calls) continue;
             fprintf(f, "profile: gemm %-4s %-22s %8lld calls %9.3f s %9.1f GFLOP %7.1f GFLOP/s", b ? "bf16" : "fp32",
                     caller[w], (long long)r->calls, r->seconds, r->flop / 1e9, r->seconds > 0 ? r->flop / r->seconds / 1e9 : 0.0);
-            if (op_seconds > 0) fprintf(f, "  %5.1f%% of the ops' time", 100.0 * r->seconds / op_seconds);
+            if (wall_seconds > 0) fprintf(f, "  %5.1f%% of the wall time", 100.0 * r->seconds / wall_seconds);
             fputc('\n', f);
         }
 }

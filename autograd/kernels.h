@@ -120,8 +120,9 @@ typedef struct GemmProfile {
 } GemmProfile;
 bool gemm_profile_on(void);
 GemmProfile gemm_profile_take(void); // the counts since the last take (or the start), and a fresh start
-// "profile: ..." lines of p, each row's share of op_seconds (the time it is measured against; 0: no share).
-void gemm_profile_print(const GemmProfile *p, double op_seconds, FILE *f);
+// "profile: ..." lines of p, each row's seconds as a share of wall_seconds (the time the counts cover; 0: no share;
+// a share of thread seconds can exceed 100% with several threads).
+void gemm_profile_print(const GemmProfile *p, double wall_seconds, FILE *f);
 
 // The same in plain loops (double accumulation), for tests.
 void xc_gemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

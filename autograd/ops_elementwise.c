@@ -106,9 +106,40 @@ static void bin_grad_into(const Bcast *bc, const int64_t *st, int64_t n_dst, flo
         dst[bcast_offset(bc, st, i)] += sign * gout[i] * (other ? other[bcast_offset(bc, st_other, i)] : 1.0f);
 }
 
+// The gradient of an add / sub operand of the output's shape: sign times the output's gradient. An operand
+// without a gradient yet is written, not zeroed and added to; with take, one that is not a parameter is handed
+// the output's buffer itself (sign +1; the output's gradient is dead after this node, and the residual stream's
+// gradient then flows down a chain of adds in one buffer). Nothing may read the output's gradient afterwards.
+static void add_grad_same_shape(Graph *g, TapeNode *node, Tensor *t, float sign, bool take) {
+    Tensor *out = node->out;
+    if (take && sign == 1.0f && !t->grad && !t->is_param) {
+        t->grad = out->grad;
+        out->grad = NULL; // not given back to the pool by the tape: t owns it now
+        return;
+    }
+    bool fresh;
+    float *d = tensor_grad_overwrite(g, t, &fresh);
+    const float *go = out->grad;
+    const int64_t n = out->numel;
+    if (fresh) {
+#pragma omp parallel for schedule(static) if (n >= XC_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) d[i] = sign * go[i];
+    } else {
+#pragma omp parallel for schedule(static) if (n >= XC_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) d[i] += sign * go[i];
+    }
+}
+
 static void binary_backward(Graph *g, TapeNode *node) {
     const BinaryCtx *c = node->ctx;
     Tensor *a = node->in[0], *b = node->in[1];
+    if (c->kind != BIN_MUL && (a->requires_grad ? a->numel == c->bc.numel : true) &&
+        (b->requires_grad ? b->numel == c->bc.numel : true)) { // both of the output's shape: no reduction
+        const float sign_b = c->kind == BIN_SUB ? -1.0f : 1.0f;
+        if (b->requires_grad) add_grad_same_shape(g, node, b, sign_b, !a->requires_grad); // last reader may take
+        if (a->requires_grad) add_grad_same_shape(g, node, a, 1.0f, true);
+        return;
+    }
     const float *go = node->out->grad;
     bool mul = c->kind == BIN_MUL;
     if (a->requires_grad)

@@ -47,7 +47,7 @@ void graph_init(Graph *g, size_t step_arena_bytes) {
     const char *p = getenv("XCLIP_PROFILE");
     if (p && *p && strcmp(p, "0")) {
         g->profile = xc_calloc(1, sizeof *g->profile);
-        g->profile->last = xc_now();
+        g->profile->last = g->profile->start = xc_now();
     }
 }
 
@@ -75,14 +75,18 @@ void graph_profile_print(const Graph *g, FILE *f) {
     for (int i = 0; i < p->n; i++)
         fprintf(f, "profile: %-20s %10lld %10.3f %10.3f\n", p->op[i]->name, (long long)p->calls[i], p->fwd[i], p->bwd[i]);
     if (p->n) fprintf(f, "profile: %-20s %10s %10.3f %10.3f\n", "total", "", tf, tb);
-    const GemmProfile gp = gemm_profile_take(); // the GEMMs since the previous print: of this graph, mostly
-    gemm_profile_print(&gp, tf + tb, f);
+    // the GEMMs since the previous print (of this graph, mostly; also those of no-grad work, which records no
+    // ops), against the wall time since the profile started
+    const double wall = xc_now() - p->start;
+    fprintf(f, "profile: %.3f s since the profile started\n", wall);
+    const GemmProfile gp = gemm_profile_take();
+    gemm_profile_print(&gp, wall, f);
 }
 
 void graph_profile_reset(Graph *g) {
     if (!g->profile) return;
     memset(g->profile, 0, sizeof *g->profile);
-    g->profile->last = xc_now();
+    g->profile->last = g->profile->start = xc_now();
     (void)gemm_profile_take();
 }
 
@@ -210,8 +214,9 @@ static void tape_walk(Graph *g, TapeNode *from, TapeNode *stop) {
             n->op->backward(g, n);
             if (g->profile) g->profile->bwd[profile_slot(g->profile, n->op)] += xc_now() - t0;
             if (g->backward_tick) g->backward_tick(g->param_ready_ctx);
-            // every consumer of n->out ran before n: its gradient is complete and now dead
-            if (!n->out->is_param) {
+            // every consumer of n->out ran before n: its gradient is complete and now dead (NULL: the backward
+            // handed the buffer on to an input, see add_grad_same_shape)
+            if (!n->out->is_param && n->out->grad) {
                 pool_give(&g->pool, n->out->grad, (size_t)n->out->numel * sizeof(float));
                 n->out->grad = NULL;
             }

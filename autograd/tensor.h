@@ -106,6 +106,7 @@ typedef struct GraphProfile {
     int64_t calls[GRAPH_PROFILE_OPS];
     int n;
     double last;                   // time of the previous record
+    double start;                  // when the profile started (graph_init, graph_profile_reset)
 } GraphProfile;
 
 // Gradient buffers of intermediate tensors are dead once their producer's backward has run; backward

@@ -32,6 +32,7 @@ static Tensor *c_linear(Graph *g, Tensor **x) { return op_linear(g, x[0], x[1], 
 static Tensor *c_linear_nobias(Graph *g, Tensor **x) { return op_linear(g, x[0], x[1], NULL); }
 static Tensor *c_add(Graph *g, Tensor **x) { return op_add(g, x[0], x[1]); }
 static Tensor *c_sub(Graph *g, Tensor **x) { return op_sub(g, x[0], x[1]); }
+static Tensor *c_add_self(Graph *g, Tensor **x) { return op_add(g, x[0], x[0]); }
 static Tensor *c_mul(Graph *g, Tensor **x) { return op_mul(g, x[0], x[1]); }
 static Tensor *c_scale(Graph *g, Tensor **x) { return op_scale(g, x[0], -1.7f); }
 static Tensor *c_exp(Graph *g, Tensor **x) { return op_exp(g, x[0]); }
@@ -141,6 +142,8 @@ static const OpCase op_cases[] = {
     {"add_size1", "add", 2, {3, 3}, {{2, 1, 4}, {1, 3, 1}}, c_add, false},
     {"sub_bcast", "sub", 2, {3, 1}, {{2, 3, 4}, {4}}, c_sub, false},
     {"sub_lhs_bcast", "sub", 2, {2, 3}, {{3, 1}, {2, 3, 4}}, c_sub, false},
+    {"sub_same", "sub", 2, {2, 2}, {{3, 4}, {3, 4}}, c_sub, false},
+    {"add_self", "add", 1, {2}, {{3, 4}}, c_add_self, false},
     {"mul_same", "mul", 2, {2, 2}, {{3, 4}, {3, 4}}, c_mul, false},
     {"mul_bcast", "mul", 2, {3, 3}, {{2, 3, 1}, {1, 1, 4}}, c_mul, false},
     {"mul_scalar", "mul", 2, {2, 1}, {{3, 4}, {1}}, c_mul, false},

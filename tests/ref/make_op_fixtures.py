@@ -127,6 +127,8 @@ CASES = {
                          lambda x, lw, lb, w, b: F.linear(F.layer_norm(x, (7,), lw, lb, 1e-5), w, b)),
     "quick_gelu_linear": ([(2, 3, 4), (5, 4), (5,)], lambda x, w, b: F.linear(x * torch.sigmoid(1.702 * x), w, b)),
     "quick_gelu_linear_nobias": ([(3, 4), (2, 4)], lambda x, w: F.linear(x * torch.sigmoid(1.702 * x), w)),
+    "sub_same": ([(3, 4), (3, 4)], torch.sub),
+    "add_self": ([(3, 4)], lambda x: x + x),
 }
 
 
