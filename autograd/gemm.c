@@ -14,7 +14,8 @@
 
 // ---- GEMM accounting (XCLIP_PROFILE) ----
 static _Atomic int profile_state; // 0: environment not read yet, 1: off, 2: on
-static GemmProfile profile;       // updated atomically: GEMMs inside parallel regions count at the same time
+static GemmProfile profile;       // since the process started; updated and read atomically (GEMMs inside
+                                  // parallel regions count at the same time)
 
 bool gemm_profile_on(void) {
     int st = atomic_load_explicit(&profile_state, memory_order_relaxed);
@@ -37,14 +38,30 @@ void xc_gemm_profile_add(bool bf16, int64_t M, int64_t N, int64_t K, double seco
     r->flop += flop;
 }
 
-GemmProfile gemm_profile_take(void) {
+GemmProfile gemm_profile_now(void) {
     GemmProfile p;
-#pragma omp critical(xc_gemm_profile)
-    {
-        p = profile;
-        memset(&profile, 0, sizeof profile);
-    }
+    for (int b = 0; b < 2; b++)
+        for (int w = 0; w < 2; w++) { // atomic reads: other threads may be counting
+            const GemmProfileRow *r = &profile.row[b][w];
+            GemmProfileRow *o = &p.row[b][w];
+#pragma omp atomic read
+            o->calls = r->calls;
+#pragma omp atomic read
+            o->seconds = r->seconds;
+#pragma omp atomic read
+            o->flop = r->flop;
+        }
     return p;
+}
+
+GemmProfile gemm_profile_diff(const GemmProfile *now, const GemmProfile *base) {
+    GemmProfile d;
+    for (int b = 0; b < 2; b++)
+        for (int w = 0; w < 2; w++) {
+            const GemmProfileRow *n = &now->row[b][w], *o = &base->row[b][w];
+            d.row[b][w] = (GemmProfileRow){n->calls - o->calls, n->seconds - o->seconds, n->flop - o->flop};
+        }
+    return d;
 }
 
 void gemm_profile_print(const GemmProfile *p, double wall_seconds, FILE *f) {

@@ -17,5 +17,5 @@ void gemm_bf16_avx512(Gemm *mm, float alpha, const GemmFused *f);
 // A packing buffer of *cap bf16 values grown to at least halfs (64-byte aligned; contents not kept).
 uint16_t *gemm_bf16_grow(uint16_t **buf, size_t *cap, size_t halfs);
 
-// Counts one GEMM into XCLIP_PROFILE's accounting (gemm.c; kernels.h, gemm_profile_take), by the calling thread.
+// Counts one GEMM into XCLIP_PROFILE's accounting (gemm.c; kernels.h, gemm_profile_now), by the calling thread.
 void xc_gemm_profile_add(bool bf16, int64_t M, int64_t N, int64_t K, double seconds);

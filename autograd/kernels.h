@@ -119,7 +119,8 @@ typedef struct GemmProfile {
     GemmProfileRow row[2][2]; // [bf16?][GEMM_PROFILE_TEAM or GEMM_PROFILE_IN_REGION]
 } GemmProfile;
 bool gemm_profile_on(void);
-GemmProfile gemm_profile_take(void); // the counts since the last take (or the start), and a fresh start
+GemmProfile gemm_profile_now(void); // the counts since the process started (never reset: each user keeps a baseline)
+GemmProfile gemm_profile_diff(const GemmProfile *now, const GemmProfile *base); // now - base, row by row
 // "profile: ..." lines of p, each row's seconds as a share of wall_seconds (the time the counts cover; 0: no share;
 // a share of thread seconds can exceed 100% with several threads).
 void gemm_profile_print(const GemmProfile *p, double wall_seconds, FILE *f);

@@ -48,11 +48,16 @@ void graph_init(Graph *g, size_t step_arena_bytes) {
     if (p && *p && strcmp(p, "0")) {
         g->profile = xc_calloc(1, sizeof *g->profile);
         g->profile->last = g->profile->start = xc_now();
+        g->profile->gemm_base = xc_malloc(sizeof(GemmProfile));
+        *g->profile->gemm_base = gemm_profile_now();
     }
 }
 
 void graph_free(Graph *g) {
-    if (g->profile) graph_profile_print(g, stderr);
+    if (g->profile) {
+        graph_profile_print(g, stderr);
+        xc_free(g->profile->gemm_base);
+    }
     xc_free(g->profile);
     arena_free(&g->step);
 }
@@ -70,24 +75,27 @@ void graph_profile_print(const Graph *g, FILE *f) {
     if (!p) return;
     double tf = 0, tb = 0;
     for (int i = 0; i < p->n; i++) { tf += p->fwd[i]; tb += p->bwd[i]; }
-    if (!p->n) fprintf(f, "profile: no ops recorded (a graph without gradients records none)\n");
+    if (!p->n) fprintf(f, "profile: no ops recorded (no-grad work records none)\n");
     else fprintf(f, "profile: %-20s %10s %10s %10s\n", "op", "calls", "fwd s", "bwd s");
     for (int i = 0; i < p->n; i++)
         fprintf(f, "profile: %-20s %10lld %10.3f %10.3f\n", p->op[i]->name, (long long)p->calls[i], p->fwd[i], p->bwd[i]);
     if (p->n) fprintf(f, "profile: %-20s %10s %10.3f %10.3f\n", "total", "", tf, tb);
-    // the GEMMs since the previous print (of this graph, mostly; also those of no-grad work, which records no
-    // ops), against the wall time since the profile started
+    // the process's GEMMs since the profile started (this graph's, no-grad work's, and any other graph's that ran
+    // meanwhile), against the wall time since then
     const double wall = xc_now() - p->start;
     fprintf(f, "profile: %.3f s since the profile started\n", wall);
-    const GemmProfile gp = gemm_profile_take();
+    const GemmProfile now = gemm_profile_now(), gp = gemm_profile_diff(&now, p->gemm_base);
     gemm_profile_print(&gp, wall, f);
 }
 
 void graph_profile_reset(Graph *g) {
     if (!g->profile) return;
-    memset(g->profile, 0, sizeof *g->profile);
-    g->profile->last = g->profile->start = xc_now();
-    (void)gemm_profile_take();
+    GraphProfile *p = g->profile;
+    GemmProfile *base = p->gemm_base;
+    memset(p, 0, sizeof *p);
+    p->last = p->start = xc_now();
+    p->gemm_base = base;
+    *base = gemm_profile_now();
 }
 
 void graph_reset(Graph *g) {

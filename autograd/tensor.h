@@ -107,6 +107,7 @@ typedef struct GraphProfile {
     int n;
     double last;                   // time of the previous record
     double start;                  // when the profile started (graph_init, graph_profile_reset)
+    struct GemmProfile *gemm_base; // the process's GEMM counts then (kernels.h): printed are those since
 } GraphProfile;
 
 // Gradient buffers of intermediate tensors are dead once their producer's backward has run; backward
@@ -141,8 +142,9 @@ typedef struct Graph {
 void graph_init(Graph *g, size_t step_arena_bytes);
 void graph_free(Graph *g);
 void graph_reset(Graph *g);        // drop the tape and every step tensor
-// Per-op times so far (XCLIP_PROFILE=1), then the GEMMs (kernels.h, GemmProfile) since the previous print or reset:
-// the GEMM counts are process-wide, so a graph printed while another ran also shows the other's GEMMs.
+// Per-op times so far (XCLIP_PROFILE=1), then the GEMMs (kernels.h, GemmProfile) since the profile started (graph_init
+// or graph_profile_reset): the GEMM counts are process-wide, so they include those of no-grad work and of any other
+// graph that ran meanwhile (a text-feature graph during an evaluation, say).
 void graph_profile_print(const Graph *g, FILE *f);
 void graph_profile_reset(Graph *g); // zero g's op times and the GEMM counts (e.g. after a warm-up step)
 // Seeds d(loss)/d(loss) = 1 (loss must have one element) and runs the tape backwards.

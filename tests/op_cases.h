@@ -33,6 +33,15 @@ static Tensor *c_linear_nobias(Graph *g, Tensor **x) { return op_linear(g, x[0],
 static Tensor *c_add(Graph *g, Tensor **x) { return op_add(g, x[0], x[1]); }
 static Tensor *c_sub(Graph *g, Tensor **x) { return op_sub(g, x[0], x[1]); }
 static Tensor *c_add_self(Graph *g, Tensor **x) { return op_add(g, x[0], x[0]); }
+// k - x and k + x for a constant k of x's shape (k[i] = i / 4 - 1, no gradient): the operand without a gradient
+// first, so the second one is the last reader of the output's gradient
+static Tensor *const_like(Graph *g, const Tensor *x) {
+    Tensor *k = tensor_zeros(g, x->ndim, x->shape);
+    for (int64_t i = 0; i < k->numel; i++) k->data[i] = 0.25f * (float)i - 1.0f;
+    return k;
+}
+static Tensor *c_sub_const_lhs(Graph *g, Tensor **x) { return op_sub(g, const_like(g, x[0]), x[0]); }
+static Tensor *c_add_const_lhs(Graph *g, Tensor **x) { return op_add(g, const_like(g, x[0]), x[0]); }
 static Tensor *c_mul(Graph *g, Tensor **x) { return op_mul(g, x[0], x[1]); }
 static Tensor *c_scale(Graph *g, Tensor **x) { return op_scale(g, x[0], -1.7f); }
 static Tensor *c_exp(Graph *g, Tensor **x) { return op_exp(g, x[0]); }
@@ -144,6 +153,8 @@ static const OpCase op_cases[] = {
     {"sub_lhs_bcast", "sub", 2, {2, 3}, {{3, 1}, {2, 3, 4}}, c_sub, false},
     {"sub_same", "sub", 2, {2, 2}, {{3, 4}, {3, 4}}, c_sub, false},
     {"add_self", "add", 1, {2}, {{3, 4}}, c_add_self, false},
+    {"sub_const_lhs", "sub", 1, {2}, {{3, 4}}, c_sub_const_lhs, false},
+    {"add_const_lhs", "add", 1, {2}, {{3, 4}}, c_add_const_lhs, false},
     {"mul_same", "mul", 2, {2, 2}, {{3, 4}, {3, 4}}, c_mul, false},
     {"mul_bcast", "mul", 2, {3, 3}, {{2, 3, 1}, {1, 1, 4}}, c_mul, false},
     {"mul_scalar", "mul", 2, {2, 1}, {{3, 4}, {1}}, c_mul, false},

@@ -4,6 +4,7 @@
 #include "test_util.h"
 #include "autograd/kernels.h"
 #include "autograd/rng.h"
+#include "autograd/tensor.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -148,7 +149,8 @@ static void test_expf(void) {
 // XCLIP_PROFILE's GEMM accounting. Off without the variable: a child process, before anything else starts
 // OpenMP or OpenBLAS threads in this one, runs a GEMM and must count nothing. On: GEMMs by the team and inside a
 // parallel region counted apart (exact calls and multiply-adds, from several threads at once), bf16 apart where
-// a kernel exists, each take starting afresh, the print naming rows and shares.
+// a kernel exists, the printed rows and shares; a graph's profile shows every GEMM since it started, those of
+// another graph freed meanwhile (which printed its own) included, and none after graph_profile_reset.
 static void test_gemm_profile_off(void) {
     fflush(stdout);
     pid_t pid = fork();
@@ -156,7 +158,7 @@ static void test_gemm_profile_off(void) {
         unsetenv("XCLIP_PROFILE");
         float a[64] = {0}, c[64];
         xc_gemm(false, false, 8, 8, 8, 1.0f, a, 8, a, 8, 0.0f, c, 8);
-        GemmProfile p = gemm_profile_take();
+        GemmProfile p = gemm_profile_now();
         _exit(!gemm_profile_on() && p.row[0][GEMM_PROFILE_TEAM].calls == 0 ? 0 : 1);
     }
     int st = 0;
@@ -164,53 +166,96 @@ static void test_gemm_profile_off(void) {
               "gemm profile without XCLIP_PROFILE: counted (child status %d)", st);
 }
 
+// What print(ctx, f) writes, into buf.
+static void printed(void (*print)(void *ctx, FILE *f), void *ctx, char *buf, size_t cap) {
+    FILE *f = tmpfile();
+    print(ctx, f);
+    rewind(f);
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+}
+
+static void print_graph(void *g, FILE *f) { graph_profile_print(g, f); }
+
+// The call count printed after label ("team (wall s)"): -1 when there is none.
+static long long calls_after(const char *buf, const char *label) {
+    const char *p = strstr(buf, label);
+    long long n = -1;
+    if (!p || sscanf(p + strlen(label), "%lld calls", &n) != 1) n = -1;
+    return n;
+}
+
+typedef struct { const GemmProfile *p; double wall; } ProfilePrint;
+static void print_rows(void *ctx, FILE *f) {
+    const ProfilePrint *pp = ctx;
+    gemm_profile_print(pp->p, pp->wall, f);
+}
+
 static void test_gemm_profile(void) {
     XC_EXPECT(gemm_profile_on(), "XCLIP_PROFILE=1: gemm_profile_on() false");
-    (void)gemm_profile_take();
+    const GemmProfile base = gemm_profile_now();
     Rng r = rng_stream(9, RNG_STREAM_TEST);
     const int64_t M = 33, N = 17, K = 65;
     float *A = rnd(&r, M * K), *B = rnd(&r, K * N), *C = rnd(&r, 8 * M * N);
     xc_gemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
     gemm_run(NULL, false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
-#pragma omp parallel for schedule(static) num_threads(3)
-    for (int i = 0; i < 8; i++) xc_gemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C + i * M * N, N);
-    const double flop = 2.0 * M * N * K;
-    GemmProfile p = gemm_profile_take();
-    const GemmProfileRow *team = &p.row[0][GEMM_PROFILE_TEAM], *in = &p.row[0][GEMM_PROFILE_IN_REGION];
-    XC_EXPECT(team->calls == 2 && team->flop == 2 * flop && team->seconds > 0, "gemm profile, team: %lld calls, %g flop, %g s",
-              (long long)team->calls, team->flop, team->seconds);
+    int active = 0; // did the region run on several threads? (OMP_THREAD_LIMIT=1, say, makes it a team of one)
 #ifdef _OPENMP
-    XC_EXPECT(in->calls == 8 && in->flop == 8 * flop && in->seconds > 0, "gemm profile, in regions: %lld calls, %g flop",
-              (long long)in->calls, in->flop);
-#else
-    XC_EXPECT(team->calls == 2 && in->calls == 0, "gemm profile without OpenMP: %lld in regions", (long long)in->calls);
+    omp_set_dynamic(0);
 #endif
+#pragma omp parallel for schedule(static) num_threads(3) reduction(| : active)
+    for (int i = 0; i < 8; i++) {
+        active |= xc_in_parallel();
+        xc_gemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C + i * M * N, N);
+    }
+    if (!active) printf("  gemm profile: the parallel region ran on one thread: in-region accounting not exercised\n");
+    const double flop = 2.0 * M * N * K;
+    const int64_t n_in = active ? 8 : 0, n_team = 10 - n_in;
+    const GemmProfile now = gemm_profile_now(), p = gemm_profile_diff(&now, &base);
+    const GemmProfileRow *team = &p.row[0][GEMM_PROFILE_TEAM], *in = &p.row[0][GEMM_PROFILE_IN_REGION];
+    XC_EXPECT(team->calls == n_team && team->flop == (double)n_team * flop && team->seconds > 0,
+              "gemm profile, team: %lld calls, %g flop, %g s", (long long)team->calls, team->flop, team->seconds);
+    XC_EXPECT(in->calls == n_in && in->flop == (double)n_in * flop && (in->seconds > 0) == (n_in > 0),
+              "gemm profile, in regions: %lld calls, %g flop", (long long)in->calls, in->flop);
     XC_EXPECT(p.row[1][0].calls == 0 && p.row[1][1].calls == 0, "gemm profile: float32 GEMMs counted as bf16");
-    char buf[1024] = {0};
-    FILE *f = tmpfile();
-    gemm_profile_print(&p, team->seconds * 4, f);
-    rewind(f);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    XC_EXPECT(strstr(buf, "profile: gemm fp32 team (wall s)") && strstr(buf, "2 calls") && strstr(buf, "25.0% of the wall time") &&
-                  strstr(buf, "in regions (thread s)") && !strstr(buf, "bf16"), "gemm profile print:\n%s", buf);
+    char buf[2048];
+    printed(print_rows, &(ProfilePrint){&p, team->seconds * 4}, buf, sizeof buf);
+    XC_EXPECT(calls_after(buf, "profile: gemm fp32 team (wall s)") == n_team && strstr(buf, "25.0% of the wall time") &&
+                  (strstr(buf, "in regions (thread s)") != NULL) == (n_in > 0) && !strstr(buf, "bf16"),
+              "gemm profile print:\n%s", buf);
     Gemm mm;
     XcError err;
     if (gemm_init(&mm, XC_MATMUL_BF16, &err) == XC_OK) { // bf16 counted as such; 64^3 and above take that path
         float *A2 = rnd(&r, 64 * 64), *C2 = malloc(64 * 64 * sizeof(float));
+        const GemmProfile before = gemm_profile_now();
         gemm_run(&mm, false, false, 64, 64, 64, 1.0f, A2, 64, A2, 64, 0.0f, C2, 64);
-        p = gemm_profile_take();
-        XC_EXPECT(p.row[1][GEMM_PROFILE_TEAM].calls == 1 && p.row[1][GEMM_PROFILE_TEAM].flop == 2.0 * 64 * 64 * 64 &&
-                      p.row[0][GEMM_PROFILE_TEAM].calls == 0, "gemm profile, bf16 on %s: %lld calls",
-                  gemm_bf16_kernel_name(&mm), (long long)p.row[1][GEMM_PROFILE_TEAM].calls);
+        const GemmProfile after = gemm_profile_now(), d = gemm_profile_diff(&after, &before);
+        XC_EXPECT(d.row[1][GEMM_PROFILE_TEAM].calls == 1 && d.row[1][GEMM_PROFILE_TEAM].flop == 2.0 * 64 * 64 * 64 &&
+                      d.row[0][GEMM_PROFILE_TEAM].calls == 0, "gemm profile, bf16 on %s: %lld calls",
+                  gemm_bf16_kernel_name(&mm), (long long)d.row[1][GEMM_PROFILE_TEAM].calls);
         gemm_free(&mm);
         free(A2); free(C2);
     } else {
         printf("  gemm profile: no bf16 unit here, bf16 accounting not exercised\n");
     }
-    p = gemm_profile_take();
-    XC_EXPECT(p.row[0][0].calls == 0 && p.row[0][1].calls == 0 && p.row[0][0].flop == 0, "gemm profile: take did not start afresh");
+    // a graph's profile against another graph's in between (as a text-feature graph inside an evaluation)
+    Graph g1, g2;
+    graph_init(&g1, 0);
+    xc_gemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    graph_init(&g2, 0);
+    xc_gemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    printf("  gemm profile: a second graph's profile, printed when it is freed:\n");
+    fflush(stdout);
+    graph_free(&g2);
+    xc_gemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    printed(print_graph, &g1, buf, sizeof buf);
+    XC_EXPECT(g1.profile && calls_after(buf, "profile: gemm fp32 team (wall s)") == 3 && strstr(buf, "no ops recorded"),
+              "gemm profile of a graph with another freed meanwhile:\n%s", buf);
+    graph_profile_reset(&g1);
+    printed(print_graph, &g1, buf, sizeof buf);
+    XC_EXPECT(!strstr(buf, "profile: gemm"), "gemm profile after graph_profile_reset:\n%s", buf);
+    graph_free(&g1);
     free(A); free(B); free(C);
 }
 

@@ -129,6 +129,8 @@ CASES = {
     "quick_gelu_linear_nobias": ([(3, 4), (2, 4)], lambda x, w: F.linear(x * torch.sigmoid(1.702 * x), w)),
     "sub_same": ([(3, 4), (3, 4)], torch.sub),
     "add_self": ([(3, 4)], lambda x: x + x),
+    "sub_const_lhs": ([(3, 4)], lambda x: (torch.arange(12.0).reshape(3, 4) * 0.25 - 1) - x),
+    "add_const_lhs": ([(3, 4)], lambda x: (torch.arange(12.0).reshape(3, 4) * 0.25 - 1) + x),
 }
 
 
