@@ -146,7 +146,7 @@ void graph_reset(Graph *g);        // drop the tape and every step tensor
 // or graph_profile_reset): the GEMM counts are process-wide, so they include those of no-grad work and of any other
 // graph that ran meanwhile (a text-feature graph during an evaluation, say).
 void graph_profile_print(const Graph *g, FILE *f);
-void graph_profile_reset(Graph *g); // zero g's op times and the GEMM counts (e.g. after a warm-up step)
+void graph_profile_reset(Graph *g); // zero g's op times and count its GEMMs afresh from now (e.g. after a warm-up step)
 // Seeds d(loss)/d(loss) = 1 (loss must have one element) and runs the tape backwards.
 void graph_backward(Graph *g, Tensor *loss);
 // Same, with an explicit upstream gradient for a non-scalar output (numel floats).
