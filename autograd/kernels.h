@@ -118,7 +118,7 @@ typedef struct GemmProfileRow {
 typedef struct GemmProfile {
     GemmProfileRow row[2][2]; // [bf16?][GEMM_PROFILE_TEAM or GEMM_PROFILE_IN_REGION]
 } GemmProfile;
-bool gemm_profile_on(void);
+bool gemm_profile_on(void); // XCLIP_PROFILE set (read once per process; graph_init asks here too)
 GemmProfile gemm_profile_now(void); // the counts since the process started (never reset: each user keeps a baseline)
 GemmProfile gemm_profile_diff(const GemmProfile *now, const GemmProfile *base); // now - base, row by row
 // "profile: ..." lines of p, each row's seconds as a share of wall_seconds (the time the counts cover; 0: no share;

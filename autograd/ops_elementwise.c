@@ -133,8 +133,8 @@ static void add_grad_same_shape(Graph *g, TapeNode *node, Tensor *t, float sign,
 static void binary_backward(Graph *g, TapeNode *node) {
     const BinaryCtx *c = node->ctx;
     Tensor *a = node->in[0], *b = node->in[1];
-    if (c->kind != BIN_MUL && (a->requires_grad ? a->numel == c->bc.numel : true) &&
-        (b->requires_grad ? b->numel == c->bc.numel : true)) { // both of the output's shape: no reduction
+    if (c->kind != BIN_MUL && (!a->requires_grad || a->numel == c->bc.numel) &&
+        (!b->requires_grad || b->numel == c->bc.numel)) { // those with gradients have the output's shape: no reduction
         const float sign_b = c->kind == BIN_SUB ? -1.0f : 1.0f;
         if (b->requires_grad) add_grad_same_shape(g, node, b, sign_b, !a->requires_grad); // last reader may take
         if (a->requires_grad) add_grad_same_shape(g, node, a, 1.0f, true);

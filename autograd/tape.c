@@ -44,8 +44,7 @@ void graph_init(Graph *g, size_t step_arena_bytes) {
     memset(g, 0, sizeof *g);
     arena_init(&g->step, "step", step_arena_bytes);
     g->grad_enabled = true;
-    const char *p = getenv("XCLIP_PROFILE");
-    if (p && *p && strcmp(p, "0")) {
+    if (gemm_profile_on()) { // XCLIP_PROFILE, read once for ops and GEMMs alike
         g->profile = xc_calloc(1, sizeof *g->profile);
         g->profile->last = g->profile->start = xc_now();
         g->profile->gemm_base = xc_malloc(sizeof(GemmProfile));

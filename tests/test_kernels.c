@@ -166,17 +166,13 @@ static void test_gemm_profile_off(void) {
               "gemm profile without XCLIP_PROFILE: counted (child status %d)", st);
 }
 
-// What print(ctx, f) writes, into buf.
-static void printed(void (*print)(void *ctx, FILE *f), void *ctx, char *buf, size_t cap) {
-    FILE *f = tmpfile();
-    print(ctx, f);
+// What was written to f (a tmpfile), into buf; closes f.
+static void read_back(FILE *f, char *buf, size_t cap) {
     rewind(f);
     size_t n = fread(buf, 1, cap - 1, f);
     fclose(f);
     buf[n] = 0;
 }
-
-static void print_graph(void *g, FILE *f) { graph_profile_print(g, f); }
 
 // The call count printed after label ("team (wall s)"): -1 when there is none.
 static long long calls_after(const char *buf, const char *label) {
@@ -184,12 +180,6 @@ static long long calls_after(const char *buf, const char *label) {
     long long n = -1;
     if (!p || sscanf(p + strlen(label), "%lld calls", &n) != 1) n = -1;
     return n;
-}
-
-typedef struct { const GemmProfile *p; double wall; } ProfilePrint;
-static void print_rows(void *ctx, FILE *f) {
-    const ProfilePrint *pp = ctx;
-    gemm_profile_print(pp->p, pp->wall, f);
 }
 
 static void test_gemm_profile(void) {
@@ -220,7 +210,9 @@ static void test_gemm_profile(void) {
               "gemm profile, in regions: %lld calls, %g flop", (long long)in->calls, in->flop);
     XC_EXPECT(p.row[1][0].calls == 0 && p.row[1][1].calls == 0, "gemm profile: float32 GEMMs counted as bf16");
     char buf[2048];
-    printed(print_rows, &(ProfilePrint){&p, team->seconds * 4}, buf, sizeof buf);
+    FILE *f = tmpfile();
+    gemm_profile_print(&p, team->seconds * 4, f);
+    read_back(f, buf, sizeof buf);
     XC_EXPECT(calls_after(buf, "profile: gemm fp32 team (wall s)") == n_team && strstr(buf, "25.0% of the wall time") &&
                   (strstr(buf, "in regions (thread s)") != NULL) == (n_in > 0) && !strstr(buf, "bf16"),
               "gemm profile print:\n%s", buf);
@@ -249,11 +241,15 @@ static void test_gemm_profile(void) {
     fflush(stdout);
     graph_free(&g2);
     xc_gemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
-    printed(print_graph, &g1, buf, sizeof buf);
+    f = tmpfile();
+    graph_profile_print(&g1, f);
+    read_back(f, buf, sizeof buf);
     XC_EXPECT(g1.profile && calls_after(buf, "profile: gemm fp32 team (wall s)") == 3 && strstr(buf, "no ops recorded"),
               "gemm profile of a graph with another freed meanwhile:\n%s", buf);
     graph_profile_reset(&g1);
-    printed(print_graph, &g1, buf, sizeof buf);
+    f = tmpfile();
+    graph_profile_print(&g1, f);
+    read_back(f, buf, sizeof buf);
     XC_EXPECT(!strstr(buf, "profile: gemm"), "gemm profile after graph_profile_reset:\n%s", buf);
     graph_free(&g1);
     free(A); free(B); free(C);
