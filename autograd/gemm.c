@@ -83,7 +83,7 @@ static bool use_bf16(const Gemm *mm, int64_t M, int64_t N, int64_t K) {
 }
 
 bool gemm_fuses(const Gemm *mm, int64_t M, int64_t N, int64_t K) {
-    return use_bf16(mm, M, N, K) && (mm->kernel == XC_BF16_AVX512 || mm->kernel == XC_BF16_AVX512_FMA);
+    return use_bf16(mm, M, N, K);
 }
 
 int gemm_init(Gemm *mm, MatmulPrecision p, XcError *err) {

@@ -7,8 +7,8 @@
 //                       a fraction of the FMA rate (Intel Emerald Rapids: half of it in multiply-adds per second,
 //                       xc_vdpbf16ps_speed).
 //
-// The AMX kernel's arithmetic: op(A) and op(B) rounded to bfloat16 (nearest even, VCVTNE2PS2BF16), exact products,
-// float32 sums (VDPBF16PS adds the products of k = 2p + 1 and k = 2p to a float32 lane, rounding to nearest even
+// The arithmetic of the AMX kernel (gemm_bf16_amx.c) but for the order of the sums: op(A) and op(B) rounded to
+// bfloat16 (nearest even, VCVTNE2PS2BF16), exact products, float32 sums (VDPBF16PS adds the products of k = 2p + 1 and k = 2p to a float32 lane, rounding to nearest even
 // after each add; like TDPBF16PS it treats denormal inputs as zero and flushes denormal results), then
 // C = alpha sum + beta C (+ bias). Every element of C is summed over k in one fixed order (pairs in order; between
 // chunks of P_CHUNK pairs the float32 partial sum is parked and reloaded exactly) by whichever thread computes its
@@ -32,6 +32,7 @@
 // (12 x P_CHUNK pairs, 6 KB; 12 KB widened) stays in L1 across the panel's column blocks, the accumulators parked in
 // a small buffer between chunks.
 #include "autograd/gemm_bf16.h"
+#include "autograd/gemm_bf16_pack.h"
 #include "autograd/kernels.h"
 #include "autograd/util.h"
 
@@ -42,7 +43,7 @@
 #include <omp.h>
 #endif
 
-#define AVX512BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define AVX512BF16_TARGET BF16_PACK_TARGET
 #define MR 12                      // rows of C per micro-kernel block
 #define NR 32                      // columns of C per micro-kernel block (two zmm)
 #define P_CHUNK 128                // k pairs per chunk: A's 12 x 128 dwords (6 KB) stay in L1
@@ -116,8 +117,6 @@ double xc_vdpbf16ps_speed(void) {
 }
 
 // ---- packing -------------------------------------------------------------------------------------------
-static inline __mmask16 mask16(int64_t n) { return (__mmask16)(n >= 16 ? 0xffff : n > 0 ? (1u << n) - 1 : 0); }
-
 // Stores the pair dwords v (lanes in m) of one pair of k at out, the start of that pair's R values in a packed
 // block: as they are, or (fma) widened to the floats of k = 2p + 1 at out and those of k = 2p at out + R.
 AVX512BF16_TARGET static inline void put_pairs(uint32_t *out, __mmask16 m, __m512i v, bool fma, int64_t R) {
@@ -127,22 +126,6 @@ AVX512BF16_TARGET static inline void put_pairs(uint32_t *out, __mmask16 m, __m51
     }
     _mm512_mask_storeu_epi32(out, m, _mm512_and_si512(v, _mm512_set1_epi32((int)0xffff0000u)));
     _mm512_mask_storeu_epi32(out + R, m, _mm512_slli_epi32(v, 16));
-}
-
-// 16 dwords, dword q = (bf16 x[2q], bf16 x[2q + 1]) of x[0..n) (values from n on are 0; n <= 0: all zero).
-// Masked loads read nothing beyond n.
-AVX512BF16_TARGET static inline __m512i pairs_along(const float *x, int64_t n) {
-    __m512 lo = _mm512_maskz_loadu_ps(mask16(n), x), hi = _mm512_maskz_loadu_ps(mask16(n - 16), x + 16);
-    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); // lo's 16 values in the low half: k even in the low word
-}
-
-// 16 dwords, dword j = (bf16 x0[j], bf16 x1[j]) for j < n (else 0); x1 NULL: zeros.
-AVX512BF16_TARGET static inline __m512i pairs_across(const float *x0, const float *x1, int64_t n) {
-    static const short INTERLEAVE[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                         8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    __m512 a = _mm512_maskz_loadu_ps(mask16(n), x0), b = x1 ? _mm512_maskz_loadu_ps(mask16(n), x1) : _mm512_setzero_ps();
-    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a); // a's 16 then b's 16
-    return _mm512_permutexvar_epi16(_mm512_loadu_si512(INTERLEAVE), both);
 }
 
 // In-place transpose of 16 x 16 dwords (r[i] lane c <-> r[c] lane i): at scale s = 8, 4, 2, 1 rows i and i + s
@@ -164,36 +147,6 @@ AVX512BF16_TARGET static inline void transpose16(__m512i r[16]) {
                 r[i + s] = _mm512_permutex2var_epi32(x, take_hi, y);
             }
     }
-}
-
-// t[0..n) = pre(x[0..n)), x being row r of the stored operand from column c0 (n <= 32; nothing written when n <= 0).
-AVX512BF16_TARGET static inline void pre_apply(const GemmPre *pre, const float *x, int64_t r, int64_t c0, int64_t n, float *t) {
-    if (pre->kind == XC_PRE_LAYERNORM) {
-        const float m = pre->mean[r], s = pre->rstd[r], *w = pre->w + c0, *b = pre->b + c0;
-        for (int64_t j = 0; j < n; j++) t[j] = xc_layernorm1(x[j], m, s, w[j], b[j]);
-    } else {
-        for (int64_t j = 0; j < n; j++) t[j] = xc_quick_gelu1(x[j]);
-    }
-}
-
-// pairs_along of pre(row r from column c0) (pre NULL: the row as stored).
-AVX512BF16_TARGET static inline __m512i pairs_along_pre(const GemmPre *pre, const float *row, int64_t r, int64_t c0, int64_t n) {
-    if (!pre) return pairs_along(row + c0, n);
-    float t[32];
-    n = n < 32 ? n : 32;
-    pre_apply(pre, row + c0, r, c0, n, t);
-    return pairs_along(t, n);
-}
-
-// pairs_across of pre(rows r and r + 1 from column c0) (pre NULL: as stored; x1 NULL: zeros).
-AVX512BF16_TARGET static inline __m512i pairs_across_pre(const GemmPre *pre, const float *x0, const float *x1, int64_t r,
-                                                         int64_t c0, int64_t n) {
-    if (!pre) return pairs_across(x0 + c0, x1 ? x1 + c0 : NULL, n);
-    float t0[16], t1[16];
-    n = n < 16 ? n : 16;
-    pre_apply(pre, x0 + c0, r, c0, n, t0);
-    if (x1) pre_apply(pre, x1 + c0, r + 1, c0, n, t1);
-    return pairs_across(t0, x1 ? t1 : NULL, n);
 }
 
 // Packs op(A) (M, K) into out (Mp / MR, P, MR) dwords, work-shared over the enclosing parallel region (no barrier at
@@ -316,31 +269,10 @@ AVX512BF16_TARGET static void micro_kernel_fma(const float *a, const float *b, i
     ROWS(ACC_STORE)
 }
 
-// acc (block (mb, nb)) into C, clipped to M, N: alpha acc + beta C, plus bias[j] on every row if bias (the AMX
-// kernel's epilogue: alpha acc, then beta C fused in, then the bias), or with gelu_x C += alpha acc
-// xc_quick_gelu_grad1(gelu_x) (xc_quick_gelu_bwd's arithmetic on the product as gemm_bf16 would store it).
+// acc (block (mb, nb)) into C, clipped to M, N (store_block: the epilogue the AMX kernel shares).
 AVX512BF16_TARGET static void block_store(const float *acc, int64_t mb, int64_t nb, float alpha, const GemmFused *f) {
-    const int64_t i0 = mb * MR, j0 = nb * NR, ldc = f->ldc;
-    const int64_t rows = f->M - i0 < MR ? f->M - i0 : MR, cols = f->N - j0 < NR ? f->N - j0 : NR;
-    if (f->gelu_x) {
-        for (int64_t r = 0; r < rows; r++) {
-            float *c = f->C + (i0 + r) * ldc + j0;
-            const float *x = f->gelu_x + (i0 + r) * ldc + j0, *a = acc + r * NR;
-            for (int64_t j = 0; j < cols; j++) c[j] += alpha * a[j] * xc_quick_gelu_grad1(x[j]);
-        }
-        return;
-    }
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(f->beta);
-    for (int64_t r = 0; r < rows; r++) {
-        float *c = f->C + (i0 + r) * ldc + j0;
-        for (int64_t h = 0; h < cols; h += 16) {
-            const __mmask16 m = mask16(cols - h);
-            __m512 v = _mm512_mul_ps(va, _mm512_load_ps(acc + r * NR + h));
-            if (f->beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + h), v);
-            if (f->bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, f->bias + j0 + h));
-            _mm512_mask_storeu_ps(c + h, m, v);
-        }
-    }
+    const int64_t i0 = mb * MR, j0 = nb * NR;
+    store_block(acc, NR, i0, j0, f->M - i0 < MR ? f->M - i0 : MR, f->N - j0 < NR ? f->N - j0 : NR, alpha, f);
 }
 
 // One thread's share of C, panel by panel: row blocks handed out dynamically (which thread computes a block does not

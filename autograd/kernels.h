@@ -43,7 +43,9 @@ void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
 //                               (Intel Emerald Rapids with AMX hidden: half as many); the same bits as
 //                               XC_BF16_AVX512 where VDPBF16PS adds in Intel's documented order.
 //         Each gives the same bits whatever the thread count; AMX's differ from the AVX512 ones (its float32
-//         sums run in another order).
+//         sums run in another order). A fourth, XC_BF16_AMX_EMULATED ("amx-emulated", never chosen by gemm_init),
+//         runs the AMX kernel with TDPBF16PS emulated by AVX-512 FMAs, so that the AMX kernel's packing, blocking
+//         and fusion are tested on CPUs without AMX; it is slow.
 //
 //   Gemm mm;
 //   if (gemm_init(&mm, XC_MATMUL_BF16, &err) != XC_OK) ...   // refused (naming both units) on a CPU with neither
@@ -52,7 +54,13 @@ void xc_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
 //   ... forward, backward ...
 //   graph_free(&g); gemm_free(&mm);                          // the packing buffers go with their owner
 typedef enum { XC_MATMUL_FP32 = 0, XC_MATMUL_BF16 = 1 } MatmulPrecision;
-typedef enum { XC_BF16_NONE = 0, XC_BF16_AMX = 1, XC_BF16_AVX512 = 2, XC_BF16_AVX512_FMA = 3 } Bf16Kernel;
+typedef enum {
+    XC_BF16_NONE = 0,
+    XC_BF16_AMX = 1,
+    XC_BF16_AVX512 = 2,
+    XC_BF16_AVX512_FMA = 3,
+    XC_BF16_AMX_EMULATED = 4,
+} Bf16Kernel;
 typedef struct Gemm {
     MatmulPrecision precision;
     Bf16Kernel kernel;            // the unit gemm_bf16 runs on (gemm_init: the best available; NONE: neither)
@@ -69,14 +77,14 @@ int gemm_init(Gemm *mm, MatmulPrecision p, XcError *err);
 int gemm_set_bf16_kernel(Gemm *mm, Bf16Kernel k, XcError *err);
 void gemm_free(Gemm *mm);
 const char *gemm_precision_name(MatmulPrecision p); // "fp32" / "bf16"
-const char *gemm_bf16_kernel_name(const Gemm *mm);  // "amx", "avx512-bf16", "avx512-fma" or "none"
+const char *gemm_bf16_kernel_name(const Gemm *mm);  // "amx", "avx512-bf16", "avx512-fma", "amx-emulated" or "none"
 const char *xc_bf16_kernel_name(Bf16Kernel k);      // the same for a kernel
 Bf16Kernel xc_bf16_kernel_named(const char *name);  // the kernel of that name (XC_BF16_NONE: no such kernel)
 // AMX-BF16 usable here (CPU support and the kernel's permission for the tile state)?
 bool xc_amx_available(void);
 // AVX512-BF16 usable here (CPU support for AVX512F/BW/VL/BF16 and the OS saving the zmm state)?
 bool xc_avx512bf16_available(void);
-bool xc_bf16_kernel_available(Bf16Kernel k); // the AVX512 kernels both need AVX512-BF16 (its conversion packs)
+bool xc_bf16_kernel_available(Bf16Kernel k); // all but AMX need AVX512-BF16 (its conversion packs)
 // Multiply-adds per second of VDPBF16PS on zmm against VFMADD231PS on this core, measured once (about 1 ms; 0 without
 // AVX512-BF16): 0.49 measured on Intel Emerald Rapids; about 2 expected on AMD Zen 4 (not measured: there the
 // VDPBF16PS kernel ran about twice SGEMM's speed).
@@ -239,7 +247,7 @@ static inline float xc_quick_gelu_grad1(float x) {
 // write that R x C intermediate and read it back to pack it; fused, the packing reads x and applies the function
 // on the way (a prologue), and QuickGELU's backward multiplies by its derivative as the product is stored (an
 // epilogue). The bits are those of the unfused route: the same formulas on the same floats, then the same
-// bf16 GEMM. Only the AVX512 kernels fuse (gemm_fuses); on AMX the caller writes the intermediate.
+// bf16 GEMM. Every bf16 kernel fuses (gemm_fuses).
 //
 // A prologue works on a stored operand that is not transposed (op(A) = A, op(B) = B), element (r, c) of the stored
 // matrix: LayerNorm xc_layernorm1(x, mean[r], rstd[r], w[c], b[c]) with the statistics of xc_layernorm_stats, or
@@ -265,8 +273,9 @@ typedef struct GemmFused {
     int64_t ldc;
 } GemmFused;
 
-// Does mm run a GEMM of this size in bf16 with fusion (BF16 precision on an AVX512 kernel)? Callers that
-// get false compute the intermediate themselves and call gemm_bias / gemm_run.
+// Does mm run a GEMM of this size in bf16 with fusion (BF16 precision, big enough, outside a parallel region or
+// through a per-thread context)? Callers that get false compute the intermediate themselves and call gemm_bias /
+// gemm_run.
 bool gemm_fuses(const Gemm *mm, int64_t M, int64_t N, int64_t K);
-// The fused GEMM, on mm's AVX512 kernel whatever mm's precision (tests compare it with the unfused route).
+// The fused GEMM, on mm's bf16 kernel whatever mm's precision (tests compare it with the unfused route).
 void gemm_bf16_fused(Gemm *mm, const GemmFused *f);

@@ -170,7 +170,7 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
 // pre(x) is written to scratch above the arena's mark, read by the GEMM and released; backward computes it
 // again from x (the same kernel on the same input: the same bits) for dW, writes dY W over it and
 // back-propagates that through pre. Every gradient that outlives the scratch is taken before the mark.
-// Where the GEMM fuses (gemm_fuses: bf16 on AVX512-BF16) nothing is written: its packing applies pre to x, and
+// Where the GEMM fuses (gemm_fuses: bf16 precision) nothing is written: its packing applies pre to x, and
 // QuickGELU's backward multiplies dY W by the derivative as the product is stored; the bits are the same.
 typedef struct LinearPreCtx {
     PreKind kind;

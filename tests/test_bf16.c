@@ -1,8 +1,10 @@
 // test_bf16.c - the bfloat16 matmul path (a Gemm context at XC_MATMUL_BF16), on each kernel this CPU offers: Intel
-// AMX (autograd/gemm_bf16.c) and AVX512-BF16's two (autograd/gemm_bf16_avx512.c: VDPBF16PS, or FMAs):
-//   - gemm_init's choice (AMX if usable, else avx512-fma where VDPBF16PS is slow, else avx512-bf16); kernel names;
-//     a kernel the CPU lacks is refused by name;
-//   - both AVX512 kernels against a naive scalar twin of the pairs' arithmetic, bit for bit (test_twins);
+// AMX (autograd/gemm_bf16_amx.c), AVX512-BF16's two (autograd/gemm_bf16_avx512.c: VDPBF16PS, or FMAs), and wherever
+// AVX512-BF16 is the AMX kernel with TDPBF16PS emulated (amx-emulated), which tests everything else AMX runs:
+//   - gemm_init's choice (AMX if usable, else avx512-fma where VDPBF16PS is slow, else avx512-bf16; never
+//     amx-emulated); kernel names; a kernel the CPU lacks is refused by name;
+//   - every kernel against a naive scalar twin of its arithmetic, bit for bit (test_twins: required of avx512-fma
+//     and amx-emulated, reported for the units VDPBF16PS and TDPBF16PS);
 //   - gemm_bf16 against a double-precision GEMM of the bf16-rounded operands (round to nearest even):
 //     all transpose combinations, sizes off the kernels' blocks (12 x 32 for AVX512-BF16, 16 / 32 tiles for AMX),
 //     K = 0, 1 and odd, padded leading dimensions, alpha, beta 0 and 0.5, with and without a bias;
@@ -11,8 +13,8 @@
 //     rounding (the path really rounds);
 //   - the same bits with 1, 2 and 3 threads, on a repeated call and through per-thread contexts inside a parallel
 //     region, for every transpose; packing buffers only grow;
-//   - the fused prologues (LayerNorm, QuickGELU) and epilogue (QuickGELU's gradient) of the AVX512 kernels
-//     against the unfused route, bit for bit (test_fused);
+//   - the fused prologues (LayerNorm, QuickGELU) and epilogue (QuickGELU's gradient) of every kernel against the
+//     unfused route, bit for bit (test_fused);
 //   - dispatch: with the precision set, big GEMMs outside parallel regions take the path bit for bit,
 //     small ones and those inside a parallel region stay float32 SGEMM, unless through a per-thread context;
 //   - attention and cross-attention with bf16 products (test_attention's comment);
@@ -176,7 +178,7 @@ static void test_threads(void) {
     free(A); free(B); free(bias); free(C0);
 }
 
-// gemm_bf16_fused (the AVX512 kernels only) against the route it replaces, bit for bit, with 1, 2 and 3 threads: a LayerNorm
+// gemm_bf16_fused against the route it replaces, bit for bit, with 1, 2 and 3 threads: a LayerNorm
 // or QuickGELU prologue on op(A) = A or on op(B) = B (the other operand either way round) against the function
 // written out by xc_layernorm_fwd / xc_quick_gelu_fwd and then gemm_bf16_bias; the QuickGELU gradient epilogue
 // against gemm_bf16 into a scratch, then xc_quick_gelu_bwd. Sizes off the 12 x 32 blocks, odd K (a last pair with
@@ -480,28 +482,41 @@ static void test_model(const char *cfgname) {
     xclip_fixture_close(&fx);
 }
 
-// The FMA kernel's naive twin: element by element, the sum of the bf16-rounded operands' products over the pairs of
-// k in order, the product of k = 2p + 1 added first, then that of k = 2p, each add a scalar FMA under MXCSR's FTZ and
-// DAZ (VDPBF16PS's arithmetic as Intel documents it); then the epilogue in the kernels' order: alpha sum, beta C
-// fused in, the bias added (without FTZ / DAZ).
+// The naive twins of the kernels' arithmetic: element by element, the sum of the bf16-rounded operands' products
+// (zeros beyond K), each add a scalar FMA or add under MXCSR's FTZ and DAZ; then the epilogue in the kernels' order:
+// alpha sum, beta C fused in, the bias added (without FTZ / DAZ).
+//   pairs (VDPBF16PS as Intel documents it; the AVX512 kernels): over the pairs of k in order, the product of
+//          k = 2p + 1 added first, then that of k = 2p;
+//   tiles (TDPBF16PS as Intel's SDM gives it; the AMX kernel): over tiles of 32 k in order, two sums from zero of
+//          the products of even and of odd k, pair by pair, then their sum added to the total.
 __attribute__((target("fma"))) static float fma1(float a, float b, float c) {
     return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
 }
 
-__attribute__((target("fma"))) static void gemm_pairs_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
-                                                            const float *A, int64_t lda, const float *B, int64_t ldb,
-                                                            float beta, const float *bias, float *C, int64_t ldc) {
+__attribute__((target("fma"))) static void gemm_twin(bool tiles, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                                                     float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                                                     float beta, const float *bias, float *C, int64_t ldc) {
     const unsigned csr = _mm_getcsr();
+#define TWIN_A(k) ((k) < K ? bf16_round(ta ? A[(k) * lda + i] : A[i * lda + (k)]) : 0.0f)
+#define TWIN_B(k) ((k) < K ? bf16_round(tb ? B[j * ldb + (k)] : B[(k) * ldb + j]) : 0.0f)
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
             float sum = 0.0f;
             _mm_setcsr(csr | 0x8040); // FTZ, DAZ
-            for (int64_t k = 0; k < K; k += 2) {
-                const int64_t k1 = k + 1;
-                const float a1 = k1 < K ? bf16_round(ta ? A[k1 * lda + i] : A[i * lda + k1]) : 0.0f;
-                const float b1 = k1 < K ? bf16_round(tb ? B[j * ldb + k1] : B[k1 * ldb + j]) : 0.0f;
-                sum = fma1(a1, b1, sum);
-                sum = fma1(bf16_round(ta ? A[k * lda + i] : A[i * lda + k]), bf16_round(tb ? B[j * ldb + k] : B[k * ldb + j]), sum);
+            if (!tiles) {
+                for (int64_t k = 0; k < K; k += 2) {
+                    sum = fma1(TWIN_A(k + 1), TWIN_B(k + 1), sum);
+                    sum = fma1(TWIN_A(k), TWIN_B(k), sum);
+                }
+            } else {
+                for (int64_t k0 = 0; k0 < K; k0 += 32) {
+                    float even = 0.0f, odd = 0.0f;
+                    for (int64_t k = k0; k < k0 + 32; k += 2) {
+                        even = fma1(TWIN_A(k), TWIN_B(k), even);
+                        odd = fma1(TWIN_A(k + 1), TWIN_B(k + 1), odd);
+                    }
+                    sum = sum + (even + odd);
+                }
             }
             _mm_setcsr(csr);
             float v = alpha * sum;
@@ -509,27 +524,35 @@ __attribute__((target("fma"))) static void gemm_pairs_naive(bool ta, bool tb, in
             if (bias) v += bias[j];
             C[i * ldc + j] = v;
         }
+#undef TWIN_A
+#undef TWIN_B
 }
 
-// The AVX512 kernels against the naive twin, bit for bit: every transpose, beta and bias at sizes off the blocks, on
+// Each kernel against its naive twin, bit for bit: every transpose, beta and bias at sizes off the blocks, on
 // operands of ordinary size and on tiny ones whose products and partial sums fall below float32's normal range
-// (2^-126), where only the flushing keeps the bits. The FMA kernel must match (it is built to that arithmetic);
-// VDPBF16PS's match is reported, not required: Intel documents this order and flushing (and the Emerald Rapids VM
-// here follows it), other vendors' implementations may round otherwise.
+// (2^-126), where only the flushing keeps the bits. The kernels built to that arithmetic must match (avx512-fma, and
+// amx-emulated, which differs from the real AMX kernel only in TDPBF16PS); the units' matches are reported, not
+// required: Intel documents these orders and flushing (and the Emerald Rapids VM here follows VDPBF16PS's), other
+// vendors' or later implementations may round otherwise.
 static void test_twins(void) {
-    if (!xc_bf16_kernel_available(XC_BF16_AVX512)) return;
+    const struct { Bf16Kernel kernel; bool tiles, required; } kern[] = {
+        {XC_BF16_AVX512_FMA, false, true}, {XC_BF16_AVX512, false, false},
+        {XC_BF16_AMX_EMULATED, true, true}, {XC_BF16_AMX, true, false}};
+    enum { NK = sizeof kern / sizeof kern[0] };
     XcError err;
-    Gemm mm[2];
-    const Bf16Kernel kern[2] = {XC_BF16_AVX512_FMA, XC_BF16_AVX512};
-    for (int q = 0; q < 2; q++)
-        if (gemm_init(&mm[q], XC_MATMUL_BF16, &err) != XC_OK || gemm_set_bf16_kernel(&mm[q], kern[q], &err) != XC_OK) {
-            XC_EXPECT(false, "%s refused although AVX512-BF16 is here: %s", xc_bf16_kernel_name(kern[q]), err.msg);
+    Gemm mm[NK];
+    bool here[NK];
+    for (int q = 0; q < NK; q++) {
+        here[q] = xc_bf16_kernel_available(kern[q].kernel);
+        if (here[q] && (gemm_init(&mm[q], XC_MATMUL_BF16, &err) != XC_OK || gemm_set_bf16_kernel(&mm[q], kern[q].kernel, &err) != XC_OK)) {
+            XC_EXPECT(false, "%s refused although available: %s", xc_bf16_kernel_name(kern[q].kernel), err.msg);
             return;
         }
+    }
     Rng r = rng_stream(37, RNG_STREAM_TEST);
     const int64_t sizes[][3] = {{1, 1, 1}, {13, 33, 1}, {25, 31, 31}, {33, 17, 65}, {100, 70, 129}, {70, 600, 1100}};
-    int cases = 0, same[2] = {0, 0};
-    long long elems = 0, differ[2] = {0, 0};
+    int cases = 0, same[NK] = {0};
+    long long elems = 0, differ[NK] = {0}, differ_twins = 0;
     for (int tiny = 0; tiny < 2; tiny++)
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
             for (int v = 0; v < 16; v++) {
@@ -539,37 +562,54 @@ static void test_twins(void) {
                 const int64_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 3, ldc = N + 2;
                 const int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;
                 float *A = rnd(&r, na), *B = rnd(&r, nb), *C0 = rnd(&r, M * ldc), *bias = with_bias ? rnd(&r, N) : NULL;
-                float *C = malloc((size_t)(M * ldc) * sizeof(float)), *ref = malloc((size_t)(M * ldc) * sizeof(float));
+                float *C = malloc((size_t)(M * ldc) * sizeof(float)), *ref[2];
                 if (tiny) { // products below 2^-124, mostly below 2^-126: some partial sums flushed, some kept
                     for (int64_t i = 0; i < na; i++) A[i] *= 0x1p-60f;
                     for (int64_t i = 0; i < nb; i++) B[i] *= 0x1p-64f;
                     for (int64_t i = 0; i < M * ldc; i++) C0[i] *= 0x1p-126f;
                 }
                 const float beta = with_beta ? 0.5f : 0.0f;
-                memcpy(ref, C0, (size_t)(M * ldc) * sizeof(float));
-                gemm_pairs_naive(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, beta, bias, ref, ldc);
-                for (int q = 0; q < 2; q++) {
+                for (int t = 0; t < 2; t++) {
+                    ref[t] = malloc((size_t)(M * ldc) * sizeof(float));
+                    memcpy(ref[t], C0, (size_t)(M * ldc) * sizeof(float));
+                    gemm_twin(t == 1, ta, tb, M, N, K, 0.7f, A, lda, B, ldb, beta, bias, ref[t], ldc);
+                }
+                for (int q = 0; q < NK; q++) {
+                    if (!here[q]) continue;
                     memcpy(C, C0, (size_t)(M * ldc) * sizeof(float));
                     gemm_bf16_bias(&mm[q], ta, tb, M, N, K, 0.7f, A, lda, B, ldb, beta, bias, C, ldc);
+                    const float *want = ref[kern[q].tiles];
                     int bad = 0;
                     for (int64_t i = 0; i < M; i++)
-                        for (int64_t j = 0; j < N; j++) bad += memcmp(&C[i * ldc + j], &ref[i * ldc + j], sizeof(float)) != 0;
-                    if (q == 0)
-                        XC_EXPECT(bad == 0, "avx512-fma differs from its naive twin in %d of %lld elements (%s operands, "
-                                  "M %lld N %lld K %lld, ta %d tb %d beta %g bias %d)", bad, (long long)(M * N),
-                                  tiny ? "tiny" : "ordinary", (long long)M, (long long)N, (long long)K, ta, tb, beta, with_bias);
+                        for (int64_t j = 0; j < N; j++) bad += memcmp(&C[i * ldc + j], &want[i * ldc + j], sizeof(float)) != 0;
+                    if (kern[q].required)
+                        XC_EXPECT(bad == 0, "%s differs from its naive twin in %d of %lld elements (%s operands, "
+                                  "M %lld N %lld K %lld, ta %d tb %d beta %g bias %d)", xc_bf16_kernel_name(kern[q].kernel),
+                                  bad, (long long)(M * N), tiny ? "tiny" : "ordinary", (long long)M, (long long)N,
+                                  (long long)K, ta, tb, beta, with_bias);
                     same[q] += bad == 0;
                     differ[q] += bad;
                 }
+                int64_t apart = 0; // the two orders must give different bits somewhere, or the tile twin tests nothing new
+                for (int64_t i = 0; i < M * ldc; i++) apart += memcmp(&ref[0][i], &ref[1][i], sizeof(float)) != 0;
                 elems += M * N;
+                differ_twins += apart;
                 cases++;
-                free(A), free(B), free(C0), free(C), free(ref), free(bias);
+                free(A), free(B), free(C0), free(C), free(ref[0]), free(ref[1]), free(bias);
             }
-    printf("  the naive twin of the pairs' arithmetic (scalar FMAs, FTZ / DAZ; ordinary and tiny operands, every transpose, "
-           "beta, bias): avx512-fma the same bits in %d of %d cases; avx512-bf16 (VDPBF16PS, not required) in %d of %d, "
-           "%lld of %lld elements differing\n", same[0], cases, same[1], cases, differ[1], elems);
-    gemm_free(&mm[0]);
-    gemm_free(&mm[1]);
+    printf("  naive twins of the kernels' arithmetic (scalar FMAs, FTZ / DAZ; ordinary and tiny operands, every transpose, "
+           "beta, bias; %lld of %lld elements differ between the pairs' and the tiles' order):\n", differ_twins, elems);
+    for (int q = 0; q < NK; q++) {
+        if (!here[q]) {
+            printf("    %s: not available here\n", xc_bf16_kernel_name(kern[q].kernel));
+            continue;
+        }
+        printf("    %s (%s, %s): the same bits in %d of %d cases, %lld of %lld elements differing\n",
+               xc_bf16_kernel_name(kern[q].kernel), kern[q].tiles ? "tiles' twin" : "pairs' twin",
+               kern[q].required ? "required" : "reported, not required", same[q], cases, differ[q], elems);
+        gemm_free(&mm[q]);
+    }
+    XC_EXPECT(differ_twins > 0, "the pairs' and the tiles' twins agree everywhere: the test cannot tell the orders apart");
 }
 
 // gemm_init's choice, and a kernel the CPU lacks refused with mm unchanged.
@@ -585,11 +625,11 @@ static void test_choice(void) {
     XC_EXPECT(speed > 0, "VDPBF16PS's speed was not measured (%g)", speed);
     printf("  units here: AMX %s, AVX512-BF16 %s (VDPBF16PS: %.2fx the multiply-adds of FMA); gemm_init chose %s\n",
            xc_amx_available() ? "yes" : "no", xc_avx512bf16_available() ? "yes" : "no", speed, gemm_bf16_kernel_name(&mm));
-    for (Bf16Kernel k = XC_BF16_AMX; k <= XC_BF16_AVX512_FMA; k++)
+    for (Bf16Kernel k = XC_BF16_AMX; k <= XC_BF16_AMX_EMULATED; k++)
         XC_EXPECT(xc_bf16_kernel_named(xc_bf16_kernel_name(k)) == k, "kernel %d's name '%s' names another", k, xc_bf16_kernel_name(k));
     XC_EXPECT(xc_bf16_kernel_named("avx512") == XC_BF16_NONE, "an unknown kernel name accepted");
-    const Bf16Kernel all[] = {XC_BF16_AMX, XC_BF16_AVX512, XC_BF16_AVX512_FMA};
-    for (int i = 0; i < 3; i++) {
+    const Bf16Kernel all[] = {XC_BF16_AMX, XC_BF16_AVX512, XC_BF16_AVX512_FMA, XC_BF16_AMX_EMULATED};
+    for (int i = 0; i < 4; i++) {
         Bf16Kernel before = mm.kernel;
         int rc = gemm_set_bf16_kernel(&mm, all[i], &err);
         if (xc_bf16_kernel_available(all[i])) {
@@ -603,7 +643,7 @@ static void test_choice(void) {
 }
 
 int main(void) {
-    const Bf16Kernel all[] = {XC_BF16_AMX, XC_BF16_AVX512, XC_BF16_AVX512_FMA};
+    const Bf16Kernel all[] = {XC_BF16_AMX, XC_BF16_AVX512, XC_BF16_AVX512_FMA, XC_BF16_AMX_EMULATED};
     if (xc_bf16_best_kernel() == XC_BF16_NONE) {
         XcError err;
         Gemm mm;
@@ -615,7 +655,7 @@ int main(void) {
     }
     test_choice();
     test_twins();
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (!xc_bf16_kernel_available(all[i])) {
             printf("  %s: not available here, not tested\n", xc_bf16_kernel_name(all[i]));
             continue;
@@ -628,7 +668,7 @@ int main(void) {
         }
         test_gemm();
         test_threads();
-        if (all[i] != XC_BF16_AMX) test_fused();
+        test_fused();
         test_dispatch();
         test_attention();
         test_model("t3");

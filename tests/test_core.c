@@ -426,8 +426,8 @@ static void run_copy_free(RunCopy *c) {
 
 // op_layernorm_linear / op_quick_gelu_linear against the op_linear(op_layernorm / op_quick_gelu) they stand for:
 // the same bits in the output and in every gradient; sizes past XC_PAR_MIN so the threaded kernels run; mm NULL
-// (float32) or a bf16 context (on AVX512-BF16 the fused GEMM: LayerNorm or QuickGELU applied in its packing, the
-// QuickGELU gradient in its epilogue). Their input is an activation (its gradient lives in the step arena), with or
+// (float32) or a bf16 context (the fused GEMM: LayerNorm or QuickGELU applied in its packing, the QuickGELU gradient
+// in its epilogue; on the best kernel here and on amx-emulated). Their input is an activation (its gradient lives in the step arena), with or
 // without a residual use that back-propagates first (the gradient then accumulates rather than starts).
 // And what they are for: the forward keeps R x C floats less in the step arena. A recomputation that rounds
 // differently, or a gradient taken above the scratch mark (released with it), fails here.
@@ -488,6 +488,13 @@ static void test_recomputed_linear(void) {
     }
     recomputed_linear_cases(&mm);
     XC_EXPECT(mm.bf16_calls > 0, "the bf16 cases ran their GEMMs in bf16");
+    if (gemm_set_bf16_kernel(&mm, XC_BF16_AMX_EMULATED, &err) == XC_OK) { // the AMX kernel's fusion, where AMX is missing
+        const uint64_t calls = mm.bf16_calls;
+        recomputed_linear_cases(&mm);
+        XC_EXPECT(mm.bf16_calls > calls, "the amx-emulated cases ran their GEMMs in bf16");
+    }
+    printf("  linears over a recomputed LayerNorm / QuickGELU: float32 and bf16 on %s%s\n", xc_bf16_kernel_name(xc_bf16_best_kernel()),
+           xc_bf16_kernel_available(XC_BF16_AMX_EMULATED) ? " and amx-emulated" : "");
     gemm_free(&mm);
 }
 
