@@ -11,8 +11,9 @@
 //      pair layout (row r holds (k, k+1) = (2r, 2r+1) of 16 columns), zero-padded to multiples of 32;
 //   2. every 32 x 32 block of C is 2 x 2 accumulator tiles fed by TDPBF16PS over the k tiles;
 //   3. the block goes back into C through the epilogue (store_block, shared with the AVX512 kernels).
-// Threads split the rows of C; each walks N in panels whose packed B stays in its L2 cache, and K in chunks
-// whose A tiles stay in L1 across the panel (accumulators parked in a small buffer between chunks, exactly).
+// N goes in panels whose packed B stays in a core's L2 cache; the row blocks of C are shared out among the threads
+// panel by panel (dynamically); K goes in chunks whose A tiles stay in L1 across the panel (accumulators parked in
+// a small buffer between chunks, exactly).
 // Packed operands live in the Gemm context's buffers, which only grow (no allocation once the shapes have
 // been seen).
 //
@@ -31,9 +32,6 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 // Built with AMX enabled; the emulated kernel runs the same functions but executes no AMX instruction.
 #define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -71,11 +69,12 @@ AMX_TARGET static inline void put_column(uint16_t *tile, int c, __m512i v) {
 // Tiles of X (R, K) = pre(src) or src^T (trans; src is then (K, R), and pre applies to its rows k), zero-padded to
 // (Rp, Kp): tile t = (rt, kt) covers rows 16 rt.. and k 32 kt.., as 16 x 16 dwords, dword (r, p) = (X[r][2p],
 // X[r][2p + 1]). A's tiles are those of X = op(A) as they stand; B's pair layout is the dword transpose of the tiles
-// of X = op(B)^T (pair_layout). pre NULL: the values as stored.
+// of X = op(B)^T (pair_layout). pre NULL: the values as stored. Work-shared over the enclosing parallel region (no
+// barrier at the end).
 AMX_TARGET static void pack(bool trans, int64_t R, int64_t K, const float *src, int64_t ld, const GemmPre *pre, int64_t Rp,
-                            int64_t Kp, bool pair_layout, bool serial, uint16_t *out) {
+                            int64_t Kp, bool pair_layout, uint16_t *out) {
     const int64_t nrt = Rp / 16, nkt = Kp / 32;
-#pragma omp parallel for schedule(static) if (!serial)
+#pragma omp for schedule(static) nowait
     for (int64_t t = 0; t < nrt * nkt; t++) {
         const int64_t r0 = t / nkt * 16, k0 = t % nkt * 32;
         uint16_t *tile = out + t * TILE_HALFS;
@@ -188,24 +187,22 @@ AMX_TARGET void gemm_bf16_amx(Gemm *mm, float alpha, const GemmFused *f) {
     uint16_t *ap = gemm_bf16_grow(&mm->apack, &mm->apack_cap, (size_t)(Mp * Kp)),
              *bp = gemm_bf16_grow(&mm->bpack, &mm->bpack_cap, (size_t)(Np * Kp));
     const GemmPre *pa = f->pre_a.kind ? &f->pre_a : NULL, *pb = f->pre_b.kind ? &f->pre_b : NULL;
-    pack(f->ta, M, K, f->A, f->lda, pa, Mp, Kp, false, mm->serial, ap);  // X = op(A)
-    pack(!f->tb, N, K, f->B, f->ldb, pb, Np, Kp, true, mm->serial, bp); // X = op(B)^T: B itself when tb
     const int64_t nmb = Mp / 32, nnb = Np / 32;
-#pragma omp parallel if (!mm->serial)
+#pragma omp parallel if (!mm->serial) // serial: a team of one, the work-sharing below binds to it
     {
+        pack(f->ta, M, K, f->A, f->lda, pa, Mp, Kp, false, ap);  // X = op(A)
+        pack(!f->tb, N, K, f->B, f->ldb, pb, Np, Kp, true, bp); // X = op(B)^T: B itself when tb
+#pragma omp barrier
         if (!emulated) tiles_on();
-#ifdef _OPENMP
-        const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-#else
-        const int64_t nt = 1, id = 0;
-#endif
-        // Rows of C split evenly (by 32-row blocks). N goes in panels whose packed B stays in L2; K in chunks
-        // whose 2 A tiles per k step (32 KB for the chunk) stay in L1 while the panel's blocks use them.
-        const int64_t m_lo = nmb * id / nt, m_hi = nmb * (id + 1) / nt;
+        // Panel by panel, row blocks of C (32 rows) handed out dynamically, as in the AVX512 kernels: a core
+        // slowed by other work takes fewer (which thread computes a block does not change its bits). N goes in
+        // panels whose packed B stays in L2; K in chunks whose 2 A tiles per k step (32 KB for the chunk) stay in
+        // L1 while the panel's blocks use them.
         float acc[PANEL_BLOCKS][32 * 32] __attribute__((aligned(64)));
         for (int64_t p0 = 0; p0 < nnb; p0 += PANEL_BLOCKS) {
             const int64_t p1 = p0 + PANEL_BLOCKS < nnb ? p0 + PANEL_BLOCKS : nnb;
-            for (int64_t mb = m_lo; mb < m_hi; mb++) {
+#pragma omp for schedule(dynamic, 1) nowait
+            for (int64_t mb = 0; mb < nmb; mb++) {
                 for (int64_t k0 = 0; k0 < nkt; k0 += K_CHUNK) {
                     const int64_t k1 = k0 + K_CHUNK < nkt ? k0 + K_CHUNK : nkt;
                     for (int64_t nb = p0; nb < p1; nb++) {

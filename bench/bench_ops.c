@@ -4,7 +4,7 @@
 // (12 heads; also at ViT-B/16's 198 tokens), against a 2048^3 OpenBLAS sgemm (the machine's practical peak) and against the same
 // ops in PyTorch on the same machine in the same run (bench/bench_ops_ref.py with /usr/bin/python3).
 //
-//   bench_ops [--threads N] [--repeats R] [--bf16[=amx|avx512-bf16|avx512-fma]] [--no-torch]
+//   bench_ops [--threads N] [--repeats R] [--bf16[=amx|avx512-bf16|avx512-fma|amx-emulated]] [--no-torch]
 // --bf16 runs our linear layers and attention with bf16 matmuls (a Gemm context at XC_MATMUL_BF16, on AMX if usable,
 // else on AVX512-BF16; =NAME picks the kernel; attention's products only where they reach 64^3 multiply-adds: at
 // 198 tokens, not at 50) and adds the bf16 GEMM at 2048^3; PyTorch stays float32 and %peak stays
@@ -133,7 +133,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-torch")) with_torch = false;
         else if (!strcmp(argv[i], "--bf16")) bf16 = true;
         else if (!strncmp(argv[i], "--bf16=", 7)) { bf16 = true; kernel = argv[i] + 7; }
-        else { fprintf(stderr, "usage: bench_ops [--threads N] [--repeats R] [--bf16[=amx|avx512-bf16|avx512-fma]] [--no-torch]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench_ops [--threads N] [--repeats R] [--bf16[=amx|avx512-bf16|avx512-fma|amx-emulated]] [--no-torch]\n"); return 2; }
     }
     if (threads < 1 || repeats < 1) { fprintf(stderr, "bench_ops: --threads and --repeats must be >= 1\n"); return 2; }
 #ifdef _OPENMP
@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
     if (kernel) {
         Bf16Kernel k = xc_bf16_kernel_named(kernel);
         if (k == XC_BF16_NONE || gemm_set_bf16_kernel(&mm, k, &err) != XC_OK) {
-            fprintf(stderr, "bench_ops: --bf16=%s: %s\n", kernel, k == XC_BF16_NONE ? "want amx, avx512-bf16 or avx512-fma" : err.msg);
+            fprintf(stderr, "bench_ops: --bf16=%s: %s\n", kernel, k == XC_BF16_NONE ? "want amx, avx512-bf16, avx512-fma or amx-emulated" : err.msg);
             return 2;
         }
     }

@@ -4,7 +4,7 @@
 // (tests/ref/xclip_ref.py) on the same input in the same run, in its own process.
 //
 //   bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--patch 32|16] [--checkpoint] [--no-fused]
-//               [--no-spill] [--bf16[=amx|avx512-bf16|avx512-fma]] [--no-torch] [--torch-mem GB]
+//               [--no-spill] [--bf16[=amx|avx512-bf16|avx512-fma|amx-emulated]] [--no-torch] [--torch-mem GB]
 // The C side runs as xclip-train does by default: AdamW applied inside backward with transient gradients (no
 // gradient buffers between steps; --no-fused: backward, then adamw_step) and the frozen text tower, which a
 // fix_text step never reads, spilled to an unlinked file in $TMPDIR, default /tmp (--no-spill: kept in memory;
@@ -268,13 +268,13 @@ int main(int argc, char **argv) {
             bf16 = true;
             kernel = argv[i] + 7;
             if (xc_bf16_kernel_named(kernel) == XC_BF16_NONE) {
-                fprintf(stderr, "bench_xclip: --bf16=%s: want amx, avx512-bf16 or avx512-fma\n", kernel);
+                fprintf(stderr, "bench_xclip: --bf16=%s: want amx, avx512-bf16, avx512-fma or amx-emulated\n", kernel);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--torch-mem") && i + 1 < argc) torch_mem_gb = atof(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_xclip [--threads N] [--steps S] [--rounds R] [--batch B] [--frames T] [--patch 32|16]\n"
-                            "                   [--checkpoint] [--no-fused] [--no-spill] [--bf16[=amx|avx512-bf16|avx512-fma]]\n"
+                            "                   [--checkpoint] [--no-fused] [--no-spill] [--bf16[=amx|avx512-bf16|avx512-fma|amx-emulated]]\n"
                             "                   [--no-torch] [--torch-mem GB]\n");
             return 2;
         }
