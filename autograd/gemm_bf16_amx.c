@@ -60,12 +60,6 @@ bool xc_amx_available(void) {
 }
 
 // ---- packing -------------------------------------------------------------------------------------------
-// Writes v (16 dwords) as column c (dword index) of a 16 x 16-dword tile.
-AMX_TARGET static inline void put_column(uint16_t *tile, int c, __m512i v) {
-    static const int ROW[16] = {0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240};
-    _mm512_i32scatter_epi32((int *)tile + c, _mm512_loadu_si512(ROW), v, 4);
-}
-
 // Tiles of X (R, K) = pre(src) or src^T (trans; src is then (K, R), and pre applies to its rows k), zero-padded to
 // (Rp, Kp): tile t = (rt, kt) covers rows 16 rt.. and k 32 kt.., as 16 x 16 dwords, dword (r, p) = (X[r][2p],
 // X[r][2p + 1]). A's tiles are those of X = op(A) as they stand; B's pair layout is the dword transpose of the tiles
@@ -78,18 +72,18 @@ AMX_TARGET static void pack(bool trans, int64_t R, int64_t K, const float *src, 
     for (int64_t t = 0; t < nrt * nkt; t++) {
         const int64_t r0 = t / nkt * 16, k0 = t % nkt * 32;
         uint16_t *tile = out + t * TILE_HALFS;
+        __m512i v[16]; // the 16 dwords of X row r0 + q (rows), or of k pair q over the tile's rows (trans)
         for (int q = 0; q < 16; q++) {
-            __m512i v; // the 16 dwords of X row r0 + q (rows), or of k pair q over the tile's rows (trans)
             if (!trans) {
-                v = r0 + q < R ? pairs_along_pre(pre, src + (r0 + q) * ld, r0 + q, k0, K - k0) : _mm512_setzero_si512();
+                v[q] = r0 + q < R ? pairs_along_pre(pre, src + (r0 + q) * ld, r0 + q, k0, K - k0) : _mm512_setzero_si512();
             } else {
                 const int64_t k = k0 + 2 * q;
-                v = k < K ? pairs_across_pre(pre, src + k * ld, k + 1 < K ? src + (k + 1) * ld : NULL, k, r0, R - r0)
-                          : _mm512_setzero_si512();
+                v[q] = k < K ? pairs_across_pre(pre, src + k * ld, k + 1 < K ? src + (k + 1) * ld : NULL, k, r0, R - r0)
+                             : _mm512_setzero_si512();
             }
-            if (trans == pair_layout) _mm512_store_si512(tile + q * 32, v); // v is a row of the tile
-            else put_column(tile, q, v);
         }
+        if (trans != pair_layout) transpose16(v); // v[q] was column q of the tile; now row q
+        for (int q = 0; q < 16; q++) _mm512_store_si512(tile + q * 32, v[q]);
     }
 }
 

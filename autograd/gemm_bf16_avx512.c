@@ -128,27 +128,6 @@ AVX512BF16_TARGET static inline void put_pairs(uint32_t *out, __mmask16 m, __m51
     _mm512_mask_storeu_epi32(out + R, m, _mm512_slli_epi32(v, 16));
 }
 
-// In-place transpose of 16 x 16 dwords (r[i] lane c <-> r[c] lane i): at scale s = 8, 4, 2, 1 rows i and i + s
-// (bit s of i clear) swap their off-diagonal s x s blocks.
-AVX512BF16_TARGET static inline void transpose16(__m512i r[16]) {
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-#pragma GCC unroll 4
-    for (int s = 8; s >= 1; s /= 2) {
-        __mmask16 hi = _mm512_test_epi32_mask(lane, _mm512_set1_epi32(s)); // lanes with bit s set
-        // row i keeps its lanes without bit s and takes row i + s's lanes without bit s into the others;
-        // row i + s takes row i's lanes with bit s into its lanes without it and keeps its lanes with it
-        __m512i take_lo = _mm512_mask_add_epi32(lane, hi, lane, _mm512_set1_epi32(16 - s));
-        __m512i take_hi = _mm512_mask_add_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(s)), hi, lane, _mm512_set1_epi32(16));
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; i++)
-            if (!(i & s)) {
-                __m512i x = r[i], y = r[i + s];
-                r[i] = _mm512_permutex2var_epi32(x, take_lo, y);
-                r[i + s] = _mm512_permutex2var_epi32(x, take_hi, y);
-            }
-    }
-}
-
 // Packs op(A) (M, K) into out (Mp / MR, P, MR) dwords, work-shared over the enclosing parallel region (no barrier at
 // the end). Rows of op(A) are rows of A unless ta: then units of (row block, 16 pairs), 32 values of k along each of
 // 12 rows transposed in registers, consecutive units going on along the same rows. When ta, units of 16 pairs of

@@ -31,6 +31,27 @@ BF16_PACK_TARGET static inline __m512i pairs_across(const float *x0, const float
     return _mm512_permutexvar_epi16(_mm512_loadu_si512(INTERLEAVE), both);
 }
 
+// In-place transpose of 16 x 16 dwords (r[i] lane c <-> r[c] lane i): at scale s = 8, 4, 2, 1 rows i and i + s
+// (bit s of i clear) swap their off-diagonal s x s blocks.
+BF16_PACK_TARGET static inline void transpose16(__m512i r[16]) {
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+#pragma GCC unroll 4
+    for (int s = 8; s >= 1; s /= 2) {
+        __mmask16 hi = _mm512_test_epi32_mask(lane, _mm512_set1_epi32(s)); // lanes with bit s set
+        // row i keeps its lanes without bit s and takes row i + s's lanes without bit s into the others;
+        // row i + s takes row i's lanes with bit s into its lanes without it and keeps its lanes with it
+        __m512i take_lo = _mm512_mask_add_epi32(lane, hi, lane, _mm512_set1_epi32(16 - s));
+        __m512i take_hi = _mm512_mask_add_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(s)), hi, lane, _mm512_set1_epi32(16));
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            if (!(i & s)) {
+                __m512i x = r[i], y = r[i + s];
+                r[i] = _mm512_permutex2var_epi32(x, take_lo, y);
+                r[i + s] = _mm512_permutex2var_epi32(x, take_hi, y);
+            }
+    }
+}
+
 // t[0..n) = pre(x[0..n)), x being row r of the stored operand from column c0 (n <= 32; nothing written when n <= 0).
 BF16_PACK_TARGET static inline void pre_apply(const GemmPre *pre, const float *x, int64_t r, int64_t c0, int64_t n, float *t) {
     if (pre->kind == XC_PRE_LAYERNORM) {
