@@ -68,10 +68,12 @@ bool xc_amx_available(void) {
 AMX_TARGET static void pack(bool trans, int64_t R, int64_t K, const float *src, int64_t ld, const GemmPre *pre, int64_t Rp,
                             int64_t Kp, bool pair_layout, uint16_t *out) {
     const int64_t nrt = Rp / 16, nkt = Kp / 32;
+    // Consecutive units go on along the rows read (k when !trans, r when trans), so that each thread reads few
+    // memory streams at a time, in order.
 #pragma omp for schedule(static) nowait
-    for (int64_t t = 0; t < nrt * nkt; t++) {
-        const int64_t r0 = t / nkt * 16, k0 = t % nkt * 32;
-        uint16_t *tile = out + t * TILE_HALFS;
+    for (int64_t u = 0; u < nrt * nkt; u++) {
+        const int64_t rt = trans ? u % nrt : u / nkt, kt = trans ? u / nrt : u % nkt, r0 = rt * 16, k0 = kt * 32;
+        uint16_t *tile = out + (rt * nkt + kt) * TILE_HALFS;
         __m512i v[16]; // the 16 dwords of X row r0 + q (rows), or of k pair q over the tile's rows (trans)
         for (int q = 0; q < 16; q++) {
             if (!trans) {
