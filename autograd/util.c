@@ -139,6 +139,28 @@ FILE *xc_fopen(const char *path, const char *mode, XcError *err) {
     return f;
 }
 
+int xc_write_file_atomic(const char *path, const void *data, size_t n, XcError *err) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return xc_err(err, "%s: path too long", path);
+    FILE *f = xc_fopen(tmp, "wb", err);
+    if (!f) return XC_ERR;
+    bool ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int saved = errno;
+    if (fclose(f) != 0 && ok) {
+        ok = false;
+        saved = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = false;
+        saved = errno;
+    }
+    if (!ok) {
+        remove(tmp);
+        return xc_err(err, "%s: cannot write: %s", path, strerror(saved ? saved : EIO));
+    }
+    return XC_OK;
+}
+
 void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err) {
     FILE *f = xc_fopen(path, "rb", err);
     if (!f) return NULL;

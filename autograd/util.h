@@ -85,6 +85,10 @@ int xc_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 // Read a whole regular file (at most max_bytes) into a new buffer; *len gets its size. NULL + err on failure
 // (also for a pseudo-file of /proc or /sys, whose size reads as 0 although it has content).
 void *xc_read_file(const char *path, size_t max_bytes, size_t *len, XcError *err);
+// Write n bytes to path atomically: into path.tmp, flushed to disk (fsync), then renamed over path, so path holds
+// either its old content or all of the new. XC_ERR + "path: reason" (disk full, ...; path.tmp removed, path
+// untouched) on failure.
+int xc_write_file_atomic(const char *path, const void *data, size_t n, XcError *err);
 // Create a directory and the missing ones above it, as `mkdir -p` does (mode for each one created). XC_OK if it
 // exists afterwards; XC_ERR + "path: cannot create directory prefix: reason" (or "... is not a directory").
 int xc_mkdir_p(const char *path, mode_t mode, XcError *err);

@@ -150,6 +150,12 @@ int snapshot_resume_latest(const char *dir, SnapshotState *st, char *path, size_
 // Delete all snap-*.h5 of dir except the newest keep_last and the one of iteration keep_iter (the best; -1:
 // none). Returns the number deleted or XC_ERR.
 int snapshot_retain(const char *dir, int keep_last, int64_t keep_iter, FILE *log, XcError *err);
+// A run resumed from a snapshot at iteration from_iter goes on writing snapshots from there, so newer ones in dir
+// (from_iter and above; another branch of the run, or files a newer snapshot that did not verify left) would
+// outrank it for `--resume auto` and for retention. They are moved, never deleted, into the first free
+// dir/superseded/<k>/ (its path into where; "" if nothing moved); keep (may be NULL), the file resumed from, stays.
+// Returns the number moved or XC_ERR.
+int snapshot_set_aside(const char *dir, int64_t from_iter, const char *keep, char *where, size_t cap, XcError *err);
 // Remove temporaries left by writers that died (SNAPSHOT_TMP_PREFIX, pid no longer alive, or our own pid).
 // Returns the number removed or XC_ERR.
 int snapshot_remove_stale_temps(const char *dir, FILE *log, XcError *err);

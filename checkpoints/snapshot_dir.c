@@ -1,5 +1,6 @@
 // snapshot_dir.c - a directory of snapshots: listing snap-*.h5, the newest one that verifies (--resume auto),
-// retention (the last N and the best) and the removal of temporaries whose writer died.
+// retention (the last N and the best), setting aside a branch abandoned by a resume, and the removal of temporaries
+// whose writer died.
 #include "checkpoints/snapshot_internal.h"
 
 #include <dirent.h>
@@ -7,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 // "snap-<digits>.h5" -> iteration, else -1.
@@ -120,4 +122,38 @@ int snapshot_remove_stale_temps(const char *dir, FILE *log, XcError *err) {
     }
     closedir(dp);
     return rc == XC_OK ? removed : XC_ERR;
+}
+
+int snapshot_set_aside(const char *dir, int64_t from_iter, const char *keep, char *where, size_t cap, XcError *err) {
+    if (where && cap) where[0] = 0;
+    int64_t *it;
+    const int n = snapshot_list(dir, &it, err);
+    if (n < 0) return XC_ERR;
+    struct stat kst;
+    const bool have_keep = keep && stat(keep, &kst) == 0;
+    char sub[4200] = "", p[4200], q[4400];
+    int moved = 0, rc = XC_OK;
+    for (int i = 0; i < n && it[i] >= from_iter; i++) {
+        struct stat st;
+        snapshot_path(dir, it[i], p, sizeof p);
+        if (have_keep && stat(p, &st) == 0 && st.st_dev == kst.st_dev && st.st_ino == kst.st_ino) continue;
+        if (!*sub) { // the first free superseded/<k> (created on the first file moved)
+            snprintf(q, sizeof q, "%s/superseded", dir);
+            if (mkdir(q, 0777) != 0 && errno != EEXIST) { rc = xc_err(err, "%s: cannot create: %s", q, strerror(errno)); break; }
+            for (int k = 1; !*sub; k++) {
+                snprintf(sub, sizeof sub, "%s/superseded/%d", dir, k);
+                if (mkdir(sub, 0777) == 0) break;
+                if (errno != EEXIST || k == 100000) { rc = xc_err(err, "%s: cannot create: %s", sub, strerror(errno)); break; }
+                sub[0] = 0;
+            }
+            if (rc != XC_OK) break;
+        }
+        snprintf(q, sizeof q, "%s/%s", sub, strrchr(p, '/') + 1);
+        if (rename(p, q) != 0) { rc = xc_err(err, "cannot move %s to %s: %s", p, q, strerror(errno)); break; }
+        moved++;
+    }
+    xc_free(it);
+    if (rc == XC_OK && moved) rc = snap_fsync_dir(dir, err);
+    if (where && cap && moved) snprintf(where, cap, "%s", sub);
+    return rc == XC_OK ? moved : XC_ERR;
 }

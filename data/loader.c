@@ -178,12 +178,14 @@ static void mark_bad(Loader *ld, int64_t j, const char *reason) {
     }
 }
 
-// Fill one sample: the scheduled item at epoch position k, replaced by the next good one in the epoch order.
+// Fill one sample: the scheduled item at epoch position k; a bad one is replaced by the next good one in the epoch
+// order when training, and left out in test mode (*used = -1, label -1, zeros), where every video counts once:
+// a replacement would count its neighbour twice.
 static void do_item(Worker *w, int64_t epoch, int64_t k, float *out, int32_t *label, int64_t *used) {
     Loader *ld = w->ld;
     const int64_t n = ld->ds->n;
     const int64_t scheduled = ld->order[k];
-    for (int64_t a = 0; a < n; a++) {
+    for (int64_t a = 0; a < (ld->cfg.train ? n : 1); a++) {
         int64_t j = ld->order[(k + a) % n];
         pthread_mutex_lock(&ld->mu);
         int known_bad = ld->bad[j], fatal = ld->fatal;
@@ -201,15 +203,19 @@ static void do_item(Worker *w, int64_t epoch, int64_t k, float *out, int32_t *la
         mark_bad(ld, j, err.msg);
         pthread_mutex_unlock(&ld->mu);
     }
+    memset(out, 0, sizeof(float) * ld->sample_floats);
+    *used = -1;
+    if (!ld->cfg.train) { // left out; the data error (too many bad videos) is the caller's through loader_next
+        *label = -1;
+        return;
+    }
     pthread_mutex_lock(&ld->mu);
     if (!ld->fatal) {
         ld->fatal = 1;
         snprintf(ld->fatal_msg, sizeof ld->fatal_msg, "%.500s: no video of the list could be decoded", ld->ds->list_path);
     }
     pthread_mutex_unlock(&ld->mu);
-    memset(out, 0, sizeof(float) * ld->sample_floats);
     *label = 0;
-    *used = -1;
 }
 
 static void *worker_main(void *arg) {

@@ -20,8 +20,9 @@
 //   loader_free(ld);
 //
 // Bad videos (missing, empty, truncated, damaged, audio-only, undecodable) are reported once on stderr with the
-// path and the reason, replaced by the next video of the epoch order that decodes (its own randomness is used,
-// keyed by the replaced sample), and counted; when more than max_bad_fraction of the dataset has failed,
+// path and the reason, replaced when training by the next video of the epoch order that decodes (its own
+// randomness is used, keyed by the replaced sample), left out in test mode (the sample's item -1 and label -1,
+// its frames zeros: evaluation skips it), and counted; when more than max_bad_fraction of the dataset has failed,
 // loader_next returns XC_ERR with a summary. loader_bad_videos lists them.
 // Test mode: the list order, test sampling with `views` clips (SAMPLE_VIEWS_SHIFTED by default) and
 // `tf.num_crop` crops: video (B, views*num_crop, T, 3, S, S) with view index = clip * num_crop + crop.
@@ -64,7 +65,7 @@ typedef struct Batch {
     float *video;              // (B, views, T, 3, S, S)
     int32_t *labels;           // (B)
     float *targets;            // (B, K) or NULL
-    int64_t *items;            // (B) dataset index actually used (after replacement)
+    int64_t *items;            // (B) dataset index actually used (after replacement; test mode: -1 = a bad video, left out)
 } Batch;
 
 typedef struct LoaderCursor { int64_t epoch, batch; } LoaderCursor;

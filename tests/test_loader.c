@@ -205,6 +205,35 @@ int main(void) {
             XC_EXPECT(nb == 2 && total == 4, "test batches %d, samples %d", nb, total);
             loader_free(ld);
         }
+        // a bad video in test mode is left out (item and label -1, zero frames), never replaced by a neighbour,
+        // which evaluation would then count twice
+        if (dv) {
+            snprintf(cmd, sizeof cmd, "truncate -s 300 '%s/%s'", root, dv->items[1].path);
+            XC_EXPECT(system(cmd) == 0, "truncate");
+            lc.max_bad_fraction = 0.5;
+            ld = loader_create(dv, &lc, &err);
+            const Batch *b;
+            int seen[4] = {0}, left_out = 0, total = 0;
+            while (ld && loader_next(ld, &b, &err) > 0)
+                for (int i = 0; i < b->B; i++, total++) {
+                    if (b->items[i] < 0) {
+                        left_out++;
+                        const float *v = b->video + (size_t)i * (size_t)b->views * TT * 3 * SZ * SZ;
+                        bool zero = true;
+                        for (size_t q = 0; q < (size_t)b->views * TT * 3 * SZ * SZ; q++) zero &= v[q] == 0.0f;
+                        XC_EXPECT(b->labels[i] == -1 && zero && total == 1, "the bad video's sample %d: label %d, frames %s",
+                                  total, b->labels[i], zero ? "zero" : "not zero");
+                    } else {
+                        XC_EXPECT(b->items[i] == total && b->labels[i] == total, "sample %d: item %lld label %d", total,
+                                  (long long)b->items[i], b->labels[i]);
+                        seen[b->items[i] & 3]++;
+                    }
+                }
+            XC_EXPECT(total == 4 && left_out == 1 && seen[0] == 1 && seen[1] == 0 && seen[2] == 1 && seen[3] == 1,
+                      "test mode with a bad video: %d samples, %d left out, items seen %d %d %d %d (want 4, 1, 1 0 1 1)",
+                      total, left_out, seen[0], seen[1], seen[2], seen[3]);
+            loader_free(ld);
+        }
         dataset_free(dv);
     }
     free(a1); free(a2); free(a3);

@@ -426,6 +426,29 @@ int main(int argc, char **argv) {
                   strstr(g_out, "is 16 tokens") && strstr(g_out, "more than the 14") && !strstr(g_out, "class 1"),
               "xclip-eval long class text (%d):\n%s", rc, g_out);
 
+    // a bad video in the test list is left out of the figures and the predictions, not replaced by the next one
+    // (which would then count twice): a list of the 6 videos plus an empty file scores 6 videos, each once
+    char badlist[1200];
+    snprintf(p, sizeof p, "%s/videos/c00/empty.mp4", data);
+    write_file(p, "");
+    snprintf(badlist, sizeof badlist, "%s/val_bad.txt", work);
+    snprintf(cmd, sizeof cmd, "(head -n 1 '%s/val.txt'; echo 'c00/empty.mp4 0'; tail -n +2 '%s/val.txt') > '%s'", data, data,
+             badlist);
+    XC_EXPECT(system(cmd) == 0, "cannot write %s", badlist);
+    snprintf(cmd, sizeof cmd, "'%s/xclip-eval' '%s/run/config.ini' --checkpoint '%s/run/best.safetensors' --list '%s' "
+             "--set data.max_bad_fraction=0.5 --predictions '%s/predbad'", build, work, work, badlist, work);
+    rc = run(cmd);
+    XC_EXPECT(rc == 0 && strstr(g_out, "empty.mp4") && strstr(g_out, "(6 videos,"), "xclip-eval with a bad video (%d):\n%s",
+              rc, g_out);
+    snprintf(p, sizeof p, "%s/predbad.csv", work);
+    text = xc_read_file(p, 1 << 20, &len, &err);
+    if (text && csv_parse(text, &csv) && csv.rows == 7) { // header + the 6 good videos, each once
+        for (int r = 1; r < csv.rows; r++)
+            for (int q = 1; q < r; q++)
+                XC_EXPECT(strcmp(csv.cell[r][0], csv.cell[q][0]), "predictions with a bad video: %s twice", csv.cell[r][0]);
+    } else XC_EXPECT(false, "predictions with a bad video: %d rows, want 7:\n%s", csv.rows, text ? text : err.msg);
+    xc_free(text);
+
     // xclip-infer --csv with the same label file: stdout is CSV only
     char video[1200], infer[4096];
     snprintf(video, sizeof video, "%s/videos/c01/val002.mp4", data);

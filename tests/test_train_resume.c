@@ -20,7 +20,9 @@
 #include "autograd/kernels.h"
 #include "autograd/util.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -268,6 +270,63 @@ int main(void) {
     snprintf(p1, sizeof p1, "%s/last.safetensors", c2);
     snprintf(p2, sizeof p2, "%s/last.safetensors", d2);
     XC_EXPECT(xc_same_file(p1, p2), "SIGTERM and resume with accumulation 2: weights differ from the uninterrupted run");
+
+    // 2a. the run directory under misuse:
+    //     - train.max_iters = 7 with accumulation 2 stops at the boundary (8), and the resumed run equals c2;
+    //     - a resume from an older snapshot (8 of 8, 16, 24) moves the newer ones to superseded/1 (never deletes
+    //       them), so its own snapshot 12 is what --resume auto takes next;
+    //     - a refused --resume leaves config.ini as it was;
+    //     - an accumulation longer than an epoch (17 > 16 batches) is refused, naming the key;
+    //     - a folder another process holds (output.dir/.lock) is refused, naming that process.
+    {
+        char e3[1100], r3[1100], cfg_before[8192], cfg_after[8192];
+        snprintf(e3, sizeof e3, "%s.e3", data);
+        XC_EXPECT(run("--set train.max_iters=7 --set train.accumulation_steps=2", e3) == 0, "max_iters 7 failed (see %s.log)", e3);
+        snprintf(p2, sizeof p2, "%s/snap-000000000008.h5", e3);
+        XC_EXPECT(stat(p2, &st) == 0, "max_iters = 7 with accumulation 2: no stop at the boundary, iteration 8 (see %s.log)", e3);
+        XC_EXPECT(run("--set train.max_iters=40 --set train.accumulation_steps=2 --resume auto", e3) == 0, "resume failed");
+        snprintf(p1, sizeof p1, "%s/last.safetensors", c2);
+        snprintf(p2, sizeof p2, "%s/last.safetensors", e3);
+        XC_EXPECT(xc_same_file(p1, p2), "max_iters = 7 with accumulation 2, then resumed: weights differ from the uninterrupted run");
+        snprintf(r3, sizeof r3, "%s.r3", data);
+        XC_EXPECT(run("--set train.max_iters=24 --set output.snapshot_freq=8 --set output.keep_snapshots=5", r3) == 0,
+                  "24 iterations failed (see %s.log)", r3);
+        snprintf(cmd, sizeof cmd, "--set train.max_iters=12 --set output.snapshot_freq=4 --set output.keep_snapshots=5 "
+                 "--resume '%s/snap-000000000008.h5'", r3);
+        XC_EXPECT(run(cmd, r3) == 0, "resume from snapshot 8 failed (see %s.log)", r3);
+        snprintf(cmd, sizeof cmd, "test -f '%s/superseded/1/snap-000000000016.h5' && test -f '%s/superseded/1/snap-000000000024.h5' "
+                 "&& test -f '%s/snap-000000000012.h5' && test ! -e '%s/snap-000000000016.h5' && grep -q 'moved to %s/superseded/1' "
+                 "'%s.log'", r3, r3, r3, r3, r3, r3);
+        XC_EXPECT(system(cmd) == 0, "resumed from an older snapshot: the newer ones not set aside in superseded/1 (see %s.log)", r3);
+        snprintf(p1, sizeof p1, "%s/config.ini", r3);
+        FILE *f = fopen(p1, "r");
+        size_t n0 = f ? fread(cfg_before, 1, sizeof cfg_before, f) : 0;
+        if (f) fclose(f);
+        XC_EXPECT(run("--set train.max_iters=16 --set model.vision_layers=3 --resume auto", r3) == 1, "a resume into another "
+                  "model did not fail (see %s.log)", r3);
+        snprintf(cmd, sizeof cmd, "grep -q 'snap-000000000012.h5' '%s.log'", r3);
+        XC_EXPECT(system(cmd) == 0, "--resume auto did not take snapshot 12, this branch's newest (see %s.log)", r3);
+        f = fopen(p1, "r");
+        size_t n1 = f ? fread(cfg_after, 1, sizeof cfg_after, f) : 0;
+        if (f) fclose(f);
+        XC_EXPECT(n0 > 0 && n0 == n1 && !memcmp(cfg_before, cfg_after, n0), "a refused --resume rewrote %s", p1);
+        XC_EXPECT(run("--set train.accumulation_steps=17 --resume auto", r3) == 1, "an accumulation longer than an epoch was not refused");
+        snprintf(cmd, sizeof cmd, "grep -q 'train.accumulation_steps = 17 asks for 17 batches per optimiser step, but an epoch "
+                 "has 16' '%s.log'", r3);
+        XC_EXPECT(system(cmd) == 0, "the refused accumulation does not say why (see %s.log)", r3);
+        snprintf(p1, sizeof p1, "%s/.lock", r3);
+        const int fd = open(p1, O_RDWR | O_CREAT, 0666);
+        XC_EXPECT(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && ftruncate(fd, 0) == 0 && write(fd, "424242\n", 7) == 7,
+                  "cannot hold %s", p1);
+        XC_EXPECT(run("--set train.max_iters=16 --resume auto", r3) == 1, "a run into a folder another process holds was not refused");
+        snprintf(cmd, sizeof cmd, "grep -q 'is in use by another run (process 424242' '%s.log'", r3);
+        XC_EXPECT(system(cmd) == 0, "the refusal does not name the process holding the folder (see %s.log)", r3);
+        if (fd >= 0) close(fd);
+        XC_EXPECT(run("--set train.max_iters=16 --set output.snapshot_freq=4 --set output.keep_snapshots=5 --resume auto", r3) == 0,
+                  "the folder released: the resume failed (see %s.log)", r3);
+        printf("  max_iters 7 with accumulation 2 stops at 8 and resumes exactly; a resume from snapshot 8 sets 16 and 24 "
+               "aside; a refused resume keeps config.ini; accumulation 17 > 16 and a held folder refused\n");
+    }
 
     // 2b. SIGTERM during an evaluation (eval:2:TERM: after its 2nd batch of 4 videos): exit 75 after that batch,
     //     the partial evaluation not recorded, a snapshot that leaves epoch 1 unfinished; --resume auto evaluates

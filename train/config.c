@@ -134,7 +134,7 @@ const Key CONFIG_KEYS[] = {
     INT("train", "threads", threads, 0, 1024, "0", "OpenMP + OpenBLAS threads; 0 = OMP_NUM_THREADS or all cores"),
     INT("train", "eval_freq", eval_freq, 0, 100000, "1", "single-view evaluation every this many epochs (and after the last); 0 = only at the end"),
     I64("train", "max_iters", max_iters, 0, 9007199254740991.0, "0",
-        "stop after this many loader batches (smoke tests); the schedule still spans all epochs; 0 = no limit"),
+        "stop after this many loader batches (smoke tests; at the next accumulation boundary); the schedule still spans all epochs; 0 = no limit"),
     // [aug]
     NUM("aug", "label_smooth", label_smooth, 0, 1, "0.1", "label smoothing s: off = s/K, on = 1 - s + s/K"),
     NUM("aug", "mixup", mixup, 0, 100, "0.8", "mixup Beta(alpha, alpha); 0 turns mixing off altogether (CutMix too, as the official code)"),

@@ -25,9 +25,11 @@ static void add_view_probs(const Tensor *logits, int64_t c0, int V, int K, doubl
     }
 }
 
-// The summed probabilities of one batch's videos: ranks into the tally, rows into out.
+// The summed probabilities of one batch's videos: ranks into the tally, rows into out. A bad video the loader left
+// out (item -1) counts nowhere.
 static void score_batch(const Batch *b, const double *sum, int K, Tally *t, EvalOutput *out, int64_t n_videos) {
     for (int i = 0; i < b->B; i++) {
+        if (b->items[i] < 0) continue;
         const double *p = sum + (size_t)i * K;
         int y = b->labels[i];
         int rank = 0; // classes scoring strictly higher than the label (ties resolved towards the label)

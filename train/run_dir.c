@@ -1,11 +1,14 @@
-// run_dir.c - a run's set-up before its task (train/run.h): the threads, the run directory (claimed from an
-// earlier run, or --overwrite; config.ini, log.txt, metrics.jsonl), signal handlers and the matmul precision.
+// run_dir.c - a run's set-up before its task (train/run.h): the threads, the run directory (locked, claimed from an
+// earlier run, or --overwrite; log.txt, metrics.jsonl; config.ini once the run has started), signal handlers and the
+// matmul precision.
 #include "train/run_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -55,7 +58,44 @@ static int run_claim_dir(Run *r, XcError *err) {
     return rc;
 }
 
-// Threads, the run directory (config.ini, log.txt, metrics.jsonl), signal handlers, the matmul precision.
+// One run at a time in a folder: rank 0 holds an exclusive lock on output.dir/.lock (flock, released when the
+// process ends, however it ends) from here to the end; a second run into the folder, fresh or resumed, is refused
+// naming the process that holds it.
+static int run_lock_dir(Run *r, XcError *err) {
+    char path[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/.lock", r->c->dir);
+    const int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) return xc_err(err, "output.dir: cannot create %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int e = errno;
+        char pid[32] = "";
+        const ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return xc_err(err, "output.dir = %s is in use by another run (process %s, holding %s)\nHINT: wait for it to "
+                               "end, or choose another folder (--set output.dir=...)", r->c->dir, *pid ? pid : "?", path);
+        return xc_err(err, "output.dir: cannot lock %s: %s", path, strerror(e));
+    }
+    char pid[32];
+    const int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || xc_pwrite_all(fd, pid, (size_t)n, 0) != 0) { /* the pid is only for the message */ }
+    r->lock_fd = fd + 1;
+    return XC_OK;
+}
+
+// config.ini: the run's effective config, which `--resume auto` continues it with. Written by rank 0 once the
+// run has started or resumed (a refused --resume leaves the folder's config as it was), atomically (a full disk
+// leaves the old one, never a truncated one).
+int run_write_config(Run *r, XcError *err) {
+    if (!r->root) return XC_OK;
+    char path[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/config.ini", r->c->dir);
+    return xc_write_file_atomic(path, r->config, strlen(r->config), err);
+}
+
+// Threads, the run directory (its lock, log.txt, metrics.jsonl), signal handlers, the matmul precision.
 // With several ranks only rank 0 writes the run directory, its log and metrics; the others are quiet.
 int run_open(Run *r, XcError *err) {
     const TrainConfig *c = r->c;
@@ -80,22 +120,16 @@ int run_open(Run *r, XcError *err) {
         return config_gemm_init(c, &r->gemm, err);
     }
     if (xc_mkdir_p(c->dir, 0777, err) != XC_OK) return xc_err(err, "output.dir: %s", err->msg);
+    if (run_lock_dir(r, err) != XC_OK) return XC_ERR;
     if (!r->o->resume && run_claim_dir(r, err) != XC_OK) return XC_ERR;
-    char path[CONFIG_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/config.ini", c->dir);
-    FILE *f = xc_fopen(path, "w", err);
-    if (!f) return XC_ERR;
-    config_write(c, f);
-    fclose(f);
     // with several ranks, mpirun forwards the output: a bar would mix with its lines (and count one rank's share)
     const bool bar = config_progress_bar(c) && (r->ranks == 1 || c->progress == PROGRESS_ON);
     if (runlog_open(&r->log, c->dir, r->o->resume != NULL, bar, err) != XC_OK) return XC_ERR;
     size_t len = 0;
     FILE *cf = open_memstream(&r->config, &len);
-    if (cf) {
-        config_write(c, cf);
-        fclose(cf);
-    }
+    if (!cf) return xc_err(err, "cannot keep the effective config in memory: %s", strerror(errno));
+    config_write(c, cf);
+    fclose(cf);
     if (r->ranks > 1) {
         int each = threads;
 #ifdef _OPENMP

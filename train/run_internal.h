@@ -44,8 +44,10 @@ struct Run {
     int ranks;                  // data-parallel processes (train/dist.h; 1: this one alone)
     bool root;                  // rank 0: the one that writes the run directory's files
     int64_t checked_at;         // optimiser steps at the last cross-rank parameter check
+    int lock_fd;                // rank 0: 1 + the descriptor holding output.dir/.lock (0: none)
 };
 
 int run_open(Run *r, XcError *err);                       // run_dir.c: threads, the run directory, signals, matmuls
+int run_write_config(Run *r, XcError *err);               // run_dir.c: config.ini, once started or resumed
 int run_resume(Run *r, const char *resume, XcError *err); // run_resume.c: 1 resumed, 0 nothing to resume, XC_ERR
 void run_read_test_nan(Run *r);                           // run_loop.c: the testing hook XCLIP_TEST_NAN_AT

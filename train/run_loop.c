@@ -202,6 +202,12 @@ static int run_restore(Run *r, XcError *err) {
     const TrainConfig *c = r->c;
     const RunTask *t = &r->task;
     r->p = (Progress){.best = -1, .best_epoch = -1, .best_iter = -1};
+    const int64_t per_step = (int64_t)c->accumulation_steps * r->ranks, rounds = t->n_iter / r->ranks * r->ranks;
+    if (per_step > rounds) // an optimiser step comes every per_step batches of an epoch: there would be none
+        return xc_err(err, "train.accumulation_steps = %d%s asks for %lld batches per optimiser step, but an epoch has %lld "
+                           "(%lld %s, batches of %d): the model would never be updated\nHINT: lower train.accumulation_steps "
+                           "or train.batch_size", c->accumulation_steps, r->ranks > 1 ? " (x ranks)" : "",
+                      (long long)per_step, (long long)rounds, (long long)t->n_items, t->items, t->batch_size);
     if (r->o->resume && run_resume(r, r->o->resume, err) < 0) return XC_ERR;
     if (t->restored && t->restored(t->ctx, err) != XC_OK) return XC_ERR;
     char matmul[96] = "float32";
@@ -317,11 +323,12 @@ static int run_epoch(Run *r, int epoch, double *ep_loss, int64_t *ep_n, bool *st
     for (int64_t idx = first + N - 1; idx < end; idx += N) {
         if (run_iteration(r, epoch, idx, ep_loss, stop, err) != XC_OK) return XC_ERR;
         (*ep_n)++;
-        if (*stop) return XC_OK;
+        const bool boundary = (idx + 1) % per_step == 0 || idx + 1 == end;
+        if (*stop && boundary) return XC_OK; // train.max_iters: at the first accumulation boundary from there on, so a
+        *stop = false;                       // resumed run goes on as if never stopped (no micro-batch's gradient lost)
         const int64_t gi = r->p.global_iter;
         if (c->snapshot_freq > 0 && gi / c->snapshot_freq != (gi - N) / c->snapshot_freq) r->snap_due = true;
         if (run_requests(r) & (SIGNAL_SNAPSHOT | SIGNAL_STOP)) r->snap_due = true;
-        const bool boundary = (idx + 1) % per_step == 0 || idx + 1 == end;
         if (r->snap_due && boundary) { // (a snapshot checks the ranks' parameters too)
             if (run_snapshot(r, NULL, false, err) != XC_OK) return XC_ERR;
             int rc = run_stop_if_asked(r);
@@ -480,6 +487,7 @@ static void run_close(Run *r, int rc, XcError *err) {
     gemm_free(&r->gemm);
     if (rc == XC_ERR && r->log.log) fprintf(r->log.log, "error: %s\n", err->msg);
     runlog_close(&r->log);
+    if (r->lock_fd) close(r->lock_fd - 1); // the lock goes with it
 }
 
 int run_main(const TrainConfig *c, const TrainRunOptions *o, RunTaskBuild build, XcError *err) {
@@ -487,6 +495,7 @@ int run_main(const TrainConfig *c, const TrainRunOptions *o, RunTaskBuild build,
     int rc = run_open(&r, err);
     if (rc == XC_OK) rc = run_build(&r, build, err);
     if (rc == XC_OK) rc = run_restore(&r, err);
+    if (rc == XC_OK) rc = run_write_config(&r, err);
     if (rc == XC_OK) rc = run_check_ranks(&r, "at the start (initialisation, --init or snapshot)", err);
     if (rc == XC_OK) rc = run_stop_before_training(&r);
     if (rc == XC_OK) rc = run_train(&r, err);

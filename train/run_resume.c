@@ -105,6 +105,16 @@ int run_resume(Run *r, const char *resume, XcError *err) {
                          "that divides %lld (one process always can), or from a snapshot taken at an epoch's end",
                     path, (long long)ss.iter_in_epoch, (long long)ss.epoch + 1, r->ranks, r->ranks,
                     (long long)ss.iter_in_epoch);
+    if (rc == XC_OK && r->root) { // newer snapshots would outrank this run's next ones: set them aside
+        char where[CONFIG_PATH_MAX + 96];
+        const int moved = snapshot_set_aside(r->c->dir, ss.global_iter, path, where, sizeof where, err);
+        if (moved < 0) rc = XC_ERR;
+        else if (moved > 0)
+            runlog_say(&r->log, "note: %d snapshot%s from iteration %lld on (a branch of this run left behind, or files "
+                                "that did not verify) moved to %s, so that --resume auto and output.keep_snapshots follow "
+                                "this run from %s; best.safetensors and last.safetensors stay until this run rewrites them\n",
+                       moved, moved == 1 ? "" : "s", (long long)ss.global_iter, where, path);
+    }
     snprintf(r->last_snap, sizeof r->last_snap, "%s", path);
     snapshot_state_free_text(&ss);
     if (rc != XC_OK) return XC_ERR;
