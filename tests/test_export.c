@@ -12,6 +12,7 @@
 // ablations XCLIPModel cannot hold are refused by name before anything is written.
 // The .pth files against PyTorch itself: tests/test_export_torch.sh (its own CTest test).
 #include <math.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "autograd/json.h"
@@ -190,6 +191,13 @@ static void test_snapshot_input(const WeightSet *src_nan, ParamStore *ps, const 
         snprintf(cmd, sizeof cmd, "'%s/xclip-export' --quiet '%s' '%s/x.zip' 2>/dev/null", build, snap, dir);
         int rc = system(cmd);
         XC_EXPECT(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "an unknown output extension is a usage error");
+        struct stat before, after; // OUT naming IN itself (another spelling of the path): refused, the snapshot intact
+        XC_EXPECT(stat(snap, &before) == 0, "%s", snap);
+        snprintf(cmd, sizeof cmd, "cd '%s' && '%s/xclip-export' --quiet '%s' './%s' 2>/dev/null", dir, build, snap, strrchr(snap, '/') + 1);
+        rc = system(cmd);
+        XC_EXPECT(WIFEXITED(rc) && WEXITSTATUS(rc) == 2 && stat(snap, &after) == 0 && after.st_size == before.st_size &&
+                      after.st_mtime == before.st_mtime && after.st_ino == before.st_ino,
+                  "xclip-export onto its own input was not refused with the file left alone: %s", cmd);
         unlink(out);
         unlink(back);
     }

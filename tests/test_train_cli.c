@@ -195,6 +195,9 @@ static void test_programs(void) {
     expect_train_error("bad --set", "[data]\n", "--set train.epochs=many", "--set 'train.epochs=many'", "not an integer");
     expect_train_error("--set unknown key", "[data]\n", "--set data.frame=8", "unknown key 'frame' in [data]", NULL);
     expect_train_error("--set without value", "[data]\n", "--set", "--set needs a value", NULL);
+    expect_train_error("--resume with --init", "[data]\n", "--resume auto --init x.pt", "--resume with --init", "drop one");
+    expect_train_error("--resume with --overwrite", "[data]\n", "--overwrite --resume auto", "--resume with --overwrite",
+                       "deletes the run");
     expect_train_error("train list unset", "[data]\n", "", "data.train_list is not set", "--set data.train_list=PATH");
     snprintf(cfg, sizeof cfg, "[data]\ntrain_list = /nonexistent/train.txt\n");
     expect_train_error("train list missing", cfg, "", "data.train_list = /nonexistent/train.txt", "No such file");

@@ -116,6 +116,11 @@ int main(int argc, char **argv) {
         else snprintf(dir, sizeof dir, ".");
     }
     snprintf(cfg_path, sizeof cfg_path, "%s%sconfig.json", strcmp(dir, "/") ? dir : "", "/");
+    struct stat sin, sout; // OUT replacing IN would lose whatever of IN the export does not carry (a snapshot's optimiser state, ...)
+    if (stat(in, &sin) == 0 && stat(path, &sout) == 0 && sin.st_dev == sout.st_dev && sin.st_ino == sout.st_ino) {
+        fprintf(stderr, "xclip-export: %s: OUT is IN itself; the export would replace it\nHINT: name another OUT\n", path);
+        return 2;
+    }
     bool h5 = ends_with(path, ".h5") || ends_with(path, ".hdf5");
     bool pth = ends_with(path, ".pth") || ends_with(path, ".pt") || ends_with(path, ".bin");
     if (!h5 && !pth && !ends_with(path, ".safetensors")) {

@@ -52,6 +52,11 @@ int main(int argc, char **argv) {
         config = a;
     }
     if (!config) { fprintf(stderr, "xclip-pretrain: no CONFIG given (try configs/pretrain_world.ini)\n"); usage(stderr); return 2; }
+    if (o.resume && o.overwrite) {
+        fprintf(stderr, "xclip-pretrain: --resume with --overwrite: --overwrite deletes the run that --resume continues; drop "
+                        "one of them\n");
+        return 2;
+    }
     TrainConfig c;
     XcError err = {{0}};
     if (config_load(&c, config, &err) != XC_OK) { fprintf(stderr, "xclip-pretrain: %s\n", err.msg); return 2; }

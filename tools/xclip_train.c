@@ -180,6 +180,12 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (o.resume && (o.init || o.overwrite)) { // each would be silently undone, or undo the resume
+        fprintf(stderr, "xclip-train: --resume with %s: %s\n", o.init ? "--init" : "--overwrite",
+                o.init ? "a resumed run takes its weights from the snapshot, not from --init; drop one of them"
+                       : "--overwrite deletes the run that --resume continues; drop one of them");
+        return 2;
+    }
     TrainConfig c;
     XcError err = {{0}};
     if (config_load(&c, config, &err) != XC_OK) { fprintf(stderr, "xclip-train: %s\n", err.msg); return 2; }
