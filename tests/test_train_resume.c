@@ -263,6 +263,9 @@ int main(void) {
     snprintf(p2, sizeof p2, "%s/metrics.jsonl", d2);
     int lines = count_lines(p2);
     XC_EXPECT(lines == 8, "SIGTERM after iteration 7: %d lines in metrics.jsonl, want 8 (iterations 1-8, no eval)", lines);
+    snprintf(cmd, sizeof cmd, "head -n 1 '%s' | grep -q '\"iter\": 1, \"global_iter\": 1,' && tail -n 1 '%s' | grep -q "
+             "'\"iter\": 8, \"global_iter\": 8,'", p2, p2);
+    XC_EXPECT(system(cmd) == 0, "metrics.jsonl's train records do not count global_iter from 1 as iter (see %s)", p2);
     printf("  SIGTERM raised after iteration 7: exit %d, %d iterations logged, snapshot at 8\n", code, lines);
     XC_EXPECT(run("--set train.max_iters=40 --set train.accumulation_steps=2 --resume auto", d2) == 0, "resume after SIGTERM failed");
     snprintf(cmd, sizeof cmd, "grep -q 'snap-000000000008.h5: epoch 1, iteration 8 of 16' '%s.log'", d2);

@@ -245,7 +245,7 @@ static int run_restore(Run *r, XcError *err) {
 // ---- training ------------------------------------------------------------------------------------------
 // The log line (and metrics record) after batch idx of an epoch, every output.print_freq batches; the
 // progress bar in between.
-static void run_report_iteration(Run *r, int epoch, int64_t idx, int64_t t, float loss) {
+static void run_report_iteration(Run *r, int epoch, int64_t idx, float loss) {
     const TrainConfig *c = r->c;
     const RunTask *task = &r->task;
     const bool last = r->p.global_iter >= r->limit || idx + 1 + r->ranks > task->n_iter;
@@ -264,7 +264,7 @@ static void run_report_iteration(Run *r, int epoch, int64_t idx, int64_t t, floa
                epoch + 1, c->epochs, (long long)idx + 1, (long long)task->n_iter, task->st->last_lr, loss, avg, ips,
                task->items, 100.0 * w->wait / w->time, eta, xc_peak_rss() / 1048576.0, task->st->g.step.peak / 1048576.0);
     runlog_metrics(&r->log, "train",
-                   (Metric[]){METRIC_INT("epoch", epoch + 1), METRIC_INT("iter", idx + 1), METRIC_INT("global_iter", t),
+                   (Metric[]){METRIC_INT("epoch", epoch + 1), METRIC_INT("iter", idx + 1), METRIC_INT("global_iter", r->p.global_iter),
                               METRIC_NUM("lr", task->st->last_lr), METRIC_NUM("next_lr", train_step_next_lr(task->st)),
                               METRIC_NUM("loss", loss), METRIC_NUM("loss_avg", avg), METRIC_NUM("items_per_s", ips),
                               METRIC_NUM("data_wait", w->wait / w->time), METRIC_INT("opt_steps", task->st->opt_steps),
@@ -304,7 +304,7 @@ static int run_iteration(Run *r, int epoch, int64_t idx, double *ep_loss, bool *
         snprintf(what, sizeof what, "the loss is %g", loss);
         return run_diverged(r, what, err);
     }
-    run_report_iteration(r, epoch, idx, t, loss);
+    run_report_iteration(r, epoch, idx, loss);
     signals_poll_at(SIGNAL_AT_TRAIN_ITER, r->p.global_iter); // the testing hook's chance; run_epoch acts on requests
     *stop = r->p.global_iter >= r->limit;
     return XC_OK;
