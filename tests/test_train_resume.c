@@ -123,7 +123,7 @@ static void check_position(const char *data) {
     int code = run("--set train.batch_size=8 --set train.max_iters=24 --resume auto", d);
     snprintf(log, sizeof log, "%s.log", d);
     XC_EXPECT(code == 0, "resume at an epoch's end with train.batch_size 4 -> 8: exit %d, want 0 (see %s)", code, log);
-    snprintf(cmd, sizeof cmd, "grep -q 'resumes at the end of epoch 1, the iteration count becomes 8 (was 16)' '%s' && "
+    snprintf(cmd, sizeof cmd, "grep -q 'resumes at the start of epoch 2, the iteration count becomes 8 (was 16)' '%s' && "
                               "grep -q 'done: 24 iterations' '%s'", log, log);
     XC_EXPECT(system(cmd) == 0, "batch size 4 -> 8 at an epoch's end: not recounted to 8 + 16 = 24 iterations (see %s)", log);
 
@@ -371,6 +371,18 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "'%s/xclip-plot' '%s' -o '%s.none.svg' 2>&1 | grep -q '%s has no readable metrics.jsonl'", g_build,
              g_configs, data, g_configs);
     XC_EXPECT(system(cmd) == 0, "xclip-plot on a folder without metrics.jsonl does not say so");
+    { // train.max_iters at an epoch's last batch (16): that epoch is evaluated once, also across the resume
+        char j[1100];
+        snprintf(j, sizeof j, "%s.j", data);
+        XC_EXPECT(run("--set train.max_iters=16 --set train.eval_freq=1 --set test.batch_size=4", j) == 0, "max_iters 16 failed");
+        snprintf(cmd, sizeof cmd, "%s --resume auto", ev);
+        XC_EXPECT(run(cmd, j) == 0, "resume after max_iters = 16 failed (see %s.log)", j);
+        snprintf(cmd, sizeof cmd, "test $(grep -c '\"type\": \"eval\", \"time\": [0-9.]*, \"epoch\": 1,' '%s/metrics.jsonl') -eq 1", j);
+        XC_EXPECT(system(cmd) == 0, "max_iters at an epoch's end, then resumed: epoch 1 evaluated more than once (see %s/metrics.jsonl)", j);
+        snprintf(p1, sizeof p1, "%s/last.safetensors", h);
+        snprintf(p2, sizeof p2, "%s/last.safetensors", j);
+        XC_EXPECT(xc_same_file(p1, p2), "max_iters at an epoch's end, then resumed: weights differ from the uninterrupted run");
+    }
     printf("  SIGTERM after evaluation batch 2: exit %d, not recorded, resumed run equals the uninterrupted one; "
            "curves.svg and xclip-plot overlay written\n", code);
 

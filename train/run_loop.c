@@ -430,12 +430,17 @@ static int run_train(Run *r, XcError *err) {
                 return run_stop_if_asked(r);
             }
         }
-        if (!stop) { // the data's cursor already points at the next epoch
+        // the data's cursor already points at the next epoch. When train.max_iters stopped the run at this epoch's
+        // last batch, the data has not moved on yet, but the epoch is done (evaluated above): the snapshot says so,
+        // so that a resumed run goes on with the next epoch rather than evaluate this one again.
+        const bool done_at_stop = stop && r->p.iter_in_epoch >= r->task.n_iter / r->ranks * r->ranks;
+        const LoaderCursor next = {epoch + 1, 0};
+        if (!stop || done_at_stop) {
             r->p.epoch = epoch + 1;
             r->p.iter_in_epoch = 0;
         }
         if (run_epoch_snapshot_wanted(r, stop || epoch + 1 == c->epochs) &&
-            run_snapshot(r, NULL, !(signals_poll() & SIGNAL_STOP), err) != XC_OK)
+            run_snapshot(r, done_at_stop ? &next : NULL, !(signals_poll() & SIGNAL_STOP), err) != XC_OK)
             return XC_ERR;
         if ((rc = run_stop_if_asked(r)) != XC_OK) return rc;
     }
