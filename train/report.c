@@ -1,14 +1,28 @@
 // report.c - see report.h.
 #include "train/report.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
 #include "train/config.h"
 
+// After a write to log.txt (which 0) or metrics.jsonl (1): a failure (a full disk, a file size limit) is said once
+// on stderr; training goes on (snapshots and weights check their own writes and stop the run when they fail).
+static void runlog_check(RunLog *l, int which, FILE *f) {
+    if (fflush(f) == 0 && !ferror(f)) return;
+    const int e = errno;
+    if (!l->failed[which])
+        fprintf(stderr, "warning: cannot write %s/%s (%s): it is incomplete from here on\n", l->dir,
+                which ? "metrics.jsonl" : "log.txt", e ? strerror(e) : "write error");
+    l->failed[which] = true;
+    clearerr(f);
+}
+
 int runlog_open(RunLog *l, const char *dir, bool append, bool bar, XcError *err) {
     memset(l, 0, sizeof *l);
     l->bar = bar;
+    snprintf(l->dir, sizeof l->dir, "%s", dir);
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/log.txt", dir);
     l->log = xc_fopen(path, append ? "a" : "w", err);
@@ -43,7 +57,7 @@ void runlog_say(RunLog *l, const char *fmt, ...) {
         va_start(ap, fmt);
         vfprintf(l->log, fmt, ap);
         va_end(ap);
-        fflush(l->log);
+        runlog_check(l, 0, l->log);
     }
 }
 
@@ -53,7 +67,7 @@ void runlog_note(RunLog *l, const char *fmt, ...) {
     va_start(ap, fmt);
     vfprintf(l->log, fmt, ap);
     va_end(ap);
-    fflush(l->log);
+    runlog_check(l, 0, l->log);
 }
 
 void runlog_bar(RunLog *l, const char *what, int64_t done, int64_t total, const char *extra) {
@@ -72,7 +86,7 @@ void runlog_metrics(RunLog *l, const char *type, const Metric *fields, int n) {
         else fprintf(l->metrics, ", \"%s\": %.9g", fields[i].key, fields[i].x);
     }
     fputs("}\n", l->metrics);
-    fflush(l->metrics);
+    runlog_check(l, 1, l->metrics);
 }
 
 void progress_bar(const char *what, int64_t done, int64_t total, const char *extra) {

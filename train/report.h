@@ -18,6 +18,8 @@ typedef struct RunLog {
     bool bar;             // draw progress bars on stdout
     bool bar_shown;       // a bar line is on screen (cleared before the next line)
     bool quiet;           // nothing on stdout (the ranks other than 0 of a data-parallel run; no files either)
+    bool failed[2];       // a write to log.txt / metrics.jsonl failed (said once on stderr; the run goes on)
+    char dir[1024];       // the run directory, for messages
 } RunLog;
 
 // Opens dir/log.txt and dir/metrics.jsonl (appending when append, e.g. a resumed run).
