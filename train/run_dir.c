@@ -85,6 +85,17 @@ static int run_lock_dir(Run *r, XcError *err) {
     return XC_OK;
 }
 
+// The temporaries a run writes its files through (then renamed over them), left behind by a run that was killed
+// mid-write: with the folder locked no other run can be writing them, so they go.
+static void run_remove_stale_temps(Run *r) {
+    static const char *const TEMPS[] = {"best.safetensors.tmp", "last.safetensors.tmp", "curves.svg.tmp", "config.ini.tmp"};
+    for (size_t i = 0; i < sizeof TEMPS / sizeof TEMPS[0]; i++) {
+        char path[CONFIG_PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s", r->c->dir, TEMPS[i]);
+        if (remove(path) == 0) printf("removed %s, left by a run that ended while writing it\n", path);
+    }
+}
+
 // config.ini: the run's effective config, which `--resume auto` continues it with. Written by rank 0 once the
 // run has started or resumed (a refused --resume leaves the folder's config as it was), atomically (a full disk
 // leaves the old one, never a truncated one).
@@ -121,6 +132,7 @@ int run_open(Run *r, XcError *err) {
     }
     if (xc_mkdir_p(c->dir, 0777, err) != XC_OK) return xc_err(err, "output.dir: %s", err->msg);
     if (run_lock_dir(r, err) != XC_OK) return XC_ERR;
+    run_remove_stale_temps(r);
     if (!r->o->resume && run_claim_dir(r, err) != XC_OK) return XC_ERR;
     // with several ranks, mpirun forwards the output: a bar would mix with its lines (and count one rank's share)
     const bool bar = config_progress_bar(c) && (r->ranks == 1 || c->progress == PROGRESS_ON);
