@@ -197,12 +197,15 @@ static int run_stop_before_training(Run *r) {
     return run_stop(r, "during the set-up, before training (nothing new to save)");
 }
 
+// The batches of an epoch that whole rounds take (a round: one batch per rank; the rest are skipped).
+static int64_t run_epoch_batches(const Run *r) { return r->task.n_iter / r->ranks * r->ranks; }
+
 // A resume if asked, the task's own restoration, and the plan.
 static int run_restore(Run *r, XcError *err) {
     const TrainConfig *c = r->c;
     const RunTask *t = &r->task;
     r->p = (Progress){.best = -1, .best_epoch = -1, .best_iter = -1};
-    const int64_t per_step = (int64_t)c->accumulation_steps * r->ranks, rounds = t->n_iter / r->ranks * r->ranks;
+    const int64_t per_step = (int64_t)c->accumulation_steps * r->ranks, rounds = run_epoch_batches(r);
     if (per_step > rounds) // an optimiser step comes every per_step batches of an epoch: there would be none
         return xc_err(err, "train.accumulation_steps = %d%s asks for %lld batches per optimiser step, but an epoch has %lld "
                            "(%lld %s, batches of %d): the model would never be updated\nHINT: lower train.accumulation_steps "
@@ -318,7 +321,7 @@ static int run_epoch(Run *r, int epoch, double *ep_loss, int64_t *ep_n, bool *st
     const RunTask *task = &r->task;
     const int N = r->ranks;
     const int64_t first = epoch == r->p.epoch ? r->p.iter_in_epoch : 0;
-    const int64_t per_step = (int64_t)c->accumulation_steps * N, end = task->n_iter / N * N; // whole rounds
+    const int64_t per_step = (int64_t)c->accumulation_steps * N, end = run_epoch_batches(r);
     if (first == 0) train_step_epoch_begin(task->st);
     for (int64_t idx = first + N - 1; idx < end; idx += N) {
         if (run_iteration(r, epoch, idx, ep_loss, stop, err) != XC_OK) return XC_ERR;
@@ -433,7 +436,7 @@ static int run_train(Run *r, XcError *err) {
         // the data's cursor already points at the next epoch. When train.max_iters stopped the run at this epoch's
         // last batch, the data has not moved on yet, but the epoch is done (evaluated above): the snapshot says so,
         // so that a resumed run goes on with the next epoch rather than evaluate this one again.
-        const bool done_at_stop = stop && r->p.iter_in_epoch >= r->task.n_iter / r->ranks * r->ranks;
+        const bool done_at_stop = stop && r->p.iter_in_epoch >= run_epoch_batches(r);
         const LoaderCursor next = {epoch + 1, 0};
         if (!stop || done_at_stop) {
             r->p.epoch = epoch + 1;
